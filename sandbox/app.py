@@ -1,0 +1,43 @@
+"""The app factory: one aiohttp application serving both environments.
+
+Which environment a request belongs to is decided per request (Host header, else the port it
+came in on), so the same app works behind two ports, in-process under pytest, and in Docker.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from sandbox.api import control, epayment, management, report, token, webhooks
+from sandbox.context import RUNTIME
+from sandbox.gateway import gateway_middleware
+from sandbox.policy import ROUTES
+from sandbox.runtime import Runtime
+from sandbox.settings import Settings
+
+API_MODULES = (token, epayment, management, report, webhooks, control)
+MAX_BODY = 1024 * 1024
+
+
+class PolicyMissing(RuntimeError):
+    """A route without an entry in sandbox/policy.py: the app refuses to start."""
+
+
+def check_policy_coverage(app: web.Application) -> None:
+    names = {route.name for route in app.router.routes() if route.name}
+    unnamed = [route for route in app.router.routes() if not route.name and route.method != "HEAD"]
+    if unnamed:
+        raise PolicyMissing(f"route {unnamed[0].method} {unnamed[0].resource} has no name, so no policy entry")
+    missing = sorted(names - set(ROUTES))
+    if missing:
+        raise PolicyMissing(f"routes without a policy entry in sandbox/policy.py: {', '.join(missing)}")
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> web.Application:
+    settings = settings or Settings()
+    app = web.Application(middlewares=[gateway_middleware], client_max_size=MAX_BODY)
+    app[RUNTIME] = runtime or Runtime(settings)
+    for module in API_MODULES:
+        module.setup(app)
+    check_policy_coverage(app)
+    return app

@@ -1,0 +1,80 @@
+"""The `vipps-sandbox` command: serve, keys, fixture generate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from sandbox.fixture import store
+from sandbox.fixture.generate import MIN_PARTNERS, generate
+from sandbox.keys_listing import keyset_rows, table
+from sandbox.model import Env, KeyType
+from sandbox.settings import Settings
+from sandbox.world import World
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vipps-sandbox", description="A local sandbox of the Vipps MobilePay APIs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the test and production environments")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080, help="port of the test environment (apitest)")
+    serve.add_argument("--prod-port", type=int, default=8081, help="port of the production environment (api)")
+    serve.add_argument("--fixture", type=Path, help="TinyDB fixture file (default: the bundled one)")
+    serve.add_argument("--seed", type=int, help="serve a fixture generated in memory from this seed")
+    serve.add_argument("--strict-headers", action="store_true",
+                       help="refuse partner-key calls without the Vipps-System-* headers")
+
+    keys = commands.add_parser("keys", help="list the key sets of a fixture")
+    keys.add_argument("--json", action="store_true")
+    keys.add_argument("--type", choices=[str(t) for t in KeyType])
+    keys.add_argument("--env", choices=[str(e) for e in Env])
+    keys.add_argument("--fixture", type=Path)
+    keys.add_argument("--seed", type=int)
+
+    fixture = commands.add_parser("fixture", help="fixture tools")
+    fixture_commands = fixture.add_subparsers(dest="fixture_command", required=True)
+    gen = fixture_commands.add_parser("generate", help="write a fixture generated from a seed")
+    gen.add_argument("--seed", type=int, required=True)
+    gen.add_argument("--partners", type=int, default=MIN_PARTNERS)
+    gen.add_argument("--merchants", type=int, default=10)
+    gen.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def tables_for(fixture: Path | None, seed: int | None) -> dict:
+    if seed is not None:
+        return generate(seed)
+    return store.read(fixture or store.default_fixture_path())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            from sandbox.server import serve_forever
+
+            settings = Settings(host=args.host, port=args.port, prod_port=args.prod_port, fixture=args.fixture,
+                                seed=args.seed, strict_headers=args.strict_headers)
+            try:
+                asyncio.run(serve_forever(settings))
+            except KeyboardInterrupt:
+                pass
+            return 0
+        if args.command == "keys":
+            world = World(tables_for(args.fixture, args.seed))
+            rows = keyset_rows(world, KeyType(args.type) if args.type else None, Env(args.env) if args.env else None)
+            print(json.dumps(rows, indent=2) if args.json else table(rows))
+            return 0
+        if args.command == "fixture":
+            store.write(generate(args.seed, args.partners, args.merchants), args.out)
+            print(f"wrote {args.out}")
+            return 0
+    except (store.FixtureError, ValueError, OSError) as exc:
+        print(f"vipps-sandbox: error: {exc}", file=sys.stderr)
+        return 2
+    return 1

@@ -1,0 +1,172 @@
+"""The gateway's checks, in the real order: environment, headers, subscription key, token, policy.
+
+One middleware runs them for every request and renders every error through sandbox.errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from aiohttp import web
+
+from sandbox import errors
+from sandbox.context import RUNTIME, CallContext
+from sandbox.errors import Detail, GatewayError, GatewayNotFound, Problem, RenderContext, SandboxError
+from sandbox.model import Env, KeyType
+from sandbox.policy import ROUTES, Auth, decide, environment_decision
+from sandbox.runtime import Runtime
+
+log = logging.getLogger("sandbox")
+
+HOST_ENVS = {"apitest.vipps.no": Env.TEST, "api.vipps.no": Env.PRODUCTION}
+SYSTEM_HEADERS = ("Vipps-System-Name", "Vipps-System-Version", "Vipps-System-Plugin-Name",
+                  "Vipps-System-Plugin-Version")
+SYSTEM_HEADER_MAX = 30
+MSN_PATTERN = re.compile(r"^[0-9]{4,10}$")
+MISSING_SUBSCRIPTION_KEY = ("Access denied due to missing subscription key. Make sure to include subscription key "
+                            "when making requests to an API.")
+INVALID_SUBSCRIPTION_KEY = ("Access denied due to invalid subscription key. Make sure to provide a valid key for an "
+                            "active subscription.")
+
+
+def resolve_env(request: web.Request, runtime: Runtime) -> Env:
+    """The Host header decides when it names a Vipps host; otherwise the port the request came in on."""
+    host = (request.headers.get("Host") or "").split(":", 1)[0].strip().lower()
+    if host in HOST_ENVS:
+        return HOST_ENVS[host]
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if sockname and len(sockname) >= 2:
+        return runtime.port_env.get(sockname[1], Env.TEST)
+    return Env.TEST
+
+
+def check_system_headers(request: web.Request, ctx: CallContext) -> list[str]:
+    """Each Vipps-System-* header is at most 30 characters. Returns the ones missing or empty."""
+    missing = []
+    for name in SYSTEM_HEADERS:
+        value = request.headers.get(name)
+        if value is None or value == "":
+            missing.append(name)
+        elif len(value) > SYSTEM_HEADER_MAX:
+            raise Problem(400, "Bad Request", f"The {name} header is longer than {SYSTEM_HEADER_MAX} characters.",
+                          details=[Detail(name, f"The field {name} must be at most {SYSTEM_HEADER_MAX} characters.")],
+                          rule="system-header-too-long")
+    return missing
+
+
+def partner_header_warning(request: web.Request, ctx: CallContext, missing: list[str]) -> None:
+    """Vipps asks partners to send the Vipps-System-* headers: warn, or refuse in strict mode."""
+    if not missing:
+        return
+    runtime = request.app[RUNTIME]
+    if runtime.settings.strict_headers:
+        raise Problem(400, "Bad Request", f"Partner keys must send the {missing[0]} header (strict mode).",
+                      details=[Detail(missing[0], "Required for partners and plugins.")],
+                      rule="system-headers-required")
+    ctx.warnings.append("Partner keys should send " + ", ".join(missing) + ".")
+
+
+def parse_msn(request: web.Request) -> str | None:
+    value = request.headers.get("Merchant-Serial-Number")
+    if value is None or value == "":
+        return None
+    if not MSN_PATTERN.match(value):
+        raise Problem(400, "Bad Request", "The Merchant-Serial-Number header must be 4 to 10 digits.",
+                      details=[Detail("Merchant-Serial-Number", "The field must match '^[0-9]{4,10}$'.")],
+                      rule="msn-malformed")
+    return value
+
+
+def authenticate(request: web.Request, runtime: Runtime, ctx: CallContext):
+    """The gateway's credential checks for a bearer route; returns the caller's key set."""
+    header = request.headers.get("Authorization", "")
+    token = header[7:].strip() if header.startswith("Bearer ") else None
+    claims = keyset = None
+    token_error: GatewayError | None = None
+    if token:
+        try:
+            claims, keyset = runtime.tokens.verify(token, ctx.env)
+        except GatewayError as exc:
+            token_error = exc
+    world = runtime.world
+    if claims is None or claims.flow == "standard":
+        sub = request.headers.get("Ocp-Apim-Subscription-Key")
+        if not sub:
+            raise GatewayError(MISSING_SUBSCRIPTION_KEY, rule="subscription-key-missing")
+        owner_id = world.by_subscription_key.get(sub)
+        if owner_id is None:
+            rule, reason = "subscription-key-invalid", INVALID_SUBSCRIPTION_KEY
+            if sub in world.retired_subscription_keys:
+                rule = "keys-regenerated"
+                reason += " This subscription key was regenerated and no longer works."
+            raise GatewayError(reason, rule=rule)
+        if world.keys[owner_id].environment is not ctx.env:
+            raise GatewayError(INVALID_SUBSCRIPTION_KEY + " (It belongs to the other environment.)",
+                               rule="keys-stay-in-their-environment")
+    if token is None:
+        raise GatewayError("Access denied due to missing or malformed token. Send 'Authorization: Bearer <token>'.",
+                           rule="token-missing")
+    if token_error is not None:
+        raise token_error
+    assert claims is not None and keyset is not None
+    if claims.flow == "standard" and world.by_subscription_key.get(request.headers["Ocp-Apim-Subscription-Key"]) \
+            != keyset.client_id:
+        raise GatewayError("The subscription key does not belong to the keys that issued the access token.",
+                           rule="subscription-key-mismatch")
+    return keyset
+
+
+def route_of(request: web.Request):
+    info = request.match_info
+    if info.http_exception is not None:
+        exc = info.http_exception
+        if exc.status == 405:
+            raise Problem(405, "Method Not Allowed", f"{request.method} is not allowed on {request.path}.",
+                          rule="method-not-allowed")
+        raise GatewayNotFound("Resource not found. No API of the sandbox serves this path.", rule="unknown-path")
+    name = info.route.name
+    return ROUTES[name]
+
+
+@web.middleware
+async def gateway_middleware(request: web.Request, handler) -> web.StreamResponse:
+    runtime = request.app[RUNTIME]
+    ctx = CallContext(env=resolve_env(request, runtime))
+    request["call"] = ctx
+    render_ctx = RenderContext(api="gateway", path=request.path)
+    try:
+        route = ctx.route = route_of(request)
+        render_ctx.api = str(route.api)
+        missing = check_system_headers(request, ctx)
+        env_denial = environment_decision(route, ctx.env)
+        if env_denial is not None:
+            ctx.decision = env_denial
+            raise GatewayNotFound(env_denial.reason, rule=env_denial.rule)
+        if route.rule.auth is Auth.BEARER:
+            msn = parse_msn(request)
+            keyset = ctx.keyset = authenticate(request, runtime, ctx)
+            if keyset.type is KeyType.PARTNER:
+                partner_header_warning(request, ctx, missing)
+            decision = ctx.decision = decide(route, keyset, ctx.env, msn, runtime.world)
+            if not decision.allowed:
+                if decision.status == 401:
+                    raise GatewayError(decision.reason, rule=decision.rule)
+                raise errors.Denied(decision.reason, decision.rule, status=decision.status)
+            ctx.msn = decision.msn
+        request["missing_system_headers"] = missing
+        response = await handler(request)
+    except SandboxError as exc:
+        response = errors.render(exc, render_ctx)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        title = errors.HTTP_TITLES.get(exc.status, "Error")
+        response = errors.render(Problem(exc.status, title, exc.reason or title), render_ctx)
+    except Exception:  # never a traceback to the client
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        response = errors.render(Problem(500, "Internal Server Error", "The sandbox failed unexpectedly."), render_ctx)
+    if ctx.warnings:
+        response.headers["Vipps-Sandbox-Warning"] = errors.header_safe(" ".join(ctx.warnings))
+    return response

@@ -1,0 +1,107 @@
+"""The vocabulary shared by every module: environments, key types and the fixture's records.
+
+Records are plain dataclasses so the policy and the backends can reason about them without
+knowing anything of HTTP or TinyDB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+
+
+class Env(StrEnum):
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class KeyType(StrEnum):
+    MERCHANT = "merchant"
+    PARTNER = "partner"
+    MANAGEMENT = "management"
+    ACCOUNTING = "accounting"
+
+
+#: Key types whose tokens come from POST /miami/v1/token and carry no subscription key.
+MIAMI_KEY_TYPES = frozenset({KeyType.MANAGEMENT, KeyType.ACCOUNTING})
+
+MARKET_CURRENCY = {"NO": "NOK", "DK": "DKK", "FI": "EUR"}
+
+
+@dataclass
+class Partner:
+    id: str
+    name: str
+    level: str  # "Partner", "Partner Plus" or "Partner Premium"
+    act_on_behalf_approved: bool
+    accounting: bool = False  # also an accounting partner (with a separate key set)
+    role: str = ""  # a stable nickname used by scenarios, e.g. "premium"
+
+
+@dataclass
+class Merchant:
+    scheme: str  # business:NO:ORG, business:DK:CVR or business:FI:Y-tunnus
+    id: str
+    name: str
+    country: str
+    status: str  # ACTIVE or DEACTIVATED
+    created_at: str
+    updated_at: str
+    address: dict = field(default_factory=dict)
+    role: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.scheme}/{self.id}"
+
+    @property
+    def active(self) -> bool:
+        return self.status == "ACTIVE"
+
+
+@dataclass
+class SalesUnit:
+    msn: str
+    name: str
+    merchant: str  # Merchant.key
+    partner_id: str | None
+    market: str
+    currency: str
+    configuration: dict
+    created_at: str
+    settlement_bank_account: dict = field(default_factory=dict)
+    role: str = ""
+
+
+@dataclass
+class KeySet:
+    type: KeyType
+    environment: Env
+    client_id: str
+    client_secret: str
+    subscription_key_primary: str | None
+    subscription_key_secondary: str | None
+    owner: str  # partner id, MSN, or merchant key (for a merchant's own management keys)
+    secret_version: int = 1
+
+    def as_record(self) -> dict:
+        record = asdict(self)
+        record["type"] = str(self.type)
+        record["environment"] = str(self.environment)
+        return record
+
+
+@dataclass
+class PricePackage:
+    id: str
+    partner_id: str
+    name: str
+    market: str
+    fee_basis_points: int
+    description: str = ""
+
+
+@dataclass
+class Consent:
+    accounting_partner_id: str
+    merchant: str  # Merchant.key

@@ -1,0 +1,73 @@
+"""Serving one app on two ports: test ("apitest") and production ("api")."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from aiohttp import web
+
+from sandbox.app import create_app
+from sandbox.context import RUNTIME
+from sandbox.model import Env
+from sandbox.settings import Settings
+
+
+class RunningSandbox:
+    """Both environments bound and serving; ports are known after `start()` (0 picks free ones)."""
+
+    def __init__(self, settings: Settings, app: web.Application | None = None) -> None:
+        self.settings = settings
+        self.app = app or create_app(settings)
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self.test_port = self.prod_port = 0
+
+    async def start(self) -> None:
+        await self.runner.setup()
+        runtime = self.app[RUNTIME]
+        for env, port in ((Env.TEST, self.settings.port), (Env.PRODUCTION, self.settings.prod_port)):
+            site = web.TCPSite(self.runner, self.settings.host, port, reuse_address=True)
+            await site.start()
+            bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            runtime.port_env[bound] = env
+            if env is Env.TEST:
+                self.test_port = bound
+            else:
+                self.prod_port = bound
+
+    @property
+    def display_host(self) -> str:
+        return "127.0.0.1" if self.settings.host in ("0.0.0.0", "", "::") else self.settings.host
+
+    @property
+    def test_url(self) -> str:
+        return f"http://{self.display_host}:{self.test_port}"
+
+    @property
+    def prod_url(self) -> str:
+        return f"http://{self.display_host}:{self.prod_port}"
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def serve_forever(settings: Settings) -> None:
+    sandbox = RunningSandbox(settings)
+    await sandbox.start()
+    print(f"vipps-sandbox serving the test environment (apitest.vipps.no) on {sandbox.test_url}", flush=True)
+    print(f"vipps-sandbox serving the production environment (api.vipps.no) on {sandbox.prod_url}", flush=True)
+    print(f"List the keys with `vipps-sandbox keys` or GET {sandbox.test_url}/_sandbox/keys", flush=True)
+    print("Press Ctrl-C to stop.", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on this platform
+            pass
+    try:
+        await stop.wait()
+    finally:
+        await sandbox.stop()
+        print("vipps-sandbox stopped.", file=sys.stderr, flush=True)

@@ -1,0 +1,21 @@
+"""Settings of one sandbox instance; the CLI and the pytest plugin both build one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080  # the test environment ("apitest")
+    prod_port: int = 8081  # the production environment ("api")
+    fixture: Path | None = None  # None: the bundled default fixture
+    seed: int | None = None  # serve a fixture generated in memory from this seed instead
+    strict_headers: bool = False  # partner keys without Vipps-System-* headers get a 400, not a warning
+    # The spec types /miami/v1/token's expires_in as a string, the docs show the number 900.
+    # UNCERTAIN in the reference; numbers by default, strings with this switch.
+    miami_expires_in_as_string: bool = False
+    admin_token: str | None = None
+    request_log_size: int = 1000

@@ -1,0 +1,77 @@
+"""Validation against the bundled official OpenAPI specs, with a library (openapi-schema-validator).
+
+`SpecSchemas("epayment-1.8.1.yaml").validate("CreatePaymentRequest", body)` returns the
+problems as (field path, message) pairs; nothing here re-states what the spec says.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from functools import cache
+
+import yaml
+from jsonschema.exceptions import ValidationError
+from openapi_schema_validator import OAS30Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
+
+from sandbox.errors import Detail, ValidationProblem
+
+
+@cache
+def load_spec(name: str) -> dict:
+    text = importlib.resources.files("sandbox.specs").joinpath(name).read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+class SpecSchemas:
+    """Validators for the component schemas of one spec file."""
+
+    def __init__(self, spec_name: str) -> None:
+        self.spec = load_spec(spec_name)
+        self.uri = f"urn:vipps-sandbox:{spec_name}"
+        resource = Resource(contents=self.spec, specification=DRAFT4)
+        self.registry = Registry().with_resource(self.uri, resource)
+        self._validators: dict[str, OAS30Validator] = {}
+
+    def validator(self, schema_name: str) -> OAS30Validator:
+        validator = self._validators.get(schema_name)
+        if validator is None:
+            schema = {"$ref": f"{self.uri}#/components/schemas/{schema_name}"}
+            validator = OAS30Validator(schema, registry=self.registry)
+            self._validators[schema_name] = validator
+        return validator
+
+    def schema_for(self, schema: dict) -> OAS30Validator:
+        """A validator for an inline schema of this spec (for example a response's schema)."""
+        return OAS30Validator(schema, registry=self.registry, _resolver=self.registry.resolver(self.uri))
+
+    def errors(self, schema_name: str, instance: object) -> list[tuple[str, str]]:
+        found = []
+        for error in sorted(self.validator(schema_name).iter_errors(instance), key=_error_key):
+            found.append((_field_name(error), _message(error)))
+        return found
+
+    def validate(self, schema_name: str, instance: object) -> None:
+        """Raises a 400 ValidationProblem naming each field that breaks the schema."""
+        problems = self.errors(schema_name, instance)
+        if problems:
+            raise ValidationProblem([Detail(name, reason) for name, reason in problems])
+
+
+def _error_key(error: ValidationError) -> tuple:
+    return (list(map(str, error.absolute_path)), error.message)
+
+
+def _field_name(error: ValidationError) -> str:
+    path = [str(p) for p in error.absolute_path]
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [name for name in error.validator_value if name not in error.instance]
+        if missing:
+            path.append(missing[0])
+    return ".".join(path) or "body"
+
+
+def _message(error: ValidationError) -> str:
+    message = error.message
+    return message if len(message) <= 300 else message[:297] + "..."

@@ -1,0 +1,92 @@
+"""Helpers for driving a running sandbox over real HTTP from tests (ours and the pytest plugin's)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+
+import aiohttp
+
+from sandbox.context import RUNTIME
+from sandbox.keys_listing import keyset_rows
+from sandbox.model import Env, KeyType
+from sandbox.runtime import Runtime
+from sandbox.server import RunningSandbox
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict
+    text: str
+
+    @property
+    def json(self):
+        return json.loads(self.text) if self.text else None
+
+
+class SandboxClient:
+    """A running sandbox plus an HTTP session: keys, tokens and requests in one line each."""
+
+    def __init__(self, running: RunningSandbox, session: aiohttp.ClientSession) -> None:
+        self.running = running
+        self.session = session
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.running.app[RUNTIME]
+
+    def url(self, env: Env | str) -> str:
+        return self.running.test_url if Env(env) is Env.TEST else self.running.prod_url
+
+    def keys(self, type: str | None = None, env: str | None = None, msn: str | None = None,
+             owner: str | None = None) -> list[dict]:
+        rows = keyset_rows(self.runtime.world, KeyType(type) if type else None, Env(env) if env else None, msn)
+        return [r for r in rows if owner is None or r["owner"] == owner]
+
+    def key(self, type: str, env: str = "production", msn: str | None = None, owner: str | None = None) -> dict:
+        rows = self.keys(type, env, msn, owner)
+        if not rows:
+            raise LookupError(f"no {type} keys in {env} for msn={msn} owner={owner}")
+        return rows[0]
+
+    def partner_role(self, role: str) -> str:
+        return next(p.id for p in self.runtime.world.partners.values() if p.role == role)
+
+    def msn_role(self, role: str) -> str:
+        return next(u.msn for u in self.runtime.world.sales_units.values() if u.role == role)
+
+    async def token(self, keyset: dict, env: str | None = None) -> str:
+        env = env or keyset["environment"]
+        if keyset["type"] in (KeyType.MANAGEMENT, KeyType.ACCOUNTING):
+            basic = base64.b64encode(f"{keyset['client_id']}:{keyset['client_secret']}".encode()).decode()
+            reply = await self.request("POST", "/miami/v1/token", env, data="grant_type=client_credentials",
+                                       headers={"Authorization": f"Basic {basic}",
+                                                "Content-Type": "application/x-www-form-urlencoded"})
+        else:
+            reply = await self.request("POST", "/accesstoken/get", env, headers={
+                "client_id": keyset["client_id"], "client_secret": keyset["client_secret"],
+                "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"]})
+        if reply.status != 200:
+            raise AssertionError(f"token request failed: {reply.status} {reply.text}")
+        return reply.json["access_token"]
+
+    async def auth_headers(self, keyset: dict, msn: str | None = None, env: str | None = None) -> dict:
+        headers = {"Authorization": f"Bearer {await self.token(keyset, env)}"}
+        if keyset.get("subscription_key_primary"):
+            headers["Ocp-Apim-Subscription-Key"] = keyset["subscription_key_primary"]
+        if msn is not None:
+            headers["Merchant-Serial-Number"] = msn
+        return headers
+
+    async def request(self, method: str, path: str, env: str = "production", *, keyset: dict | None = None,
+                      msn: str | None = None, json_body: object = None, data: str | bytes | None = None,
+                      headers: dict | None = None) -> Reply:
+        all_headers = await self.auth_headers(keyset, msn) if keyset is not None else {}
+        all_headers.update(headers or {})
+        if json_body is not None:
+            data = json.dumps(json_body)
+            all_headers.setdefault("Content-Type", "application/json")
+        async with self.session.request(method, self.url(env) + path, data=data, headers=all_headers) as resp:
+            return Reply(resp.status, dict(resp.headers), await resp.text())
