@@ -23,10 +23,14 @@ class CallContext:
     decision: Decision | None = None
     msn: str | None = None
     warnings: list[str] = field(default_factory=list)
+    missing_system_headers: list[str] = field(default_factory=list)
+
+
+CALL = web.RequestKey("call", CallContext)
 
 
 def call(request: web.Request) -> CallContext:
-    return request["call"]
+    return request[CALL]
 
 
 def runtime(request: web.Request) -> Runtime:

@@ -11,7 +11,7 @@ import re
 from aiohttp import web
 
 from sandbox import errors
-from sandbox.context import RUNTIME, CallContext
+from sandbox.context import CALL, RUNTIME, CallContext
 from sandbox.errors import Detail, GatewayError, GatewayNotFound, Problem, RenderContext, SandboxError
 from sandbox.model import Env, KeyType
 from sandbox.policy import ROUTES, Auth, decide, environment_decision
@@ -134,7 +134,7 @@ def route_of(request: web.Request):
 async def gateway_middleware(request: web.Request, handler) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
     ctx = CallContext(env=resolve_env(request, runtime))
-    request["call"] = ctx
+    request[CALL] = ctx
     render_ctx = RenderContext(api="gateway", path=request.path)
     try:
         route = ctx.route = route_of(request)
@@ -155,7 +155,7 @@ async def gateway_middleware(request: web.Request, handler) -> web.StreamRespons
                     raise GatewayError(decision.reason, rule=decision.rule)
                 raise errors.Denied(decision.reason, decision.rule, status=decision.status)
             ctx.msn = decision.msn
-        request["missing_system_headers"] = missing
+        ctx.missing_system_headers = missing
         response = await handler(request)
     except SandboxError as exc:
         response = errors.render(exc, render_ctx)

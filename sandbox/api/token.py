@@ -116,7 +116,7 @@ async def accesstoken_get(request: web.Request) -> web.Response:
         headers.get("Merchant-Serial-Number") or None)
     ctx.keyset = keyset
     if keyset.type is KeyType.PARTNER:
-        partner_header_warning(request, ctx, request["missing_system_headers"])
+        partner_header_warning(request, ctx, ctx.missing_system_headers)
     return web.json_response(body, content_type="application/json", headers={"Cache-Control": "no-store"})
 
 
