@@ -167,6 +167,8 @@ async def gateway_middleware(request: web.Request, handler) -> web.StreamRespons
     except Exception:  # never a traceback to the client
         log.exception("unhandled error on %s %s", request.method, request.path)
         response = errors.render(Problem(500, "Internal Server Error", "The sandbox failed unexpectedly."), render_ctx)
+    if ctx.decision is not None:
+        response.headers["Vipps-Sandbox-Decision"] = "allow" if ctx.decision.allowed else "deny"
     if ctx.warnings:
         response.headers["Vipps-Sandbox-Warning"] = errors.header_safe(" ".join(ctx.warnings))
     return response
