@@ -171,6 +171,12 @@ def render(error: SandboxError, ctx: RenderContext) -> web.Response:
     return web.Response(status=error.status, text=json.dumps(body), content_type=content_type, headers=headers)
 
 
-def header_safe(text: str) -> str:
-    """Header values must be single-line latin-1; reasons are kept to that."""
+def header_safe(text: str, limit: int = 400) -> str:
+    """Header values must be single-line latin-1 and short; reasons are kept to that."""
+    text = clip(text, limit)
     return text.replace("\r", " ").replace("\n", " ").encode("latin-1", "replace").decode("latin-1")
+
+
+def clip(value: str, limit: int = 60) -> str:
+    """User input quoted back in a message, cut to a readable length."""
+    return value if len(value) <= limit else value[: limit - 3] + "..."

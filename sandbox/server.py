@@ -13,6 +13,8 @@ from sandbox.context import RUNTIME
 from sandbox.model import Env
 from sandbox.settings import Settings
 
+MAX_LINE = 128 * 1024
+
 
 class RunningSandbox:
     """Both environments bound and serving; ports are known after `start()` (0 picks free ones)."""
@@ -20,7 +22,10 @@ class RunningSandbox:
     def __init__(self, settings: Settings, app: web.Application | None = None) -> None:
         self.settings = settings
         self.app = app or create_app(settings)
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        # Real clients send long headers (JWTs of 1000+ characters) and people send silly ones: parse
+        # up to 128 kB per line so oversize values reach our own checks and get a proper error body.
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                                    max_line_size=MAX_LINE, max_field_size=MAX_LINE)
         self.test_port = self.prod_port = 0
 
     async def start(self) -> None:

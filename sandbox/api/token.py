@@ -10,8 +10,8 @@ from urllib.parse import parse_qs
 from aiohttp import web
 
 from sandbox.context import RUNTIME, call
-from sandbox.errors import GatewayError, OAuthError, Problem
-from sandbox.gateway import INVALID_SUBSCRIPTION_KEY, MISSING_SUBSCRIPTION_KEY, partner_header_warning
+from sandbox.errors import GatewayError, OAuthError, Problem, clip
+from sandbox.gateway import INVALID_SUBSCRIPTION_KEY, MISSING_SUBSCRIPTION_KEY, parse_msn, partner_header_warning
 from sandbox.model import Env, KeySet, KeyType
 from sandbox.policy import token_decision
 from sandbox.runtime import Runtime
@@ -31,7 +31,7 @@ class TokenBackend:
         world = self.runtime.world
         keyset = world.keys.get(client_id)
         if keyset is None:
-            raise error(f"Unknown client_id {client_id!r}: no key set has it.", "unknown-client-id")
+            raise error(f"Unknown client_id {clip(client_id)!r}: no key set has it.", "unknown-client-id")
         if client_secret != keyset.client_secret:
             if client_secret in world.retired_secrets.get(client_id, ()):
                 raise error("This client_secret was regenerated and no longer works; use the new one.",
@@ -113,7 +113,7 @@ async def accesstoken_get(request: web.Request) -> web.Response:
     await request.read()  # the body is ignored: real clients send nothing, or "{}" with a JSON content type
     keyset, body = backend(request).standard(
         ctx.env, headers.get("client_id"), headers.get("client_secret"), headers.get("Ocp-Apim-Subscription-Key"),
-        headers.get("Merchant-Serial-Number") or None)
+        parse_msn(request))
     ctx.keyset = keyset
     if keyset.type is KeyType.PARTNER:
         partner_header_warning(request, ctx, ctx.missing_system_headers)
