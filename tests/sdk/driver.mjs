@@ -1,0 +1,131 @@
+// Drives the sandbox with the official SDK, exactly as a merchant's app would, and prints one JSON
+// line per SDK call: {"step": ..., "ok": true, "data": ...} or {"step": ..., "ok": false, "error": ...}.
+//
+// Run: node --import ./rewrite-hosts.mjs driver.mjs <scenario> [reference-prefix]
+// Scenarios:
+//   flow        token, create, info, history, forceApprove, partial capture, partial refund, cancel,
+//               then the error paths: capture before approve, over-capture, an unknown reference
+//   production  token and create with partner keys and Merchant-Serial-Number (useTestMode false)
+//   webhooks    token, webhook.register, list, delete, list
+// Credentials: VIPPS_CLIENT_ID, VIPPS_CLIENT_SECRET, VIPPS_SUBSCRIPTION_KEY, VIPPS_MSN;
+// VIPPS_TEST_MODE ("true" unless "false"), VIPPS_CURRENCY (default NOK), VIPPS_WEBHOOK_URL.
+
+import { Client } from "@vippsmobilepay/sdk";
+
+const env = process.env;
+const scenario = process.argv[2] || "flow";
+const prefix = process.argv[3] || `sdk-${Date.now()}`;
+const currency = env.VIPPS_CURRENCY || "NOK";
+const phoneNumber = env.VIPPS_PHONE || "4791234567";
+
+for (const name of ["VIPPS_CLIENT_ID", "VIPPS_CLIENT_SECRET", "VIPPS_SUBSCRIPTION_KEY", "VIPPS_MSN"]) {
+  if (!env[name]) {
+    console.error(`driver.mjs: ${name} is not set`);
+    process.exit(2);
+  }
+}
+
+const client = Client({
+  merchantSerialNumber: env.VIPPS_MSN,
+  subscriptionKey: env.VIPPS_SUBSCRIPTION_KEY,
+  useTestMode: env.VIPPS_TEST_MODE !== "false",
+  retryRequests: false,
+  systemName: env.VIPPS_SYSTEM_NAME,  // unset by default: the SDK then sends empty Vipps-System-* headers
+  systemVersion: env.VIPPS_SYSTEM_VERSION,
+  pluginName: env.VIPPS_PLUGIN_NAME,
+  pluginVersion: env.VIPPS_PLUGIN_VERSION,
+});
+
+function errorJson(error) {
+  // The SDK returns the parsed error body for 4xx, but an Error for 403, 5xx and its own checks.
+  if (error instanceof Error) return { message: error.message };
+  return error;
+}
+
+/** Runs one SDK call and prints its line; returns the SDK's result. */
+async function step(name, call) {
+  let result;
+  try {
+    result = await call();
+  } catch (thrown) {
+    result = { ok: false, error: thrown instanceof Error ? thrown : new Error(String(thrown)) };
+    console.log(JSON.stringify({ step: name, ok: false, thrown: true, error: errorJson(result.error) }));
+    return result;
+  }
+  const line = result.ok ? { step: name, ok: true, data: result.data } : { step: name, ok: false, error: errorJson(result.error) };
+  console.log(JSON.stringify(line));
+  return result;
+}
+
+function amount(value) {
+  return { currency, value };
+}
+
+function createBody(reference, value) {
+  return {
+    amount: amount(value),
+    paymentMethod: { type: "WALLET" },
+    customer: { phoneNumber },
+    reference,
+    returnUrl: `https://example.com/return?reference=${reference}`,
+    userFlow: "WEB_REDIRECT",
+    paymentDescription: `SDK proof ${reference}`,
+  };
+}
+
+async function getToken() {
+  const result = await step("token", () => client.auth.getToken(env.VIPPS_CLIENT_ID, env.VIPPS_CLIENT_SECRET));
+  if (!result.ok) process.exit(1);
+  return result.data.access_token;
+}
+
+async function flow() {
+  const token = await getToken();
+  const ref = `${prefix}-main`;
+  await step("create", () => client.payment.create(token, createBody(ref, 10000)));
+  await step("info", () => client.payment.info(token, ref));
+  await step("history", () => client.payment.history(token, ref));
+  await step("forceApprove", () => client.payment.forceApprove(token, ref, { customer: { phoneNumber } }));
+  await step("info.authorized", () => client.payment.info(token, ref));
+  await step("capture", () => client.payment.capture(token, ref, { modificationAmount: amount(6000) }));
+  await step("refund", () => client.payment.refund(token, ref, { modificationAmount: amount(2500) }));
+  await step("cancel", () => client.payment.cancel(token, ref));
+  await step("history.final", () => client.payment.history(token, ref));
+
+  const other = `${prefix}-errors`;
+  await step("create.errors", () => client.payment.create(token, createBody(other, 5000)));
+  await step("error.captureBeforeApprove", () =>
+    client.payment.capture(token, other, { modificationAmount: amount(1000) }));
+  await step("forceApprove.errors", () => client.payment.forceApprove(token, other, { customer: { phoneNumber } }));
+  await step("error.overCapture", () => client.payment.capture(token, other, { modificationAmount: amount(5001) }));
+  await step("error.unknownReference", () => client.payment.info(token, `${prefix}-does-not-exist`));
+}
+
+async function production() {
+  const token = await getToken();
+  const ref = `${prefix}-prod`;
+  await step("create", () => client.payment.create(token, createBody(ref, 10000)));
+  await step("info", () => client.payment.info(token, ref));
+  // The SDK refuses this itself outside test mode; recorded to show it never reaches the API.
+  await step("error.forceApproveInProduction", () =>
+    client.payment.forceApprove(token, ref, { customer: { phoneNumber } }));
+}
+
+async function webhooks() {
+  const token = await getToken();
+  const url = env.VIPPS_WEBHOOK_URL || "https://example.com/vipps/webhooks";
+  const events = ["epayments.payment.captured.v1", "epayments.payment.authorized.v1"];
+  const registered = await step("webhook.register", () => client.webhook.register(token, { url, events }));
+  await step("webhook.list", () => client.webhook.list(token));
+  if (registered.ok) {
+    await step("webhook.delete", () => client.webhook.delete(token, registered.data.id));
+  }
+  await step("webhook.list.afterDelete", () => client.webhook.list(token));
+}
+
+const scenarios = { flow, production, webhooks };
+if (!scenarios[scenario]) {
+  console.error(`driver.mjs: unknown scenario ${scenario}; use one of ${Object.keys(scenarios).join(", ")}`);
+  process.exit(2);
+}
+await scenarios[scenario]();
