@@ -309,6 +309,21 @@ def decide(route: RoutePolicy, keyset: KeySet, env: Env, msn: str | None, world:
     return allow(f"{keyset.type}-keys-connected-sales-unit", f"{who} {verb} connected sales unit {msn}.", msn)
 
 
+def can_read_ledger(keyset: KeySet, msn: str, world: World) -> bool:
+    """Report API visibility, asked on every request so consent changes count at once: merchant keys
+    read their own sales unit's ledger; accounting keys the ledgers of merchants that consented."""
+    if keyset.type not in (KeyType.MERCHANT, KeyType.ACCOUNTING):
+        return False
+    return world.can_reach(keyset, msn)
+
+
+def readable_ledger_msns(keyset: KeySet, world: World) -> list[str]:
+    """The sales units whose ledgers these keys may list (see can_read_ledger)."""
+    if keyset.type not in (KeyType.MERCHANT, KeyType.ACCOUNTING):
+        return []
+    return [msn for msn in world.reach(keyset) if msn in world.sales_units]
+
+
 # ---------------------------------------------------------------------------------------------
 # The token endpoints' own rules (they run before any token exists).
 # ---------------------------------------------------------------------------------------------
