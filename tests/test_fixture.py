@@ -30,9 +30,9 @@ def digest(path: Path) -> str:
 
 def test_same_seed_gives_byte_identical_files(tmp_path):
     one, two, other = tmp_path / "one.json", tmp_path / "two.json", tmp_path / "other.json"
-    assert cli("fixture", "generate", "--seed", "7", "--partners", "6", "--merchants", "12", "--out", str(one)).returncode == 0
-    assert cli("fixture", "generate", "--seed", "7", "--partners", "6", "--merchants", "12", "--out", str(two)).returncode == 0
-    assert cli("fixture", "generate", "--seed", "8", "--partners", "6", "--merchants", "12", "--out", str(other)).returncode == 0
+    for seed, out in (("7", one), ("7", two), ("8", other)):
+        result = cli("fixture", "generate", "--seed", seed, "--partners", "6", "--merchants", "12", "--out", str(out))
+        assert result.returncode == 0, result.stderr
     assert digest(one) == digest(two)
     assert digest(one) != digest(other)
 
