@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sandbox.api import control, epayment, management, report, token, webhooks
+from sandbox.api import control, dashboard, epayment, management, report, token, webhooks
 from sandbox.context import RUNTIME
 from sandbox.gateway import gateway_middleware
 from sandbox.policy import ROUTES
 from sandbox.runtime import Runtime
 from sandbox.settings import Settings
 
-API_MODULES = (token, epayment, management, report, webhooks, control)
+API_MODULES = (token, epayment, management, report, webhooks, control, dashboard)
 MAX_BODY = 1024 * 1024
 
 

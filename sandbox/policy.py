@@ -186,9 +186,22 @@ SANDBOX_REPORT_ROUTES = (
       summary="revoke accounting consent"),
 )
 
+# The dashboard at /_sandbox/ and the feeds only it reads (issue 6).
+SANDBOX_DASHBOARD_ROUTES = (
+    R("sandbox.dashboard", "GET", "/_sandbox/", Api.SANDBOX, summary="the dashboard"),
+    R("sandbox.dashboard.asset", "GET", "/_sandbox/dashboard/{name}", Api.SANDBOX, summary="the dashboard's files"),
+    R("sandbox.building", "GET", "/_sandbox/building", Api.SANDBOX,
+      summary="partners, merchants and sales units with their keys (secrets masked)"),
+    R("sandbox.matrix", "GET", "/_sandbox/matrix", Api.SANDBOX, summary="key type x API x environment matrix"),
+    R("sandbox.payments.list", "GET", "/_sandbox/payments", Api.SANDBOX, summary="every payment, both environments"),
+    R("sandbox.product_orders.list", "GET", "/_sandbox/product-orders", Api.SANDBOX,
+      summary="every product order"),
+)
+
 ROUTES: dict[str, RoutePolicy] = _routes(
     *TOKEN_ROUTES, *EPAYMENT_ROUTES, *MANAGEMENT_ROUTES, *REPORT_ROUTES, *WEBHOOKS_ROUTES,
     *SANDBOX_ROUTES, *SANDBOX_EPAYMENT_ROUTES, *SANDBOX_MANAGEMENT_ROUTES, *SANDBOX_REPORT_ROUTES,
+    *SANDBOX_DASHBOARD_ROUTES,
 )
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,61 @@
+"""The dashboard at /_sandbox/: static files plus the JSON feeds only the dashboard needs.
+
+The page is plain HTML/CSS/JS bundled with the package (no CDN: it must work offline). It reads
+the building and the matrix from here, and the request log, clock, payments and product orders
+from the control plane, so everything it shows comes from the same state the APIs use.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from aiohttp import web
+
+from sandbox.context import RUNTIME
+from sandbox.dashboard.feeds import building, payment_rows, product_order_rows
+from sandbox.errors import GatewayNotFound
+from sandbox.policy import matrix
+
+#: The only files served, so no path ever reaches the file system unchecked.
+ASSETS = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
+
+
+def _asset(name: str) -> str:
+    return resources.files("sandbox.dashboard").joinpath(name).read_text(encoding="utf-8")
+
+
+async def page(request: web.Request) -> web.Response:
+    return web.Response(text=_asset("index.html"), content_type="text/html",
+                        headers={"Cache-Control": "no-store"})
+
+
+async def asset(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in ASSETS:
+        raise GatewayNotFound(f"The dashboard has no file {name!r}.", rule="unknown-path")
+    return web.Response(text=_asset(name), content_type=ASSETS[name], headers={"Cache-Control": "no-store"})
+
+
+async def building_feed(request: web.Request) -> web.Response:
+    return web.json_response(building(request.app[RUNTIME].world))
+
+
+async def matrix_feed(request: web.Request) -> web.Response:
+    return web.json_response(matrix())
+
+
+async def payments_feed(request: web.Request) -> web.Response:
+    return web.json_response(payment_rows(request.app))
+
+
+async def product_orders_feed(request: web.Request) -> web.Response:
+    return web.json_response(product_order_rows(request.app))
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/_sandbox/", page, name="sandbox.dashboard")
+    app.router.add_get("/_sandbox/dashboard/{name}", asset, name="sandbox.dashboard.asset")
+    app.router.add_get("/_sandbox/building", building_feed, name="sandbox.building")
+    app.router.add_get("/_sandbox/matrix", matrix_feed, name="sandbox.matrix")
+    app.router.add_get("/_sandbox/payments", payments_feed, name="sandbox.payments.list")
+    app.router.add_get("/_sandbox/product-orders", product_orders_feed, name="sandbox.product_orders.list")

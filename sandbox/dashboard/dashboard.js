@@ -1,0 +1,256 @@
+// The vipps-sandbox dashboard: reads the control plane's JSON feeds and renders them.
+// Plain JS, no libraries, no CDN. Every value is inserted as text (never HTML), because payment
+// descriptions and other fields come from API callers.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+async function getJSON(path) {
+  const response = await fetch(path, { cache: "no-store" });
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  return response.json();
+}
+
+async function post(path, body) {
+  const response = await fetch(path, {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: body === undefined ? "{}" : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { ok: response.ok, status: response.status, text };
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The building
+// ---------------------------------------------------------------------------------------------
+const KEY_ICONS = { merchant: "🔑", partner: "🗝️", management: "📬", accounting: "📒" };
+
+function ring(keys) {
+  if (!keys || keys.length === 0) return null;
+  return el("div", { class: "ring", title: "keys on a ring" },
+    keys.map((k) => el("span", { class: `key key-${k.type}`, title: `${k.description}\nopens ${k.opens}` },
+      `${KEY_ICONS[k.type] || "🔑"} ${k.type} keys (${k.environment}) `,
+      el("span", { class: "cid" }, k.clientId), " ",
+      el("span", { class: "secret" }, `secret ${k.clientSecret}`),
+      k.subscriptionKeyPrimary ? el("span", { class: "secret" }, ` · sub ${k.subscriptionKeyPrimary}`) : null,
+      el("span", { class: "muted" }, ` → opens ${k.opens}`))));
+}
+
+function merchantNode(m) {
+  return el("div", { class: `merchant${m.status === "ACTIVE" ? "" : " deactivated"}` },
+    el("div", {}, el("strong", {}, m.name), " ", el("span", { class: "muted" }, m.key), " ",
+      m.role ? el("span", { class: "role" }, m.role) : null, " ",
+      m.status === "ACTIVE" ? null : el("span", { class: "badge" }, m.status)),
+    ring(m.ring),
+    m.salesUnits.map((u) => el("div", { class: "door", "data-msn": u.msn },
+      "🚪 ", el("span", { class: "msn" }, u.msn), ` ${u.name} (${u.market}, ${u.currency}) `,
+      u.role ? el("span", { class: "role" }, u.role) : null,
+      ring(u.ring))));
+}
+
+function renderBuilding(data) {
+  const floors = data.partners.map((p) => el("div", { class: "floor", "data-partner": p.id },
+    el("h4", {}, `🏢 ${p.name} `, el("span", { class: "badge" }, p.level), " ",
+      p.role ? el("span", { class: "role" }, p.role) : null),
+    el("div", { class: "muted" }, p.id,
+      p.actOnBehalfApproved ? " · approved to act on behalf" : " · not approved to act on behalf",
+      p.accounting ? " · accounting partner" : ""),
+    ring(p.ring),
+    p.ledgerRoom.length ? el("div", { class: "muted" },
+      "📒 ledger room: ", p.ledgerRoom.map((c) => c.name).join(", ")) : null,
+    p.merchants.map(merchantNode)));
+  if (data.independent.length) {
+    floors.push(el("div", { class: "floor" }, el("h4", {}, "🏠 Merchants without a partner"),
+      data.independent.map(merchantNode)));
+  }
+  $("#building-tree").replaceChildren(...floors);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. The matrix
+// ---------------------------------------------------------------------------------------------
+function renderMatrix(rows) {
+  const apis = [...new Set(rows.map((r) => r.api))];
+  const envs = [...new Set(rows.map((r) => r.environment))];
+  const keyTypes = [...new Set(rows.map((r) => r.keyType))];
+  const cell = new Map(rows.map((r) => [`${r.keyType}|${r.api}|${r.environment}`, r]));
+  const head1 = el("tr", {}, el("th", { rowspan: 2 }, "key type"),
+    apis.map((api) => el("th", { colspan: envs.length }, api)));
+  const head2 = el("tr", {}, apis.map(() => envs.map((env) => el("th", {}, env))));
+  const body = keyTypes.map((kt) => el("tr", {}, el("th", {}, `${kt} keys`),
+    apis.map((api) => envs.map((env) => {
+      const r = cell.get(`${kt}|${api}|${env}`);
+      if (!r) return el("td", {}, "–");
+      return el("td", { class: r.allowed ? "allow" : "deny", title: r.reason,
+        "data-key-type": kt, "data-api": api, "data-env": env },
+        r.allowed ? "✓ allow" : "✗ deny", el("div", { class: "reason" }, r.reason));
+    }))));
+  $("#matrix-table").replaceChildren(el("table", { class: "grid", id: "matrix-grid" },
+    el("thead", {}, head1, head2), el("tbody", {}, body)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Live request log (polling every second)
+// ---------------------------------------------------------------------------------------------
+function field(entry, ...names) {
+  for (const name of names) {
+    let value = entry;
+    for (const part of name.split(".")) value = value == null ? undefined : value[part];
+    if (value !== undefined && value !== null && value !== "") return value;
+  }
+  return undefined;
+}
+
+function isDenied(entry) {
+  const decision = field(entry, "decision.allowed", "decision.outcome", "decision");
+  return decision === false || decision === "deny" || decision === "denied";
+}
+
+function logRow(entry) {
+  const denied = isDenied(entry);
+  const time = String(field(entry, "time", "timestamp") || "");
+  const keyType = field(entry, "caller.keyType", "caller.type", "keyType");
+  const owner = field(entry, "caller.owner", "owner");
+  const clientId = field(entry, "caller.clientId", "caller.client_id", "clientId");
+  const decision = field(entry, "decision.outcome", "decision");
+  const decisionText = typeof decision === "string" ? decision
+    : (decision === undefined ? "–" : (denied ? "deny" : "allow"));
+  const rule = field(entry, "decision.rule", "rule");
+  const reason = field(entry, "decision.reason", "reason");
+  return el("tr", { class: denied ? "denied" : "", "data-path": field(entry, "path") },
+    el("td", {}, time.replace("T", " ").replace(/\.\d+Z?$/, "")),
+    el("td", {}, field(entry, "environment", "env") || ""),
+    el("td", {}, el("span", { class: "path" }, `${field(entry, "method") || ""} ${field(entry, "path") || ""}`)),
+    el("td", {}, keyType ? `${keyType} keys` : "–", owner ? el("div", { class: "muted" }, owner) : null,
+      clientId ? el("div", { class: "muted cid" }, clientId) : null),
+    el("td", {}, field(entry, "msn", "merchantSerialNumber") || ""),
+    el("td", { class: `decision ${denied ? "deny" : (decision === undefined ? "" : "allow")}` },
+      decisionText, rule ? el("div", { class: "muted" }, rule) : null,
+      reason ? el("div", { class: "reason" }, reason) : null),
+    el("td", {}, field(entry, "status") ?? ""),
+    el("td", {}, field(entry, "latencyMs", "latency_ms", "latency") ?? ""));
+}
+
+async function refreshLog() {
+  try {
+    const data = await getJSON("/_sandbox/requests?limit=200");
+    let entries = Array.isArray(data) ? data : (data.requests || data.entries || []);
+    if (!$("#log-show-control").checked) {
+      entries = entries.filter((e) => !String(field(e, "path") || "").startsWith("/_sandbox"));
+    }
+    const newestFirst = entries.slice().sort((a, b) =>
+      String(field(b, "time", "timestamp") || "").localeCompare(String(field(a, "time", "timestamp") || "")));
+    $("#log-table tbody").replaceChildren(...newestFirst.slice(0, 100).map(logRow));
+    $("#log-status").textContent = `${entries.length} entries`;
+  } catch (error) {
+    $("#log-status").textContent = `request log unavailable (${error.message})`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Payments, product orders and the clock
+// ---------------------------------------------------------------------------------------------
+function say(text) { $("#action-result").textContent = text; }
+
+async function act(path, label) {
+  const result = await post(path);
+  say(`${label}: HTTP ${result.status}${result.ok ? "" : " " + result.text}`);
+  await refreshLists();
+}
+
+function money(amount) {
+  if (!amount) return "";
+  return `${(amount.value / 100).toFixed(2)} ${amount.currency}`;
+}
+
+function paymentRow(p) {
+  const base = `/_sandbox/payments/${encodeURIComponent(p.msn)}/${encodeURIComponent(p.reference)}`;
+  const query = p.environment ? `?env=${encodeURIComponent(p.environment)}` : "";
+  const open = p.state === "CREATED";
+  return el("tr", { "data-reference": p.reference, "data-state": p.state },
+    el("td", {}, p.environment || ""), el("td", {}, p.msn), el("td", { class: "path" }, p.reference),
+    el("td", {}, money(p.amount)), el("td", { class: "state" }, p.state), el("td", {}, p.createdAt || ""),
+    el("td", {},
+      el("button", { disabled: !open, onclick: () => act(`${base}/approve${query}`, `approve ${p.reference}`) },
+        "approve"),
+      el("button", { class: "secondary", disabled: !open,
+        onclick: () => act(`${base}/reject${query}`, `reject ${p.reference}`) }, "reject"),
+      el("button", { class: "secondary", disabled: !open,
+        onclick: () => act(`${base}/expire${query}`, `expire ${p.reference}`) }, "expire")));
+}
+
+function orderRow(o) {
+  const base = `/_sandbox/product-orders/${encodeURIComponent(o.id)}`;
+  const done = ["COMPLETED", "REJECTED", "DELETED"].includes(String(o.status).toUpperCase());
+  return el("tr", { "data-order": o.id, "data-status": o.status },
+    el("td", { class: "path" }, o.id), el("td", {}, o.partner || ""), el("td", {}, o.merchant || ""),
+    el("td", { class: "state" }, o.status), el("td", {}, o.createdAt || ""),
+    el("td", {},
+      el("button", { disabled: done, onclick: () => act(`${base}/complete`, `complete ${o.id}`) }, "complete"),
+      el("button", { class: "secondary", disabled: done, onclick: () => act(`${base}/reject`, `reject ${o.id}`) },
+        "reject")));
+}
+
+function emptyRow(columns, text) {
+  return el("tr", {}, el("td", { colspan: columns, class: "muted" }, text));
+}
+
+async function refreshLists() {
+  try {
+    const payments = await getJSON("/_sandbox/payments");
+    $("#payments-table tbody").replaceChildren(...(payments.length ? payments.map(paymentRow)
+      : [emptyRow(7, "No payments yet.")]));
+  } catch (error) { say(`payments unavailable (${error.message})`); }
+  try {
+    const orders = await getJSON("/_sandbox/product-orders");
+    $("#orders-table tbody").replaceChildren(...(orders.length ? orders.map(orderRow)
+      : [emptyRow(6, "No product orders yet.")]));
+  } catch (error) { say(`product orders unavailable (${error.message})`); }
+  try {
+    const clock = await getJSON("/_sandbox/clock");
+    $("#clock-now").textContent = clock.now;
+    $("#clock-frozen").textContent = clock.frozen ? "(frozen)" : "";
+  } catch (error) { $("#clock-now").textContent = "unavailable"; }
+}
+
+async function advanceClock() {
+  const choice = $("#clock-step").value;
+  let seconds = Number(choice);
+  if (choice === "midnight") {
+    const now = new Date((await getJSON("/_sandbox/clock")).now);
+    const midnight = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1);
+    seconds = Math.ceil((midnight - now.getTime()) / 1000) + 1;
+  }
+  const result = await post("/_sandbox/clock", { advanceSeconds: seconds });
+  say(`clock advanced by ${seconds} s: HTTP ${result.status}`);
+  await refreshLists();
+}
+
+async function start() {
+  getJSON("/_sandbox/health").then((h) => { $("#env-name").textContent = h.environment; }).catch(() => {});
+  getJSON("/_sandbox/building").then(renderBuilding)
+    .catch((e) => { $("#building-tree").textContent = `unavailable (${e.message})`; });
+  getJSON("/_sandbox/matrix").then(renderMatrix)
+    .catch((e) => { $("#matrix-table").textContent = `unavailable (${e.message})`; });
+  $("#clock-advance").addEventListener("click", advanceClock);
+  $("#log-show-control").addEventListener("change", refreshLog);
+  await Promise.all([refreshLog(), refreshLists()]);
+  setInterval(refreshLog, 1000);
+  setInterval(refreshLists, 2000);
+}
+
+start();

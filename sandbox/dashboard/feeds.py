@@ -1,0 +1,110 @@
+"""JSON the dashboard reads: the building (directory + keys on their rings) and live listings.
+
+The building is the World seen as a house: each sales unit is a door, merchant keys open one
+door, partner keys every connected door, management keys the mailroom (the Management API) and
+accounting keys the ledger room of merchants that consented. Secrets are masked (last 4 only).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from aiohttp import web
+
+from sandbox.model import KeySet, KeyType
+from sandbox.world import World
+
+
+def mask(secret: str | None) -> str | None:
+    """At most the last 4 characters of a secret: enough to tell keys apart, not to use them."""
+    if not secret:
+        return None
+    return "••••" + secret[-4:]
+
+
+def _opens(world: World, keyset: KeySet) -> str:
+    if keyset.type is KeyType.MERCHANT:
+        return "one door: its own sales unit"
+    if keyset.type is KeyType.PARTNER:
+        partner = world.partners.get(keyset.owner)
+        if partner is not None and not partner.act_on_behalf_approved:
+            return "the mailroom of every connected door (not approved to act on behalf)"
+        return "every connected door"
+    if keyset.type is KeyType.MANAGEMENT:
+        return "the mailroom (Management API) of the sales units it manages"
+    return "the ledger room of merchants that consented"
+
+
+def ring_key(world: World, keyset: KeySet) -> dict:
+    return {
+        "type": str(keyset.type), "environment": str(keyset.environment), "clientId": keyset.client_id,
+        "clientSecret": mask(keyset.client_secret),
+        "subscriptionKeyPrimary": mask(keyset.subscription_key_primary),
+        "subscriptionKeySecondary": mask(keyset.subscription_key_secondary),
+        "owner": keyset.owner, "opens": _opens(world, keyset), "doors": world.reach(keyset),
+        "description": world.describe(keyset),
+    }
+
+
+def _merchant_node(world: World, merchant_key: str, msns: list[str], rings: dict[str, list[dict]]) -> dict:
+    merchant = world.merchants[merchant_key]
+    units = [world.sales_units[msn] for msn in msns]
+    return {
+        "key": merchant.key, "name": merchant.name, "role": merchant.role, "status": merchant.status,
+        "country": merchant.country, "ring": rings.get(merchant.key, []),
+        "salesUnits": [{"msn": u.msn, "name": u.name, "role": u.role, "market": u.market, "currency": u.currency,
+                        "active": merchant.active, "ring": rings.get(u.msn, [])} for u in units],
+    }
+
+
+def _merchants(world: World, msns: list[str], rings: dict[str, list[dict]]) -> list[dict]:
+    by_merchant: dict[str, list[str]] = defaultdict(list)
+    for msn in msns:
+        by_merchant[world.sales_units[msn].merchant].append(msn)
+    return [_merchant_node(world, key, units, rings) for key, units in by_merchant.items()]
+
+
+def building(world: World) -> dict:
+    """Partners -> merchants -> sales units, each with the keys hanging on its ring."""
+    rings: dict[str, list[dict]] = defaultdict(list)
+    for keyset in world.keys.values():
+        rings[keyset.owner].append(ring_key(world, keyset))
+    ledger_rooms: dict[str, list[str]] = defaultdict(list)
+    for partner_id, merchant in sorted(world.consents):
+        ledger_rooms[partner_id].append(merchant)
+    partners = []
+    for partner in world.partners.values():
+        partners.append({
+            "id": partner.id, "name": partner.name, "level": partner.level, "role": partner.role,
+            "actOnBehalfApproved": partner.act_on_behalf_approved, "accounting": partner.accounting,
+            "ring": rings.get(partner.id, []),
+            "ledgerRoom": [{"merchant": m, "name": world.merchants[m].name} for m in ledger_rooms.get(partner.id, [])
+                           if m in world.merchants],
+            "merchants": _merchants(world, world.partner_msns.get(partner.id, []), rings),
+        })
+    independent = [u.msn for u in world.sales_units.values() if not u.partner_id]
+    return {"partners": partners, "independent": _merchants(world, independent, rings),
+            "roles": roles(world)}
+
+
+def roles(world: World) -> dict:
+    """Role nicknames -> ids, so scenarios and people can say "premium-shop-1" instead of an MSN."""
+    return {
+        "partners": {p.role: p.id for p in world.partners.values() if p.role},
+        "merchants": {m.role: m.key for m in world.merchants.values() if m.role},
+        "salesUnits": {u.role: u.msn for u in world.sales_units.values() if u.role},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Live listings from other APIs' backends: the only coupling is these two read-only functions.
+# ---------------------------------------------------------------------------------------------
+
+def payment_rows(app: web.Application) -> list[dict]:
+    """Every payment of both environments, newest first (empty until the ePayment API exists)."""
+    return []
+
+
+def product_order_rows(app: web.Application) -> list[dict]:
+    """Every product order, newest first (empty until the Management API exists)."""
+    return []

@@ -1,0 +1,1 @@
+"""Narrated scenarios: parse scenarios/*.yaml and run them against a sandbox over HTTP."""
