@@ -1,0 +1,559 @@
+"""The ePayment backend: payments, their state machine, event log, idempotency and expiry.
+
+Knows nothing of HTTP. Every public method is synchronous, so each check-then-update runs
+without an `await` in between: concurrent captures on one payment can never overrun a limit.
+Payments live in a dict keyed by (env, msn, reference); idempotency records by
+(env, msn, route, key). CREATED payments also sit in a heap ordered by expiry time, so
+expiring them costs O(log n) per payment and nothing per request when none is due.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import heapq
+import hmac
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sandbox.errors import Detail, Problem
+from sandbox.model import Env
+from sandbox.runtime import Runtime
+from sandbox.spec import SpecSchemas
+
+log = logging.getLogger("sandbox.epayment")
+
+SPEC = SpecSchemas("epayment-1.8.1.yaml")
+DEFAULT_EXPIRY_SECONDS = 600  # payments left in CREATED expire after 10 minutes
+LONG_LIVING_MIN, LONG_LIVING_MAX = 600, 60 * 86400
+PSP_REFERENCE_BASE = 3343121302  # the spec's example pspReference; numbers count up from it
+MINIMUM_AMOUNT = {"NOK": 100, "DKK": 1, "EUR": 1}
+
+
+class State(StrEnum):
+    CREATED = "CREATED"
+    AUTHORIZED = "AUTHORIZED"
+    ABORTED = "ABORTED"
+    EXPIRED = "EXPIRED"
+    TERMINATED = "TERMINATED"
+
+
+# ---------------------------------------------------------------------------------------------
+# Error codes. The docs give the codes and their titles, not the HTTP status of each.
+# UNCERTAIN (reference §6a, derived): 404 for 5090, 409 for the "exists"/idempotency conflicts,
+# 400 for every other code. Change it here and nowhere else.
+# ---------------------------------------------------------------------------------------------
+CODE_STATUS: dict[str, int] = {"5090": 404, "4150": 409, "4020": 409, "4010": 409}
+CODE_TITLES: dict[str, str] = {
+    "4020": "Idempotency-Key exists",
+    "4040": "Invalid amount",
+    "4140": "Missing required parameter",
+    "4150": "Reference exists",
+    "4160": "Invalid payment method type",
+    "5040": "Invalid currency for merchant",
+    "5090": "Reference not found",
+    "5100": "Refund not possible",
+    "6010": "Amount below minimum",
+    "6020": "Cannot refund before capture",
+    "6040": "Cannot cancel a captured payment",
+    "6050": "Payment not reserved",
+    "6060": "Payment already authorized",
+    "6070": "Cannot capture a cancelled payment",
+    "6080": "Cannot capture before reservation",
+    "6090": "Not enough capturable",
+    "6150": "Not enough refundable",
+    "6200": "Payment cannot be captured",
+    "6220": "Refund period expired",
+    "10010": "Approve failed",
+    "10020": "Approve not allowed",
+    "10030": "Identification required",
+    "10040": "Invalid payment source",
+    "10070": "Payment limit exceeded",
+}
+#: The code answered when an Idempotency-Key comes back with a different body, per route.
+#: UNCERTAIN: issue 3 says 4020 everywhere; the reference also mentions 4010 (capture) and 4150 (refund).
+IDEMPOTENCY_CONFLICT_CODE = {"create": "4020", "capture": "4020", "refund": "4020", "cancel": "4020"}
+
+#: Test-environment magic amounts (reference §2): such a payment cannot be approved.
+#: The 10010-range code for each is UNCERTAIN (the docs list the codes, not the mapping).
+MAGIC_AMOUNTS: dict[int, tuple[str, str]] = {
+    151: ("10010", "Insufficient funds on the card (test amount 151)."),
+    182: ("10010", "The card was refused by the issuer (test amount 182)."),
+    183: ("10020", "The payment was refused as suspected fraud (test amount 183)."),
+    184: ("10070", "The card's withdrawal amount limit is exceeded (test amount 184)."),
+    186: ("10040", "The card has expired (test amount 186)."),
+    187: ("10040", "The card is invalid (test amount 187)."),
+    197: ("10030", "3-D Secure authentication was denied (test amount 197)."),
+    201: ("10010", "The card issuer gave no answer; the result stays unknown for an hour (test amount 201)."),
+    202: ("10030", "Strong customer authentication (SCA) is required (test amount 202)."),
+}
+#: Test-environment magic refund amounts: a refund of exactly this value fails.
+MAGIC_REFUND_AMOUNTS: dict[int, tuple[str, str]] = {
+    123: ("5100", "The refund is not possible (test refund amount 123)."),
+    124: ("6220", "The refund period has expired (test refund amount 124)."),
+}
+
+
+def problem(code: str, detail: str, *, details: list[Detail] | None = None) -> Problem:
+    """A domain error with its ErrorCode, status and title from the tables above."""
+    return Problem(CODE_STATUS.get(code, 400), CODE_TITLES.get(code, "Bad Request"), detail, code=code,
+                   details=details)
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_rfc3339(text: str) -> float:
+    return datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00").replace("t", "T")).timestamp()
+
+
+# ---------------------------------------------------------------------------------------------
+# Records
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Event:
+    name: str
+    value: int
+    psp: int
+    timestamp: float
+    idempotency_key: str | None
+    success: bool = True
+
+
+@dataclass(slots=True)
+class Payment:
+    env: Env
+    msn: str
+    reference: str
+    value: int
+    currency: str
+    psp: int  # the CREATED event's pspReference
+    user_flow: str
+    method: str
+    expires_at: float
+    return_url: str | None = None
+    description: str | None = None
+    phone: str | None = None
+    metadata: dict | None = None
+    scope: str | None = None
+    redirect_url: str | None = None
+    state: State = State.CREATED
+    authorized: int = 0
+    cancelled: int = 0
+    captured: int = 0
+    refunded: int = 0
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[Env, str, str]:
+        return (self.env, self.msn, self.reference)
+
+    def amount(self, value: int) -> dict:
+        return {"currency": self.currency, "value": value}
+
+    def aggregate(self) -> dict:
+        return {"authorizedAmount": self.amount(self.authorized), "cancelledAmount": self.amount(self.cancelled),
+                "capturedAmount": self.amount(self.captured), "refundedAmount": self.amount(self.refunded)}
+
+    def modification_view(self) -> dict:
+        """ModificationResponse: the pspReference is the CREATED event's."""
+        return {"amount": self.amount(self.value), "state": str(self.state), "aggregate": self.aggregate(),
+                "pspReference": str(self.psp), "reference": self.reference}
+
+    def view(self) -> dict:
+        """GetPaymentResponse."""
+        body = self.modification_view()
+        body["paymentMethod"] = {"type": self.method}
+        body["profile"] = {}
+        if self.scope and self.state is State.AUTHORIZED:
+            body["profile"]["sub"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.msn}/{self.phone or self.reference}"))
+        if self.redirect_url:
+            body["redirectUrl"] = self.redirect_url
+        if self.metadata:
+            body["metadata"] = self.metadata
+        return body
+
+    def event_views(self) -> list[dict]:
+        return [{"reference": self.reference, "pspReference": str(e.psp), "name": e.name,
+                 "amount": self.amount(e.value), "timestamp": iso(e.timestamp), "idempotencyKey": e.idempotency_key,
+                 "success": e.success} for e in self.events]
+
+
+@dataclass(slots=True)
+class IdempotencyRecord:
+    fingerprint: bytes
+    status: int
+    body: str  # the first response, as JSON text
+
+
+# ---------------------------------------------------------------------------------------------
+# The backend
+# ---------------------------------------------------------------------------------------------
+
+
+class PaymentsBackend:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        # A fixed key: landing tokens are sandbox links, not secrets, and stay stable between runs.
+        self._token_key = hashlib.sha256(b"vipps-sandbox landing token").digest()
+        self.clear()
+
+    def clear(self) -> None:
+        """The reset hook: no payments, no idempotency records, pspReferences count from the start."""
+        self.payments: dict[tuple[Env, str, str], Payment] = {}
+        self.idempotency: dict[tuple[Env, str, str, str], IdempotencyRecord] = {}
+        self._expiry_heap: list[tuple[float, int, tuple[Env, str, str]]] = []
+        self._seq = 0
+
+    # -- time and expiry ----------------------------------------------------------------------
+    def now(self) -> float:
+        return self.runtime.clock.time()
+
+    def sweep(self) -> int:
+        """Expires every CREATED payment whose time has come; O(1) when none is due."""
+        heap, now, expired = self._expiry_heap, self.now(), 0
+        while heap and heap[0][0] <= now:
+            _, _, key = heapq.heappop(heap)
+            payment = self.payments.get(key)
+            if payment is not None and payment.state is State.CREATED and payment.expires_at <= now:
+                self._transition(payment, State.EXPIRED, "EXPIRED", payment.value, None, at=payment.expires_at)
+                expired += 1
+        return expired
+
+    def _next_psp(self) -> int:
+        self._seq += 1
+        return PSP_REFERENCE_BASE + self._seq
+
+    # -- lookups ------------------------------------------------------------------------------
+    def find(self, env: Env, msn: str, reference: str) -> Payment:
+        """The payment, after any due expiry; 404 5090 for unknown and other-MSN references alike."""
+        self.sweep()
+        payment = self.payments.get((env, msn, reference))
+        if payment is None:
+            raise problem("5090", f"Could not find a payment with reference {reference} for this sales unit.")
+        return payment
+
+    @staticmethod
+    def check_reference(reference: str) -> None:
+        errors = SPEC.errors("Reference", reference)
+        if errors:
+            raise Problem(400, "Bad Request", "See extraDetails for further details",
+                          details=[Detail("reference", errors[0][1])])
+
+    # -- events -------------------------------------------------------------------------------
+    def _record(self, payment: Payment, name: str, value: int, key: str | None, at: float | None = None,
+                psp: int | None = None) -> Event:
+        event = Event(name, value, psp if psp is not None else self._next_psp(), self.now() if at is None else at, key)
+        payment.events.append(event)
+        payload = {"env": str(payment.env), "msn": payment.msn, "reference": payment.reference,
+                   "pspReference": str(event.psp), "name": name, "amount": payment.amount(value),
+                   "timestamp": event.timestamp, "idempotencyKey": key, "success": event.success,
+                   "paymentDescription": payment.description, "phoneNumber": payment.phone}
+        try:
+            self.runtime.publish("epayment." + name.lower(), payload)
+        except Exception:  # a broken listener must not undo or fail a payment that already moved
+            log.exception("a listener failed on epayment.%s", name.lower())
+        return event
+
+    def _transition(self, payment: Payment, state: State, name: str, value: int, key: str | None,
+                    at: float | None = None) -> None:
+        payment.state = state
+        self._record(payment, name, value, key, at)
+
+    # -- idempotency --------------------------------------------------------------------------
+    @staticmethod
+    def fingerprint(reference: str, body: object) -> bytes:
+        canonical = json.dumps([reference, body], sort_keys=True, separators=(",", ":"))
+        return hashlib.blake2b(canonical.encode(), digest_size=16).digest()
+
+    def replay(self, env: Env, msn: str, route: str, key: str, fingerprint: bytes) -> tuple[int, dict] | None:
+        """The first response for this key, or None; 409 when the key came with another body."""
+        record = self.idempotency.get((env, msn, route, key))
+        if record is None:
+            return None
+        if record.fingerprint != fingerprint:
+            raise problem(IDEMPOTENCY_CONFLICT_CODE[route],
+                          f"The Idempotency-Key {key!r} was already used with a different request body.")
+        return record.status, json.loads(record.body)
+
+    def remember(self, env: Env, msn: str, route: str, key: str | None, fingerprint: bytes, status: int,
+                 body: dict) -> None:
+        if key:
+            self.idempotency[(env, msn, route, key)] = IdempotencyRecord(fingerprint, status, json.dumps(body))
+
+    # -- create -------------------------------------------------------------------------------
+    def create(self, env: Env, msn: str, body: object, key: str, origin: str) -> tuple[int, dict]:
+        """POST /payments: validate, check the market's currency and minimum, store, answer 201."""
+        SPEC.validate("CreatePaymentRequest", body)
+        assert isinstance(body, dict)
+        fp = self.fingerprint("", body)
+        replayed = self.replay(env, msn, "create", key, fp)
+        if replayed is not None:
+            return replayed
+        self.sweep()
+        reference, flow = body["reference"], body["userFlow"]
+        value, currency = body["amount"]["value"], body["amount"]["currency"]
+        method = body["paymentMethod"]["type"]
+        unit = self.runtime.world.sales_units[msn]
+        if currency != unit.currency:
+            raise problem("5040", f"The currency {currency} does not match sales unit {msn}'s market "
+                          f"({unit.market}, {unit.currency}).", details=[Detail("amount.currency", "Invalid currency")])
+        if value < MINIMUM_AMOUNT[currency]:
+            raise problem("6010", f"The amount is below the minimum of {MINIMUM_AMOUNT[currency]} (minor units) "
+                          f"for {currency}.", details=[Detail("amount.value", "Amount below minimum")])
+        self._check_flow(env, body, flow, method)
+        expires_at = self.now() + DEFAULT_EXPIRY_SECONDS
+        if body.get("expiresAt"):
+            expires_at = self._long_living_expiry(body)
+        if (env, msn, reference) in self.payments:
+            raise problem("4150", f"A payment with reference {reference} already exists for sales unit {msn}.")
+        customer = body.get("customer") or {}
+        payment = Payment(env=env, msn=unit.msn, reference=reference, value=value, currency=unit.currency,
+                          psp=0, user_flow=flow, method=method, expires_at=expires_at,
+                          return_url=body.get("returnUrl"), description=body.get("paymentDescription"),
+                          phone=customer.get("phoneNumber"), metadata=body.get("metadata") or None,
+                          scope=(body.get("profile") or {}).get("scope"))
+        self.payments[payment.key] = payment
+        payment.psp = self._record(payment, "CREATED", value, key).psp
+        heapq.heappush(self._expiry_heap, (expires_at, self._seq, payment.key))
+        response: dict = {"reference": reference}
+        redirect = self.redirect_url(payment, origin, body)
+        if redirect:
+            payment.redirect_url = redirect
+            response = {"redirectUrl": redirect, "reference": reference}
+        self.remember(env, msn, "create", key, fp, 201, response)
+        return 201, response
+
+    def _check_flow(self, env: Env, body: dict, flow: str, method: str) -> None:
+        if flow == "WEB_REDIRECT" and not body.get("returnUrl"):
+            raise problem("4140", "userFlow WEB_REDIRECT needs a returnUrl.",
+                          details=[Detail("returnUrl", "The returnUrl field is required for WEB_REDIRECT.")])
+        if flow == "PUSH_MESSAGE" and not body.get("customer"):
+            raise problem("4140", "userFlow PUSH_MESSAGE needs a customer.",
+                          details=[Detail("customer", "The customer field is required for PUSH_MESSAGE.")])
+        if method == "CARD" and (flow != "WEB_REDIRECT" or env is Env.TEST):
+            raise problem("4160", "paymentMethod CARD works only with userFlow WEB_REDIRECT, and not in the test "
+                          "environment.", details=[Detail("paymentMethod.type", "Invalid payment method type")])
+
+    def _long_living_expiry(self, body: dict) -> float:
+        try:
+            at = parse_rfc3339(body["expiresAt"])
+        except ValueError as exc:
+            raise Problem(400, "Bad Request", "See extraDetails for further details",
+                          details=[Detail("expiresAt", "Must be an RFC 3339 date-time.")]) from exc
+        ahead = at - self.now()
+        if not LONG_LIVING_MIN < ahead < LONG_LIVING_MAX:
+            raise Problem(400, "Bad Request", "See extraDetails for further details",
+                          details=[Detail("expiresAt", "Must be more than 10 minutes and less than 60 days ahead.")])
+        if not body.get("receipt"):
+            raise problem("4140", "A long-living payment (expiresAt) needs a receipt.",
+                          details=[Detail("receipt", "The receipt field is required with expiresAt.")])
+        return at
+
+    # -- the simulated user's links ------------------------------------------------------------
+    def landing_token(self, payment: Payment) -> str:
+        """A signed, opaque token naming the payment (and its CREATED event, so a reused reference
+        after a reset does not open the old link)."""
+        raw = json.dumps([str(payment.env), payment.msn, payment.reference, payment.psp],
+                         separators=(",", ":")).encode()
+        mac = hmac.new(self._token_key, raw, hashlib.sha256).digest()[:12]
+        return _b64(raw) + "." + _b64(mac)
+
+    def by_token(self, token: str) -> Payment:
+        try:
+            raw_b64, mac_b64 = token.split(".", 1)
+            raw, mac = _unb64(raw_b64), _unb64(mac_b64)
+            if not hmac.compare_digest(mac, hmac.new(self._token_key, raw, hashlib.sha256).digest()[:12]):
+                raise ValueError("bad signature")
+            env, msn, reference, psp = json.loads(raw)
+            key = (Env(env), str(msn), str(reference))
+        except (ValueError, TypeError, binascii.Error) as exc:
+            raise Problem(400, "Bad Request", "The token is not a landing page token of this sandbox.",
+                          details=[Detail("token", "Invalid token")]) from exc
+        self.sweep()
+        payment = self.payments.get(key)
+        if payment is None or payment.psp != psp:
+            raise problem("5090", "The payment behind this token no longer exists (was the sandbox reset?).")
+        return payment
+
+    def redirect_url(self, payment: Payment, origin: str, body: dict) -> str | None:
+        """Where the user goes: the sandbox's landing page, or for QR a picture of it. None for PUSH_MESSAGE."""
+        if payment.user_flow == "PUSH_MESSAGE":
+            return None
+        landing = f"{origin}/_sandbox/landing?token={self.landing_token(payment)}"
+        if payment.user_flow != "QR":
+            return landing
+        qr = body.get("qrFormat") or {}
+        fmt = qr.get("format", "IMAGE/SVG+XML")
+        if fmt == "TEXT/TARGETURL":
+            return landing
+        url = f"{origin}/_sandbox/qr?token={self.landing_token(payment)}"
+        if fmt == "IMAGE/PNG":
+            url += f"&format=png&size={qr.get('size') or 1024}"
+        return url
+
+    # -- the user's side ---------------------------------------------------------------------------
+    def refusal(self, payment: Payment) -> tuple[str, str] | None:
+        """Why this payment can never be approved (a test-environment magic amount), or None."""
+        if payment.env is Env.TEST:
+            return MAGIC_AMOUNTS.get(payment.value)
+        return None
+
+    def approve(self, payment: Payment, phone: str | None = None) -> bool:
+        """The user approves: CREATED -> AUTHORIZED. False when it already was AUTHORIZED."""
+        self.sweep()
+        if payment.state is State.AUTHORIZED:
+            return False
+        if payment.state is not State.CREATED:
+            raise problem("10020", f"The payment is {payment.state} and can no longer be approved.")
+        refused = self.refusal(payment)
+        if refused is not None:
+            raise problem(refused[0], refused[1])
+        if phone and not payment.phone:
+            payment.phone = phone
+        payment.authorized = payment.value
+        self._transition(payment, State.AUTHORIZED, "AUTHORIZED", payment.value, None)
+        return True
+
+    def reject(self, payment: Payment) -> bool:
+        """The user rejects: CREATED -> ABORTED. False when it already was ABORTED."""
+        self.sweep()
+        if payment.state is State.ABORTED:
+            return False
+        if payment.state is not State.CREATED:
+            raise Problem(409, "Conflict", f"The payment is {payment.state}; only a CREATED payment can be rejected.")
+        self._transition(payment, State.ABORTED, "ABORTED", payment.value, None)
+        return True
+
+    def expire(self, payment: Payment) -> bool:
+        """Lets a CREATED payment expire now. False when it already was EXPIRED."""
+        self.sweep()
+        if payment.state is State.EXPIRED:
+            return False
+        if payment.state is not State.CREATED:
+            raise Problem(409, "Conflict", f"The payment is {payment.state}; only a CREATED payment can expire.")
+        self._transition(payment, State.EXPIRED, "EXPIRED", payment.value, None)
+        return True
+
+    def force_approve(self, env: Env, msn: str, reference: str, body: object) -> None:
+        """POST /test/payments/{reference}/approve (the policy keeps it out of production)."""
+        if body is not None:
+            SPEC.validate("ForceApprove", body)
+        payment = self.find(env, msn, reference)
+        body = body or {}
+        assert isinstance(body, dict)
+        if body.get("token") and body["token"] != self.landing_token(payment):
+            raise Problem(400, "Bad Request", "The token does not belong to this payment.",
+                          details=[Detail("token", "The token from this payment's redirectUrl is expected.")])
+        phone = (body.get("customer") or {}).get("phoneNumber")
+        if phone and payment.phone and phone != payment.phone:
+            raise problem("10020", "The payment was created for another customer's phone number.")
+        self.approve(payment, phone)
+
+    # -- the merchant's modifications ------------------------------------------------------------
+    def _modification_amount(self, payment: Payment, body: dict) -> int:
+        amount = body["modificationAmount"]
+        if amount["currency"] != payment.currency:
+            raise problem("5040", f"The payment is in {payment.currency}, not {amount['currency']}.",
+                          details=[Detail("modificationAmount.currency", "Invalid currency")])
+        if amount["value"] < 1:
+            raise problem("4040", "The modification amount must be at least 1.",
+                          details=[Detail("modificationAmount.value", "Invalid amount")])
+        return amount["value"]
+
+    def capture(self, env: Env, msn: str, reference: str, body: object, key: str) -> dict:
+        SPEC.validate("CaptureModificationRequest", body)
+        assert isinstance(body, dict)
+        fp = self.fingerprint(reference, body)
+        replayed = self.replay(env, msn, "capture", key, fp)
+        if replayed is not None:
+            return replayed[1]
+        payment = self.find(env, msn, reference)
+        value = self._modification_amount(payment, body)
+        state = payment.state
+        if state is State.CREATED:
+            raise problem("6080", "The amount you tried to capture is not reserved. The user must accept the "
+                          "payment before capture can be done.")
+        if state is State.TERMINATED or (state is State.AUTHORIZED and payment.cancelled):
+            raise problem("6070", "The payment was cancelled; nothing more can be captured.")
+        if state is not State.AUTHORIZED:
+            raise problem("6200", f"The payment is {state} and cannot be captured.")
+        capturable = payment.authorized - payment.cancelled - payment.captured
+        if value > capturable:
+            raise problem("6090", f"Only {capturable} of the authorized amount can still be captured; "
+                          f"tried {value}.")
+        payment.captured += value
+        self._record(payment, "CAPTURED", value, key)
+        response = payment.modification_view()
+        self.remember(env, msn, "capture", key, fp, 200, response)
+        return response
+
+    def refund(self, env: Env, msn: str, reference: str, body: object, key: str) -> dict:
+        SPEC.validate("RefundModificationRequest", body)
+        assert isinstance(body, dict)
+        fp = self.fingerprint(reference, body)
+        replayed = self.replay(env, msn, "refund", key, fp)
+        if replayed is not None:
+            return replayed[1]
+        payment = self.find(env, msn, reference)
+        value = self._modification_amount(payment, body)
+        if payment.captured == 0:
+            raise problem("6020", "Nothing has been captured, so there is nothing to refund.")
+        refundable = payment.captured - payment.refunded
+        if value > refundable:
+            raise problem("6150", f"Only {refundable} of the captured amount can still be refunded; tried {value}.")
+        if env is Env.TEST and value in MAGIC_REFUND_AMOUNTS:
+            code, why = MAGIC_REFUND_AMOUNTS[value]
+            raise problem(code, why)
+        payment.refunded += value
+        self._record(payment, "REFUNDED", value, key)
+        response = payment.modification_view()
+        self.remember(env, msn, "refund", key, fp, 200, response)
+        return response
+
+    def cancel(self, env: Env, msn: str, reference: str, body: object, key: str | None) -> dict:
+        """Before authorization: TERMINATED. After: release the uncaptured remainder (state stays AUTHORIZED)."""
+        body = {} if body is None else body
+        SPEC.validate("CancelModificationRequest", body)
+        assert isinstance(body, dict)
+        fp = self.fingerprint(reference, body)
+        if key:
+            replayed = self.replay(env, msn, "cancel", key, fp)
+            if replayed is not None:
+                return replayed[1]
+        payment = self.find(env, msn, reference)
+        state = payment.state
+        if state is State.CREATED:
+            payment.cancelled = payment.value
+            self._transition(payment, State.TERMINATED, "TERMINATED", payment.value, key)
+        elif state is State.AUTHORIZED:
+            if body.get("cancelTransactionOnly"):
+                raise problem("6060", "cancelTransactionOnly was set, but the payment is already authorized.")
+            remainder = payment.authorized - payment.captured - payment.cancelled
+            if remainder > 0:
+                payment.cancelled += remainder
+                self._record(payment, "CANCELLED", remainder, key)
+            elif not payment.cancelled:
+                raise problem("6040", "The payment is fully captured; there is nothing left to cancel. "
+                              "Use refund instead.")
+        elif state is not State.TERMINATED:
+            raise problem("6050", f"The payment is {state}: it is not reserved, so there is nothing to cancel.")
+        response = payment.modification_view()
+        self.remember(env, msn, "cancel", key, fp, 200, response)
+        return response
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
