@@ -185,7 +185,6 @@ SANDBOX_REPORT_ROUTES = (
     R("sandbox.consents.revoke", "DELETE", "/_sandbox/consents/{accountingPartnerId}/{merchantId}", Api.SANDBOX,
       summary="revoke accounting consent"),
 )
-
 # The dashboard at /_sandbox/ and the feeds only it reads (issue 6).
 SANDBOX_DASHBOARD_ROUTES = (
     R("sandbox.dashboard", "GET", "/_sandbox/", Api.SANDBOX, summary="the dashboard"),
@@ -198,10 +197,35 @@ SANDBOX_DASHBOARD_ROUTES = (
       summary="every product order"),
 )
 
+# The request log and the control plane: reset, snapshots, key regeneration, faults (issue 6).
+SANDBOX_CONTROL_ROUTES = (
+    R("sandbox.requests.list", "GET", "/_sandbox/requests", Api.SANDBOX, summary="the request log, newest first"),
+    R("sandbox.requests.clear", "DELETE", "/_sandbox/requests", Api.SANDBOX, summary="empty the request log"),
+    R("sandbox.reset", "POST", "/_sandbox/reset", Api.SANDBOX, summary="back to the fixture"),
+    R("sandbox.snapshot", "POST", "/_sandbox/snapshot", Api.SANDBOX, summary="save the live state to a file"),
+    R("sandbox.restore", "POST", "/_sandbox/restore", Api.SANDBOX, summary="load the live state from a file"),
+    R("sandbox.keys.regenerate", "POST", "/_sandbox/keys/{client_id}/regenerate", Api.SANDBOX,
+      summary="issue a new client_secret"),
+    R("sandbox.keys.regenerate_subscription_key", "POST", "/_sandbox/keys/{client_id}/regenerate-subscription-key",
+      Api.SANDBOX, summary="replace the primary or secondary subscription key"),
+    R("sandbox.faults.create", "POST", "/_sandbox/faults", Api.SANDBOX, summary="add a fault injection rule"),
+    R("sandbox.faults.list", "GET", "/_sandbox/faults", Api.SANDBOX, summary="list fault injection rules"),
+    R("sandbox.faults.clear", "DELETE", "/_sandbox/faults", Api.SANDBOX, summary="delete every fault rule"),
+    R("sandbox.faults.delete", "DELETE", "/_sandbox/faults/{id}", Api.SANDBOX, summary="delete one fault rule"),
+)
+# Webhook delivery attempts and the built-in receiver (issue 7).
+SANDBOX_WEBHOOKS_ROUTES = (
+    R("sandbox.webhooks.deliveries", "GET", "/_sandbox/webhooks/deliveries", Api.SANDBOX,
+      summary="every webhook delivery attempt"),
+    R("sandbox.inbox.post", "POST", "/_sandbox/inbox/{name}", Api.SANDBOX, summary="an inbox collects a delivery"),
+    R("sandbox.inbox.get", "GET", "/_sandbox/inbox/{name}", Api.SANDBOX, summary="what an inbox received"),
+)
+
 ROUTES: dict[str, RoutePolicy] = _routes(
     *TOKEN_ROUTES, *EPAYMENT_ROUTES, *MANAGEMENT_ROUTES, *REPORT_ROUTES, *WEBHOOKS_ROUTES,
     *SANDBOX_ROUTES, *SANDBOX_EPAYMENT_ROUTES, *SANDBOX_MANAGEMENT_ROUTES, *SANDBOX_REPORT_ROUTES,
     *SANDBOX_DASHBOARD_ROUTES,
+    *SANDBOX_CONTROL_ROUTES, *SANDBOX_WEBHOOKS_ROUTES,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -235,7 +259,8 @@ KEY_TYPE_DENIALS: dict[tuple[KeyType, Api], tuple[str, str]] = {
         "Accounting keys reach the Report API only: they cannot make payments or manage sales units."),
     (KeyType.ACCOUNTING, Api.MANAGEMENT): (
         "accounting-keys-report-only",
-        "Accounting keys reach the Report API only: they cannot make payments or manage sales units."),
+        "Accounting keys reach the Report API only: they cannot use the Management API. Manage sales units "
+        "with partner keys or management keys."),
 }
 
 
