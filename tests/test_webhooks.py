@@ -390,3 +390,35 @@ def test_signing_matches_the_documented_example():
     secret = "A0+AeKBRG2KRGvnNwJpQlb6IJFk48CKXCIcrLoHncVJKDILsQSxS6NWCccwWm6r6FhGKhiHTBsG2wo/xU6FY/A=="
     assert authorization(secret, signed) == ("HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256"
                                              "&Signature=agAiSyogQbDHpeucoNwYz+yAr5nJ+v+zasdkSbqzv+U=")
+
+
+async def test_a_real_payment_flow_delivers_its_events(sandbox):
+    """End to end: create, approve as the user, capture; the inbox gets each event, signed."""
+    keys, msn = merchant(sandbox)
+    url = f"{sandbox.running.test_url}/_sandbox/inbox/flow"
+    reply = await sandbox.request("POST", PATH, "test", keyset=keys, json_body={"url": url, "events": [
+        CREATED, "epayments.payment.authorized.v1", CAPTURED]})
+    secret = reply.json["secret"]
+    body = {"amount": {"currency": "NOK", "value": 2500}, "paymentMethod": {"type": "WALLET"},
+            "reference": "hook-flow-0001", "userFlow": "WEB_REDIRECT", "returnUrl": "https://shop.example.com/r",
+            "paymentDescription": "Webhook flow"}
+    created = await sandbox.request("POST", "/epayment/v1/payments", "test", keyset=keys, json_body=body,
+                                    headers={"Idempotency-Key": "hook-flow-create"})
+    assert created.status == 201, created.text
+    approved = await sandbox.request("POST", f"/_sandbox/payments/{msn}/hook-flow-0001/approve", "test")
+    assert approved.status == 200, approved.text
+    captured = await sandbox.request("POST", "/epayment/v1/payments/hook-flow-0001/capture", "test", keyset=keys,
+                                     json_body={"modificationAmount": {"currency": "NOK", "value": 2500}},
+                                     headers={"Idempotency-Key": "hook-flow-capture"})
+    assert captured.status == 200, captured.text
+
+    received = await eventually(lambda: _at_least(inbox(sandbox, "flow"), 3))
+    bodies = [json.loads(d["body"]) for d in received]
+    assert [b["name"] for b in bodies] == ["CREATED", "AUTHORIZED", "CAPTURED"]
+    assert all(b["msn"] == msn and b["reference"] == "hook-flow-0001" for b in bodies)
+    assert bodies[2]["amount"] == {"currency": "NOK", "value": 2500}
+    assert bodies[2]["idempotencyKey"] == "hook-flow-capture"
+    assert set(bodies[0]) == {"msn", "reference", "pspReference", "name", "amount", "timestamp",
+                              "idempotencyKey", "success"}
+    for delivery in received:
+        independent_signature_check(delivery, secret)
