@@ -80,6 +80,7 @@ class RoutePolicy:
     api: Api
     environments: frozenset[Env] | None = None  # None: the API's environments
     summary: str = ""
+    partners_only: bool = False  # things that belong to partners (price packages, product orders)
 
     @property
     def rule(self) -> ApiRule:
@@ -125,15 +126,15 @@ MANAGEMENT_ROUTES = (
     R("management.merchants.sales_units", "GET", "/management/v1/merchants/{scheme}/{id}/sales-units",
       Api.MANAGEMENT, summary="a merchant's sales units"),
     R("management.price_packages", "GET", "/management/v1/partners/price-packages", Api.MANAGEMENT,
-      summary="the partner's price packages"),
+      partners_only=True, summary="the partner's price packages"),
     R("management.product_orders.create", "POST", "/management/v1/product-orders", Api.MANAGEMENT,
-      summary="prefill a product order"),
+      partners_only=True, summary="prefill a product order"),
     R("management.product_orders.delete", "DELETE", "/management/v1/product-orders/{productOrderId}", Api.MANAGEMENT,
-      summary="delete a product order"),
+      partners_only=True, summary="delete a product order"),
     R("management.product_orders.list", "GET", "/management/v2/product-orders", Api.MANAGEMENT,
-      summary="list product orders"),
+      partners_only=True, summary="list product orders"),
     R("management.product_orders.details", "GET", "/management/v2/product-orders/{productOrderId}/details",
-      Api.MANAGEMENT, summary="product order details"),
+      Api.MANAGEMENT, partners_only=True, summary="product order details"),
 )
 REPORT_ROUTES = (
     R("report.ledgers", "GET", "/settlement/v1/ledgers", Api.REPORT, summary="list ledgers"),
@@ -306,6 +307,10 @@ def decide(route: RoutePolicy, keyset: KeySet, env: Env, msn: str | None, world:
             (keyset.type, route.api), ("key-type-not-allowed", f"{who} do not reach the {rule.title}."))
         return deny(rule_id, reason)
 
+    if route.partners_only and keyset.owner not in world.partners:
+        mine = "Merchant keys" if keyset.type is KeyType.MERCHANT else "A merchant's own management keys"
+        return deny("partners-only", f"{mine} cannot use price packages or product orders: they belong to "
+                    "partners. Use the partner's partner keys or management keys.")
     if rule.msn is MsnRule.IGNORED:
         return allow("key-type-allowed", f"{who} may use the {rule.title}.",
                      keyset.owner if keyset.type is KeyType.MERCHANT else None)
