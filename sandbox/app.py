@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from sandbox.admin import ADMIN_TOKEN_GENERATED, admin_middleware, ensure_admin_token
 from sandbox.api import control, dashboard, epayment, management, report, token, webhooks
+from sandbox.api import controlplane as control_plane
 from sandbox.context import RUNTIME
 from sandbox.gateway import gateway_middleware
 from sandbox.policy import ROUTES
+from sandbox.requestlog import request_log_middleware
 from sandbox.runtime import Runtime
 from sandbox.settings import Settings
 
 API_MODULES = (token, epayment, management, report, webhooks, control, dashboard)
+CONTROL_PLANE = (control_plane,)
 MAX_BODY = 1024 * 1024
 
 
@@ -35,9 +39,12 @@ def check_policy_coverage(app: web.Application) -> None:
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> web.Application:
     settings = settings or Settings()
-    app = web.Application(middlewares=[gateway_middleware], client_max_size=MAX_BODY)
+    # Outermost first: the request log sees every final status, then the admin token, then the gateway.
+    app = web.Application(middlewares=[request_log_middleware, admin_middleware, gateway_middleware],
+                          client_max_size=MAX_BODY)
     app[RUNTIME] = runtime or Runtime(settings)
-    for module in API_MODULES:
+    app[ADMIN_TOKEN_GENERATED] = ensure_admin_token(app[RUNTIME].settings)
+    for module in (*API_MODULES, *CONTROL_PLANE):
         module.setup(app)
     check_policy_coverage(app)
     return app

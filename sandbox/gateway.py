@@ -10,7 +10,7 @@ import re
 
 from aiohttp import web
 
-from sandbox import errors
+from sandbox import errors, faults
 from sandbox.context import CALL, RUNTIME, CallContext
 from sandbox.errors import Detail, GatewayError, GatewayNotFound, Problem, RenderContext, SandboxError
 from sandbox.model import Env, KeyType
@@ -156,6 +156,7 @@ async def gateway_middleware(request: web.Request, handler) -> web.StreamRespons
                 raise errors.Denied(decision.reason, decision.rule, status=decision.status)
             ctx.msn = decision.msn
         ctx.missing_system_headers = missing
+        await faults.before_handler(request, render_ctx)  # injected faults (sandbox/faults.py), if any
         response = await handler(request)
     except SandboxError as exc:
         response = errors.render(exc, render_ctx)

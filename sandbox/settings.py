@@ -19,3 +19,4 @@ class Settings:
     miami_expires_in_as_string: bool = False
     admin_token: str | None = None
     request_log_size: int = 1000
+    snapshot_dir: Path | None = None  # where POST /_sandbox/snapshot writes by default (None: a temp directory)

@@ -17,8 +17,11 @@ import re
 import shutil
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from sandbox.server import RunningSandbox
+from sandbox.settings import Settings
 from sandbox.testing import SandboxClient
 
 SDK_DIR = Path(__file__).resolve().parent
@@ -212,3 +215,28 @@ async def test_sdk_webhooks_register_list_delete(sandbox: SandboxClient) -> None
 
     reply = await sandbox.request("GET", "/webhooks/v1/webhooks", "test", keyset=keyset)
     assert reply.status == 200 and reply.json == {"webhooks": []}
+
+
+async def test_sdk_system_headers_in_strict_mode() -> None:
+    """With --strict-headers, partner keys need the Vipps-System-* headers: the SDK's systemName and friends
+    pass, and its default (the headers sent empty) is refused with a clear 400."""
+    running = RunningSandbox(Settings(port=0, prod_port=0, strict_headers=True))
+    await running.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            sandbox = SandboxClient(running, session)
+            keyset = sandbox.key("partner", "production", owner=sandbox.partner_role("premium"))
+            msn = sandbox.msn_role("premium-shop-1")
+            currency = sandbox.runtime.world.sales_units[msn].currency
+            system = {"VIPPS_SYSTEM_NAME": "acme-shop", "VIPPS_SYSTEM_VERSION": "1.2.3",
+                      "VIPPS_PLUGIN_NAME": "acme-vipps", "VIPPS_PLUGIN_VERSION": "4.5.6"}
+            steps = await run_driver(sandbox, "production", keyset, msn, currency, "sdk-strict", extra_env=system)
+            ok(steps, "token")
+            assert ok(steps, "create")["reference"] == "sdk-strict-prod"
+            assert ok(steps, "info")["state"] == "CREATED"
+
+            steps = await run_driver(sandbox, "production", keyset, msn, currency, "sdk-lax")
+            error = failed(steps, "token")
+            assert "Vipps-System-Name" in json.dumps(error), error
+    finally:
+        await running.stop()

@@ -1,0 +1,239 @@
+"""The request log: every request on either port, with who called, what was decided and why.
+
+A bounded ring (settings.request_log_size entries), so memory never grows. Secrets never enter
+it: credentials appear as their last 4 characters at most, and bodies are never read.
+The middleware sits outermost, so it sees the final status of everything, gateway errors included.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+import jwt
+from aiohttp import web
+
+from sandbox.admin import ADMIN_DECISION
+from sandbox.clock import iso_utc
+from sandbox.context import CALL, RUNTIME, CallContext
+from sandbox.faults import FIRED
+from sandbox.gateway import resolve_env
+from sandbox.model import KeySet, KeyType
+from sandbox.policy import TOKEN_ENDPOINT_KEY_TYPES, Decision, token_decision
+from sandbox.world import World
+
+log = logging.getLogger("sandbox")
+
+#: Requests not recorded: reading the log itself (a polling dashboard would push everything else out).
+QUIET: set[tuple[str, str]] = {("GET", "/_sandbox/requests")}
+DEFAULT_LIMIT = 100
+MAX_FIELD = 256  # paths and header values are cut to this length
+
+
+def redact(secret: str | None) -> str | None:
+    """At most the last 4 characters, and none of a short secret (4 of 8 would be half of it)."""
+    if not secret:
+        return None
+    return "…" + secret[-4:] if len(secret) >= 16 else "…"
+
+
+def _cut(value: str | None) -> str | None:
+    return value if value is None or len(value) <= MAX_FIELD else value[:MAX_FIELD] + "…"
+
+
+class RequestLog:
+    """The ring of entries; listeners (the dashboard's live view) get each new entry."""
+
+    def __init__(self, size: int) -> None:
+        self.entries: deque[dict] = deque(maxlen=max(1, size))
+        self._ids = itertools.count(1)
+        self.listeners: list[Callable[[dict], None]] = []
+
+    def add(self, entry: dict) -> dict:
+        entry["id"] = next(self._ids)
+        self.entries.append(entry)
+        for listener in self.listeners:
+            listener(entry)
+        return entry
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+    def query(self, limit: int = DEFAULT_LIMIT, key_type: KeyType | None = None, allowed: bool | None = None,
+              msn: str | None = None, since: int | None = None) -> list[dict]:
+        """Newest first, filtered; `since` keeps entries with a larger id (for polling)."""
+        found = []
+        for entry in reversed(self.entries):
+            if len(found) >= limit or (since is not None and entry["id"] <= since):
+                break
+            if key_type is not None and (entry["caller"] or {}).get("keyType") != key_type:
+                continue
+            if allowed is not None and entry["decision"]["allowed"] is not allowed:
+                continue
+            if msn is not None and msn not in (entry["msn"], entry["actingFor"]):
+                continue
+            found.append(entry)
+        return found
+
+
+REQUEST_LOG = web.AppKey("request_log", RequestLog)
+
+
+# ---------------------------------------------------------------------------------------------
+# Building one entry
+# ---------------------------------------------------------------------------------------------
+
+
+def _basic(headers: Mapping[str, str]) -> tuple[str, str] | None:
+    auth = headers.get("Authorization", "")
+    if auth[:6].lower() != "basic ":
+        return None
+    try:
+        client_id, _, secret = base64.b64decode(auth[6:].strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    return client_id, secret
+
+
+def _bearer(headers: Mapping[str, str]) -> str | None:
+    auth = headers.get("Authorization", "")
+    return auth[7:].strip() or None if auth.startswith("Bearer ") else None
+
+
+def credentials(request: web.Request) -> dict[str, str | None]:
+    """The credentials the request presented, redacted."""
+    headers = request.headers
+    found: dict[str, str | None] = {}
+    if headers.get("Ocp-Apim-Subscription-Key"):
+        found["subscriptionKey"] = redact(headers["Ocp-Apim-Subscription-Key"])
+    basic = _basic(headers)
+    secret = basic[1] if basic else headers.get("client_secret")
+    if secret:
+        found["clientSecret"] = redact(secret)
+    bearer = _bearer(headers)
+    if bearer:
+        found["adminToken" if request.path.startswith("/_sandbox") else "token"] = redact(bearer)
+    return found
+
+
+def claimed_keyset(request: web.Request, world: World) -> KeySet | None:
+    """Whose keys a refused request presented (not verified: the request may have failed for that)."""
+    headers = request.headers
+    client_id = world.by_subscription_key.get(headers.get("Ocp-Apim-Subscription-Key", ""))
+    if client_id is None:
+        basic = _basic(headers)
+        client_id = basic[0] if basic else headers.get("client_id")
+    if client_id is None and not request.path.startswith("/_sandbox"):
+        token = _bearer(headers)
+        if token:
+            try:
+                client_id = str(jwt.decode(token, options={"verify_signature": False}).get("cid"))
+            except jwt.PyJWTError:
+                client_id = None
+    return world.keys.get(client_id) if client_id else None
+
+
+def _caller(keyset: KeySet | None, verified: bool) -> dict | None:
+    if keyset is None:
+        return None
+    return {"keyType": str(keyset.type), "owner": keyset.owner, "clientId": keyset.client_id,
+            "environment": str(keyset.environment), "verified": verified}
+
+
+def policy_decision(request: web.Request, ctx: CallContext | None, status: int | None) -> Decision | None:
+    """The decision taken before the handler: the gateway's, the token endpoint's, or the control plane's."""
+    if ctx is not None and ctx.decision is not None:
+        return ctx.decision
+    route = ctx.route if ctx is not None else None
+    if route is not None and route.name in TOKEN_ENDPOINT_KEY_TYPES and ctx.keyset is not None \
+            and status is not None and status < 400:
+        return token_decision(route.name, ctx.keyset, ctx.env)
+    if request.get(ADMIN_DECISION) is not None:
+        return request[ADMIN_DECISION]
+    return None
+
+
+def _decision_fields(decision: Decision) -> dict:
+    return {"allowed": decision.allowed, "rule": decision.rule, "reason": decision.reason}
+
+
+def build_entry(request: web.Request, status: int | None, headers: Mapping[str, str], latency_ms: float,
+                interrupted: bool) -> dict:
+    runtime = request.app[RUNTIME]
+    ctx = request.get(CALL)
+    env = ctx.env if ctx is not None else resolve_env(request, runtime)
+    fault = request.get(FIRED)
+    dropped = fault is not None and fault.drop
+    if dropped:
+        status = None
+    keyset = ctx.keyset if ctx is not None else None
+    caller = _caller(keyset, True) if keyset is not None else _caller(claimed_keyset(request, runtime.world), False)
+    rule, reason = headers.get("Vipps-Sandbox-Rule"), headers.get("Vipps-Sandbox-Reason")
+    decision = policy_decision(request, ctx, status)
+    error = None
+    if decision is not None:
+        fields = _decision_fields(decision)
+        if rule and decision.allowed:  # let through, then refused by the handler (or a fault)
+            error = {"rule": rule, "reason": reason}
+    elif rule:  # refused before any policy decision: bad token, token endpoint, unknown path
+        fields = {"allowed": False, "rule": rule, "reason": reason}
+        fields = {"allowed": False, "rule": rule, "reason": reason}
+    elif status is not None and status >= 400:
+        fields = {"allowed": False, "rule": f"http-{status}", "reason": "Refused before any key-type decision."}
+    else:
+        fields = {"allowed": True, "rule": "no-decision-needed", "reason": "This route checks no keys."}
+    route = ctx.route if ctx is not None and ctx.route is not None else None
+    return {
+        "id": 0,  # set by RequestLog.add
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "virtualTime": iso_utc(runtime.clock.time()),
+        "environment": str(env),
+        "method": request.method,
+        "path": _cut(request.path),
+        "route": route.name if route else None,
+        "api": str(route.api) if route else None,
+        "caller": caller,
+        "msn": _cut(request.headers.get("Merchant-Serial-Number")),
+        "actingFor": ctx.msn if ctx is not None else None,
+        "credentials": credentials(request),
+        "decision": fields,
+        "error": error,
+        "status": status,
+        "latencyMs": round(latency_ms, 2),
+        "fault": fault.id if fault is not None else None,
+        "dropped": dropped,
+        "interrupted": interrupted and not dropped,
+        "warnings": list(ctx.warnings) if ctx is not None else [],
+    }
+
+
+@web.middleware
+async def request_log_middleware(request: web.Request, handler) -> web.StreamResponse:
+    ring = request.app.get(REQUEST_LOG)
+    if ring is None or (request.method, request.path) in QUIET:
+        return await handler(request)
+    started = time.perf_counter()
+    status: int | None = None
+    headers: Mapping[str, str] = {}
+    interrupted = False
+    try:
+        response = await handler(request)
+        status, headers = response.status, response.headers
+        return response
+    except web.HTTPException as exc:  # redirects the gateway lets through
+        status, headers = exc.status, exc.headers
+        raise
+    except BaseException:  # the client went away (CancelledError) or worse: still one entry
+        interrupted = True
+        raise
+    finally:
+        try:
+            ring.add(build_entry(request, status, headers, (time.perf_counter() - started) * 1000, interrupted))
+        except Exception:  # the log must never break a request
+            log.exception("could not record %s %s in the request log", request.method, request.path)
