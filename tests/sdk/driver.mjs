@@ -6,6 +6,7 @@
 //   flow        token, create, info, history, forceApprove, partial capture, partial refund, cancel,
 //               then the error paths: capture before approve, over-capture, an unknown reference
 //   production  token and create with partner keys and Merchant-Serial-Number (useTestMode false)
+//   settle      token, full capture, partial refund and info of the payment `production` created
 //   webhooks    token, webhook.register, list, delete, list
 // Credentials: VIPPS_CLIENT_ID, VIPPS_CLIENT_SECRET, VIPPS_SUBSCRIPTION_KEY, VIPPS_MSN;
 // VIPPS_TEST_MODE ("true" unless "false"), VIPPS_CURRENCY (default NOK), VIPPS_WEBHOOK_URL.
@@ -111,6 +112,15 @@ async function production() {
     client.payment.forceApprove(token, ref, { customer: { phoneNumber } }));
 }
 
+async function settle() {
+  // After the user approved `${prefix}-prod` (the landing page, or the control plane in tests).
+  const token = await getToken();
+  const ref = `${prefix}-prod`;
+  await step("capture", () => client.payment.capture(token, ref, { modificationAmount: amount(10000) }));
+  await step("refund", () => client.payment.refund(token, ref, { modificationAmount: amount(1000) }));
+  await step("info", () => client.payment.info(token, ref));
+}
+
 async function webhooks() {
   const token = await getToken();
   const url = env.VIPPS_WEBHOOK_URL || "https://example.com/vipps/webhooks";
@@ -123,7 +133,7 @@ async function webhooks() {
   await step("webhook.list.afterDelete", () => client.webhook.list(token));
 }
 
-const scenarios = { flow, production, webhooks };
+const scenarios = { flow, production, settle, webhooks };
 if (!scenarios[scenario]) {
   console.error(`driver.mjs: unknown scenario ${scenario}; use one of ${Object.keys(scenarios).join(", ")}`);
   process.exit(2);

@@ -185,6 +185,16 @@ async def test_sdk_partner_keys_in_production(sandbox: SandboxClient) -> None:
                                   keyset=merchant_test_keys(sandbox)[0])
     assert reply.status == 404, "the payment exists in production only"
 
+    # The user approves (here through the control plane), then the partner settles through the SDK.
+    reply = await sandbox.request("POST", f"/_sandbox/payments/{msn}/sdk-prod-prod/approve", "production")
+    assert reply.status == 200, reply.text
+    steps = await run_driver(sandbox, "settle", keyset, msn, currency, "sdk-prod")
+    assert amount_of(ok(steps, "capture")["aggregate"], "capturedAmount") == 10000
+    assert amount_of(ok(steps, "refund")["aggregate"], "refundedAmount") == 1000
+    settled = ok(steps, "info")
+    assert settled["state"] == "AUTHORIZED"
+    assert amount_of(settled["aggregate"], "capturedAmount") == 10000
+
 
 async def test_sdk_partner_token_with_msn_out_of_reach_is_refused(sandbox: SandboxClient) -> None:
     """The SDK always sends Merchant-Serial-Number on the token call; an MSN out of reach is a 401."""
