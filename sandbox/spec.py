@@ -21,7 +21,8 @@ from sandbox.errors import Detail, ValidationProblem
 @cache
 def load_spec(name: str) -> dict:
     text = importlib.resources.files("sandbox.specs").joinpath(name).read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    # libyaml's loader parses the big specs ten times faster than the pure-Python one.
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
 
 
 class SpecSchemas:
