@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -22,9 +23,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve the test and production environments")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080, help="port of the test environment (apitest)")
-    serve.add_argument("--prod-port", type=int, default=8081, help="port of the production environment (api)")
-    serve.add_argument("--fixture", type=Path, help="TinyDB fixture file (default: the bundled one)")
+    # Environment variables give the defaults, so the Docker image's CMD stays one fixed command.
+    serve.add_argument("--port", type=int, default=os.environ.get("VIPPS_SANDBOX_PORT", "8080"),
+                       help="port of the test environment (apitest; default $VIPPS_SANDBOX_PORT or 8080)")
+    serve.add_argument("--prod-port", type=int, default=os.environ.get("VIPPS_SANDBOX_PROD_PORT", "8081"),
+                       help="port of the production environment (api; default $VIPPS_SANDBOX_PROD_PORT or 8081)")
+    serve.add_argument("--fixture", type=Path, default=os.environ.get("VIPPS_SANDBOX_FIXTURE") or None,
+                       help="TinyDB fixture file (default: $VIPPS_SANDBOX_FIXTURE, else the bundled one)")
     serve.add_argument("--seed", type=int, help="serve a fixture generated in memory from this seed")
     serve.add_argument("--strict-headers", action="store_true",
                        help="refuse partner-key calls without the Vipps-System-* headers")
