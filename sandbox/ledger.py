@@ -102,6 +102,28 @@ class TopicLog:
         start_end = self.dates.get(day)
         return (start_end[0], start_end[1]) if start_end else (0, 0)
 
+    def dump(self) -> dict:
+        return {"entries": self.entries, "gdpr": self.gdpr}
+
+    @classmethod
+    def load(cls, data: dict) -> TopicLog:
+        """Rebuilds the index and balance from the entries, checking that they still chain."""
+        entries, gdpr = list(data["entries"]), list(data["gdpr"])
+        if len(entries) != len(gdpr):
+            raise ValueError("entries and gdpr differ in length")
+        log = cls()
+        for entry, extra in zip(entries, gdpr, strict=True):
+            if entry["balanceBefore"] != log.balance or entry["balanceAfter"] != log.balance + entry["amount"]:
+                raise ValueError(f"entry {entry['pspReference']} breaks the balance chain")
+            log.balance = entry["balanceAfter"]
+            span = log.dates.setdefault(entry["ledgerDate"], [len(log.entries), len(log.entries)])
+            if span[1] != len(log.entries):
+                raise ValueError(f"the entries of {entry['ledgerDate']} are not contiguous")
+            log.entries.append(dict(entry))
+            log.gdpr.append(extra)
+            span[1] += 1
+        return log
+
 
 class Ledger:
     """One sales unit's ledger: funds and fees, the open date, and the payouts so far."""
@@ -117,6 +139,23 @@ class Ledger:
         self.last_closed: date | None = None
         self.open_fees = 0  # the capture fees of the open date (a negative sum)
         self.payouts = 0
+
+    def dump(self) -> dict:
+        return {"msn": self.msn, "currency": self.currency, "handle": self.handle, "basisPoints": self.basis_points,
+                "openDate": self.open_date.isoformat() if self.open_date else None,
+                "lastClosed": self.last_closed.isoformat() if self.last_closed else None,
+                "openFees": self.open_fees, "payouts": self.payouts,
+                "topics": {topic: log.dump() for topic, log in self.topics.items()}}
+
+    @classmethod
+    def load(cls, data: dict, unit: SalesUnit) -> Ledger:
+        ledger = cls(unit, int(data["basisPoints"]))
+        ledger.currency, ledger.handle = str(data["currency"]), str(data["handle"])
+        ledger.open_date = date.fromisoformat(data["openDate"]) if data["openDate"] else None
+        ledger.last_closed = date.fromisoformat(data["lastClosed"]) if data["lastClosed"] else None
+        ledger.open_fees, ledger.payouts = int(data["openFees"]), int(data["payouts"])
+        ledger.topics = {topic: TopicLog.load(data["topics"][topic]) for topic in TOPICS}
+        return ledger
 
     @property
     def funds(self) -> TopicLog:
@@ -193,6 +232,24 @@ class LedgerBook:
         self.ledgers.clear()
         self._ids.clear()
         self._ids_source = (0, -1)
+
+    def dump(self) -> dict:
+        """For snapshots: every ledger with its entries (JSON-able)."""
+        return {"ledgers": [ledger.dump() for ledger in self.ledgers.values()]}
+
+    def load(self, data: object) -> None:
+        """Replaces every ledger with a snapshot's; raises ValueError (changing nothing) if it is not valid."""
+        if not isinstance(data, dict) or not isinstance(data.get("ledgers"), list):
+            raise ValueError('the ledgers state must be {"ledgers": [...]}')
+        world = self._world()
+        ledgers: dict[str, Ledger] = {}
+        for row in data["ledgers"]:
+            try:
+                unit = world.sales_units[row["msn"]]
+                ledgers[unit.msn] = Ledger.load(row, unit)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ValueError(f"a ledger in the snapshot is not valid: {exc!r}") from exc
+        self.ledgers = ledgers
 
     def ledger(self, msn: str) -> Ledger | None:
         """The sales unit's ledger (created on first use), or None for an unknown MSN."""

@@ -110,6 +110,7 @@ class ReportBackend:
         self.book = LedgerBook(lambda: self.runtime.world)
         runtime.listeners.append(self.book.on_event)
         runtime.reset_hooks.append(self.book.clear)
+        runtime.state_providers["ledgers"] = (self.book.dump, self.book.load)
 
     # -- visibility ---------------------------------------------------------------------------------
     def _readable(self, keyset: KeySet, ledger_id: str) -> Ledger | None:

@@ -183,3 +183,29 @@ async def test_gdpr_fields_only_for_vippsnummer_ledgers(sandbox):
     assert item["message"] == "Takk for maten" and item["maskedPhoneNo"] == "xxxx 5432" and "name" in item
     assert "4798765432" not in str(full)
     assert item["recipientHandle"] == "NO:123455"
+
+
+async def test_ledgers_survive_snapshot_and_restore(sandbox, tmp_path):
+    now = await freeze(sandbox)
+    msn = sandbox.msn_role("premium-shop-1")
+    capture(sandbox, msn, "order-1", 10_000)
+    refund(sandbox, msn, "order-1", 1_000)
+    await past_midnight(sandbox, now)
+    capture(sandbox, msn, "order-2", 4_000)
+    headers = await sandbox.auth_headers(sandbox.key("merchant", msn=msn))
+    lid = await ledger_id(sandbox, headers, msn)
+    before = {t: (await get(sandbox, f"/report/v2/ledgers/{lid}/{t}/feed", headers)).json for t in ("funds", "fees")}
+    snapshot = {"path": str(tmp_path / "ledgers.json")}
+    assert (await sandbox.request("POST", "/_sandbox/snapshot", json_body=snapshot)).status == 200
+    assert (await sandbox.request("POST", "/_sandbox/reset")).status in (200, 204)
+    headers = await sandbox.auth_headers(sandbox.key("merchant", msn=msn))
+    assert (await get(sandbox, f"/report/v2/ledgers/{lid}/funds/feed", headers)).json["items"] == []
+    reply = await sandbox.request("POST", "/_sandbox/restore", json_body=snapshot)
+    assert reply.status == 200 and "ledgers" in reply.json["restored"], reply.text
+    headers = await sandbox.auth_headers(sandbox.key("merchant", msn=msn))
+    for topic in ("funds", "fees"):
+        assert (await get(sandbox, f"/report/v2/ledgers/{lid}/{topic}/feed", headers)).json == before[topic]
+    capture(sandbox, msn, "order-3", 500)  # the restored ledger goes on where it was
+    funds = (await get(sandbox, f"/report/v2/ledgers/{lid}/funds/feed", headers)).json["items"]
+    assert funds[-1]["reference"] == "order-3"
+    assert_chain(funds)
