@@ -101,6 +101,31 @@ class ManagementBackend:
         self.partner_orders.clear()
         self.idempotency.clear()
 
+    # -- snapshots (runtime.state_providers["product_orders"]) ------------------------------------------
+    def dump(self) -> dict:
+        orders = [{"id": o.id, "partnerId": o.partner_id, "request": o.request, "productType": o.product_type,
+                   "url": o.url, "createdAt": o.created_at, "updatedAt": o.updated_at, "status": str(o.status),
+                   "msn": o.msn, "history": [[str(s), t] for s, t in o.history]} for o in self.orders.values()]
+        replays = [{"partnerId": p, "key": k, "body": body, "response": response}
+                   for (p, k), (body, response) in self.idempotency.items()]
+        return {"orders": orders, "idempotency": replays}
+
+    def load(self, data: object) -> None:
+        """Replaces the product orders with a dump's; raises (KeyError, ValueError, TypeError) on a bad one."""
+        if not isinstance(data, dict):
+            raise ValueError("the product orders' state must be an object")
+        orders = [ProductOrder(str(o["id"]), str(o["partnerId"]), dict(o["request"]), str(o["productType"]),
+                               str(o["url"]), float(o["createdAt"]), float(o["updatedAt"]), Status(o["status"]),
+                               o["msn"], [(Status(s), float(t)) for s, t in o["history"]])
+                  for o in data["orders"]]
+        replays = {(str(r["partnerId"]), str(r["key"])): (str(r["body"]), dict(r["response"]))
+                   for r in data["idempotency"]}
+        self.reset()
+        for order in orders:
+            self.orders[order.id] = order
+            self.partner_orders.setdefault(order.partner_id, {})[order.id] = None
+        self.idempotency.update(replays)
+
     # -- who sees what ----------------------------------------------------------------------------
     def visible(self, keyset: KeySet, msn: str) -> bool:
         """Within the keys' reach and active: O(1)."""

@@ -324,3 +324,27 @@ async def test_reset_forgets_orders_and_new_units_and_never_touches_the_fixture_
     assert new_msn not in sandbox.runtime.world.sales_units
     assert (await details(sandbox, premium, order_id)).status == 404
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+async def test_snapshot_keeps_orders_new_units_and_idempotency(sandbox, tmp_path):
+    premium = partner_keys(sandbox)
+    done = (await create(sandbox, premium, body(), key="snap-1")).json["prefilledOrderId"]
+    await move(sandbox, done, "submit")
+    await move(sandbox, done, "complete")
+    new_msn = (await details(sandbox, premium, done)).json["salesUnit"]["msn"]
+    waiting = (await create(sandbox, premium, body(org_number(4567890)), key="snap-2")).json
+    target = str(tmp_path / "management.json")
+    assert (await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": target})).status == 200
+
+    assert (await sandbox.request("POST", "/_sandbox/reset", "test")).status == 200
+    assert_problem(await details(sandbox, premium, done), 404)
+    restored = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": target})
+    assert restored.status == 200 and "product_orders" in restored.json["restored"], restored.text
+
+    assert (await details(sandbox, premium, done)).json["salesUnit"]["msn"] == new_msn
+    assert (await details(sandbox, premium, waiting["prefilledOrderId"])).json["status"] == "RECEIVED"
+    units = await sandbox.request("GET", "/management/v1/sales-units", "production", keyset=premium)
+    assert new_msn in [u["msn"] for u in units.json]
+    replay = await create(sandbox, premium, body(org_number(4567890)), key="snap-2")
+    assert replay.status == 201 and replay.json == waiting
+    assert_problem(await create(sandbox, premium, body(), key="snap-2"), 409, "Idempotency-Key")

@@ -106,6 +106,7 @@ def setup(app: web.Application) -> None:
     store = ManagementBackend(app[RUNTIME])
     app[BACKEND] = store
     app[RUNTIME].reset_hooks.append(store.reset)
+    app[RUNTIME].state_providers["product_orders"] = (store.dump, store.load)
     router = app.router
     router.add_get("/management/v1/sales-units", sales_units_list, name="management.sales_units.list")
     router.add_get("/management/v1/sales-units/{msn}", sales_unit_get, name="management.sales_units.get")
