@@ -1,0 +1,38 @@
+# vipps-sandbox: both environments of the Vipps MobilePay sandbox in one container.
+#   docker build -t vipps-sandbox .
+#   docker run --rm -p 8080:8080 -p 8081:8081 -e VIPPS_SANDBOX_ADMIN_TOKEN=change-me vipps-sandbox
+# Test environment (apitest) on 8080, production (api) on 8081. Bound to 0.0.0.0, so the control
+# plane (/_sandbox/) needs 'Authorization: Bearer <admin token>' (generated and printed if not set).
+
+# -- build: install the package and its dependencies into a venv -----------------------------------
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY sandbox ./sandbox
+COPY fixtures ./fixtures
+COPY scenarios ./scenarios
+RUN /opt/venv/bin/pip install --no-cache-dir .
+
+# -- runtime: the venv only, as a non-root user ------------------------------------------------------
+FROM python:3.11-slim
+COPY --from=build /opt/venv /opt/venv
+RUN groupadd --system --gid 10001 sandbox \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin sandbox \
+    && mkdir -p /data \
+    && chown 10001:10001 /data
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    VIPPS_SANDBOX_PORT=8080 \
+    VIPPS_SANDBOX_PROD_PORT=8081
+# Optional: VIPPS_SANDBOX_FIXTURE=/data/fixture.json (a file in the volume) and
+# VIPPS_SANDBOX_ADMIN_TOKEN=<token> for the control plane.
+VOLUME ["/data"]
+WORKDIR /data
+USER 10001:10001
+EXPOSE 8080 8081
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as u; [u.urlopen(f'http://127.0.0.1:{os.environ[v]}/_sandbox/health', timeout=2) for v in ('VIPPS_SANDBOX_PORT', 'VIPPS_SANDBOX_PROD_PORT')]"]
+CMD ["vipps-sandbox", "serve", "--host", "0.0.0.0"]
