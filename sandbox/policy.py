@@ -196,6 +196,8 @@ SANDBOX_DASHBOARD_ROUTES = (
     R("sandbox.payments.list", "GET", "/_sandbox/payments", Api.SANDBOX, summary="every payment, both environments"),
     R("sandbox.product_orders.list", "GET", "/_sandbox/product-orders", Api.SANDBOX,
       summary="every product order"),
+    R("sandbox.dashboard.payment_action", "POST", "/_sandbox/dashboard/payments/{env}/{msn}/{reference}/{action}",
+      Api.SANDBOX, summary="approve, reject or expire a payment of either environment from the dashboard"),
 )
 
 # The request log and the control plane: reset, snapshots, key regeneration, faults (issue 6).

@@ -11,8 +11,9 @@ from importlib import resources
 
 from aiohttp import web
 
+from sandbox.api.control import read_json
 from sandbox.context import RUNTIME
-from sandbox.dashboard.feeds import building, payment_rows, product_order_rows
+from sandbox.dashboard.feeds import PAYMENT_ACTIONS, building, payment_action, payment_rows, product_order_rows
 from sandbox.errors import GatewayNotFound
 from sandbox.policy import matrix
 
@@ -52,6 +53,14 @@ async def product_orders_feed(request: web.Request) -> web.Response:
     return web.json_response(product_order_rows(request.app))
 
 
+async def payment_action_route(request: web.Request) -> web.Response:
+    info = request.match_info
+    if info["action"] not in PAYMENT_ACTIONS:
+        raise GatewayNotFound(f"No payment action {info['action']!r}: approve, reject or expire.", rule="unknown-path")
+    await read_json(request)  # a malformed body still gets a clear 400
+    return web.json_response(payment_action(request.app, info["env"], info["msn"], info["reference"], info["action"]))
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/_sandbox/", page, name="sandbox.dashboard")
     app.router.add_get("/_sandbox/dashboard/{name}", asset, name="sandbox.dashboard.asset")
@@ -59,3 +68,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/_sandbox/matrix", matrix_feed, name="sandbox.matrix")
     app.router.add_get("/_sandbox/payments", payments_feed, name="sandbox.payments.list")
     app.router.add_get("/_sandbox/product-orders", product_orders_feed, name="sandbox.product_orders.list")
+    app.router.add_post("/_sandbox/dashboard/payments/{env}/{msn}/{reference}/{action}", payment_action_route,
+                        name="sandbox.dashboard.payment_action")

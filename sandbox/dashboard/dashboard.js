@@ -12,22 +12,34 @@ function el(tag, attrs, ...children) {
     if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
     else node.setAttribute(name, value === true ? "" : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return node;
 }
 
+// Off loopback (as in Docker) the control plane needs the admin token printed at start.
+function authHeaders() {
+  const token = sessionStorage.getItem("vipps-sandbox-admin-token");
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+function askForToken() {
+  const token = window.prompt("This sandbox's control plane needs its admin token (printed at start):");
+  if (token) sessionStorage.setItem("vipps-sandbox-admin-token", token.trim());
+}
+
 async function getJSON(path) {
-  const response = await fetch(path, { cache: "no-store" });
+  const response = await fetch(path, { cache: "no-store", headers: authHeaders() });
+  if (response.status === 401 && !sessionStorage.getItem("vipps-sandbox-admin-token")) askForToken();
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return response.json();
 }
 
 async function post(path, body) {
   const response = await fetch(path, {
-    method: "POST", headers: { "Content-Type": "application/json" },
+    method: "POST", headers: { "Content-Type": "application/json", ...authHeaders() },
     body: body === undefined ? "{}" : JSON.stringify(body),
   });
   const text = await response.text();
@@ -129,8 +141,10 @@ function logRow(entry) {
   const decision = field(entry, "decision.outcome", "decision");
   const decisionText = typeof decision === "string" ? decision
     : (decision === undefined ? "–" : (denied ? "deny" : "allow"));
-  const rule = field(entry, "decision.rule", "rule");
-  const reason = field(entry, "decision.reason", "reason");
+  // Let through by the policy, then refused by the handler: show that refusal instead.
+  const handlerError = !denied && field(entry, "error.rule") ? entry.error : null;
+  const rule = handlerError ? handlerError.rule : field(entry, "decision.rule", "rule");
+  const reason = handlerError ? handlerError.reason : field(entry, "decision.reason", "reason");
   return el("tr", { class: denied ? "denied" : "", "data-path": field(entry, "path") },
     el("td", {}, time.replace("T", " ").replace(/\.\d+Z?$/, "")),
     el("td", {}, field(entry, "environment", "env") || ""),
@@ -145,10 +159,18 @@ function logRow(entry) {
     el("td", {}, field(entry, "latencyMs", "latency_ms", "latency") ?? ""));
 }
 
+// The dashboard's own reads: they never make the lists refresh (or each refresh would cause the next).
+const OWN_READS = /^\/_sandbox\/(building|matrix|payments|product-orders|clock|health|dashboard\/|$)/;
+let lastSeenId = 0;
+
 async function refreshLog() {
   try {
-    const data = await getJSON("/_sandbox/requests?limit=200");
+    const data = await getJSON("/_sandbox/requests?limit=300");
     let entries = Array.isArray(data) ? data : (data.requests || data.entries || []);
+    const fresh = entries.filter((e) => Number(e.id) > lastSeenId
+      && !(field(e, "method") === "GET" && OWN_READS.test(String(field(e, "path") || ""))));
+    lastSeenId = Math.max(lastSeenId, ...entries.map((e) => Number(e.id) || 0));
+    if (fresh.length) refreshLists();  // something happened: payments, orders or the clock may have changed
     if (!$("#log-show-control").checked) {
       entries = entries.filter((e) => !String(field(e, "path") || "").startsWith("/_sandbox"));
     }
@@ -178,31 +200,33 @@ function money(amount) {
 }
 
 function paymentRow(p) {
-  const base = `/_sandbox/payments/${encodeURIComponent(p.msn)}/${encodeURIComponent(p.reference)}`;
-  const query = p.environment ? `?env=${encodeURIComponent(p.environment)}` : "";
+  // The dashboard lives on one port, so it names the environment in the path.
+  const base = "/_sandbox/dashboard/payments/" + [p.environment, p.msn, p.reference].map(encodeURIComponent).join("/");
   const open = p.state === "CREATED";
+  const button = (action, cls) => el("button", { class: cls, "data-action": action, disabled: !open,
+    onclick: () => act(`${base}/${action}`, `${action} ${p.reference}`) }, action);
   return el("tr", { "data-reference": p.reference, "data-state": p.state },
-    el("td", {}, p.environment || ""), el("td", {}, p.msn), el("td", { class: "path" }, p.reference),
+    el("td", {}, p.environment || ""), el("td", {}, p.msn), el("td", { class: "path" }, p.reference,
+      p.description ? el("div", { class: "muted" }, p.description) : null),
     el("td", {}, money(p.amount)), el("td", { class: "state" }, p.state), el("td", {}, p.createdAt || ""),
-    el("td", {},
-      el("button", { disabled: !open, onclick: () => act(`${base}/approve${query}`, `approve ${p.reference}`) },
-        "approve"),
-      el("button", { class: "secondary", disabled: !open,
-        onclick: () => act(`${base}/reject${query}`, `reject ${p.reference}`) }, "reject"),
-      el("button", { class: "secondary", disabled: !open,
-        onclick: () => act(`${base}/expire${query}`, `expire ${p.reference}`) }, "expire")));
+    el("td", {}, button("approve"), button("reject", "secondary"), button("expire", "secondary"),
+      open ? el("a", { href: p.landingUrl, target: "_blank" }, "landing page") : null));
 }
 
 function orderRow(o) {
   const base = `/_sandbox/product-orders/${encodeURIComponent(o.id)}`;
-  const done = ["COMPLETED", "REJECTED", "DELETED"].includes(String(o.status).toUpperCase());
+  // Vipps MobilePay completes only what the merchant submitted; anything not final can be rejected.
+  const final = ["COMPLETED", "REJECTED", "EXPIRED"].includes(o.status);
   return el("tr", { "data-order": o.id, "data-status": o.status },
-    el("td", { class: "path" }, o.id), el("td", {}, o.partner || ""), el("td", {}, o.merchant || ""),
+    el("td", { class: "path" }, el("a", { href: o.page, target: "_blank" }, o.id)), el("td", {}, o.partner || ""),
+    el("td", {}, o.merchant || "", o.salesUnit ? el("div", { class: "muted" }, `MSN ${o.salesUnit.msn}`) : null),
     el("td", { class: "state" }, o.status), el("td", {}, o.createdAt || ""),
     el("td", {},
-      el("button", { disabled: done, onclick: () => act(`${base}/complete`, `complete ${o.id}`) }, "complete"),
-      el("button", { class: "secondary", disabled: done, onclick: () => act(`${base}/reject`, `reject ${o.id}`) },
-        "reject")));
+      el("button", { "data-action": "complete", disabled: o.status !== "ORDER_SUBMITTED",
+        title: "the merchant must submit the order first",
+        onclick: () => act(`${base}/complete`, `complete ${o.id}`) }, "complete"),
+      el("button", { class: "secondary", "data-action": "reject", disabled: final,
+        onclick: () => act(`${base}/reject`, `reject ${o.id}`) }, "reject")));
 }
 
 function emptyRow(columns, text) {
@@ -222,9 +246,18 @@ async function refreshLists() {
   } catch (error) { say(`product orders unavailable (${error.message})`); }
   try {
     const clock = await getJSON("/_sandbox/clock");
-    $("#clock-now").textContent = clock.now;
-    $("#clock-frozen").textContent = clock.frozen ? "(frozen)" : "";
+    clockState = { offset: new Date(clock.now).getTime() - Date.now(), frozen: clock.frozen, now: clock.now };
+    tickClock();
   } catch (error) { $("#clock-now").textContent = "unavailable"; }
+}
+
+// The virtual clock runs in real time plus an offset (or stands still when frozen): tick it locally.
+let clockState = null;
+function tickClock() {
+  if (!clockState) return;
+  const now = clockState.frozen ? new Date(clockState.now) : new Date(Date.now() + clockState.offset);
+  $("#clock-now").textContent = now.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+  $("#clock-frozen").textContent = clockState.frozen ? "(frozen)" : "";
 }
 
 async function advanceClock() {
@@ -250,7 +283,8 @@ async function start() {
   $("#log-show-control").addEventListener("change", refreshLog);
   await Promise.all([refreshLog(), refreshLists()]);
   setInterval(refreshLog, 1000);
-  setInterval(refreshLists, 2000);
+  setInterval(tickClock, 1000);
+  setInterval(refreshLists, 15000);  // payments can also expire as the clock runs
 }
 
 start();

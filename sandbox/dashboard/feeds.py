@@ -11,7 +11,10 @@ from collections import defaultdict
 
 from aiohttp import web
 
-from sandbox.model import KeySet, KeyType
+from sandbox.clock import iso_utc
+from sandbox.context import RUNTIME
+from sandbox.errors import Detail, Problem
+from sandbox.model import Env, KeySet, KeyType
 from sandbox.world import World
 
 
@@ -97,14 +100,68 @@ def roles(world: World) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# Live listings from other APIs' backends: the only coupling is these two read-only functions.
+# Live listings from other APIs' backends: the only coupling is these read-only functions and
+# payment_action, which calls the same backend method as /_sandbox/payments/{msn}/{reference}/{action}.
 # ---------------------------------------------------------------------------------------------
 
+PAYMENT_ACTIONS = ("approve", "reject", "expire")
+
+
+def _payments(app: web.Application):
+    from sandbox.api.epayment import PAYMENTS
+
+    return app.get(PAYMENTS)
+
+
 def payment_rows(app: web.Application) -> list[dict]:
-    """Every payment of both environments, newest first (empty until the ePayment API exists)."""
-    return []
+    """Every payment of both environments, newest first, with a link to its landing page."""
+    backend = _payments(app)
+    if backend is None:
+        return []
+    backend.sweep()  # payments due to expire on the virtual clock show as EXPIRED
+    rows = []
+    for payment in reversed(backend.payments.values()):
+        created = payment.events[0].timestamp if payment.events else None
+        rows.append({
+            "environment": str(payment.env), "msn": payment.msn, "reference": payment.reference,
+            "state": str(payment.state), "amount": payment.amount(payment.value),
+            "aggregate": payment.aggregate(), "description": payment.description, "userFlow": payment.user_flow,
+            "createdAt": iso_utc(created) if created is not None else None,
+            "landingUrl": f"/_sandbox/landing?token={backend.landing_token(payment)}",
+        })
+    return rows
+
+
+def payment_action(app: web.Application, env: str, msn: str, reference: str, action: str) -> dict:
+    """approve, reject or expire a payment of either environment (the dashboard lives on one port)."""
+    backend = _payments(app)
+    if backend is None:
+        raise Problem(404, "Not Found", "The ePayment API is not part of this sandbox.")
+    try:
+        environment = Env(env)
+    except ValueError as exc:
+        raise Problem(400, "Bad Request", "env must be test or production.",
+                      details=[Detail("env", "Must be test or production.")]) from exc
+    payment = backend.find(environment, msn, reference)
+    getattr(backend, action)(payment)
+    return payment.view()
 
 
 def product_order_rows(app: web.Application) -> list[dict]:
-    """Every product order, newest first (empty until the Management API exists)."""
-    return []
+    """Every product order, newest first, as the control plane shows it."""
+    from sandbox.api.management import BACKEND
+
+    backend = app.get(BACKEND)
+    if backend is None:
+        return []
+    rows = []
+    for order_id in reversed(list(backend.orders)):
+        view = backend.sandbox_view(backend.order(order_id))
+        partner = app[RUNTIME].world.partners.get(view["partnerId"])
+        bid = view.get("businessIdentifier") or {}
+        rows.append({"id": view["productOrderId"], "status": view["status"], "partnerId": view["partnerId"],
+                     "partner": partner.name if partner else view["partnerId"],
+                     "merchant": f"{bid.get('scheme', '')}/{bid.get('id', '')}", "createdAt": view["createdAt"],
+                     "expiresAt": view["expiresAt"], "salesUnit": view.get("salesUnit"),
+                     "page": f"/_sandbox/product-orders/{view['productOrderId']}"})
+    return rows
