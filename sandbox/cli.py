@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, help="serve a fixture generated in memory from this seed")
     serve.add_argument("--strict-headers", action="store_true",
                        help="refuse partner-key calls without the Vipps-System-* headers")
+    serve.add_argument("--admin-token", help="bearer token for /_sandbox/ when not on loopback "
+                       "(default: $VIPPS_SANDBOX_ADMIN_TOKEN, else generated and printed)")
+    serve.add_argument("--snapshot-dir", type=Path, help="where POST /_sandbox/snapshot writes by default")
+    serve.add_argument("--request-log-size", type=int, default=1000, help="entries kept in the request log")
 
     keys = commands.add_parser("keys", help="list the key sets of a fixture")
     keys.add_argument("--json", action="store_true")
@@ -64,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             from sandbox.server import serve_forever
 
             settings = Settings(host=args.host, port=args.port, prod_port=args.prod_port, fixture=args.fixture,
-                                seed=args.seed, strict_headers=args.strict_headers)
+                                seed=args.seed, strict_headers=args.strict_headers,
+                                admin_token=args.admin_token or os.environ.get("VIPPS_SANDBOX_ADMIN_TOKEN") or None,
+                                snapshot_dir=args.snapshot_dir, request_log_size=args.request_log_size)
             try:
                 asyncio.run(serve_forever(settings))
             except KeyboardInterrupt:

@@ -8,9 +8,12 @@ import sys
 
 from aiohttp import web
 
+from sandbox.admin import ADMIN_TOKEN_GENERATED, admin_required
 from sandbox.app import create_app
 from sandbox.context import RUNTIME
+from sandbox.lowlevel import SandboxRunner
 from sandbox.model import Env
+from sandbox.persistence import PERSISTENCE
 from sandbox.settings import Settings
 
 MAX_LINE = 128 * 1024
@@ -24,13 +27,17 @@ class RunningSandbox:
         self.app = app or create_app(settings)
         # Real clients send long headers (JWTs of 1000+ characters) and people send silly ones: parse
         # up to 128 kB per line so oversize values reach our own checks and get a proper error body.
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+        # SandboxRunner answers what the HTTP parser refuses (NUL bytes, bad UTF-8) in the gateway's JSON.
+        self.runner = SandboxRunner(self.app, access_log=None, handle_signals=False,
                                     max_line_size=MAX_LINE, max_field_size=MAX_LINE)
         self.test_port = self.prod_port = 0
 
     async def start(self) -> None:
         await self.runner.setup()
         runtime = self.app[RUNTIME]
+        recovering = self.app.get(PERSISTENCE)
+        if recovering is not None:  # --state: load the snapshot and replay the journal before serving
+            await recovering.recover(self.runner)
         for env, port in ((Env.TEST, self.settings.port), (Env.PRODUCTION, self.settings.prod_port)):
             site = web.TCPSite(self.runner, self.settings.host, port, reuse_address=True)
             await site.start()
@@ -63,6 +70,11 @@ async def serve_forever(settings: Settings) -> None:
     print(f"vipps-sandbox serving the test environment (apitest.vipps.no) on {sandbox.test_url}", flush=True)
     print(f"vipps-sandbox serving the production environment (api.vipps.no) on {sandbox.prod_url}", flush=True)
     print(f"List the keys with `vipps-sandbox keys` or GET {sandbox.test_url}/_sandbox/keys", flush=True)
+    if sandbox.app[ADMIN_TOKEN_GENERATED]:
+        print(f"The control plane (/_sandbox/) needs 'Authorization: Bearer {settings.admin_token}' "
+              "(generated; choose one with --admin-token or VIPPS_SANDBOX_ADMIN_TOKEN).", flush=True)
+    elif admin_required(settings):
+        print("The control plane (/_sandbox/) needs 'Authorization: Bearer <the admin token you gave>'.", flush=True)
     print("Press Ctrl-C to stop.", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
