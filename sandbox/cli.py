@@ -1,4 +1,4 @@
-"""The `vipps-sandbox` command: serve, keys, fixture generate."""
+"""The `vipps-sandbox` command: serve, keys, fixture generate, scenario."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sandbox.fixture import store
 from sandbox.fixture.generate import MIN_PARTNERS, generate
 from sandbox.keys_listing import keyset_rows, table
 from sandbox.model import Env, KeyType
+from sandbox.scenarios import cli as scenario_cli
 from sandbox.settings import Settings
 from sandbox.world import World
 
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--partners", type=int, default=MIN_PARTNERS)
     gen.add_argument("--merchants", type=int, default=10)
     gen.add_argument("--out", type=Path, required=True)
+    scenario_cli.add_parser(commands)
     return parser
 
 
@@ -85,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             store.write(generate(args.seed, args.partners, args.merchants), args.out)
             print(f"wrote {args.out}")
             return 0
+        if args.command == "scenario":
+            return scenario_cli.main(args)
     except (store.FixtureError, ValueError, OSError) as exc:
         print(f"vipps-sandbox: error: {exc}", file=sys.stderr)
         return 2

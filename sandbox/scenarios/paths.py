@@ -1,0 +1,93 @@
+"""Simple JSON paths (`aggregate.capturedAmount.value`, `items[0].id`, `$.state`) and matchers."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "(missing)"
+
+
+#: What lookup returns when the path leads nowhere (None is a real JSON value: null).
+MISSING = _Missing()
+
+
+def lookup(document: object, path: str) -> object:
+    path = path.strip()
+    if path in ("$", ""):
+        return document
+    if path.startswith("$."):
+        path = path[2:]
+    value = document
+    for name, index in TOKEN.findall(path):
+        if index or name.isdigit():
+            position = int(index or name)
+            if not isinstance(value, list) or position >= len(value):
+                return MISSING
+            value = value[position]
+        elif isinstance(value, dict) and name in value:
+            value = value[name]
+        else:
+            return MISSING
+    return value
+
+
+def matches(expected: object, actual: object) -> bool:
+    """Equality, or one matcher: contains, exists, oneOf, length, gte, lte."""
+    if isinstance(expected, dict) and len(expected) == 1:
+        kind, argument = next(iter(expected.items()))
+        if kind == "exists":
+            return (actual is not MISSING) is argument
+        if actual is MISSING:
+            return False
+        if kind == "contains":
+            if isinstance(argument, list) and isinstance(actual, list):  # every one of them
+                return all(matches({"contains": item}, actual) for item in argument)
+            if isinstance(actual, str):
+                return str(argument) in actual
+            if isinstance(actual, dict) and isinstance(argument, dict):
+                return argument.items() <= actual.items()
+            if isinstance(actual, list):
+                return argument in actual or any(isinstance(a, dict) and isinstance(argument, dict)
+                                                 and argument.items() <= a.items() for a in actual)
+            return False
+        if kind == "oneOf":
+            return actual in argument
+        if kind == "length":
+            return isinstance(actual, list | str | dict) and len(actual) == argument
+        if kind in ("gte", "lte"):
+            if not isinstance(actual, int | float) or isinstance(actual, bool):
+                return False
+            return actual >= argument if kind == "gte" else actual <= argument
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return type(expected) is type(actual) and expected == actual
+    return expected == actual
+
+
+FILTERS = ("query:NAME", "path", "date")
+
+
+def apply_filter(value: object, name: str) -> object:
+    """`query:token` (a URL's query parameter), `path` (a URL's path and query), `date` (YYYY-MM-DD of a timestamp)."""
+    if value is MISSING or not isinstance(value, str):
+        return MISSING
+    if name.startswith("query:"):
+        found = parse_qs(urlsplit(value).query).get(name[6:])
+        return found[0] if found else MISSING
+    if name == "path":
+        parts = urlsplit(value)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+    if name == "date":
+        return value[:10] if re.match(r"^\d{4}-\d{2}-\d{2}", value) else MISSING
+    raise ValueError(f"unknown filter {name!r} (known: {', '.join(FILTERS)})")
+
+
+def split_filters(source: str) -> tuple[str, list[str]]:
+    """`redirectUrl | query:token` -> ("redirectUrl", ["query:token"])."""
+    path, *filters = [part.strip() for part in source.split("|")]
+    return path, filters
