@@ -9,6 +9,7 @@ from collections.abc import Callable
 from sandbox.clock import VirtualClock
 from sandbox.fixture import store
 from sandbox.fixture.generate import generate
+from sandbox.ids import Ids
 from sandbox.model import Env
 from sandbox.settings import Settings
 from sandbox.tokens import TokenService
@@ -31,6 +32,7 @@ class Runtime:
         self.settings = settings
         self.fixture_tables = tables if tables is not None else load_tables(settings)
         self.clock = VirtualClock()
+        self.ids = Ids(settings.id_seed)
         self.port_env: dict[int, Env] = {}
         # Reset must be fast (goal: 20 ms): unpickling a pre-built World beats rebuilding it from tables.
         self._pristine_world = self._pickle_world(World(copy.deepcopy(self.fixture_tables)))
@@ -44,6 +46,7 @@ class Runtime:
         self.state_providers: dict[str, StateProvider] = {
             "world": (lambda: self.world.tables(), self.load_world),
             "clock": (self.clock.state, self._load_clock),
+            "ids": (self.ids.dump, self.ids.load),
         }
 
     def publish(self, kind: str, payload: dict) -> None:
@@ -55,6 +58,7 @@ class Runtime:
         """Back to the fixture: directory, tokens and clock. Backends reset themselves too."""
         self._install_world(self._fresh_world())
         self.clock.reset()
+        self.ids.reset()
         for hook in self.reset_hooks:
             hook()
 

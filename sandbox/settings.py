@@ -19,4 +19,6 @@ class Settings:
     miami_expires_in_as_string: bool = False
     admin_token: str | None = None
     request_log_size: int = 1000
+    state: Path | None = None  # a directory: crash-safe journal + snapshots (opt-in)
+    id_seed: int | None = None  # makes run-time ids and secrets reproducible
     snapshot_dir: Path | None = None  # where POST /_sandbox/snapshot writes by default (None: a temp directory)

@@ -1,0 +1,155 @@
+"""--state DIR: every acknowledged change survives SIGKILL at any moment, and nothing is half-applied."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = "/epayment/v1/payments"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """`python -m sandbox serve --state DIR` in its own process, killed with SIGKILL when told."""
+
+    def __init__(self, state: Path, compact_bytes: int | None = None) -> None:
+        self.state = state
+        self.env = dict(os.environ)
+        if compact_bytes is not None:  # compact often, so kills also land during and after compactions
+            self.env["VIPPS_SANDBOX_COMPACT_BYTES"] = str(compact_bytes)
+        self.port, self.prod_port = free_port(), free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sandbox", "serve", "--port", str(self.port), "--prod-port", str(self.prod_port),
+             "--state", str(self.state), "--id-seed", "7"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env)
+        for _ in range(200):
+            try:
+                async with session.get(self.url + "/_sandbox/health") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server died at start: {self.proc.stderr.read().decode()[-2000:]}")
+            await asyncio.sleep(0.05)
+        raise AssertionError("server did not start")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+
+def merchant_keys() -> dict:
+    out = subprocess.run([sys.executable, "-m", "sandbox", "keys", "--json", "--type", "merchant", "--env", "test"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return json.loads(out)[0]
+
+
+async def token_headers(session: aiohttp.ClientSession, server: Server, keys: dict) -> dict:
+    creds = {"client_id": keys["client_id"], "client_secret": keys["client_secret"],
+             "Ocp-Apim-Subscription-Key": keys["subscription_key_primary"]}
+    async with session.post(server.url + "/accesstoken/get", headers=creds) as resp:
+        token = (await resp.json())["access_token"]
+    return {"Authorization": f"Bearer {token}", "Ocp-Apim-Subscription-Key": keys["subscription_key_primary"],
+            "Merchant-Serial-Number": keys["owner"]}
+
+
+def create_body(reference: str) -> dict:
+    return {"amount": {"currency": "NOK", "value": 10000}, "paymentMethod": {"type": "WALLET"},
+            "reference": reference, "userFlow": "WEB_REDIRECT", "returnUrl": "https://shop.example.com/r"}
+
+
+async def workload(session, server, headers, acked: dict, round_no: int, stop: asyncio.Event) -> None:
+    """Creates, approves and captures payments, recording every request that got a 2xx."""
+    n = 0
+    while not stop.is_set():
+        n += 1
+        ref = f"crash-{round_no}-{n:05d}"
+        try:
+            async with session.post(server.url + BASE, json=create_body(ref),
+                                    headers=headers | {"Idempotency-Key": f"c-{ref}"}) as resp:
+                if resp.status != 201:
+                    continue
+            acked["created"].add(ref)
+            async with session.post(f"{server.url}/epayment/v1/test/payments/{ref}/approve", json={},
+                                    headers=headers) as resp:
+                if resp.status != 200:
+                    continue
+            acked["approved"].add(ref)
+            for part in (1, 2):
+                async with session.post(f"{server.url}{BASE}/{ref}/capture",
+                                        json={"modificationAmount": {"currency": "NOK", "value": 1000}},
+                                        headers=headers | {"Idempotency-Key": f"k-{ref}-{part}"}) as resp:
+                    if resp.status != 200:
+                        break
+                acked["captures"].add((ref, f"k-{ref}-{part}"))
+        except (TimeoutError, aiohttp.ClientError, ConnectionError):
+            return
+
+
+@pytest.mark.parametrize("compact_bytes", [None, 20_000], ids=["journal-only", "frequent-compaction"])
+async def test_sigkill_at_random_points_loses_nothing_acknowledged(tmp_path, compact_bytes):
+    state = tmp_path / "state"
+    keys = merchant_keys()
+    acked = {"created": set(), "approved": set(), "captures": set()}
+    rng = random.Random(1234)
+    server = Server(state, compact_bytes)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        try:
+            for round_no in range(5):
+                await server.start(session)
+                headers = await token_headers(session, server, keys)
+                stop = asyncio.Event()
+                tasks = [asyncio.create_task(workload(session, server, headers, acked, round_no * 10 + i, stop))
+                         for i in range(4)]
+                await asyncio.sleep(rng.uniform(0.3, 1.2))
+                server.kill()  # mid-flight: some requests are acknowledged, some cut off
+                stop.set()
+                await asyncio.gather(*tasks)
+            await server.start(session)  # the files always load
+            headers = await token_headers(session, server, keys)
+            assert acked["captures"], "the workload acknowledged nothing: the test proves nothing"
+            for ref in sorted(acked["created"]):
+                async with session.get(f"{server.url}{BASE}/{ref}", headers=headers) as resp:
+                    assert resp.status == 200, (ref, await resp.text())
+                    payment = await resp.json()
+                async with session.get(f"{server.url}{BASE}/{ref}/events", headers=headers) as resp:
+                    events = await resp.json()
+                captured = sum(e["amount"]["value"] for e in events if e["name"] == "CAPTURED" and e["success"])
+                # nothing half-applied: the aggregate is exactly what the event log says
+                assert payment["aggregate"]["capturedAmount"]["value"] == captured, (ref, payment, events)
+                if ref in acked["approved"]:
+                    assert payment["state"] == "AUTHORIZED", (ref, payment)
+                keys_seen = {e.get("idempotencyKey") for e in events if e["name"] == "CAPTURED"}
+                for acked_ref, key in acked["captures"]:
+                    if acked_ref == ref:
+                        assert key in keys_seen, (ref, key, events)
+        finally:
+            server.kill()
+    assert os.path.exists(state / "journal.jsonl")
+    if compact_bytes is not None:
+        assert os.path.exists(state / "snapshot.json")
