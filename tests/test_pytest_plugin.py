@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -157,21 +158,18 @@ def test_marker_with_seed_and_fixture(project, tmp_path):
     result.stdout.fnmatch_lines(["*takes fixture=, seed= and faults= only*"])
 
 
-def test_pay_with_partner_keys_and_approve(project):
-    project.makepyfile(test_pay="""
-        def test_pay(vipps_sandbox):
-            keys = vipps_sandbox.keys(type="partner", env="production")[0]
-            msn = keys["msns"][0]
-            body = {"amount": {"currency": "NOK", "value": 1000}, "paymentMethod": {"type": "WALLET"},
-                    "reference": "plugin-order-1", "userFlow": "WEB_REDIRECT",
-                    "returnUrl": "https://shop.example.com/done"}
-            created = vipps_sandbox.request("POST", "/epayment/v1/payments", keyset=keys, msn=msn, json_body=body,
-                                            headers={"Idempotency-Key": "plugin-1"})
-            assert created.status == 201, created.text
-            vipps_sandbox.approve(msn, "plugin-order-1")
-            payment = vipps_sandbox.request("GET", "/epayment/v1/payments/plugin-order-1", keyset=keys, msn=msn)
-            assert payment.json["state"] == "AUTHORIZED"
-    """)
+def readme_example() -> str:
+    """The README's example of a user's test (the first Python block of "## pytest plugin")."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("\n## pytest plugin\n", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_example_pays_with_partner_keys(project):
+    example = readme_example()
+    assert "partner" in example and "vipps_sandbox.approve" in example
+    assert len(example.strip().splitlines()) <= 12
+    project.makepyfile(test_readme=example)
     project.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
