@@ -15,7 +15,8 @@ import secrets
 import tempfile
 from pathlib import Path
 
-from tinydb import TinyDB
+from tinydb import JSONStorage, TinyDB
+from tinydb.middlewares import CachingMiddleware
 
 from sandbox.errors import Detail, Problem
 from sandbox.model import KeySet
@@ -36,6 +37,15 @@ class KeyRotation:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
+    # The runtime's seeded id generator, when it has one, so a replayed journal hands out the same secrets.
+    def _new_secret(self) -> str:
+        ids = getattr(self.runtime, "ids", None)
+        return ids.b64(16) if ids is not None else base64.b64encode(secrets.token_bytes(16)).decode()
+
+    def _new_subscription_key(self) -> str:
+        ids = getattr(self.runtime, "ids", None)
+        return ids.hex(16) if ids is not None else secrets.token_hex(16)
+
     def _keyset(self, client_id: str) -> KeySet:
         keyset = self.runtime.world.keys.get(client_id)
         if keyset is None:
@@ -47,7 +57,7 @@ class KeyRotation:
         keyset = self._keyset(client_id)
         world = self.runtime.world
         world.retired_secrets[client_id].add(keyset.client_secret)
-        keyset.client_secret = base64.b64encode(secrets.token_bytes(16)).decode()
+        keyset.client_secret = self._new_secret()
         keyset.secret_version += 1
         return {"client_id": client_id, "client_secret": keyset.client_secret}
 
@@ -64,7 +74,7 @@ class KeyRotation:
             raise _bad("which", f"{keyset.type} keys have no subscription keys: their tokens come from "
                        "/miami/v1/token.", "no-subscription-keys")
         world = self.runtime.world
-        new = secrets.token_hex(16)
+        new = self._new_subscription_key()
         setattr(keyset, attribute, new)
         world.by_subscription_key.pop(old, None)
         world.retired_subscription_keys[old] = client_id
@@ -137,7 +147,8 @@ def write_snapshot(state: dict[str, object], path: Path, virtual_time: str) -> N
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-", suffix=".json")
     os.close(fd)
     try:
-        with TinyDB(tmp, sort_keys=True, indent=1, ensure_ascii=True) as db:
+        # The caching middleware writes the file once, on close, instead of once per table.
+        with TinyDB(tmp, storage=CachingMiddleware(JSONStorage), sort_keys=True, indent=1, ensure_ascii=True) as db:
             db.drop_tables()
             db.table(META_TABLE).insert({"format": SNAPSHOT_FORMAT, "version": SNAPSHOT_VERSION,
                                          "virtualTime": virtual_time, "layout": layout})
@@ -160,7 +171,7 @@ def read_snapshot(path: Path) -> dict[str, object]:
         return Problem(400, "Bad Request", f"{path} is not a sandbox snapshot: {reason}", rule="snapshot-invalid")
 
     try:
-        with TinyDB(path, access_mode="r") as db:
+        with TinyDB(path, storage=CachingMiddleware(JSONStorage), access_mode="r") as db:
             meta = db.table(META_TABLE).all()
             if not meta or meta[0].get("format") != SNAPSHOT_FORMAT:
                 raise invalid(f"no {META_TABLE} table with format {SNAPSHOT_FORMAT!r}")
@@ -172,7 +183,9 @@ def read_snapshot(path: Path) -> dict[str, object]:
             for name, kind in layout.items():
                 if kind == "tables":
                     prefix = f"{name}."
-                    state[name] = {t[len(prefix):]: [dict(doc) for doc in db.table(t).all()]
+                    # sort_keys wrote doc ids as text ("1", "10", "2"): put the records back in their order.
+                    state[name] = {t[len(prefix):]: [dict(doc) for doc in sorted(db.table(t).all(),
+                                                                                  key=lambda doc: doc.doc_id)]
                                    for t in names if t.startswith(prefix)}
                 else:
                     docs = db.table(name).all()

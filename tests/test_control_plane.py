@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 
 import pytest
@@ -207,3 +208,43 @@ async def test_a_broken_snapshot_leaves_the_state_as_it_was(sandbox, tmp_path):
     assert reply.status == 400 and "clock" in reply.json["detail"]
     # The world loaded before the clock failed was put back: the regenerated secret still holds.
     assert (await token_reply(sandbox, merchant)).status == 401
+
+
+async def test_snapshots_hold_webhook_registrations(sandbox, tmp_path):
+    merchant = sandbox.key("merchant", "test")
+    hook = await sandbox.request("POST", WEBHOOKS, "test", keyset=merchant, json_body={
+        "url": "https://shop.example.com/hooks", "events": ["epayments.payment.refunded.v1"]})
+    assert hook.status == 201, hook.text
+    target = tmp_path / "hooks.json"
+    saved = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": str(target)})
+    assert "webhooks" in saved.json["providers"]
+    await sandbox.request("POST", "/_sandbox/reset", "test")
+    assert (await sandbox.request("GET", WEBHOOKS, "test", keyset=merchant)).json["webhooks"] == []
+    restored = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": str(target)})
+    assert "webhooks" in restored.json["restored"], restored.text
+    listed = (await sandbox.request("GET", WEBHOOKS, "test", keyset=merchant)).json["webhooks"]
+    assert listed == [{"id": hook.json["id"], "url": "https://shop.example.com/hooks",
+                       "events": ["epayments.payment.refunded.v1"]}]
+    deleted = await sandbox.request("DELETE", f"{WEBHOOKS}/{hook.json['id']}", "test", keyset=merchant)
+    assert deleted.status in (200, 204)  # the indexes were rebuilt too
+
+
+async def test_restore_gives_back_exactly_the_state_that_was_saved(sandbox, tmp_path):
+    merchant = sandbox.key("merchant", "test")
+    await sandbox.request("POST", f"/_sandbox/keys/{merchant['client_id']}/regenerate-subscription-key", "test",
+                          json_body={"which": "secondary"})
+    await sandbox.request("POST", "/_sandbox/clock", "test", json_body={"advanceSeconds": 7200})
+    target = tmp_path / "exact.json"
+
+    def state() -> str:
+        return json.dumps(sandbox.runtime.dump_state(), sort_keys=True)
+
+    await sandbox.request("POST", "/_sandbox/clock", "test", json_body={"freeze": True})
+    saved = state()
+    assert (await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": str(target)})).status \
+        == 200
+    await sandbox.request("POST", "/_sandbox/reset", "test")
+    assert state() != saved
+    assert (await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": str(target)})).status \
+        == 200
+    assert state() == saved
