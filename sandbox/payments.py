@@ -16,23 +16,30 @@ import heapq
 import hmac
 import json
 import logging
+import sys
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 
-from sandbox.errors import Detail, Problem, ValidationProblem
+from sandbox.errors import Detail, Problem
 from sandbox.model import Env
+from sandbox.payment_rules import (
+    IDEMPOTENCY_CONFLICT_CODE,
+    MAGIC_AMOUNTS,
+    MAGIC_REFUND_AMOUNTS,
+    MINIMUM_AMOUNT,
+    iso,
+    parse_rfc3339,
+    problem,
+    validate,
+)
 from sandbox.runtime import Runtime
-from sandbox.spec import SpecSchemas
 
 log = logging.getLogger("sandbox.epayment")
 
-SPEC = SpecSchemas("epayment-1.8.1.yaml")
 DEFAULT_EXPIRY_SECONDS = 600  # payments left in CREATED expire after 10 minutes
 LONG_LIVING_MIN, LONG_LIVING_MAX = 600, 60 * 86400
 PSP_REFERENCE_BASE = 3343121302  # the spec's example pspReference; numbers count up from it
-MINIMUM_AMOUNT = {"NOK": 100, "DKK": 1, "EUR": 1}
 
 
 class State(StrEnum):
@@ -41,100 +48,6 @@ class State(StrEnum):
     ABORTED = "ABORTED"
     EXPIRED = "EXPIRED"
     TERMINATED = "TERMINATED"
-
-
-# ---------------------------------------------------------------------------------------------
-# Error codes. The docs give the codes and their titles, not the HTTP status of each.
-# UNCERTAIN (reference §6a, derived): 404 for 5090, 409 for the "exists"/idempotency conflicts,
-# 400 for every other code. Change it here and nowhere else.
-# ---------------------------------------------------------------------------------------------
-CODE_STATUS: dict[str, int] = {"5090": 404, "4150": 409, "4020": 409, "4010": 409}
-CODE_TITLES: dict[str, str] = {
-    "4020": "Idempotency-Key exists",
-    "4040": "Invalid amount",
-    "4140": "Missing required parameter",
-    "4150": "Reference exists",
-    "4160": "Invalid payment method type",
-    "5040": "Invalid currency for merchant",
-    "5090": "Reference not found",
-    "5100": "Refund not possible",
-    "6010": "Amount below minimum",
-    "6020": "Cannot refund before capture",
-    "6040": "Cannot cancel a captured payment",
-    "6050": "Payment not reserved",
-    "6060": "Payment already authorized",
-    "6070": "Cannot capture a cancelled payment",
-    "6080": "Cannot capture before reservation",
-    "6090": "Not enough capturable",
-    "6150": "Not enough refundable",
-    "6200": "Payment cannot be captured",
-    "6220": "Refund period expired",
-    "10010": "Approve failed",
-    "10020": "Approve not allowed",
-    "10030": "Identification required",
-    "10040": "Invalid payment source",
-    "10070": "Payment limit exceeded",
-}
-#: The code answered when an Idempotency-Key comes back with a different body, per route.
-#: UNCERTAIN: issue 3 says 4020 everywhere; the reference also mentions 4010 (capture) and 4150 (refund).
-IDEMPOTENCY_CONFLICT_CODE = {"create": "4020", "capture": "4020", "refund": "4020", "cancel": "4020"}
-
-#: Test-environment magic amounts (reference §2): such a payment cannot be approved.
-#: The 10010-range code for each is UNCERTAIN (the docs list the codes, not the mapping).
-MAGIC_AMOUNTS: dict[int, tuple[str, str]] = {
-    151: ("10010", "Insufficient funds on the card (test amount 151)."),
-    182: ("10010", "The card was refused by the issuer (test amount 182)."),
-    183: ("10020", "The payment was refused as suspected fraud (test amount 183)."),
-    184: ("10070", "The card's withdrawal amount limit is exceeded (test amount 184)."),
-    186: ("10040", "The card has expired (test amount 186)."),
-    187: ("10040", "The card is invalid (test amount 187)."),
-    197: ("10030", "3-D Secure authentication was denied (test amount 197)."),
-    201: ("10010", "The card issuer gave no answer; the result stays unknown for an hour (test amount 201)."),
-    202: ("10030", "Strong customer authentication (SCA) is required (test amount 202)."),
-}
-#: Test-environment magic refund amounts: a refund of exactly this value fails.
-MAGIC_REFUND_AMOUNTS: dict[int, tuple[str, str]] = {
-    123: ("5100", "The refund is not possible (test refund amount 123)."),
-    124: ("6220", "The refund period has expired (test refund amount 124)."),
-}
-
-
-def problem(code: str, detail: str, *, details: list[Detail] | None = None) -> Problem:
-    """A domain error with its ErrorCode, status and title from the tables above."""
-    return Problem(CODE_STATUS.get(code, 400), CODE_TITLES.get(code, "Bad Request"), detail, code=code,
-                   details=details)
-
-
-CUSTOMER_KINDS = {"phoneNumber": "CustomerPhoneNumber", "personalQr": "PersonalQrCode",
-                  "customerToken": "CustomerToken"}
-
-
-def validate(schema: str, body: object) -> None:
-    """SPEC.validate, except `customer`: the spec's Customer is a oneOf of three schemas that require
-    nothing, so every object matches all three and the spec's own examples fail. It is checked here as
-    what the docs say: exactly one of phoneNumber, personalQr or customerToken."""
-    customer = body.get("customer") if isinstance(body, dict) else None
-    if customer is None:
-        SPEC.validate(schema, body)
-        return
-    rest = {k: v for k, v in body.items() if k != "customer"}  # type: ignore[union-attr]
-    problems = SPEC.errors(schema, rest)
-    kinds = [k for k in CUSTOMER_KINDS if isinstance(customer, dict) and k in customer]
-    if not isinstance(customer, dict) or len(kinds) != 1 or len(customer) != 1:
-        problems.append(("customer", "Specify exactly one of phoneNumber, personalQr or customerToken."))
-    else:
-        problems += [(f"customer.{name}" if name != "body" else "customer", why)
-                     for name, why in SPEC.errors(CUSTOMER_KINDS[kinds[0]], customer)]
-    if problems:
-        raise ValidationProblem([Detail(name, why) for name, why in problems])
-
-
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def parse_rfc3339(text: str) -> float:
-    return datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00").replace("t", "T")).timestamp()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,17 +81,14 @@ class Payment:
     phone: str | None = None
     metadata: dict | None = None
     scope: str | None = None
-    redirect_url: str | None = None
+    origin: str | None = None  # where the user's links point (shared, interned); None for PUSH_MESSAGE
+    qr: str | None = None  # QR flow: "svg", "text" or "png:<size>"
     state: State = State.CREATED
     authorized: int = 0
     cancelled: int = 0
     captured: int = 0
     refunded: int = 0
     events: list[Event] = field(default_factory=list)
-
-    @property
-    def key(self) -> tuple[Env, str, str]:
-        return (self.env, self.msn, self.reference)
 
     def amount(self, value: int) -> dict:
         return {"currency": self.currency, "value": value}
@@ -187,20 +97,26 @@ class Payment:
         return {"authorizedAmount": self.amount(self.authorized), "cancelledAmount": self.amount(self.cancelled),
                 "capturedAmount": self.amount(self.captured), "refundedAmount": self.amount(self.refunded)}
 
-    def modification_view(self) -> dict:
-        """ModificationResponse: the pspReference is the CREATED event's."""
-        return {"amount": self.amount(self.value), "state": str(self.state), "aggregate": self.aggregate(),
+    def modification_view(self, snapshot: tuple | None = None) -> dict:
+        """ModificationResponse (the pspReference is the CREATED event's), now or as `snapshot()` was."""
+        state, authorized, cancelled, captured, refunded = snapshot or self.snapshot()
+        aggregate = {"authorizedAmount": self.amount(authorized), "cancelledAmount": self.amount(cancelled),
+                     "capturedAmount": self.amount(captured), "refundedAmount": self.amount(refunded)}
+        return {"amount": self.amount(self.value), "state": str(state), "aggregate": aggregate,
                 "pspReference": str(self.psp), "reference": self.reference}
 
-    def view(self) -> dict:
+    def snapshot(self) -> tuple:
+        return (self.state, self.authorized, self.cancelled, self.captured, self.refunded)
+
+    def view(self, redirect_url: str | None = None) -> dict:
         """GetPaymentResponse."""
         body = self.modification_view()
         body["paymentMethod"] = {"type": self.method}
         body["profile"] = {}
         if self.scope and self.state is State.AUTHORIZED:
             body["profile"]["sub"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.msn}/{self.phone or self.reference}"))
-        if self.redirect_url:
-            body["redirectUrl"] = self.redirect_url
+        if redirect_url:
+            body["redirectUrl"] = redirect_url
         if self.metadata:
             body["metadata"] = self.metadata
         return body
@@ -213,9 +129,11 @@ class Payment:
 
 @dataclass(slots=True)
 class IdempotencyRecord:
+    """Enough to give the first response again: for a modification, the aggregate it answered with."""
+
     fingerprint: bytes
-    status: int
-    body: str  # the first response, as JSON text
+    reference: str
+    snapshot: tuple | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,7 +152,7 @@ class PaymentsBackend:
         """The reset hook: no payments, no idempotency records, pspReferences count from the start."""
         self.payments: dict[tuple[Env, str, str], Payment] = {}
         self.idempotency: dict[tuple[Env, str, str, str], IdempotencyRecord] = {}
-        self._expiry_heap: list[tuple[float, int, tuple[Env, str, str]]] = []
+        self._expiry_heap: list[tuple[float, tuple[Env, str, str]]] = []
         self._seq = 0
 
     # -- time and expiry ----------------------------------------------------------------------
@@ -245,7 +163,7 @@ class PaymentsBackend:
         """Expires every CREATED payment whose time has come; O(1) when none is due."""
         heap, now, expired = self._expiry_heap, self.now(), 0
         while heap and heap[0][0] <= now:
-            _, _, key = heapq.heappop(heap)
+            _, key = heapq.heappop(heap)
             payment = self.payments.get(key)
             if payment is not None and payment.state is State.CREATED and payment.expires_at <= now:
                 self._transition(payment, State.EXPIRED, "EXPIRED", payment.value, None, at=payment.expires_at)
@@ -264,13 +182,6 @@ class PaymentsBackend:
         if payment is None:
             raise problem("5090", f"Could not find a payment with reference {reference} for this sales unit.")
         return payment
-
-    @staticmethod
-    def check_reference(reference: str) -> None:
-        errors = SPEC.errors("Reference", reference)
-        if errors:
-            raise Problem(400, "Bad Request", "See extraDetails for further details",
-                          details=[Detail("reference", errors[0][1])])
 
     # -- events -------------------------------------------------------------------------------
     def _record(self, payment: Payment, name: str, value: int, key: str | None, at: float | None = None,
@@ -296,22 +207,28 @@ class PaymentsBackend:
     @staticmethod
     def fingerprint(reference: str, body: object) -> bytes:
         canonical = json.dumps([reference, body], sort_keys=True, separators=(",", ":"))
-        return hashlib.blake2b(canonical.encode(), digest_size=16).digest()
+        return hashlib.blake2b(canonical.encode(), digest_size=12).digest()
 
-    def replay(self, env: Env, msn: str, route: str, key: str, fingerprint: bytes) -> tuple[int, dict] | None:
-        """The first response for this key, or None; 409 when the key came with another body."""
+    def replay(self, env: Env, msn: str, route: str, key: str, fingerprint: bytes) -> IdempotencyRecord | None:
+        """The record of this key's first success, or None; 409 when the key came with another body."""
         record = self.idempotency.get((env, msn, route, key))
         if record is None:
             return None
         if record.fingerprint != fingerprint:
             raise problem(IDEMPOTENCY_CONFLICT_CODE[route],
                           f"The Idempotency-Key {key!r} was already used with a different request body.")
-        return record.status, json.loads(record.body)
+        return record
 
-    def remember(self, env: Env, msn: str, route: str, key: str | None, fingerprint: bytes, status: int,
-                 body: dict) -> None:
+    def _replayed_modification(self, env: Env, msn: str, record: IdempotencyRecord) -> dict:
+        payment = self.payments.get((env, msn, record.reference))
+        if payment is None:  # cannot happen: payments and records are only cleared together
+            raise problem("5090", f"Could not find a payment with reference {record.reference}.")
+        return payment.modification_view(record.snapshot)
+
+    def remember(self, env: Env, msn: str, route: str, key: str | None, fingerprint: bytes, payment: Payment,
+                 snapshot: tuple | None = None) -> None:
         if key:
-            self.idempotency[(env, msn, route, key)] = IdempotencyRecord(fingerprint, status, json.dumps(body))
+            self.idempotency[(env, msn, route, key)] = IdempotencyRecord(fingerprint, payment.reference, snapshot)
 
     # -- create -------------------------------------------------------------------------------
     def create(self, env: Env, msn: str, body: object, key: str, origin: str) -> tuple[int, dict]:
@@ -321,7 +238,7 @@ class PaymentsBackend:
         fp = self.fingerprint("", body)
         replayed = self.replay(env, msn, "create", key, fp)
         if replayed is not None:
-            return replayed
+            return 201, self._create_response(self.payments[(env, msn, replayed.reference)])
         self.sweep()
         reference, flow = body["reference"], body["userFlow"]
         value, currency = body["amount"]["value"], body["amount"]["currency"]
@@ -341,20 +258,25 @@ class PaymentsBackend:
             raise problem("4150", f"A payment with reference {reference} already exists for sales unit {msn}.")
         customer = body.get("customer") or {}
         payment = Payment(env=env, msn=unit.msn, reference=reference, value=value, currency=unit.currency,
-                          psp=0, user_flow=flow, method=method, expires_at=expires_at,
+                          psp=0, user_flow=sys.intern(flow), method=sys.intern(method), expires_at=expires_at,
                           return_url=body.get("returnUrl"), description=body.get("paymentDescription"),
                           phone=customer.get("phoneNumber"), metadata=body.get("metadata") or None,
                           scope=(body.get("profile") or {}).get("scope"))
-        self.payments[payment.key] = payment
+        if flow != "PUSH_MESSAGE":
+            payment.origin = sys.intern(origin)
+        if flow == "QR":
+            payment.qr = _qr_kind(body.get("qrFormat") or {})
+        stored_key = (env, unit.msn, reference)
+        self.payments[stored_key] = payment
         payment.psp = self._record(payment, "CREATED", value, key).psp
-        heapq.heappush(self._expiry_heap, (expires_at, self._seq, payment.key))
-        response: dict = {"reference": reference}
-        redirect = self.redirect_url(payment, origin, body)
-        if redirect:
-            payment.redirect_url = redirect
-            response = {"redirectUrl": redirect, "reference": reference}
-        self.remember(env, msn, "create", key, fp, 201, response)
-        return 201, response
+        heapq.heappush(self._expiry_heap, (expires_at, stored_key))
+        self.remember(env, msn, "create", key, fp, payment)
+        return 201, self._create_response(payment)
+
+    def _create_response(self, payment: Payment) -> dict:
+        redirect = self.redirect_url(payment)
+        return {"redirectUrl": redirect, "reference": payment.reference} if redirect \
+            else {"reference": payment.reference}
 
     def _check_flow(self, env: Env, body: dict, flow: str, method: str) -> None:
         if flow == "WEB_REDIRECT" and not body.get("returnUrl"):
@@ -408,21 +330,21 @@ class PaymentsBackend:
             raise problem("5090", "The payment behind this token no longer exists (was the sandbox reset?).")
         return payment
 
-    def redirect_url(self, payment: Payment, origin: str, body: dict) -> str | None:
+    def redirect_url(self, payment: Payment) -> str | None:
         """Where the user goes: the sandbox's landing page, or for QR a picture of it. None for PUSH_MESSAGE."""
-        if payment.user_flow == "PUSH_MESSAGE":
+        if payment.origin is None:
             return None
-        landing = f"{origin}/_sandbox/landing?token={self.landing_token(payment)}"
-        if payment.user_flow != "QR":
-            return landing
-        qr = body.get("qrFormat") or {}
-        fmt = qr.get("format", "IMAGE/SVG+XML")
-        if fmt == "TEXT/TARGETURL":
-            return landing
-        url = f"{origin}/_sandbox/qr?token={self.landing_token(payment)}"
-        if fmt == "IMAGE/PNG":
-            url += f"&format=png&size={qr.get('size') or 1024}"
+        token = self.landing_token(payment)
+        if payment.qr is None or payment.qr == "text":
+            return f"{payment.origin}/_sandbox/landing?token={token}"
+        url = f"{payment.origin}/_sandbox/qr?token={token}"
+        if payment.qr.startswith("png:"):
+            url += f"&format=png&size={payment.qr[4:]}"
         return url
+
+    def view(self, payment: Payment) -> dict:
+        """GetPaymentResponse, with the redirectUrl the create response gave."""
+        return payment.view(self.redirect_url(payment))
 
     # -- the user's side ---------------------------------------------------------------------------
     def refusal(self, payment: Payment) -> tuple[str, str] | None:
@@ -494,12 +416,12 @@ class PaymentsBackend:
         return amount["value"]
 
     def capture(self, env: Env, msn: str, reference: str, body: object, key: str) -> dict:
-        SPEC.validate("CaptureModificationRequest", body)
+        validate("CaptureModificationRequest", body)
         assert isinstance(body, dict)
         fp = self.fingerprint(reference, body)
         replayed = self.replay(env, msn, "capture", key, fp)
         if replayed is not None:
-            return replayed[1]
+            return self._replayed_modification(env, msn, replayed)
         payment = self.find(env, msn, reference)
         value = self._modification_amount(payment, body)
         state = payment.state
@@ -516,17 +438,17 @@ class PaymentsBackend:
                           f"tried {value}.")
         payment.captured += value
         self._record(payment, "CAPTURED", value, key)
-        response = payment.modification_view()
-        self.remember(env, msn, "capture", key, fp, 200, response)
-        return response
+        snapshot = payment.snapshot()
+        self.remember(env, msn, "capture", key, fp, payment, snapshot)
+        return payment.modification_view(snapshot)
 
     def refund(self, env: Env, msn: str, reference: str, body: object, key: str) -> dict:
-        SPEC.validate("RefundModificationRequest", body)
+        validate("RefundModificationRequest", body)
         assert isinstance(body, dict)
         fp = self.fingerprint(reference, body)
         replayed = self.replay(env, msn, "refund", key, fp)
         if replayed is not None:
-            return replayed[1]
+            return self._replayed_modification(env, msn, replayed)
         payment = self.find(env, msn, reference)
         value = self._modification_amount(payment, body)
         if payment.captured == 0:
@@ -539,20 +461,20 @@ class PaymentsBackend:
             raise problem(code, why)
         payment.refunded += value
         self._record(payment, "REFUNDED", value, key)
-        response = payment.modification_view()
-        self.remember(env, msn, "refund", key, fp, 200, response)
-        return response
+        snapshot = payment.snapshot()
+        self.remember(env, msn, "refund", key, fp, payment, snapshot)
+        return payment.modification_view(snapshot)
 
     def cancel(self, env: Env, msn: str, reference: str, body: object, key: str | None) -> dict:
         """Before authorization: TERMINATED. After: release the uncaptured remainder (state stays AUTHORIZED)."""
         body = {} if body is None else body
-        SPEC.validate("CancelModificationRequest", body)
+        validate("CancelModificationRequest", body)
         assert isinstance(body, dict)
         fp = self.fingerprint(reference, body)
         if key:
             replayed = self.replay(env, msn, "cancel", key, fp)
             if replayed is not None:
-                return replayed[1]
+                return self._replayed_modification(env, msn, replayed)
         payment = self.find(env, msn, reference)
         state = payment.state
         if state is State.CREATED:
@@ -570,9 +492,9 @@ class PaymentsBackend:
                               "Use refund instead.")
         elif state is not State.TERMINATED:
             raise problem("6050", f"The payment is {state}: it is not reserved, so there is nothing to cancel.")
-        response = payment.modification_view()
-        self.remember(env, msn, "cancel", key, fp, 200, response)
-        return response
+        snapshot = payment.snapshot()
+        self.remember(env, msn, "cancel", key, fp, payment, snapshot)
+        return payment.modification_view(snapshot)
 
 
 def _b64(raw: bytes) -> str:
@@ -581,3 +503,12 @@ def _b64(raw: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _qr_kind(qr_format: dict) -> str:
+    fmt = qr_format.get("format", "IMAGE/SVG+XML")
+    if fmt == "TEXT/TARGETURL":
+        return "text"
+    if fmt == "IMAGE/PNG":
+        return f"png:{qr_format.get('size') or 1024}"
+    return "svg"

@@ -14,6 +14,7 @@ from sandbox.api import epayment_user
 from sandbox.api.control import read_json
 from sandbox.context import RUNTIME, call
 from sandbox.errors import Detail, Problem
+from sandbox.payment_rules import check_reference
 from sandbox.payments import PaymentsBackend
 
 PAYMENTS = web.AppKey("payments", PaymentsBackend)
@@ -46,7 +47,7 @@ def idempotency_key(request: web.Request, required: bool) -> str | None:
 
 def reference_of(request: web.Request) -> str:
     reference = request.match_info["reference"]
-    PaymentsBackend.check_reference(reference)
+    check_reference(reference)
     return reference
 
 
@@ -67,7 +68,8 @@ async def get_payment(request: web.Request) -> web.Response:
     ctx = call(request)
     reference = reference_of(request)
     assert ctx.msn is not None
-    return json_reply(backend(request).find(ctx.env, ctx.msn, reference).view())
+    payments = backend(request)
+    return json_reply(payments.view(payments.find(ctx.env, ctx.msn, reference)))
 
 
 async def events(request: web.Request) -> web.Response:

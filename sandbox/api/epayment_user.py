@@ -132,7 +132,7 @@ def setup(app: web.Application, key: web.AppKey) -> None:
             reference = request.match_info["reference"]
             payment = payments.find(call(request).env, request.match_info["msn"], reference)
             getattr(payments, action)(payment)
-            return web.json_response(payment.view())
+            return web.json_response(payments.view(payment))
         handler.__doc__ = f"CI acts as the user: {action} the payment, in this port's environment."
         return handler
 
