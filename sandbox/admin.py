@@ -23,6 +23,8 @@ ENV_VAR = "VIPPS_SANDBOX_ADMIN_TOKEN"
 PUBLIC_ROUTES = frozenset({
     "sandbox.health", "sandbox.landing", "sandbox.landing.approve", "sandbox.landing.reject", "sandbox.qr",
     "sandbox.product_orders.page", "sandbox.product_orders.view", "sandbox.product_orders.submit",
+    # The dashboard's page and files hold no state; its JSON feeds still need the token, which the page asks for.
+    "sandbox.dashboard", "sandbox.dashboard.asset",
     # The webhook inbox receives the sandbox's own signed deliveries (no bearer token); reading it stays closed.
     "sandbox.inbox.post",
 })

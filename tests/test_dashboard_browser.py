@@ -178,3 +178,29 @@ async def product_order(sandbox) -> str:
     submitted = await sandbox.request("POST", f"/_sandbox/product-orders/{order_id}/submit", "production")
     assert submitted.status == 200, submitted.text
     return order_id
+
+
+async def test_off_loopback_the_page_asks_for_the_admin_token(browser):
+    """With an admin token the page itself loads, and its feeds work once the token is entered."""
+    from sandbox.server import RunningSandbox
+    from sandbox.settings import Settings
+
+    running = RunningSandbox(Settings(port=0, prod_port=0, admin_token="dashboard-admin-token"))
+    await running.start()
+    try:
+        page = await browser.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        prompts: list[str] = []
+
+        async def answer(dialog) -> None:
+            prompts.append(dialog.message)
+            await dialog.accept("dashboard-admin-token")
+
+        page.on("dialog", answer)
+        response = await page.goto(running.test_url + "/_sandbox/")
+        assert response is not None and response.status == 200
+        await page.locator("#matrix-grid").wait_for()
+        assert prompts and "admin token" in prompts[0]
+        await page.locator("#log-status").filter(has_text="entries").wait_for()
+    finally:
+        await running.stop()

@@ -208,3 +208,20 @@ def test_json_paths(document, path, expected):
 ])
 def test_matchers(expected, actual, ok):
     assert matches(expected, actual) is ok
+
+
+async def test_a_sandbox_with_an_admin_token_needs_it_for_the_control_plane():
+    from sandbox.scenarios.runner import StepError
+    from sandbox.server import RunningSandbox
+    from sandbox.settings import Settings
+
+    running = RunningSandbox(Settings(port=0, prod_port=0, admin_token="scenario-admin-token"))
+    await running.start()
+    try:
+        scenario = load(next(p for p in bundled() if p.stem == "keys-leaked"))
+        with pytest.raises(StepError, match="admin token"):
+            await run_async(scenario, running.test_url, running.prod_url)
+        result = await run_async(scenario, running.test_url, running.prod_url, admin_token="scenario-admin-token")
+        assert result.ok, [(s.step.number, s.error, s.checks) for s in result.steps if not s.ok]
+    finally:
+        await running.stop()

@@ -25,14 +25,21 @@ function authHeaders() {
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
+let askedForToken = false;
 function askForToken() {
+  if (askedForToken) return;
+  askedForToken = true;
+  sessionStorage.removeItem("vipps-sandbox-admin-token");  // missing or wrong: ask again
   const token = window.prompt("This sandbox's control plane needs its admin token (printed at start):");
-  if (token) sessionStorage.setItem("vipps-sandbox-admin-token", token.trim());
+  if (token) {
+    sessionStorage.setItem("vipps-sandbox-admin-token", token.trim());
+    window.location.reload();
+  }
 }
 
 async function getJSON(path) {
   const response = await fetch(path, { cache: "no-store", headers: authHeaders() });
-  if (response.status === 401 && !sessionStorage.getItem("vipps-sandbox-admin-token")) askForToken();
+  if (response.status === 401) askForToken();
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return response.json();
 }

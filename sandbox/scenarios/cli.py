@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import TextIO
 
 import aiohttp
 
+from sandbox.admin import ENV_VAR as ADMIN_TOKEN_VAR
 from sandbox.scenarios.model import Scenario, ScenarioError, load
 from sandbox.scenarios.report import Printer
 from sandbox.scenarios.runner import Runner, ScenarioResult, StepError, Target
@@ -41,12 +43,12 @@ def find(name_or_path: str) -> Path:
 
 
 async def run_async(scenario: Scenario, base_url: str | None = None, prod_url: str | None = None,
-                    printer: Printer | None = None) -> ScenarioResult:
+                    printer: Printer | None = None, admin_token: str | None = None) -> ScenarioResult:
     """Runs against the given URLs, or against a fresh in-process sandbox when there are none."""
     on_step = printer.step if printer is not None else None
     if base_url or prod_url:
         async with aiohttp.ClientSession() as session:
-            return await Runner(session, Target(base_url, prod_url)).run(scenario, on_step)
+            return await Runner(session, Target(base_url, prod_url, admin_token)).run(scenario, on_step)
     from sandbox.server import RunningSandbox
     from sandbox.settings import Settings
 
@@ -67,6 +69,8 @@ def add_parser(commands) -> None:
     run.add_argument("scenario", help="a bundled scenario's name, or a path to a .yaml file")
     run.add_argument("--base-url", help="URL of a running sandbox's test environment (or its only URL)")
     run.add_argument("--prod-url", help="URL of a running sandbox's production environment")
+    run.add_argument("--admin-token", default=os.environ.get(ADMIN_TOKEN_VAR),
+                     help=f"the sandbox's admin token, when it is not bound to loopback (default: ${ADMIN_TOKEN_VAR})")
     run.add_argument("--no-colour", "--no-color", action="store_true", help="plain text even on a terminal")
 
 
@@ -88,7 +92,7 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     printer = Printer(out, False if args.no_colour else None)
     printer.header(scenario)
     try:
-        result = asyncio.run(run_async(scenario, args.base_url, args.prod_url, printer))
+        result = asyncio.run(run_async(scenario, args.base_url, args.prod_url, printer, args.admin_token))
     except (StepError, aiohttp.ClientError, OSError, ValueError) as exc:
         print(f"vipps-sandbox: cannot run the scenario: {exc}", file=sys.stderr)
         return 2

@@ -61,12 +61,16 @@ class ScenarioResult:
 
 
 class Target:
-    """Where each environment is reached. With one URL only, the Host header picks the environment."""
+    """Where each environment is reached. With one URL only, the Host header picks the environment.
 
-    def __init__(self, test_url: str | None, prod_url: str | None) -> None:
+    Off loopback (as in Docker) the sandbox's control plane needs its admin token.
+    """
+
+    def __init__(self, test_url: str | None, prod_url: str | None, admin_token: str | None = None) -> None:
         if not test_url and not prod_url:
             raise ValueError("a scenario needs at least one URL")
         self.urls = {Env.TEST: (test_url or "").rstrip("/"), Env.PRODUCTION: (prod_url or "").rstrip("/")}
+        self.admin_token = admin_token
 
     def url(self, env: Env, path: str) -> tuple[str, dict]:
         own = self.urls[env]
@@ -274,6 +278,8 @@ class Runner:
 
     async def send(self, method: str, env: Env, path: str, headers: dict, data: str | None):
         url, extra = self.target.url(env, path)
+        if self.target.admin_token and path.startswith("/_sandbox") and "Authorization" not in headers:
+            extra["Authorization"] = f"Bearer {self.target.admin_token}"
         async with self.session.request(method, url, headers={**extra, **headers}, data=data,
                                         allow_redirects=False) as response:
             text = await response.text()
@@ -286,6 +292,9 @@ class Runner:
     async def _get_json(self, path: str) -> object:
         status, _, body = await self.send("GET", Env.TEST if self.target.urls[Env.TEST] else Env.PRODUCTION,
                                           path, {}, None)
+        if status == 401:
+            raise StepError(f"GET {path} answered HTTP 401: this sandbox's control plane needs its admin token "
+                            "(--admin-token, or the VIPPS_SANDBOX_ADMIN_TOKEN environment variable)")
         if status != 200:
             raise StepError(f"GET {path} answered HTTP {status}: is this a vipps-sandbox?")
         return body
