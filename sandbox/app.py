@@ -12,7 +12,7 @@ from sandbox.admin import ADMIN_TOKEN_GENERATED, admin_middleware, ensure_admin_
 from sandbox.api import control, dashboard, epayment, management, report, token, webhooks
 from sandbox.api import controlplane as control_plane
 from sandbox.context import RUNTIME
-from sandbox.gateway import gateway_middleware
+from sandbox.gateway import MAX_BODY, gateway_middleware
 from sandbox.policy import ROUTES
 from sandbox.requestlog import request_log_middleware
 from sandbox.runtime import Runtime
@@ -20,7 +20,6 @@ from sandbox.settings import Settings
 
 API_MODULES = (token, epayment, management, report, webhooks, control, dashboard)
 CONTROL_PLANE = (control_plane,)
-MAX_BODY = 1024 * 1024
 
 
 class PolicyMissing(RuntimeError):

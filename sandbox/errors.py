@@ -155,7 +155,7 @@ def render(error: SandboxError, ctx: RenderContext) -> web.Response:
     elif isinstance(error, Problem):
         if ctx.api == "token":
             # /accesstoken/get answers errors in the Azure AD style, not as problems.
-            kind = "invalid_request" if error.status == 400 else "unauthorized_client"
+            kind = "unauthorized_client" if error.status in (401, 403) else "invalid_request"
             body = {"error": kind, "error_description": error.detail}
         elif ctx.api == "report" and error.status == 401:
             body = {"code": "Unauthorized", "message": error.detail}
@@ -173,8 +173,11 @@ def render(error: SandboxError, ctx: RenderContext) -> web.Response:
 
 def header_safe(text: str, limit: int = 400) -> str:
     """Header values must be single-line latin-1 and short; reasons are kept to that."""
-    text = clip(text, limit)
-    return text.replace("\r", " ").replace("\n", " ").encode("latin-1", "replace").decode("latin-1")
+    text = clip(text, limit).translate(CONTROL_CHARACTERS)  # user input quoted in a reason may hold NUL, CR, LF
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+CONTROL_CHARACTERS = {code: " " for code in (*range(0x20), 0x7F)}
 
 
 def clip(value: str, limit: int = 60) -> str:

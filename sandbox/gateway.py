@@ -24,6 +24,7 @@ SYSTEM_HEADERS = ("Vipps-System-Name", "Vipps-System-Version", "Vipps-System-Plu
                   "Vipps-System-Plugin-Version")
 SYSTEM_HEADER_MAX = 30
 MSN_PATTERN = re.compile(r"^[0-9]{4,10}$")
+MAX_BODY = 1024 * 1024  # the app's client_max_size
 MISSING_SUBSCRIPTION_KEY = ("Access denied due to missing subscription key. Make sure to include subscription key "
                             "when making requests to an API.")
 INVALID_SUBSCRIPTION_KEY = ("Access denied due to invalid subscription key. Make sure to provide a valid key for an "
@@ -118,6 +119,14 @@ def authenticate(request: web.Request, runtime: Runtime, ctx: CallContext):
     return keyset
 
 
+def check_body_size(request: web.Request) -> None:
+    """An announced body over the limit gets its 413 at once, whether or not the handler reads the body."""
+    length = request.content_length
+    if length is not None and length > MAX_BODY:
+        raise Problem(413, "Payload Too Large", f"The request body is {length} bytes; the limit is {MAX_BODY} bytes.",
+                      rule="body-too-large")
+
+
 def route_of(request: web.Request):
     info = request.match_info
     if info.http_exception is not None:
@@ -139,6 +148,7 @@ async def gateway_middleware(request: web.Request, handler) -> web.StreamRespons
     try:
         route = ctx.route = route_of(request)
         render_ctx.api = str(route.api)
+        check_body_size(request)
         missing = check_system_headers(request, ctx)
         env_denial = environment_decision(route, ctx.env)
         if env_denial is not None:

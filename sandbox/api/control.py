@@ -7,7 +7,7 @@ import json
 from aiohttp import web
 
 from sandbox.context import RUNTIME, call
-from sandbox.errors import Detail, Problem
+from sandbox.errors import Detail, Problem, clip
 from sandbox.keys_listing import keyset_rows
 from sandbox.model import Env, KeyType
 from sandbox.runtime import Runtime
@@ -50,10 +50,18 @@ async def read_json(request: web.Request) -> object:
     if not raw:
         return None
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise Problem(400, "Bad Request", f"The body is not valid JSON: {exc}",
+        raise Problem(400, "Bad Request", f"The body is not valid JSON: {clip(str(exc), 200)}",
                       details=[Detail("body", "Malformed JSON.")]) from exc
+    except RecursionError as exc:  # [[[[...]]]] nested past the parser's stack
+        raise Problem(400, "Bad Request", "The body is not valid JSON: nested too deeply.",
+                      details=[Detail("body", "Nested too deeply.")]) from exc
+
+
+def _not_json(constant: str) -> object:
+    """NaN and Infinity are not JSON (RFC 8259); Python's parser would accept them."""
+    raise ValueError(f"{constant} is not a JSON value")
 
 
 async def health(request: web.Request) -> web.Response:

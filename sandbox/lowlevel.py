@@ -1,0 +1,61 @@
+"""Errors aiohttp answers before any middleware runs, rendered as the gateway's JSON.
+
+A request line or header the HTTP parser cannot accept (NUL bytes, invalid UTF-8 in the path,
+a duplicated Content-Length) never reaches the app, so aiohttp would answer in plain text and log
+a traceback. The real gateway (Azure APIM) answers such requests with its own JSON body; so do we,
+and one line in the log is enough for a client's mistake.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from http import HTTPStatus
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+log = logging.getLogger("sandbox")
+
+
+def gateway_body(status: int, message: str | None) -> str:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    if status >= 500:
+        text = "The sandbox failed unexpectedly."
+    else:
+        first = (message or "").strip().splitlines()
+        text = f"{phrase}: the request could not be parsed ({first[0].rstrip(':')})." if first else phrase + "."
+    return json.dumps({"statusCode": status, "message": text})
+
+
+class GatewayRequestHandler(RequestHandler):
+    """aiohttp's per-connection protocol, with handle_error answering in the gateway's format."""
+
+    def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if status >= 500:
+            self.log_exception("Error handling request", exc_info=exc)
+        else:
+            log.info("refused an unparsable request (%s): %s", status, (message or "").strip().splitlines()[:1])
+        if request.writer.output_size > 0:
+            raise ConnectionError("Response is sent already, cannot send another response with the error message")
+        response = web.Response(status=status, text=gateway_body(status, message), content_type="application/json")
+        response.force_close()
+        return response
+
+
+class GatewayServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return GatewayRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class SandboxRunner(web.AppRunner):
+    """An AppRunner whose connections use GatewayRequestHandler."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = GatewayServer  # same state, one overridden method
+        return server
