@@ -265,7 +265,7 @@ class ManagementBackend:
                 "status": str(order.status), "businessIdentifier": order.business_identifier}
         if order.status in OPEN:
             view["productOrderUrl"] = order.url
-        if order.status is Status.COMPLETED and order.msn is not None:
+        if order.status is Status.COMPLETED and order.msn in self.runtime.world.sales_units:
             view["salesUnit"] = self._unit_info(order.msn)
         return view
 

@@ -348,3 +348,11 @@ async def test_snapshot_keeps_orders_new_units_and_idempotency(sandbox, tmp_path
     replay = await create(sandbox, premium, body(org_number(4567890)), key="snap-2")
     assert replay.status == 201 and replay.json == waiting
     assert_problem(await create(sandbox, premium, body(), key="snap-2"), 409, "Idempotency-Key")
+
+
+async def test_a_broken_product_order_state_is_refused_and_changes_nothing(sandbox):
+    premium = partner_keys(sandbox)
+    order_id = (await create(sandbox, premium, body())).json["prefilledOrderId"]
+    with pytest.raises(ValueError, match="cannot be loaded"):
+        sandbox.runtime.load_state({"product_orders": {"orders": [{"id": "x", "status": "LOST"}], "idempotency": []}})
+    assert (await details(sandbox, premium, order_id)).json["status"] == "RECEIVED"
