@@ -56,17 +56,22 @@ async function post(path, body) {
 // ---------------------------------------------------------------------------------------------
 // 1. The building
 // ---------------------------------------------------------------------------------------------
-const KEY_ICONS = { merchant: "🔑", partner: "🗝️", management: "📬", accounting: "📒" };
 
 function ring(keys) {
   if (!keys || keys.length === 0) return null;
-  return el("div", { class: "ring", title: "keys on a ring" },
-    keys.map((k) => el("span", { class: `key key-${k.type}`, title: `${k.description}\nopens ${k.opens}` },
-      `${KEY_ICONS[k.type] || "🔑"} ${k.type} keys (${k.environment}) `,
+  // One ring per owner: what the keys open is said once, each key set is one line.
+  const byType = new Map();
+  for (const k of keys) byType.set(k.type, [...(byType.get(k.type) || []), k]);
+  return [...byType.entries()].map(([type, sets]) => el("div", { class: `ring ring-${type}` },
+    el("div", { class: "ring-title" }, el("span", { class: `keytype kt-${type}` }, `${type} keys`),
+      ` open ${sets[0].opens}`),
+    sets.map((k) => el("div", { class: "key", title: k.description, "data-client-id": k.clientId },
+      el("span", { class: `env env-${k.environment}` }, k.environment), " ",
       el("span", { class: "cid" }, k.clientId), " ",
       el("span", { class: "secret" }, `secret ${k.clientSecret}`),
-      k.subscriptionKeyPrimary ? el("span", { class: "secret" }, ` · sub ${k.subscriptionKeyPrimary}`) : null,
-      el("span", { class: "muted" }, ` → opens ${k.opens}`))));
+      k.subscriptionKeyPrimary
+        ? el("span", { class: "secret" }, ` · sub ${k.subscriptionKeyPrimary} / ${k.subscriptionKeySecondary}`)
+        : null))));
 }
 
 function merchantNode(m) {
@@ -76,24 +81,24 @@ function merchantNode(m) {
       m.status === "ACTIVE" ? null : el("span", { class: "badge" }, m.status)),
     ring(m.ring),
     m.salesUnits.map((u) => el("div", { class: "door", "data-msn": u.msn },
-      "🚪 ", el("span", { class: "msn" }, u.msn), ` ${u.name} (${u.market}, ${u.currency}) `,
+      el("span", { class: "msn" }, u.msn), ` ${u.name} (${u.market}, ${u.currency}) `,
       u.role ? el("span", { class: "role" }, u.role) : null,
       ring(u.ring))));
 }
 
 function renderBuilding(data) {
   const floors = data.partners.map((p) => el("div", { class: "floor", "data-partner": p.id },
-    el("h4", {}, `🏢 ${p.name} `, el("span", { class: "badge" }, p.level), " ",
+    el("h4", {}, `${p.name} `, el("span", { class: "badge" }, p.level), " ",
       p.role ? el("span", { class: "role" }, p.role) : null),
     el("div", { class: "muted" }, p.id,
       p.actOnBehalfApproved ? " · approved to act on behalf" : " · not approved to act on behalf",
       p.accounting ? " · accounting partner" : ""),
     ring(p.ring),
     p.ledgerRoom.length ? el("div", { class: "muted" },
-      "📒 ledger room: ", p.ledgerRoom.map((c) => c.name).join(", ")) : null,
+      "ledger room: ", p.ledgerRoom.map((c) => c.name).join(", ")) : null,
     p.merchants.map(merchantNode)));
   if (data.independent.length) {
-    floors.push(el("div", { class: "floor" }, el("h4", {}, "🏠 Merchants without a partner"),
+    floors.push(el("div", { class: "floor" }, el("h4", {}, "Merchants without a partner"),
       data.independent.map(merchantNode)));
   }
   $("#building-tree").replaceChildren(...floors);
@@ -153,14 +158,14 @@ function logRow(entry) {
   const rule = handlerError ? handlerError.rule : field(entry, "decision.rule", "rule");
   const reason = handlerError ? handlerError.reason : field(entry, "decision.reason", "reason");
   return el("tr", { class: denied ? "denied" : "", "data-path": field(entry, "path") },
-    el("td", {}, time.replace("T", " ").replace(/\.\d+Z?$/, "")),
+    el("td", { title: time }, time.replace(/^.*T/, "").replace(/\.\d+Z?$/, "")),
     el("td", {}, field(entry, "environment", "env") || ""),
     el("td", {}, el("span", { class: "path" }, `${field(entry, "method") || ""} ${field(entry, "path") || ""}`)),
-    el("td", {}, keyType ? `${keyType} keys` : "–", owner ? el("div", { class: "muted" }, owner) : null,
-      clientId ? el("div", { class: "muted cid" }, clientId) : null),
+    el("td", { title: clientId ? `client_id ${clientId}` : "" }, keyType ? `${keyType} keys` : "–",
+      owner ? el("span", { class: "muted" }, ` · ${owner}`) : null),
     el("td", {}, field(entry, "msn", "merchantSerialNumber") || ""),
     el("td", { class: `decision ${denied ? "deny" : (decision === undefined ? "" : "allow")}` },
-      decisionText, rule ? el("div", { class: "muted" }, rule) : null,
+      el("strong", {}, decisionText), rule ? el("span", { class: "muted" }, ` ${rule}`) : null,
       reason ? el("div", { class: "reason" }, reason) : null),
     el("td", {}, field(entry, "status") ?? ""),
     el("td", {}, field(entry, "latencyMs", "latency_ms", "latency") ?? ""));

@@ -70,7 +70,8 @@ def _merchants(world: World, msns: list[str], rings: dict[str, list[dict]]) -> l
 def building(world: World) -> dict:
     """Partners -> merchants -> sales units, each with the keys hanging on its ring."""
     rings: dict[str, list[dict]] = defaultdict(list)
-    for keyset in world.keys.values():
+    order = {"test": 0, "production": 1}
+    for keyset in sorted(world.keys.values(), key=lambda k: (str(k.type), order[str(k.environment)])):
         rings[keyset.owner].append(ring_key(world, keyset))
     ledger_rooms: dict[str, list[str]] = defaultdict(list)
     for partner_id, merchant in sorted(world.consents):
