@@ -85,14 +85,14 @@ async def product_order_details(request: web.Request) -> web.Response:
 
 # -- /_sandbox/product-orders: the merchant's page and the control plane ---------------------------------
 async def order_page(request: web.Request) -> web.Response:
-    store = backend(request)
+    store = backend(request).book
     order = store.order(request.match_info["id"])
     return web.Response(text=render_page(store.sandbox_view(order)), content_type="text/html")
 
 
 def mover(action: str):
     async def move(request: web.Request) -> web.StreamResponse:
-        store = backend(request)
+        store = backend(request).book
         order = store.move(request.match_info["id"], action)
         if request.content_type == "application/x-www-form-urlencoded":  # a button on the page
             raise web.HTTPSeeOther(f"/_sandbox/product-orders/{order.id}")
@@ -105,8 +105,8 @@ def mover(action: str):
 def setup(app: web.Application) -> None:
     store = ManagementBackend(app[RUNTIME])
     app[BACKEND] = store
-    app[RUNTIME].reset_hooks.append(store.reset)
-    app[RUNTIME].state_providers["product_orders"] = (store.dump, store.load)
+    app[RUNTIME].reset_hooks.append(store.book.reset)
+    app[RUNTIME].state_providers["product_orders"] = (store.book.dump, store.book.load)
     router = app.router
     router.add_get("/management/v1/sales-units", sales_units_list, name="management.sales_units.list")
     router.add_get("/management/v1/sales-units/{msn}", sales_unit_get, name="management.sales_units.get")
