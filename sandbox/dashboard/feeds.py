@@ -155,9 +155,10 @@ def product_order_rows(app: web.Application) -> list[dict]:
     backend = app.get(BACKEND)
     if backend is None:
         return []
+    book = getattr(backend, "book", backend)  # the orders live in its ProductOrderBook
     rows = []
-    for order_id in reversed(list(backend.orders)):
-        view = backend.sandbox_view(backend.order(order_id))
+    for order_id in reversed(list(book.orders)):
+        view = book.sandbox_view(book.order(order_id))
         partner = app[RUNTIME].world.partners.get(view["partnerId"])
         bid = view.get("businessIdentifier") or {}
         rows.append({"id": view["productOrderId"], "status": view["status"], "partnerId": view["partnerId"],
