@@ -356,3 +356,24 @@ async def test_a_broken_product_order_state_is_refused_and_changes_nothing(sandb
     with pytest.raises(ValueError, match="cannot be loaded"):
         sandbox.runtime.load_state({"product_orders": {"orders": [{"id": "x", "status": "LOST"}], "idempotency": []}})
     assert (await details(sandbox, premium, order_id)).json["status"] == "RECEIVED"
+
+
+async def test_an_existing_merchant_gets_another_sales_unit_and_a_deactivated_one_none(sandbox):
+    premium = partner_keys(sandbox)
+    world = sandbox.runtime.world
+    shop = world.merchants[world.sales_units[sandbox.msn_role("premium-shop-1")].merchant]
+    ordered = body() | {"businessIdentifier": {"scheme": shop.scheme, "id": shop.id}}
+    order_id = (await create(sandbox, premium, ordered)).json["prefilledOrderId"]
+    await move(sandbox, order_id, "submit")
+    await move(sandbox, order_id, "complete")
+    new_msn = (await details(sandbox, premium, order_id)).json["salesUnit"]["msn"]
+    units = await sandbox.request("GET", f"/management/v1/merchants/{shop.scheme}/{shop.id}/sales-units",
+                                  "production", keyset=premium)
+    assert new_msn in [u["msn"] for u in units.json] and len(units.json) == 4
+
+    gone = world.merchants[world.sales_units[sandbox.msn_role("deactivated-1")].merchant]
+    ordered = body() | {"businessIdentifier": {"scheme": gone.scheme, "id": gone.id}}
+    order_id = (await create(sandbox, premium, ordered)).json["prefilledOrderId"]
+    await move(sandbox, order_id, "submit")
+    assert_control_problem(await move(sandbox, order_id, "complete"), 409)
+    assert (await move(sandbox, order_id, "reject")).json["status"] == "REJECTED"
