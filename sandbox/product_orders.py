@@ -7,11 +7,8 @@ partner; the directory (runtime.world) is read afresh each time, because a reset
 
 from __future__ import annotations
 
-import base64
 import json
 import re
-import secrets
-import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -130,7 +127,7 @@ class ProductOrderBook:
         assert isinstance(body, dict)
         self._check_order_content(partner_id, body)
         now = self.runtime.clock.time()
-        order_id = str(uuid.uuid4())
+        order_id = self.runtime.ids.uuid4()
         order = ProductOrder(order_id, partner_id, json.loads(json.dumps(body)),
                              PRODUCT_TYPE_V2.get(body["productType"], body["productType"]),
                              page_url.format(id=order_id), now, now)
@@ -247,17 +244,16 @@ class ProductOrderBook:
         account = order.request.get("settlementBankAccount") or {}
         world.add_sales_unit(SalesUnit(msn, (name or merchant.name)[:50], merchant.key, order.partner_id, country,
                                        MARKET_CURRENCY[country], configuration, now_iso, dict(account)))
+        ids = self.runtime.ids  # seeded: a journal replay hands out the same MSN and keys again
         for env in Env:
-            world.add_keys(KeySet(KeyType.MERCHANT, env, str(uuid.uuid4()),
-                                  base64.b64encode(secrets.token_bytes(16)).decode(), secrets.token_hex(16),
-                                  secrets.token_hex(16), msn))
+            world.add_keys(KeySet(KeyType.MERCHANT, env, ids.uuid4(), ids.b64(16), ids.hex(16), ids.hex(16), msn))
         return msn
 
     def _new_msn(self) -> str:
         """Six digits, like the fixture's, never one the world already has."""
         world = self.runtime.world
         while True:
-            candidate = str(100000 + secrets.randbelow(900000))
+            candidate = str(100000 + self.runtime.ids.below(900000))
             if candidate not in world.sales_units:
                 return candidate
 
