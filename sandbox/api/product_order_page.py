@@ -12,9 +12,10 @@ from html import escape
 BUTTONS = (
     ("Open the order (mark as viewed)", "view", "merchant", ("RECEIVED",)),
     ("Submit the order", "submit", "merchant", ("RECEIVED", "MERCHANT_VIEWED")),
-    ("Reject / decline the order", "reject", "merchant or Vipps MobilePay",
+    # These two are Vipps MobilePay's moves: control plane, so they need the admin token when one is set.
+    ("Reject / decline the order", "reject", "Vipps MobilePay or the merchant; control plane",
      ("RECEIVED", "MERCHANT_VIEWED", "ORDER_SUBMITTED")),
-    ("Complete (Vipps MobilePay approves: creates the sales unit)", "complete", "Vipps MobilePay",
+    ("Complete (Vipps MobilePay approves: creates the sales unit)", "complete", "Vipps MobilePay; control plane",
      ("ORDER_SUBMITTED",)),
 )
 
