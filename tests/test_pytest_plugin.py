@@ -31,7 +31,7 @@ def test_the_plugin_is_registered_by_its_entry_point(pytestconfig):
 
 
 def test_sync_and_async_tests(project):
-    project.makepyfile(test_user="""
+    project.makepyfile(test_vsplugin_user="""
         import json
         import urllib.request
 
@@ -94,7 +94,7 @@ RESET_TESTS = """
 
 
 def test_one_server_per_session_reset_between_tests(project):
-    project.makepyfile(test_reset=RESET_TESTS)
+    project.makepyfile(test_vsplugin_reset=RESET_TESTS)
     project.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=3)
 
 
@@ -109,7 +109,7 @@ def test_without_the_reset_the_isolation_test_fails(project):
         def _no_reset(monkeypatch):
             monkeypatch.setattr(pytest_plugin.VippsSandbox, "reset", lambda self: None)
     """)
-    project.makepyfile(test_reset=RESET_TESTS)
+    project.makepyfile(test_vsplugin_reset=RESET_TESTS)
     result = project.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(["*test_b_sees_the_fixture_again*", "*test_c_reset_on_demand*"])
@@ -120,7 +120,7 @@ def test_marker_with_seed_and_fixture(project, tmp_path):
 
     fixture = tmp_path / "custom.json"
     assert main(["fixture", "generate", "--seed", "3", "--out", str(fixture)]) == 0
-    project.makepyfile(test_marker=f"""
+    project.makepyfile(test_vsplugin_marker=f"""
         import pytest
 
         from sandbox.fixture.generate import generate
@@ -169,12 +169,12 @@ def test_the_readme_example_pays_with_partner_keys(project):
     example = readme_example()
     assert "partner" in example and "vipps_sandbox.approve" in example
     assert len(example.strip().splitlines()) <= 12
-    project.makepyfile(test_readme=example)
+    project.makepyfile(test_vsplugin_readme=example)
     project.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
 def test_request_log(project):
-    project.makepyfile(test_log="""
+    project.makepyfile(test_vsplugin_log="""
         def test_first(vipps_sandbox):
             vipps_sandbox.token(vipps_sandbox.key("merchant", "test"))
             entries = vipps_sandbox.requests()
@@ -187,7 +187,7 @@ def test_request_log(project):
 
 
 def test_marker_faults(project):
-    project.makepyfile(test_faults="""
+    project.makepyfile(test_vsplugin_faults="""
         import pytest
 
         RULE = {"method": "GET", "path": "/webhooks/v1/webhooks", "status": 503}
@@ -208,7 +208,7 @@ def test_xdist_workers_have_their_own_servers(project, tmp_path):
     pytest.importorskip("xdist")
     out = tmp_path / "seen"
     out.mkdir()
-    project.makepyfile(test_workers=f"""
+    project.makepyfile(test_vsplugin_workers=f"""
         import json
         import os
         import pathlib
