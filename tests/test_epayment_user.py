@@ -200,3 +200,10 @@ async def test_long_living_payment_expires_at_expires_at(sandbox):
     assert reply.status == 400 and "expiresAt" in reply.text
     reply = await shop.create(create_body("order-long-0003", expiresAt=at))
     assert reply.status == 400 and "receipt" in reply.text
+
+
+async def test_landing_forms_that_cannot_be_read_are_400(sandbox):
+    for content_type in ("multipart/form-data", "application/x-www-form-urlencoded", "text/plain"):
+        reply = await sandbox.request("POST", "/_sandbox/landing/approve", "test", data=b"token=%ff%fe\xff",
+                                      headers={"Content-Type": content_type})
+        assert reply.status == 400, (content_type, reply.text)

@@ -37,7 +37,12 @@ async def _token(request: web.Request) -> str:
             body = await read_json(request)
             token = body.get("token") if isinstance(body, dict) else None
         else:
-            token = (await request.post()).get("token")  # type: ignore[assignment]
+            try:
+                token = (await request.post()).get("token")  # type: ignore[assignment]
+            except (ValueError, UnicodeDecodeError, AssertionError) as exc:  # e.g. multipart without a boundary
+                raise Problem(400, "Bad Request", f"The form body could not be read: {exc}",
+                              details=[Detail("body", "Send token as a form field, a query parameter or JSON.")]) \
+                    from exc
     if not token or not isinstance(token, str):
         raise Problem(400, "Bad Request", "The token query parameter (from the payment's redirectUrl) is missing.",
                       details=[Detail("token", "Required.")])
