@@ -229,11 +229,58 @@ async def test_snapshots_hold_webhook_registrations(sandbox, tmp_path):
     assert deleted.status in (200, 204)  # the indexes were rebuilt too
 
 
+async def test_snapshots_hold_payments_with_their_events_and_idempotency(sandbox, tmp_path):
+    merchant = sandbox.key("merchant", "test")
+    body = {"amount": {"currency": "NOK", "value": 10000}, "paymentMethod": {"type": "WALLET"},
+            "reference": "order-snap-1", "userFlow": "WEB_REDIRECT", "returnUrl": "https://shop.example.com/r"}
+    created = await sandbox.request("POST", "/epayment/v1/payments", "test", keyset=merchant, json_body=body,
+                                    headers={"Idempotency-Key": "snap-1"})
+    assert created.status == 201, created.text
+    approved = await sandbox.request("POST", "/epayment/v1/test/payments/order-snap-1/approve", "test",
+                                     keyset=merchant, json_body={})
+    assert approved.status == 200, approved.text
+    pending = dict(body, reference="order-snap-2")
+    assert (await sandbox.request("POST", "/epayment/v1/payments", "test", keyset=merchant, json_body=pending,
+                                  headers={"Idempotency-Key": "snap-2"})).status == 201
+    events_path = "/epayment/v1/payments/order-snap-1/events"
+    before = (await sandbox.request("GET", events_path, "test", keyset=merchant)).json
+    target = tmp_path / "payments.json"
+    saved = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": str(target)})
+    assert "payments" in saved.json["providers"]
+
+    await sandbox.request("POST", "/_sandbox/reset", "test")
+    gone = await sandbox.request("GET", "/epayment/v1/payments/order-snap-1", "test", keyset=merchant)
+    assert gone.status == 404
+    restored = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": str(target)})
+    assert "payments" in restored.json["restored"], restored.text
+
+    after = (await sandbox.request("GET", events_path, "test", keyset=merchant)).json
+    assert after == before and [e["name"] for e in after] == ["CREATED", "AUTHORIZED"]
+    replay = await sandbox.request("POST", "/epayment/v1/payments", "test", keyset=merchant, json_body=body,
+                                   headers={"Idempotency-Key": "snap-1"})
+    assert replay.status == 201 and replay.json == created.json  # the idempotency record came back too
+    captured = await sandbox.request("POST", "/epayment/v1/payments/order-snap-1/capture", "test", keyset=merchant,
+                                     json_body={"modificationAmount": {"currency": "NOK", "value": 10000}},
+                                     headers={"Idempotency-Key": "snap-cap"})
+    assert captured.status == 200, captured.text
+    events = (await sandbox.request("GET", events_path, "test", keyset=merchant)).json
+    assert events[-1]["name"] == "CAPTURED"
+    assert int(events[-1]["pspReference"]) > max(int(e["pspReference"]) for e in before)  # the counter went on
+    # The pending payment still expires on time: its place in the expiry queue came back.
+    await sandbox.request("POST", "/_sandbox/clock", "test", json_body={"advanceSeconds": 3600})
+    expired = await sandbox.request("GET", "/epayment/v1/payments/order-snap-2", "test", keyset=merchant)
+    assert expired.json["state"] == "EXPIRED"
+
+
 async def test_restore_gives_back_exactly_the_state_that_was_saved(sandbox, tmp_path):
     merchant = sandbox.key("merchant", "test")
     await sandbox.request("POST", f"/_sandbox/keys/{merchant['client_id']}/regenerate-subscription-key", "test",
                           json_body={"which": "secondary"})
     await sandbox.request("POST", "/_sandbox/clock", "test", json_body={"advanceSeconds": 7200})
+    payment = {"amount": {"currency": "NOK", "value": 2500}, "paymentMethod": {"type": "WALLET"},
+               "reference": "order-exact", "userFlow": "WEB_REDIRECT", "returnUrl": "https://shop.example.com/r"}
+    assert (await sandbox.request("POST", "/epayment/v1/payments", "test", keyset=merchant, json_body=payment,
+                                  headers={"Idempotency-Key": "exact"})).status == 201
     target = tmp_path / "exact.json"
 
     def state() -> str:
