@@ -112,7 +112,8 @@ class Runtime:
                     load(state[name])
                     loaded.append(name)
         except Exception as exc:
-            for name, (_, load) in self.state_providers.items():
-                load(before[name])
-            raise ValueError(f"the {name!r} state cannot be loaded: {exc}") from exc
+            failed = name
+            for part, (_, load) in self.state_providers.items():
+                load(before[part])
+            raise ValueError(f"the {failed!r} state cannot be loaded: {exc}") from exc
         return loaded

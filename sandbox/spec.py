@@ -7,6 +7,7 @@ problems as (field path, message) pairs; nothing here re-states what the spec sa
 from __future__ import annotations
 
 import importlib.resources
+import re
 from functools import cache
 
 import yaml
@@ -60,16 +61,20 @@ class SpecSchemas:
             raise ValidationProblem([Detail(name, reason) for name, reason in problems])
 
 
+REQUIRED_MESSAGE = re.compile(r"^'(.+?)' is a required property")
+
+
 def _error_key(error: ValidationError) -> tuple:
     return (list(map(str, error.absolute_path)), error.message)
 
 
 def _field_name(error: ValidationError) -> str:
     path = [str(p) for p in error.absolute_path]
-    if error.validator == "required" and isinstance(error.instance, dict):
-        missing = [name for name in error.validator_value if name not in error.instance]
-        if missing:
-            path.append(missing[0])
+    if error.validator == "required":
+        # One error per missing property; its message names it ("'x' is a required property").
+        match = REQUIRED_MESSAGE.match(error.message)
+        if match:
+            path.append(match.group(1))
     return ".".join(path) or "body"
 
 
