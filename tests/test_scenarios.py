@@ -225,3 +225,19 @@ async def test_a_sandbox_with_an_admin_token_needs_it_for_the_control_plane():
         assert result.ok, [(s.step.number, s.error, s.checks) for s in result.steps if not s.ok]
     finally:
         await running.stop()
+
+
+def test_colours_only_on_a_terminal():
+    import io
+
+    from sandbox.scenarios.report import Printer
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal, pipe = Terminal(), io.StringIO()
+    for out in (terminal, pipe):
+        Printer(out).line(Printer(out).paint("✓ passed", "ok"))
+    assert terminal.getvalue() == "\033[32m✓ passed\033[0m\n"
+    assert pipe.getvalue() == "✓ passed\n"
