@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import heapq
 import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 
 import jwt
@@ -48,28 +49,41 @@ def _cut(value: str | None) -> str | None:
 
 
 class RequestLog:
-    """The ring of entries; listeners (the dashboard's live view) get each new entry."""
+    """Two rings of the same size, read as one: successful reads under /_sandbox/ (a polling dashboard's
+    feeds) go to their own ring, so polling never pushes API calls and control-plane changes out.
+    Listeners (the dashboard's live view) get each new entry."""
 
     def __init__(self, size: int) -> None:
-        self.entries: deque[dict] = deque(maxlen=max(1, size))
+        self.capacity = max(1, size)
+        self.entries: deque[dict] = deque(maxlen=self.capacity)  # API calls, refusals, control-plane changes
+        self.reads: deque[dict] = deque(maxlen=self.capacity)  # successful GET/HEAD /_sandbox/...
         self._ids = itertools.count(1)
         self.listeners: list[Callable[[dict], None]] = []
 
+    def __len__(self) -> int:
+        return len(self.entries) + len(self.reads)
+
     def add(self, entry: dict) -> dict:
         entry["id"] = next(self._ids)
-        self.entries.append(entry)
+        read = entry["method"] in ("GET", "HEAD") and entry["path"].startswith("/_sandbox/") \
+            and entry["status"] is not None and entry["status"] < 400
+        (self.reads if read else self.entries).append(entry)
         for listener in self.listeners:
             listener(entry)
         return entry
 
     def clear(self) -> None:
         self.entries.clear()
+        self.reads.clear()
+
+    def newest_first(self) -> Iterator[dict]:
+        return heapq.merge(reversed(self.entries), reversed(self.reads), key=lambda entry: -entry["id"])
 
     def query(self, limit: int = DEFAULT_LIMIT, key_type: KeyType | None = None, allowed: bool | None = None,
               msn: str | None = None, since: int | None = None) -> list[dict]:
         """Newest first, filtered; `since` keeps entries with a larger id (for polling)."""
         found = []
-        for entry in reversed(self.entries):
+        for entry in self.newest_first():
             if len(found) >= limit or (since is not None and entry["id"] <= since):
                 break
             if key_type is not None and (entry["caller"] or {}).get("keyType") != key_type:

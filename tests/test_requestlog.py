@@ -161,3 +161,23 @@ async def test_filters(sandbox):
 
     assert (await sandbox.request("DELETE", "/_sandbox/requests", "test")).status == 204
     assert [e["method"] for e in await log_entries(sandbox)] == ["DELETE"]
+
+
+async def test_polling_the_control_plane_never_pushes_api_calls_out():
+    running = RunningSandbox(Settings(port=0, prod_port=0, request_log_size=5))
+    await running.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            sandbox = SandboxClient(running, session)
+            management = sandbox.key("management", "production", owner=sandbox.partner_role("basic"))
+            await sandbox.request("POST", "/epayment/v1/payments", "production", keyset=management, json_body={})
+            for _ in range(20):  # a dashboard polling its feeds
+                await sandbox.request("GET", "/_sandbox/clock", "test")
+            entries = (await sandbox.request("GET", "/_sandbox/requests?limit=100", "test")).json["entries"]
+            assert [e["path"] for e in entries] == ["/_sandbox/clock"] * 5 + ["/epayment/v1/payments",
+                                                                             "/miami/v1/token"]
+            assert [e["id"] for e in entries] == sorted((e["id"] for e in entries), reverse=True)
+            denied = (await sandbox.request("GET", "/_sandbox/requests?decision=deny", "test")).json["entries"]
+            assert [e["path"] for e in denied] == ["/epayment/v1/payments"]
+    finally:
+        await running.stop()

@@ -52,7 +52,7 @@ async def requests_list(request: web.Request) -> web.Response:
         raise _bad_query("decision", "Must be allow or deny.")
     entries = ring.query(limit or DEFAULT_LIMIT, KeyType(key_type) if key_type else None,
                          None if decision is None else decision == "allow", query.get("msn") or None, since)
-    return web.json_response({"entries": entries, "size": len(ring.entries), "capacity": ring.entries.maxlen})
+    return web.json_response({"entries": entries, "size": len(ring), "capacity": ring.capacity})
 
 
 async def requests_clear(request: web.Request) -> web.Response:
