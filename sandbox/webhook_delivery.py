@@ -19,10 +19,8 @@ import hmac
 import ipaddress
 import json
 import logging
-import secrets
 import threading
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -137,7 +135,7 @@ def check_url(url: str) -> None:
 
 @dataclass
 class Delivery:
-    id: str
+    id: int
     event: str
     body: bytes
     msn: str
@@ -175,6 +173,7 @@ class WebhookBackend:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.session: aiohttp.ClientSession | None = None
         self._attempt_seq = 0
+        self._delivery_seq = 0
         self._loop_thread: int | None = None
         runtime.listeners.append(self.on_event)
         runtime.reset_hooks.append(self.reset)
@@ -199,6 +198,7 @@ class WebhookBackend:
         self.by_event.clear()
         self.attempt_log.clear()
         self.inboxes.clear()
+        self._attempt_seq = self._delivery_seq = 0
 
     # -- the API ---------------------------------------------------------------------------------
     def register(self, env: Env, scope: Scope, url: str, events: list[str]) -> dict:
@@ -212,8 +212,8 @@ class WebhookBackend:
             limit = EVENT_LIMITS.get(event, MAX_PER_EVENT)
             if len(self.by_event.get((env, scope, event), {})) >= limit:
                 raise WebhookError("events", f"At most {limit} webhooks can be registered for {event}.")
-        registration = Registration(str(uuid.uuid4()), env, scope, url, unique,
-                                    base64.b64encode(secrets.token_bytes(64)).decode("ascii"))
+        ids = self.runtime.ids  # seeded: with --id-seed, ids and secrets are the same every run
+        registration = Registration(ids.uuid4(), env, scope, url, unique, ids.b64(64))
         self.registrations[registration.id] = registration
         self.by_scope.setdefault((env, scope), {})[registration.id] = registration
         for event in unique:
@@ -249,7 +249,8 @@ class WebhookBackend:
                 return
             body = json.dumps(webhook_payload(payload), separators=(",", ":")).encode("utf-8")
             for registration in targets:
-                delivery = Delivery(str(uuid.uuid4()), event, body, msn, str(payload.get("reference")))
+                self._delivery_seq += 1
+                delivery = Delivery(self._delivery_seq, event, body, msn, str(payload.get("reference")))
                 self._enqueue(registration, delivery)
         except Exception:  # a listener never raises into the ePayment API
             log.exception("webhook listener failed for %s", kind)

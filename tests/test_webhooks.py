@@ -422,3 +422,15 @@ async def test_a_real_payment_flow_delivers_its_events(sandbox):
                               "idempotencyKey", "success"}
     for delivery in received:
         independent_signature_check(delivery, secret)
+
+
+async def test_ids_and_secrets_are_reproducible_after_a_reset(sandbox):
+    """They come from the runtime's seeded ids, which a reset rewinds."""
+    keys, _ = merchant(sandbox)
+    hook = {"url": "https://example.com/hook", "events": [CAPTURED]}
+    first = (await sandbox.request("POST", PATH, "test", keyset=keys, json_body=hook)).json
+    second = (await sandbox.request("POST", PATH, "test", keyset=keys, json_body=hook)).json
+    assert first["id"] != second["id"] and first["secret"] != second["secret"]
+    sandbox.runtime.reset()
+    again = (await sandbox.request("POST", PATH, "test", keyset=keys, json_body=hook)).json
+    assert again == first
