@@ -26,7 +26,7 @@ from sandbox.context import CALL, RUNTIME, CallContext
 from sandbox.faults import FIRED
 from sandbox.gateway import resolve_env
 from sandbox.model import KeySet, KeyType
-from sandbox.policy import TOKEN_ENDPOINT_KEY_TYPES, Decision, token_decision
+from sandbox.policy import ROUTES, TOKEN_ENDPOINT_KEY_TYPES, Decision, token_decision
 from sandbox.world import World
 
 log = logging.getLogger("sandbox")
@@ -193,16 +193,17 @@ def build_entry(request: web.Request, status: int | None, headers: Mapping[str, 
     error = None
     if decision is not None:
         fields = _decision_fields(decision)
-        if rule and decision.allowed:  # let through, then refused by the handler (or a fault)
-            error = {"rule": rule, "reason": reason}
+        if decision.allowed and (rule or (status is not None and status >= 400)):
+            error = {"rule": rule, "reason": reason}  # let through, then refused by the handler (or a fault)
     elif rule:  # refused before any policy decision: bad token, token endpoint, unknown path
-        fields = {"allowed": False, "rule": rule, "reason": reason}
         fields = {"allowed": False, "rule": rule, "reason": reason}
     elif status is not None and status >= 400:
         fields = {"allowed": False, "rule": f"http-{status}", "reason": "Refused before any key-type decision."}
     else:
         fields = {"allowed": True, "rule": "no-decision-needed", "reason": "This route checks no keys."}
-    route = ctx.route if ctx is not None and ctx.route is not None else None
+    route = ctx.route if ctx is not None else None
+    if route is None and request.match_info.http_exception is None:  # refused before the gateway ran
+        route = ROUTES.get(request.match_info.route.name or "")
     return {
         "id": 0,  # set by RequestLog.add
         "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
