@@ -8,10 +8,8 @@ never part of it, keys are (they are the fixture).
 
 from __future__ import annotations
 
-import base64
 import os
 import re
-import secrets
 import tempfile
 from pathlib import Path
 
@@ -37,15 +35,6 @@ class KeyRotation:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    # The runtime's seeded id generator, when it has one, so a replayed journal hands out the same secrets.
-    def _new_secret(self) -> str:
-        ids = getattr(self.runtime, "ids", None)
-        return ids.b64(16) if ids is not None else base64.b64encode(secrets.token_bytes(16)).decode()
-
-    def _new_subscription_key(self) -> str:
-        ids = getattr(self.runtime, "ids", None)
-        return ids.hex(16) if ids is not None else secrets.token_hex(16)
-
     def _keyset(self, client_id: str) -> KeySet:
         keyset = self.runtime.world.keys.get(client_id)
         if keyset is None:
@@ -57,7 +46,8 @@ class KeyRotation:
         keyset = self._keyset(client_id)
         world = self.runtime.world
         world.retired_secrets[client_id].add(keyset.client_secret)
-        keyset.client_secret = self._new_secret()
+        # From the runtime's seeded ids, so a replayed journal (--state) hands out the same secret.
+        keyset.client_secret = self.runtime.ids.b64(16)
         keyset.secret_version += 1
         return {"client_id": client_id, "client_secret": keyset.client_secret}
 
@@ -74,7 +64,7 @@ class KeyRotation:
             raise _bad("which", f"{keyset.type} keys have no subscription keys: their tokens come from "
                        "/miami/v1/token.", "no-subscription-keys")
         world = self.runtime.world
-        new = self._new_subscription_key()
+        new = self.runtime.ids.hex(16)
         setattr(keyset, attribute, new)
         world.by_subscription_key.pop(old, None)
         world.retired_subscription_keys[old] = client_id
