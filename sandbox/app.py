@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from sandbox import persistence
 from sandbox.admin import ADMIN_TOKEN_GENERATED, admin_middleware, ensure_admin_token
 from sandbox.api import control, dashboard, epayment, management, report, token, webhooks
 from sandbox.api import controlplane as control_plane
 from sandbox.context import RUNTIME
 from sandbox.gateway import MAX_BODY, gateway_middleware
+from sandbox.persistence import persistence_middleware
 from sandbox.policy import ROUTES
 from sandbox.requestlog import request_log_middleware
 from sandbox.runtime import Runtime
@@ -39,11 +41,13 @@ def check_policy_coverage(app: web.Application) -> None:
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> web.Application:
     settings = settings or Settings()
     # Outermost first: the request log sees every final status, then the admin token, then the gateway.
-    app = web.Application(middlewares=[request_log_middleware, admin_middleware, gateway_middleware],
-                          client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[request_log_middleware, admin_middleware, persistence_middleware,
+                                       gateway_middleware], client_max_size=MAX_BODY)
     app[RUNTIME] = runtime or Runtime(settings)
     app[ADMIN_TOKEN_GENERATED] = ensure_admin_token(app[RUNTIME].settings)
     for module in (*API_MODULES, *CONTROL_PLANE):
         module.setup(app)
     check_policy_coverage(app)
+    if settings.state is not None:
+        persistence.enable(app, settings.state)
     return app

@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default: $VIPPS_SANDBOX_ADMIN_TOKEN, else generated and printed)")
     serve.add_argument("--snapshot-dir", type=Path, help="where POST /_sandbox/snapshot writes by default")
     serve.add_argument("--request-log-size", type=int, default=1000, help="entries kept in the request log")
+    serve.add_argument("--state", type=Path, default=os.environ.get("VIPPS_SANDBOX_STATE") or None,
+                       help="directory for crash-safe state: a journal fsynced before each response, plus snapshots")
+    serve.add_argument("--id-seed", type=int, help="make run-time ids and secrets reproducible")
 
     keys = commands.add_parser("keys", help="list the key sets of a fixture")
     keys.add_argument("--json", action="store_true")
@@ -72,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             settings = Settings(host=args.host, port=args.port, prod_port=args.prod_port, fixture=args.fixture,
                                 seed=args.seed, strict_headers=args.strict_headers,
                                 admin_token=args.admin_token or os.environ.get("VIPPS_SANDBOX_ADMIN_TOKEN") or None,
-                                snapshot_dir=args.snapshot_dir, request_log_size=args.request_log_size)
+                                snapshot_dir=args.snapshot_dir, request_log_size=args.request_log_size,
+                                state=args.state, id_seed=args.id_seed)
             try:
                 asyncio.run(serve_forever(settings))
             except KeyboardInterrupt:
