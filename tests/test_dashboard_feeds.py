@@ -97,8 +97,19 @@ async def test_product_orders_are_listed(sandbox):
                                     json_body=body, headers={"Idempotency-Key": "feed-order-1"})
     assert created.status == 201, created.text
     rows = (await sandbox.request("GET", "/_sandbox/product-orders", "test")).json
+    order_id = created.json["prefilledOrderId"]
     assert [(r["id"], r["status"], r["partnerId"], r["merchant"]) for r in rows] == [
-        (created.json["prefilledOrderId"], "RECEIVED", partner["owner"], "business:NO:ORG/912345688")]
+        (order_id, "RECEIVED", partner["owner"], "business:NO:ORG/912345688")]
+    for action in ("submit", "complete"):
+        assert (await sandbox.request("POST", f"/_sandbox/product-orders/{order_id}/{action}", "test")).status == 200
+    done = (await sandbox.request("GET", "/_sandbox/product-orders", "test")).json[0]
+    assert done["status"] == "COMPLETED" and done["salesUnit"]["msn"]
+    # The new merchant and its sales unit, with fresh merchant keys, appear in the building at once.
+    building = (await sandbox.request("GET", "/_sandbox/building", "test")).json
+    premium = next(p for p in building["partners"] if p["role"] == "premium")
+    new = next(m for m in premium["merchants"] if m["key"] == "business:NO:ORG/912345688")
+    assert [u["msn"] for u in new["salesUnits"]] == [done["salesUnit"]["msn"]]
+    assert {k["environment"] for k in new["salesUnits"][0]["ring"]} == {"test", "production"}
 
 
 async def test_only_the_dashboard_files_are_served(sandbox):
