@@ -207,3 +207,15 @@ async def test_landing_forms_that_cannot_be_read_are_400(sandbox):
         reply = await sandbox.request("POST", "/_sandbox/landing/approve", "test", data=b"token=%ff%fe\xff",
                                       headers={"Content-Type": content_type})
         assert reply.status == 400, (content_type, reply.text)
+
+
+async def test_reject_page_links_back_only_to_safe_return_urls(sandbox):
+    shop = merchant(sandbox)
+    for reference, return_url, linked in (("order-land-0005", "myapp://done", True),
+                                          ("order-land-0006", "javascript:alert(1)", False)):
+        created = await shop.create(create_body(reference, flow="NATIVE_REDIRECT", returnUrl=return_url))
+        async with sandbox.session.post(sandbox.url("test") + "/_sandbox/landing/reject",
+                                        data={"token": token_of(created.json["redirectUrl"])}) as resp:
+            page = await resp.text()
+        assert resp.status == 200 and ("Back to the merchant" in page) is linked
+        assert "javascript:" not in page

@@ -49,6 +49,12 @@ async def _token(request: web.Request) -> str:
     return token
 
 
+def _linkable(url: str | None) -> bool:
+    """A returnUrl worth a link: https or an app's custom scheme, never script or data URLs."""
+    scheme = (url or "").split(":", 1)[0].strip().lower()
+    return bool(url) and ":" in (url or "") and scheme not in ("javascript", "data", "vbscript")
+
+
 def _page(title: str, body: str, status: int = 200) -> web.Response:
     text = (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><style>{PAGE_CSS}</style></head>"
@@ -109,7 +115,7 @@ def setup(app: web.Application, key: web.AppKey) -> None:
         payment = payments.by_token(await _token(request))
         payments.reject(payment)
         back = (f"<p><a href=\"{html.escape(payment.return_url)}\">Back to the merchant</a></p>"
-                if payment.return_url else "")
+                if _linkable(payment.return_url) else "")
         return _page("Payment rejected", f"<p class=\"state\">Payment <strong>ABORTED</strong>.</p>{back}")
 
     async def qr(request: web.Request) -> web.Response:
