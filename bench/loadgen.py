@@ -25,7 +25,8 @@ from collections import defaultdict
 import aiohttp
 
 #: operation -> statuses that are right for it
-EXPECTED = {"token": {200}, "create": {201}, "approve": {200}, "capture": {200}, "refund": {200}, "get": {200},
+EXPECTED = {"token": {200}, "flow-create": {201}, "flow-approve": {200}, "flow-capture": {200},
+            "create": {201}, "approve": {200}, "capture": {200}, "refund": {200}, "get": {200},
             "events": {200}, "ledgers": {200}, "feed": {200}, "capture-before-approval": {400},
             "over-refund": {400}}
 
@@ -162,7 +163,29 @@ class Load:
             await self.call(session, "feed", "GET", f"{self.urls['production']}/report/v2/ledgers/{self.ledger_id}/"
                             "funds/feed", headers=headers)
 
+    async def flow(self, session, env: str) -> None:
+        """--mode flow: create, approve as the user, capture it all; nothing else."""
+        n = next(self.ids)
+        reference = f"flow-{self.args.seed}-{n:08d}"
+        url, (headers, msn) = self.urls[env], self.auth(env)
+        status, _ = await self.call(session, "flow-create", "POST", f"{url}/epayment/v1/payments",
+                                    headers=headers | {"Idempotency-Key": f"c-{reference}"}, json={
+                                        "amount": {"currency": "NOK", "value": 1000},
+                                        "paymentMethod": {"type": "WALLET"}, "reference": reference,
+                                        "userFlow": "WEB_REDIRECT", "returnUrl": "https://example.com/back"})
+        if status == 201:
+            status, _ = await self.call(session, "flow-approve", "POST",
+                                        f"{url}/_sandbox/payments/{msn}/{reference}/approve")
+        if status == 200:
+            await self.call(session, "flow-capture", "POST", f"{url}/epayment/v1/payments/{reference}/capture",
+                            json={"modificationAmount": {"currency": "NOK", "value": 1000}},
+                            headers=headers | {"Idempotency-Key": f"k-{reference}"})
+
     async def worker(self, session, w: int, grow_until: float, stop: float) -> None:
+        if self.args.mode == "flow":
+            while time.monotonic() < stop:
+                await self.flow(session, self.args.env)
+            return
         for i in itertools.count():
             now = time.monotonic()
             if now >= stop:
@@ -199,6 +222,7 @@ class Load:
                                         if s not in EXPECTED[op]),
                 "latency_ms": {op: {"p50": round(statistics.median(s) * 1000, 3), "p99": round(pct(s, 0.99), 3)}
                                for op, s in self.latency.items() if s},
+                "flows_per_second": self.counts["flow-capture"].get(200, 0) / elapsed if elapsed else 0.0,
                 "payments": self.payments, "ledgerId": self.ledger_id, "msns": [self.test_msn, self.prod_msn],
                 "merchantProd": self.prod_merchant["client_id"]}
 
@@ -211,6 +235,9 @@ def main() -> None:
     parser.add_argument("--grow-fraction", type=float, default=0.5, help="share of the time new payments are made")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--mode", choices=("mixed", "flow"), default="mixed",
+                        help="flow: only create -> approve -> capture, for the flow-rate benchmark")
+    parser.add_argument("--env", choices=("test", "production"), default="test", help="where --mode flow pays")
     args = parser.parse_args()
     json.dump(asyncio.run(Load(args).run()), sys.stdout)
 
