@@ -206,6 +206,13 @@ class Credentials:
             "amount": {"currency": "NOK", "value": 10000}, "paymentMethod": {"type": "WALLET"},
             "reference": reference, "userFlow": "WEB_REDIRECT", "returnUrl": "https://example.com/back"}))
 
+    def product_order(self, n: int) -> str:
+        reply = self.http.post(f"{self.sandbox.url('production')}/management/v1/product-orders",
+                               headers=self.headers["management"] | {"Idempotency-Key": f"fuzz-po-{n}"},
+                               json={"businessIdentifier": {"scheme": "business:NO:ORG", "id": "974760673"},
+                                     "productType": "PAYMENT_INTEGRATION", "salesUnitName": "Fuzz Shop"})
+        return self.ok(reply).json()["prefilledOrderId"]
+
     def register_webhook(self) -> str:
         url = f"{self.sandbox.url('production')}/webhooks/v1/webhooks"
         body = {"url": "https://example.com/hook", "events": ["epayments.payment.captured.v1"]}
@@ -240,6 +247,8 @@ class Credentials:
             if "scheme" in params:
                 merchant = world.merchants[world.sales_units[msn].merchant]
                 params["scheme"], params["id"] = merchant.scheme, merchant.id
+            if "product-order-id" in params and n % 2 == 0:  # half of them an order that exists
+                params["product-order-id"] = self.product_order(n)
             headers = dict(self.headers["management"])
             if case.headers and "Merchant-Serial-Number" in case.headers:
                 headers["Merchant-Serial-Number"] = msn
