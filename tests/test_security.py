@@ -84,7 +84,8 @@ async def test_partner_a_cannot_reach_partner_bs_merchant(sandbox):
     reply = await sandbox.request("POST", PAY, "production", keyset=premium, msn=foreign,
                                   json_body=create_body("tenancy-ref-0001"), headers={"Idempotency-Key": "t-1"})
     refused(reply, 403, "partner-keys-connected-sales-units-only")
-    assert sandbox.runtime.world.sales_units[foreign] is not None
+    owner = sandbox.key("merchant", "production", msn=foreign)  # B's merchant sees no such payment
+    assert (await sandbox.request("GET", f"{PAY}/tenancy-ref-0001", "production", keyset=owner)).status == 404
     # and reading a payment of B's merchant is refused the same way, not a 404 that leaks existence
     refused(await sandbox.request("GET", f"{PAY}/tenancy-ref-0001", "production", keyset=premium, msn=foreign),
             403, "partner-keys-connected-sales-units-only")
