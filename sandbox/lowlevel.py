@@ -15,6 +15,8 @@ from http import HTTPStatus
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from sandbox.errors import clip
+
 log = logging.getLogger("sandbox")
 
 
@@ -27,7 +29,8 @@ def gateway_body(status: int, message: str | None) -> str:
         text = "The sandbox failed unexpectedly."
     else:
         first = (message or "").strip().splitlines()
-        text = f"{phrase}: the request could not be parsed ({first[0].rstrip(':')})." if first else phrase + "."
+        reason = clip(first[0].rstrip(":"), 160) if first else ""
+        text = f"{phrase}: the request could not be parsed ({reason})." if reason else phrase + "."
     return json.dumps({"statusCode": status, "message": text})
 
 

@@ -338,6 +338,21 @@ async def test_a_refused_parse_is_the_gateways_json(corpus):
     assert reply.json["statusCode"] == 400 and "could not be parsed" in reply.json["message"]
 
 
+@pytest.mark.parametrize("request_bytes", [
+    raw_http.build("GET", b"/_sandbox/health", [(b"X-Long", b"a" * 200_000)]),  # past the 128 kB line limit
+    raw_http.build("GET", b"/epayment/v1/payments?" + b"a" * 200_000, []),
+    raw_http.build("G\x00T", b"/_sandbox/health", []),
+    b"POST /_sandbox/clock HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"POST /_sandbox/clock HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+    b"POST /_sandbox/clock HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+], ids=["long-header", "long-url", "nul-method", "cl-and-te", "cl-overflow", "bad-chunk"])
+async def test_unparsable_requests_get_short_gateway_json(corpus, request_bytes):
+    reply = await raw_http.send(corpus.sandbox.running.test_port, request_bytes)
+    assert reply.status == 400 and reply.content_type == "application/json", reply.body[:300]
+    assert reply.json["statusCode"] == 400 and len(reply.json["message"]) < 300
+    await corpus.healthy()
+
+
 async def test_aiohttp_session_still_works_after_the_corpus(corpus):
     async with aiohttp.ClientSession() as session:
         async with session.get(corpus.sandbox.url("test") + "/_sandbox/health") as resp:
