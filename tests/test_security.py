@@ -279,13 +279,15 @@ async def collect(tmp_path: Path) -> dict:
                 request_log = await resp.text()
             async with session.post(base["test"] + "/_sandbox/snapshot", json={"name": "leak-check"}) as resp:
                 assert resp.status == 200, await resp.text()
-                snapshot = Path((await resp.json())["path"]).read_text()
+                snapshot_path = Path((await resp.json())["path"])
+                snapshot, snapshot_mode = snapshot_path.read_text(), snapshot_path.stat().st_mode
     finally:
         proc.terminate()
         output = proc.communicate(timeout=10)[0].decode("utf-8", "replace")
     state = "\n".join(path.read_text("utf-8", "replace") for path in sorted((tmp_path / "state").rglob("*"))
                       if path.is_file())
     return {"keys": secrets_of(list(keys.values())) | {regenerated}, "tokens": set(tokens.values()), "state": state,
+            "snapshot_mode": snapshot_mode,
             "count": (len(tokens), len(keys)), "request_log": request_log, "output": output, "snapshot": snapshot}
 
 
@@ -317,6 +319,11 @@ def test_no_token_in_the_state_journal(leaked):
     """--state journals every acknowledged change (headers it needs to replay, never credentials)."""
     assert "Idempotency-Key" in leaked["state"]  # the journal did record the traffic
     assert not leaks(leaked["state"], leaked["tokens"])
+
+
+def test_a_snapshot_is_readable_by_its_owner_only(leaked):
+    """Snapshots hold the key sets (see below), so at least nobody else on the machine can read them."""
+    assert leaked["snapshot_mode"] & 0o077 == 0, oct(leaked["snapshot_mode"])
 
 
 @pytest.mark.xfail(strict=True, reason="BUG: snapshots hold the world's key sets with every client_secret and "
