@@ -16,6 +16,7 @@ from pathlib import Path
 
 import requests
 import schemathesis
+from api_formats import error_format_problem
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -26,13 +27,13 @@ from schemathesis.specs.openapi.checks import (
 
 from sandbox.context import RUNTIME
 from sandbox.ledger import ledger_id_for
+from sandbox.policy import Api
 from sandbox.server import RunningSandbox
 from sandbox.settings import Settings
 from sandbox.testing import keyset_rows
 from sandbox.world import World
 
 SPECS = Path(__file__).resolve().parent.parent / "sandbox" / "specs"
-JSON_TYPES = ("application/json", "application/problem+json")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
@@ -45,6 +46,11 @@ class Target:
     path: str
     env: str  # "test" or "production"
     prefix: str = ""  # the spec's server path (/epayment, /webhooks)
+
+    @property
+    def api(self) -> Api:
+        name = self.spec.split(".")[0].split("-")[0]
+        return Api.TOKEN if name == "access" else Api(name)
 
     @property
     def id(self) -> str:
@@ -304,11 +310,12 @@ def run_target(creds: Credentials, schema, target: Target, examples: int, mode=N
             samples.append((response.status_code, response.text[:300], case.body, case.query, case.path_parameters))
         checks = [c for c in CHECKS if not spec_bug(target, response.status_code, c.__name__)]
         if mode is not None and mode is not GenerationMode.POSITIVE:
-            # Data that breaks the spec: never a 5xx, and every refusal a 4xx with a JSON body.
-            checks = [not_a_server_error]
-            refused = response.status_code >= 400
+            checks = [not_a_server_error]  # data that breaks the spec: never a 5xx (and the format check below)
+        # Every refusal, positive or negative, in the API's own error format (or the gateway's), no traceback.
+        if response.status_code >= 400:
             content_type = (response.headers.get("content-type") or [""])[0]
-            assert not refused or content_type.startswith(JSON_TYPES), f"{content_type}: {response.text}"
+            wrong = error_format_problem(target.api, content_type, response.text)
+            assert wrong is None, f"{wrong}: {response.status_code} {response.text[:500]}"
             assert "Traceback" not in response.text
         case.validate_response(response, checks=checks, headers=headers)
 

@@ -13,6 +13,7 @@ import uuid
 import aiohttp
 import pytest
 import raw_http
+from api_formats import error_format_problem
 from multidict import CIMultiDict
 
 from sandbox.ledger import ledger_id_for
@@ -118,28 +119,6 @@ class Corpus:
             assert reply.status == 200 and reply.json["status"] == "ok"
 
 
-def shape(body: dict) -> str:
-    keys = set(body)
-    if keys == {"statusCode", "message"}:
-        return "gateway"
-    if {"responseInfo", "result"} <= keys:
-        return "apim"
-    if keys == {"error", "error_description"}:
-        return "oauth"
-    if keys == {"code", "message"}:
-        return "report-401"
-    if {"type", "title", "status", "detail", "instance"} <= keys and "traceId" not in keys:
-        return "management-problem"
-    if {"type", "title", "status", "traceId"} <= keys:
-        return "problem"
-    return "unknown"
-
-
-SHAPES = {Api.TOKEN: {"oauth", "gateway", "apim"}, Api.EPAYMENT: {"problem", "gateway", "apim"},
-          Api.WEBHOOKS: {"problem", "gateway", "apim"}, Api.MANAGEMENT: {"management-problem", "gateway", "apim"},
-          Api.REPORT: {"problem", "report-401", "gateway", "apim"}, Api.SANDBOX: {"problem", "gateway", "apim"}}
-
-
 def check(route: RoutePolicy, what: str, status: int, content_type: str, body: bytes, *,
           must_fail: bool = False, expect: int | None = None) -> None:
     where = f"{what} -> {route.name} {route.method} {route.path}: {status} {body[:300]!r}"
@@ -153,9 +132,8 @@ def check(route: RoutePolicy, what: str, status: int, content_type: str, body: b
         return
     if route.api is Api.SANDBOX and content_type.startswith("text/html"):
         return
-    assert content_type.split(";")[0] in ("application/json", "application/problem+json"), where
-    kind = shape(json.loads(body))
-    assert kind in SHAPES[route.api], f"{where} (body shape {kind})"
+    wrong = error_format_problem(route.api, content_type, body)
+    assert wrong is None, f"{where} ({wrong})"
 
 
 @pytest.fixture
