@@ -139,8 +139,11 @@ def test_app_refuses_to_start_with_a_route_without_policy(monkeypatch):
 
     from sandbox import app as app_module
 
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response()
+
     def rogue(app: web.Application) -> None:
-        app.router.add_get("/epayment/v1/rogue", lambda request: web.Response(), name="epayment.rogue")
+        app.router.add_get("/epayment/v1/rogue", ok, name="epayment.rogue")
 
     class RogueModule:
         setup = staticmethod(rogue)
