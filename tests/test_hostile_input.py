@@ -26,6 +26,11 @@ ALL = sorted(ROUTES.values(), key=lambda r: r.name)
 #: Every query parameter a handler reads, found in the source, so a new one is covered without a test change.
 SOURCE = "".join(path.read_text() for path in (Path(__file__).resolve().parent.parent / "sandbox").rglob("*.py"))
 QUERY_NAMES = sorted(set(re.findall(r'query(?:\.get\(|\[)"(\w+)"', SOURCE)) | {"limit", "since"})
+#: Every request header the sandbox reads (its own Vipps-Sandbox-* response headers aside), from the source too.
+HEADER_NAMES = sorted({name for name in re.findall(r'headers(?:\.get\(|\[)"([\w-]+)"', SOURCE)
+                       if not name.startswith("Vipps-Sandbox") and name != "Retry-After"}
+                      | {"Vipps-System-Name", "Vipps-System-Version", "Vipps-System-Plugin-Name",
+                         "Vipps-System-Plugin-Version", "Content-Type", "Host"})
 WITH_BODY = [r for r in ALL if r.method in ("POST", "DELETE")]
 TEN_MB = 10 * 1024 * 1024
 BIG = 2**63
@@ -236,6 +241,25 @@ async def test_nul_bytes(corpus, where):
         reply = await raw_http.send(port, raw_http.build(route.method, target, headers))
         check(route, f"NUL in the {where}", reply.status, reply.content_type, reply.body,
               must_fail=where != "encoded-path" or "{" in route.path)
+    await corpus.healthy()
+
+
+@pytest.mark.parametrize("value", [b"\xff\xfe\xfd", b"9" * 40, b"-1", b"../../etc/passwd", b"a" * 100_000,
+                                   b"Bearer " + b"\xc3\x28" * 50, b"%00%0d%0a", b" "],
+                         ids=["bad-utf8", "huge-number", "negative", "dot-dot", "100kB", "bad-bearer", "escapes",
+                              "blank"])
+async def test_hostile_values_in_every_header_read(corpus, value):
+    """One header at a time (the others valid), every header a handler or the gateway reads."""
+    for route in ALL:
+        valid = {k.encode(): v.encode() for k, v in corpus.headers(route).items()}
+        body = b"{}" if route in WITH_BODY else b""
+        for name in HEADER_NAMES:
+            headers = {**valid, name.encode(): value}
+            if name == "Content-Type" or body:
+                headers.setdefault(b"Content-Type", b"application/json")
+            reply = await raw_http.send(corpus.port(route), raw_http.build(
+                route.method, corpus.path(route).encode(), list(headers.items()), body))
+            check(route, f"{name}: {value[:20]!r}", reply.status, reply.content_type, reply.body)
     await corpus.healthy()
 
 
