@@ -13,7 +13,7 @@ from sandbox.fixture import store
 from sandbox.fixture.generate import MIN_PARTNERS, generate
 from sandbox.keys_listing import keyset_rows, table
 from sandbox.model import Env, KeyType
-from sandbox.scenarios import cli as scenario_cli
+from sandbox.scenarios import args as scenario_args
 from sandbox.settings import Settings
 from sandbox.world import World
 
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--partners", type=int, default=MIN_PARTNERS)
     gen.add_argument("--merchants", type=int, default=10)
     gen.add_argument("--out", type=Path, required=True)
-    scenario_cli.add_parser(commands)
+    scenario_args.add_parser(commands)
     return parser
 
 
@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {args.out}")
             return 0
         if args.command == "scenario":
+            from sandbox.scenarios import cli as scenario_cli  # the runner pulls in aiohttp's client
+
             return scenario_cli.main(args)
     except (store.FixtureError, ValueError, OSError) as exc:
         print(f"vipps-sandbox: error: {exc}", file=sys.stderr)

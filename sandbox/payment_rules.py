@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-
-from openapi_schema_validator import OAS30Validator
+from functools import lru_cache
 
 from sandbox.errors import Detail, Problem, ValidationProblem
 from sandbox.spec import SpecSchemas
@@ -114,7 +113,7 @@ def parse_rfc3339(text: str) -> float:
 
 
 # -- the fast path --------------------------------------------------------------------------------
-_FAST: dict[str, OAS30Validator] = {}
+_FAST: dict[str, object] = {}  # OAS30Validator by schema name, made on first use
 
 
 def _inline(node: object, schemas: dict) -> object:
@@ -132,18 +131,23 @@ def _inline(node: object, schemas: dict) -> object:
 def _fast_valid(schema: str, instance: object) -> bool:
     validator = _FAST.get(schema)
     if validator is None:
+        from openapi_schema_validator import OAS30Validator
+
         schemas = SPEC.spec["components"]["schemas"]
         validator = _FAST[schema] = OAS30Validator(_inline(schemas[schema], schemas))
-    return validator.is_valid(instance)
+    return validator.is_valid(instance)  # type: ignore[attr-defined]
 
 
-_REFERENCE = SPEC.spec["components"]["schemas"]["Reference"]
-_REFERENCE_PATTERN = re.compile(_REFERENCE["pattern"])
+@lru_cache(maxsize=1)
+def _reference_rule() -> tuple[int, int, re.Pattern]:
+    rule = SPEC.spec["components"]["schemas"]["Reference"]
+    return rule["minLength"], rule["maxLength"], re.compile(rule["pattern"])
 
 
 def check_reference(reference: str) -> None:
     """A path reference must match the spec's Reference pattern (a regex here: GETs are hot)."""
-    if _REFERENCE["minLength"] <= len(reference) <= _REFERENCE["maxLength"] and _REFERENCE_PATTERN.match(reference):
+    shortest, longest, pattern = _reference_rule()
+    if shortest <= len(reference) <= longest and pattern.match(reference):
         return
     errors = SPEC.errors("Reference", reference)
     raise Problem(400, "Bad Request", "See extraDetails for further details",

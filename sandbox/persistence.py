@@ -14,7 +14,6 @@ import logging
 import secrets
 from pathlib import Path
 
-import aiohttp
 from aiohttp import web
 
 from sandbox.context import CALL, RUNTIME
@@ -80,6 +79,8 @@ class Persistence:
         last = self.load_snapshot()
         entries = list(self.journal.entries(after=last))
         if entries:
+            import aiohttp  # the client side of aiohttp is only needed to replay
+
             sites = {}
             for env in Env:
                 site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -98,7 +99,7 @@ class Persistence:
                     await site.stop()
         self.journal.open(last)
 
-    async def _replay(self, session: aiohttp.ClientSession, port: int, entry: dict) -> None:
+    async def _replay(self, session, port: int, entry: dict) -> None:
         runtime = self.runtime
         runtime.clock.load_state({"offset": 0.0, "frozen_at": entry["t"]})
         headers = dict(entry.get("headers") or {})

@@ -17,11 +17,13 @@ from __future__ import annotations
 import copy
 import re
 from functools import cache
-
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING
 
 from sandbox.errors import Detail, ValidationProblem
 from sandbox.spec import SpecSchemas, _error_key, _message
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 SPEC = "management.yaml"
 #: 1.1.6 name -> 2.0.9 name.

@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 from sandbox.clock import VirtualClock
 from sandbox.fixture import store
-from sandbox.fixture.generate import generate
 from sandbox.ids import Ids
 from sandbox.model import Env
 from sandbox.settings import Settings
@@ -23,6 +22,8 @@ StateProvider = tuple[Callable[[], object], Callable[[object], None]]
 def load_tables(settings: Settings) -> dict[str, list[dict]]:
     """The fixture tables this sandbox starts from (and returns to on reset)."""
     if settings.seed is not None:
+        from sandbox.fixture.generate import generate  # Faker is slow to import: only when generating
+
         return generate(settings.seed)
     return store.read(settings.fixture or store.default_fixture_path())
 

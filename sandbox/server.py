@@ -8,6 +8,7 @@ import sys
 
 from aiohttp import web
 
+from sandbox import spec
 from sandbox.admin import ADMIN_TOKEN_GENERATED, admin_required
 from sandbox.app import create_app
 from sandbox.context import RUNTIME
@@ -76,6 +77,8 @@ async def serve_forever(settings: Settings) -> None:
     elif admin_required(settings):
         print("The control plane (/_sandbox/) needs 'Authorization: Bearer <the admin token you gave>'.", flush=True)
     print("Press Ctrl-C to stop.", flush=True)
+    # Parse the specs and import the validators now, in a thread, rather than on the first request.
+    warming = asyncio.get_running_loop().run_in_executor(None, spec.warm)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -86,5 +89,6 @@ async def serve_forever(settings: Settings) -> None:
     try:
         await stop.wait()
     finally:
+        await warming
         await sandbox.stop()
         print("vipps-sandbox stopped.", file=sys.stderr, flush=True)
