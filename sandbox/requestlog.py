@@ -22,7 +22,7 @@ from aiohttp import web
 
 from sandbox.admin import ADMIN_DECISION
 from sandbox.clock import iso_utc
-from sandbox.context import CALL, RUNTIME, CallContext
+from sandbox.context import CALL, RUNTIME
 from sandbox.faults import FIRED
 from sandbox.gateway import resolve_env
 from sandbox.model import KeySet, KeyType
@@ -55,21 +55,21 @@ class RequestLog:
 
     def __init__(self, size: int) -> None:
         self.capacity = max(1, size)
-        self.entries: deque[dict] = deque(maxlen=self.capacity)  # API calls, refusals, control-plane changes
-        self.reads: deque[dict] = deque(maxlen=self.capacity)  # successful GET/HEAD /_sandbox/...
+        self.entries: deque[Pending] = deque(maxlen=self.capacity)  # API calls, refusals, control-plane changes
+        self.reads: deque[Pending] = deque(maxlen=self.capacity)  # successful GET/HEAD /_sandbox/...
         self._ids = itertools.count(1)
         self.listeners: list[Callable[[dict], None]] = []
 
     def __len__(self) -> int:
         return len(self.entries) + len(self.reads)
 
-    def add(self, entry: dict) -> dict:
-        entry["id"] = next(self._ids)
-        read = entry["method"] in ("GET", "HEAD") and entry["path"].startswith("/_sandbox/") \
-            and entry["status"] is not None and entry["status"] < 400
+    def add(self, entry: Pending) -> Pending:
+        entry.id = next(self._ids)
+        read = entry.method in ("GET", "HEAD") and entry.path.startswith("/_sandbox/") \
+            and entry.status is not None and entry.status < 400
         (self.reads if read else self.entries).append(entry)
         for listener in self.listeners:
-            listener(entry)
+            listener(entry.as_dict())
         return entry
 
     def clear(self) -> None:
@@ -77,7 +77,8 @@ class RequestLog:
         self.reads.clear()
 
     def newest_first(self) -> Iterator[dict]:
-        return heapq.merge(reversed(self.entries), reversed(self.reads), key=lambda entry: -entry["id"])
+        merged = heapq.merge(reversed(self.entries), reversed(self.reads), key=lambda entry: -entry.id)
+        return (entry.as_dict() for entry in merged)
 
     def query(self, limit: int = DEFAULT_LIMIT, key_type: KeyType | None = None, allowed: bool | None = None,
               msn: str | None = None, since: int | None = None) -> list[dict]:
@@ -160,72 +161,109 @@ def _caller(keyset: KeySet | None, verified: bool) -> dict | None:
             "environment": str(keyset.environment), "verified": verified}
 
 
-def policy_decision(request: web.Request, ctx: CallContext | None, status: int | None) -> Decision | None:
-    """The decision taken before the handler: the gateway's, the token endpoint's, or the control plane's."""
-    if ctx is not None and ctx.decision is not None:
-        return ctx.decision
-    route = ctx.route if ctx is not None else None
-    if route is not None and route.name in TOKEN_ENDPOINT_KEY_TYPES and ctx.keyset is not None \
-            and status is not None and status < 400:
-        return token_decision(route.name, ctx.keyset, ctx.env)
-    if request.get(ADMIN_DECISION) is not None:
-        return request[ADMIN_DECISION]
-    return None
-
-
 def _decision_fields(decision: Decision) -> dict:
     return {"allowed": decision.allowed, "rule": decision.rule, "reason": decision.reason}
 
 
+class Pending:
+    """One request, captured cheaply while it is served and turned into its JSON entry only when read.
+
+    Recording happens on every request, reading rarely: what is kept here is already redacted (or
+    carries no secret), and the work of shaping the entry is left to `as_dict()`.
+    """
+
+    __slots__ = ("id", "wall", "virtual", "env", "method", "path", "route", "ctx", "claimed", "msn",
+                 "credentials", "admin_decision", "status", "rule", "reason", "latency_ms", "fault", "interrupted",
+                 "_dict")
+
+    def __init__(self, request: web.Request, status: int | None, headers: Mapping[str, str], latency_ms: float,
+                 interrupted: bool) -> None:
+        runtime = request.app[RUNTIME]
+        ctx = request.get(CALL)
+        self.id = 0  # set by RequestLog.add
+        self.wall = time.time()
+        self.virtual = runtime.clock.time()
+        self.env = ctx.env if ctx is not None else resolve_env(request, runtime)
+        self.method = request.method
+        self.path = _cut(request.path)
+        route = ctx.route if ctx is not None else None
+        if route is None and request.match_info.http_exception is None:  # refused before the gateway ran
+            route = ROUTES.get(request.match_info.route.name or "")
+        self.route = route
+        self.ctx = ctx
+        # Whose keys a request presented is looked up now only when no key set was verified (refusals).
+        self.claimed = None if ctx is not None and ctx.keyset is not None else \
+            claimed_keyset(request, runtime.world)
+        self.msn = _cut(request.headers.get("Merchant-Serial-Number"))
+        self.credentials = credentials(request)
+        self.admin_decision = request.get(ADMIN_DECISION)
+        self.fault = request.get(FIRED)
+        self.status = None if self.fault is not None and self.fault.drop else status
+        self.rule, self.reason = headers.get("Vipps-Sandbox-Rule"), headers.get("Vipps-Sandbox-Reason")
+        self.latency_ms = latency_ms
+        self.interrupted = interrupted
+        self._dict: dict | None = None
+
+    def _decision(self) -> Decision | None:
+        ctx, status = self.ctx, self.status
+        if ctx is not None and ctx.decision is not None:
+            return ctx.decision
+        route = ctx.route if ctx is not None else None
+        if route is not None and route.name in TOKEN_ENDPOINT_KEY_TYPES and ctx.keyset is not None \
+                and status is not None and status < 400:
+            return token_decision(route.name, ctx.keyset, ctx.env)
+        return self.admin_decision
+
+    def as_dict(self) -> dict:
+        if self._dict is not None:
+            return self._dict
+        ctx, status, rule, reason = self.ctx, self.status, self.rule, self.reason
+        dropped = self.fault is not None and self.fault.drop
+        keyset = ctx.keyset if ctx is not None else None
+        caller = _caller(keyset, True) if keyset is not None else _caller(self.claimed, False)
+        decision = self._decision()
+        error = None
+        if decision is not None:
+            fields = _decision_fields(decision)
+            if decision.allowed and (rule or (status is not None and status >= 400)):
+                error = {"rule": rule, "reason": reason}  # let through, then refused by the handler (or a fault)
+        elif rule:  # refused before any policy decision: bad token, token endpoint, unknown path
+            fields = {"allowed": False, "rule": rule, "reason": reason}
+        elif status is not None and status >= 400:
+            fields = {"allowed": False, "rule": f"http-{status}", "reason": "Refused before any key-type decision."}
+        else:
+            fields = {"allowed": True, "rule": "no-decision-needed", "reason": "This route checks no keys."}
+        route = self.route
+        self._dict = {
+            "id": self.id,
+            "time": datetime.fromtimestamp(self.wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "virtualTime": iso_utc(self.virtual),
+            "environment": str(self.env),
+            "method": self.method,
+            "path": self.path,
+            "route": route.name if route else None,
+            "api": str(route.api) if route else None,
+            "caller": caller,
+            "msn": self.msn,
+            "actingFor": ctx.msn if ctx is not None else None,
+            "credentials": self.credentials,
+            "decision": fields,
+            "error": error,
+            "status": status,
+            "latencyMs": round(self.latency_ms, 2),
+            "fault": self.fault.id if self.fault is not None else None,
+            "dropped": dropped,
+            "interrupted": self.interrupted and not dropped,
+            "warnings": list(ctx.warnings) if ctx is not None else [],
+        }
+        self.ctx = self.claimed = self.admin_decision = None  # the entry is all that is needed from now on
+        return self._dict
+
+
 def build_entry(request: web.Request, status: int | None, headers: Mapping[str, str], latency_ms: float,
                 interrupted: bool) -> dict:
-    runtime = request.app[RUNTIME]
-    ctx = request.get(CALL)
-    env = ctx.env if ctx is not None else resolve_env(request, runtime)
-    fault = request.get(FIRED)
-    dropped = fault is not None and fault.drop
-    if dropped:
-        status = None
-    keyset = ctx.keyset if ctx is not None else None
-    caller = _caller(keyset, True) if keyset is not None else _caller(claimed_keyset(request, runtime.world), False)
-    rule, reason = headers.get("Vipps-Sandbox-Rule"), headers.get("Vipps-Sandbox-Reason")
-    decision = policy_decision(request, ctx, status)
-    error = None
-    if decision is not None:
-        fields = _decision_fields(decision)
-        if decision.allowed and (rule or (status is not None and status >= 400)):
-            error = {"rule": rule, "reason": reason}  # let through, then refused by the handler (or a fault)
-    elif rule:  # refused before any policy decision: bad token, token endpoint, unknown path
-        fields = {"allowed": False, "rule": rule, "reason": reason}
-    elif status is not None and status >= 400:
-        fields = {"allowed": False, "rule": f"http-{status}", "reason": "Refused before any key-type decision."}
-    else:
-        fields = {"allowed": True, "rule": "no-decision-needed", "reason": "This route checks no keys."}
-    route = ctx.route if ctx is not None else None
-    if route is None and request.match_info.http_exception is None:  # refused before the gateway ran
-        route = ROUTES.get(request.match_info.route.name or "")
-    return {
-        "id": 0,  # set by RequestLog.add
-        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "virtualTime": iso_utc(runtime.clock.time()),
-        "environment": str(env),
-        "method": request.method,
-        "path": _cut(request.path),
-        "route": route.name if route else None,
-        "api": str(route.api) if route else None,
-        "caller": caller,
-        "msn": _cut(request.headers.get("Merchant-Serial-Number")),
-        "actingFor": ctx.msn if ctx is not None else None,
-        "credentials": credentials(request),
-        "decision": fields,
-        "error": error,
-        "status": status,
-        "latencyMs": round(latency_ms, 2),
-        "fault": fault.id if fault is not None else None,
-        "dropped": dropped,
-        "interrupted": interrupted and not dropped,
-        "warnings": list(ctx.warnings) if ctx is not None else [],
-    }
+    """The JSON entry of one request, at once (the middleware records a Pending and shapes it when read)."""
+    return Pending(request, status, headers, latency_ms, interrupted).as_dict()
 
 
 @web.middleware
@@ -249,6 +287,6 @@ async def request_log_middleware(request: web.Request, handler) -> web.StreamRes
         raise
     finally:
         try:
-            ring.add(build_entry(request, status, headers, (time.perf_counter() - started) * 1000, interrupted))
+            ring.add(Pending(request, status, headers, (time.perf_counter() - started) * 1000, interrupted))
         except Exception:  # the log must never break a request
             log.exception("could not record %s %s in the request log", request.method, request.path)
