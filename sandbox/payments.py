@@ -146,6 +146,7 @@ class PaymentsBackend:
         self.runtime = runtime
         # A fixed key: landing tokens are sandbox links, not secrets, and stay stable between runs.
         self._token_key = hashlib.sha256(b"vipps-sandbox landing token").digest()
+        self._tokens: dict[str, str] = {}
         self.clear()
 
     def clear(self) -> None:
@@ -308,10 +309,17 @@ class PaymentsBackend:
     def landing_token(self, payment: Payment) -> str:
         """A signed, opaque token naming the payment (and its CREATED event, so a reused reference
         after a reset does not open the old link)."""
-        # References are [a-zA-Z0-9-] and MSNs digits, so "|" separates safely (and cheaply: GETs are hot).
-        raw = f"{payment.env.value}|{payment.msn}|{payment.reference}|{payment.psp}".encode()
-        mac = hmac.new(self._token_key, raw, hashlib.sha256).digest()[:12]
-        return _b64(raw) + "." + _b64(mac)
+        # References are [a-zA-Z0-9-] and MSNs digits, so "|" separates safely. GETs are hot, so recent
+        # tokens are kept in a small bounded cache rather than on every payment (memory per payment).
+        raw = f"{payment.env.value}|{payment.msn}|{payment.reference}|{payment.psp}"
+        token = self._tokens.get(raw)
+        if token is None:
+            data = raw.encode()
+            token = _b64(data) + "." + _b64(hmac.new(self._token_key, data, hashlib.sha256).digest()[:12])
+            if len(self._tokens) >= TOKEN_CACHE:
+                self._tokens.clear()
+            self._tokens[raw] = token
+        return token
 
     def by_token(self, token: str) -> Payment:
         try:
@@ -496,6 +504,9 @@ class PaymentsBackend:
         snapshot = payment.snapshot()
         self.remember(env, msn, "cancel", key, fp, payment, snapshot)
         return payment.modification_view(snapshot)
+
+
+TOKEN_CACHE = 4096
 
 
 def _b64(raw: bytes) -> str:

@@ -125,15 +125,20 @@ def credentials(request: web.Request) -> dict[str, str | None]:
     """The credentials the request presented, redacted."""
     headers = request.headers
     found: dict[str, str | None] = {}
-    if headers.get("Ocp-Apim-Subscription-Key"):
-        found["subscriptionKey"] = redact(headers["Ocp-Apim-Subscription-Key"])
-    basic = _basic(headers)
-    secret = basic[1] if basic else headers.get("client_secret")
+    sub = headers.get("Ocp-Apim-Subscription-Key")
+    if sub:
+        found["subscriptionKey"] = redact(sub)
+    auth = headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        bearer = auth[7:].strip()
+        if bearer:
+            found["adminToken" if request.path.startswith("/_sandbox") else "token"] = redact(bearer)
+        secret = headers.get("client_secret")
+    else:
+        basic = _basic(headers) if auth else None
+        secret = basic[1] if basic else headers.get("client_secret")
     if secret:
         found["clientSecret"] = redact(secret)
-    bearer = _bearer(headers)
-    if bearer:
-        found["adminToken" if request.path.startswith("/_sandbox") else "token"] = redact(bearer)
     return found
 
 
