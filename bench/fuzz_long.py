@@ -10,6 +10,7 @@ anything failed.
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,12 @@ def main() -> int:
     parser.add_argument("--examples", type=int, default=500, help="positive cases per operation")
     parser.add_argument("--negative", type=int, default=200, help="negative cases per operation")
     parser.add_argument("--only", default="", help="run the targets whose id contains this")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="explore with this random seed (default: a new one each run, printed); CI is derandomized")
     args = parser.parse_args()
+    if args.seed is None:
+        args.seed = random.randrange(2**32)
+    print(f"seed {args.seed} (rerun with --seed {args.seed})")
     sandbox = fuzz_support.ThreadedSandbox().start()
     failures = 0
     try:
@@ -39,7 +45,7 @@ def main() -> int:
             for mode, count in ((GenerationMode.POSITIVE, args.examples), (GenerationMode.NEGATIVE, args.negative)):
                 started = time.perf_counter()
                 try:
-                    statuses = fuzz_support.run_target(creds, schema, target, count, mode=mode)
+                    statuses = fuzz_support.run_target(creds, schema, target, count, mode=mode, seed=args.seed)
                     outcome = " ".join(f"{k}x{v}" for k, v in sorted(statuses.items()))
                 except BaseException as exc:  # noqa: BLE001 - report and go on with the next target
                     if isinstance(exc, KeyboardInterrupt):

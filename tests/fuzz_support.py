@@ -18,6 +18,7 @@ import requests
 import schemathesis
 from api_formats import error_format_problem
 from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -291,7 +292,7 @@ def operation(schema, target: Target):
 
 
 def run_target(creds: Credentials, schema, target: Target, examples: int, mode=None,
-               samples: list | None = None) -> dict:
+               samples: list | None = None, seed: int | None = None) -> dict:
     """Runs `examples` generated cases of one operation; returns status counts. Raises on a failed check."""
     from schemathesis import GenerationMode
 
@@ -299,7 +300,7 @@ def run_target(creds: Credentials, schema, target: Target, examples: int, mode=N
     base_url = creds.sandbox.url(target.env) + target.prefix
     statuses: dict[int, int] = {}
 
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=seed is None,
               suppress_health_check=list(HealthCheck))
     @given(case=op.as_strategy(generation_mode=mode or GenerationMode.POSITIVE))
     def run(case) -> None:
@@ -319,5 +320,5 @@ def run_target(creds: Credentials, schema, target: Target, examples: int, mode=N
             assert "Traceback" not in response.text
         case.validate_response(response, checks=checks, headers=headers)
 
-    run()
+    (run if seed is None else hypothesis_seed(seed)(run))()
     return statuses
