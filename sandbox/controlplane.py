@@ -44,11 +44,8 @@ class KeyRotation:
     def regenerate_secret(self, client_id: str) -> dict:
         """A new client_secret; the old one and every token made with it are refused from now on."""
         keyset = self._keyset(client_id)
-        world = self.runtime.world
-        world.retired_secrets[client_id].add(keyset.client_secret)
         # From the runtime's seeded ids, so a replayed journal (--state) hands out the same secret.
-        keyset.client_secret = self.runtime.ids.b64(16)
-        keyset.secret_version += 1
+        self.runtime.world.replace_secret(keyset, self.runtime.ids.b64(16))
         return {"client_id": client_id, "client_secret": keyset.client_secret}
 
     def regenerate_subscription_key(self, client_id: str, body: object) -> dict:
@@ -58,17 +55,12 @@ class KeyRotation:
             raise _bad("which", 'The body must be {"which": "primary"} or {"which": "secondary"}.',
                        "regenerate-body-invalid")
         which = body["which"]
-        attribute = f"subscription_key_{which}"
-        old = getattr(keyset, attribute)
-        if old is None:
+        world = self.runtime.world
+        if not world.has_subscription_key(keyset, which):
             raise _bad("which", f"{keyset.type} keys have no subscription keys: their tokens come from "
                        "/miami/v1/token.", "no-subscription-keys")
-        world = self.runtime.world
         new = self.runtime.ids.hex(16)
-        setattr(keyset, attribute, new)
-        world.by_subscription_key.pop(old, None)
-        world.retired_subscription_keys[old] = client_id
-        world.by_subscription_key[new] = client_id
+        world.replace_subscription_key(keyset, which, new)
         return {"client_id": client_id, "which": which, "subscription_key": new}
 
 

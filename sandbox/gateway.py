@@ -109,10 +109,10 @@ def authenticate(request: web.Request, runtime: Runtime, ctx: CallContext):
         sub = request.headers.get("Ocp-Apim-Subscription-Key")
         if not sub:
             raise GatewayError(MISSING_SUBSCRIPTION_KEY, rule="subscription-key-missing")
-        owner_id = world.by_subscription_key.get(sub)
+        owner_id = world.subscription_owner(sub)
         if owner_id is None:
             rule, reason = "subscription-key-invalid", INVALID_SUBSCRIPTION_KEY
-            if sub in world.retired_subscription_keys:
+            if world.retired_subscription_owner(sub) is not None:
                 rule = "keys-regenerated"
                 reason += " This subscription key was regenerated and no longer works."
             raise GatewayError(reason, rule=rule)
@@ -125,7 +125,7 @@ def authenticate(request: web.Request, runtime: Runtime, ctx: CallContext):
     if token_error is not None:
         raise token_error
     assert claims is not None and keyset is not None
-    if claims.flow == "standard" and world.by_subscription_key.get(request.headers["Ocp-Apim-Subscription-Key"]) \
+    if claims.flow == "standard" and world.subscription_owner(request.headers["Ocp-Apim-Subscription-Key"]) \
             != keyset.client_id:
         raise GatewayError("The subscription key does not belong to the keys that issued the access token.",
                            rule="subscription-key-mismatch")

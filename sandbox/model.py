@@ -78,14 +78,17 @@ class KeySet:
     type: KeyType
     environment: Env
     client_id: str
-    client_secret: str
+    client_secret: str | None  # None only when restored from a snapshot that holds just its digest
     subscription_key_primary: str | None
     subscription_key_secondary: str | None
     owner: str  # partner id, MSN, or merchant key (for a merchant's own management keys)
     secret_version: int = 1
+    #: SHA-256 digests standing in for values a snapshot did not keep (snapshots never hold secrets).
+    digests: dict[str, str] = field(default_factory=dict)
 
     def as_record(self) -> dict:
         record = asdict(self)
+        record.pop("digests")
         record["type"] = str(self.type)
         record["environment"] = str(self.environment)
         return record

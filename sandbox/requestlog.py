@@ -145,7 +145,7 @@ def credentials(request: web.Request) -> dict[str, str | None]:
 def claimed_keyset(request: web.Request, world: World) -> KeySet | None:
     """Whose keys a refused request presented (not verified: the request may have failed for that)."""
     headers = request.headers
-    client_id = world.by_subscription_key.get(headers.get("Ocp-Apim-Subscription-Key", ""))
+    client_id = world.subscription_owner(headers.get("Ocp-Apim-Subscription-Key", ""))
     if client_id is None:
         basic = _basic(headers)
         client_id = basic[0] if basic else headers.get("client_id")

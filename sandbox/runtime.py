@@ -45,7 +45,7 @@ class Runtime:
         self.reset_hooks: list[Callable[[], None]] = []
         #: What snapshots hold, by name; backends register theirs. Loaded in this order (the world first).
         self.state_providers: dict[str, StateProvider] = {
-            "world": (lambda: self.world.tables(), self.load_world),
+            "world": (lambda: self.world.tables(secrets=False), self.load_world),
             "clock": (self.clock.state, self._load_clock),
             "ids": (self.ids.dump, self.ids.load),
         }
@@ -84,7 +84,8 @@ class Runtime:
         """Replaces the directory with snapshot tables (World.tables() format)."""
         if not isinstance(tables, dict):
             raise ValueError("the world's state must be an object of tables")
-        self._install_world(World(copy.deepcopy(tables)))
+        known = {record["client_id"]: record for record in self.fixture_tables.get("keys", [])}
+        self._install_world(World(copy.deepcopy(tables), known_keys=known))
 
     def _load_clock(self, state: object) -> None:
         def number(value: object) -> bool:

@@ -8,14 +8,25 @@ snapshots.
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 from collections import defaultdict
 from dataclasses import asdict
 
 from sandbox.model import Consent, Env, KeySet, KeyType, Merchant, Partner, PricePackage, SalesUnit
 
+SUBSCRIPTION_FIELDS = ("subscription_key_primary", "subscription_key_secondary")
+SECRET_FIELDS = ("client_secret", *SUBSCRIPTION_FIELDS)
+DIGEST_SUFFIX = "_sha256"
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
+
 
 class World:
-    def __init__(self, tables: dict[str, list[dict]]) -> None:
+    def __init__(self, tables: dict[str, list[dict]], known_keys: dict[str, dict] | None = None) -> None:
+        """`known_keys` (client_id -> fixture key record) fills in secrets a snapshot kept only as digests."""
         meta = (tables.get("meta") or [{}])[0]
         self.meta = dict(meta)
         self.partners: dict[str, Partner] = {r["id"]: Partner(**r) for r in tables.get("partners", [])}
@@ -29,16 +40,28 @@ class World:
         for record in tables.get("sales_units", []):
             self.add_sales_unit(SalesUnit(**record))
         self.keys: dict[str, KeySet] = {}
-        self.by_subscription_key: dict[str, str] = {}
-        self.retired_secrets: dict[str, set[str]] = defaultdict(set)
-        self.retired_subscription_keys: dict[str, str] = {}
+        self.by_subscription_key: dict[str, str] = {}  # subscription key -> client_id
+        self.by_subscription_digest: dict[str, str] = {}  # digest -> client_id, for keys restored as digests
+        self.retired_secrets: dict[str, set[str]] = defaultdict(set)  # client_id -> digests of old secrets
+        self.retired_subscription_keys: dict[str, str] = {}  # digest of an old subscription key -> client_id
         for record in tables.get("keys", []):
             record = dict(record)
             retired = record.pop("retired_secrets", [])
+            retired_subs = record.pop("retired_subscription_keys", [])
+            digests = {name[: -len(DIGEST_SUFFIX)]: record.pop(name) for name in list(record)
+                       if name.endswith(DIGEST_SUFFIX)}
             keyset = KeySet(**record)
             keyset.type, keyset.environment = KeyType(keyset.type), Env(keyset.environment)
+            for name, value in digests.items():  # a value the snapshot left out: the fixture may know it
+                known = (known_keys or {}).get(keyset.client_id, {}).get(name)
+                if known is not None and digest(known) == value:
+                    setattr(keyset, name, known)
+                else:
+                    keyset.digests[name] = value
             self.add_keys(keyset)
             self.retired_secrets[keyset.client_id].update(retired)
+            for old in retired_subs:
+                self.retired_subscription_keys[old] = keyset.client_id
         self.consents: set[tuple[str, str]] = {
             (r["accounting_partner_id"], r["merchant"]) for r in tables.get("consents", [])
         }
@@ -58,6 +81,57 @@ class World:
         for sub in (keyset.subscription_key_primary, keyset.subscription_key_secondary):
             if sub:
                 self.by_subscription_key[sub] = keyset.client_id
+        for name in SUBSCRIPTION_FIELDS:
+            if name in keyset.digests:
+                self.by_subscription_digest[keyset.digests[name]] = keyset.client_id
+
+    # -- credentials --------------------------------------------------------------------------------
+    def subscription_owner(self, key: str) -> str | None:
+        """The client_id whose (current) subscription key this is."""
+        owner = self.by_subscription_key.get(key)
+        if owner is None and self.by_subscription_digest:
+            owner = self.by_subscription_digest.get(digest(key))
+        return owner
+
+    def retired_subscription_owner(self, key: str) -> str | None:
+        """The client_id this subscription key belonged to before it was regenerated."""
+        return self.retired_subscription_keys.get(digest(key)) if self.retired_subscription_keys else None
+
+    def secret_matches(self, keyset: KeySet, secret: str) -> bool:
+        if keyset.client_secret is not None:
+            return hmac.compare_digest(secret.encode(), keyset.client_secret.encode())
+        known = keyset.digests.get("client_secret")
+        return known is not None and hmac.compare_digest(digest(secret), known)
+
+    def secret_was_retired(self, client_id: str, secret: str) -> bool:
+        retired = self.retired_secrets.get(client_id)
+        return bool(retired) and digest(secret) in retired
+
+    def replace_secret(self, keyset: KeySet, new: str) -> None:
+        """A new client_secret; the old one is remembered (as a digest) to say it was regenerated."""
+        old = digest(keyset.client_secret) if keyset.client_secret is not None else keyset.digests.get("client_secret")
+        if old:
+            self.retired_secrets[keyset.client_id].add(old)
+        keyset.client_secret = new
+        keyset.digests.pop("client_secret", None)
+        keyset.secret_version += 1
+
+    def replace_subscription_key(self, keyset: KeySet, which: str, new: str) -> None:
+        """A new primary or secondary subscription key; the other keeps working."""
+        name = f"subscription_key_{which}"
+        old = getattr(keyset, name)
+        old_digest = digest(old) if old is not None else keyset.digests.pop(name, None)
+        if old is not None:
+            self.by_subscription_key.pop(old, None)
+        if old_digest is not None:
+            self.by_subscription_digest.pop(old_digest, None)
+            self.retired_subscription_keys[old_digest] = keyset.client_id
+        setattr(keyset, name, new)
+        self.by_subscription_key[new] = keyset.client_id
+
+    def has_subscription_key(self, keyset: KeySet, which: str) -> bool:
+        name = f"subscription_key_{which}"
+        return getattr(keyset, name) is not None or name in keyset.digests
 
     def grant_consent(self, accounting_partner_id: str, merchant: str) -> None:
         self.consents.add((accounting_partner_id, merchant))
@@ -123,11 +197,24 @@ class World:
                 f"of merchants that consented")
 
     # -- persistence ------------------------------------------------------------------------------
-    def tables(self) -> dict[str, list[dict]]:
+    def tables(self, secrets: bool = True) -> dict[str, list[dict]]:
+        """The directory as fixture tables. With `secrets=False` (snapshots) every client secret and
+        subscription key is replaced by its SHA-256 digest: it still works after a restore, and the
+        fixture fills in the values it knows."""
+        retired_subs: dict[str, list[str]] = defaultdict(list)
+        for old, client_id in self.retired_subscription_keys.items():
+            retired_subs[client_id].append(old)
         keys = []
         for keyset in self.keys.values():
             record = keyset.as_record()
             record["retired_secrets"] = sorted(self.retired_secrets.get(keyset.client_id, ()))
+            record["retired_subscription_keys"] = sorted(retired_subs.get(keyset.client_id, ()))
+            for name in SECRET_FIELDS:
+                if not secrets and record[name] is not None:
+                    record[name + DIGEST_SUFFIX] = digest(record[name])
+                    record[name] = None
+                elif name in keyset.digests:
+                    record[name + DIGEST_SUFFIX] = keyset.digests[name]
             keys.append(record)
         return copy.deepcopy({
             "meta": [self.meta],

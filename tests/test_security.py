@@ -322,12 +322,11 @@ def test_no_token_in_the_state_journal(leaked):
 
 
 def test_a_snapshot_is_readable_by_its_owner_only(leaked):
-    """Snapshots hold the key sets (see below), so at least nobody else on the machine can read them."""
+    """Snapshots hold the directory (with digests, not secrets); still, nobody else on the machine reads them."""
     assert leaked["snapshot_mode"] & 0o077 == 0, oct(leaked["snapshot_mode"])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: snapshots hold the world's key sets with every client_secret and "
-                   "subscription key in clear (sandbox/controlplane.py writes World.tables()); see issue 8")
 def test_no_client_secret_or_subscription_key_in_a_snapshot(leaked):
+    """Snapshots keep SHA-256 digests of secrets, never the secrets (sandbox/world.py World.tables)."""
     found = leaks(leaked["snapshot"], leaked["keys"])
     assert not found, f"client secrets or subscription keys in the snapshot (last 4: {found})"

@@ -32,8 +32,8 @@ class TokenBackend:
         keyset = world.keys.get(client_id)
         if keyset is None:
             raise error(f"Unknown client_id {clip(client_id)!r}: no key set has it.", "unknown-client-id")
-        if client_secret != keyset.client_secret:
-            if client_secret in world.retired_secrets.get(client_id, ()):
+        if not world.secret_matches(keyset, client_secret):
+            if world.secret_was_retired(client_id, client_secret):
                 raise error("This client_secret was regenerated and no longer works; use the new one.",
                             "keys-regenerated")
             raise error("The client_secret does not match the client_id.", "client-secret-wrong")
@@ -60,9 +60,9 @@ class TokenBackend:
         decision = token_decision("token.accesstoken", keyset, env)
         if not decision.allowed:
             raise unauthorized(decision.reason, decision.rule)
-        if subscription_key not in (keyset.subscription_key_primary, keyset.subscription_key_secondary):
+        if world.subscription_owner(subscription_key) != keyset.client_id:
             reason = INVALID_SUBSCRIPTION_KEY
-            if world.retired_subscription_keys.get(subscription_key) == keyset.client_id:
+            if world.retired_subscription_owner(subscription_key) == keyset.client_id:
                 reason += " This subscription key was regenerated and no longer works."
             raise GatewayError(reason, rule="subscription-key-invalid")
         if msn is not None and not world.can_reach(keyset, msn):
