@@ -33,7 +33,8 @@ from sandbox.settings import Settings  # noqa: E402
 
 CLIENT = r"""
 import asyncio, json, sys, time, aiohttp
-url, headers, start, count, currency = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+url, headers, currency = sys.argv[1], json.loads(sys.argv[2]), sys.argv[5]
+start, count = int(sys.argv[3]), int(sys.argv[4])
 async def main():
     took = []
     async with aiohttp.ClientSession() as s:
