@@ -10,6 +10,7 @@ Rows (goals from issue 8):
 - memory per payment (goal <= 2 kB), vs the size of the payment's own JSON (GET + events)
 - reset time (goal < 20 ms, server side), vs a GET /_sandbox/health round trip
 - Report API feed page at the end of a 100k-entry ledger vs at the start
+- a journaled write with --state at 100k payments vs at 1k (bench/persistence_writes.py, when present)
 Load comes from another process: wrk (Debian's `apt-get install wrk`) for GETs, else an aiohttp client
 process; the flows from bench/loadgen.py --mode flow. p50 and p99 latencies are printed with each row.
 """
@@ -98,8 +99,8 @@ async def get_load(url: str, headers: dict[str, str], seconds: float, connection
         out = (await proc.communicate())[0].decode()
         assert "Non-2xx" not in out and "Socket errors" not in out, out
         return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-                "p50": _ms(re.search(r"50%\s+(\S+)", out).group(1)),
-                "p99": _ms(re.search(r"99%\s+(\S+)", out).group(1)), "tool": "wrk"}
+                "p50": _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
+                "p99": _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)), "tool": "wrk"}
     code = GET_CLIENT.format(url=url, headers=headers, seconds=seconds, connections=connections)
     proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE)
     return json.loads((await proc.communicate())[0]) | {"tool": "aiohttp client process"}
@@ -327,6 +328,28 @@ async def process_rows(args, rows: list[Row]) -> None:
                     f"server p50 {s:.2f} / p99 {p99:.2f} ms; HTTP round trip p50 {r:.2f} ms"))
 
 
+async def persistence_row(args, rows: list[Row]) -> None:
+    """bench/persistence_writes.py (the --state journal): a write at 100k payments vs at 1k, its own same-run ratio."""
+    script = ROOT / "bench" / "persistence_writes.py"
+    if not script.exists():
+        return
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(script), "--big", str(args.payments),
+                                                stdout=asyncio.subprocess.PIPE)
+    out = (await proc.communicate())[0].decode()
+    lines = re.findall(r"at\s+(\d+) payments: write p50 ([\d.]+) ms, p99 ([\d.]+) ms", out)
+    ratio = re.search(r"ratio, cost of a write .*?: ([\d.]+)", out)
+    if proc.returncode != 0 or len(lines) != 2 or ratio is None:
+        rows.append(Row("journaled write (--state) at 100k payments vs at 1k", "failed", "-", 0.0, ">= 0.8", False,
+                        out[-300:]))
+        return
+    (n1, p50_1, p99_1), (n2, p50_2, p99_2) = lines
+    value = float(ratio.group(1))
+    rows.append(Row(f"journaled write (--state, fsync) at {int(n2) // 1000}k payments vs at 1k (speed)",
+                    f"{p50_2} ms p50", f"{p50_1} ms p50", value, ">= 0.8", value >= 0.8,
+                    f"p50 {p50_2}/{p50_1} ms, p99 {p99_2}/{p99_1} ms, compaction amortised "
+                    "(bench/persistence_writes.py)"))
+
+
 def table(rows: list[Row]) -> str:
     lines = ["| measurement | measured | baseline (same run) | ratio | goal | met |", "|---|---|---|---|---|---|"]
     for row in rows:
@@ -348,6 +371,7 @@ async def main() -> None:
     rows: list[Row] = []
     await process_rows(args, rows)
     await in_process_rows(args, rows)
+    await persistence_row(args, rows)
     print(f"Machine: {machine()}")
     print(table(rows))
 
