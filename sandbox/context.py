@@ -13,7 +13,7 @@ from sandbox.runtime import Runtime
 RUNTIME = web.AppKey("runtime", Runtime)
 
 
-@dataclass
+@dataclass(slots=True)
 class CallContext:
     """What the middleware learned about one request before the handler runs."""
 

@@ -85,7 +85,7 @@ class ValidationProblem(Problem):
         super().__init__(400, "Bad Request", "See extraDetails for further details", details=details)
 
 
-@dataclass
+@dataclass(slots=True)
 class RenderContext:
     """What the renderer needs to know about the request that failed."""
 

@@ -134,6 +134,8 @@ def authenticate(request: web.Request, runtime: Runtime, ctx: CallContext):
 
 def check_body_size(request: web.Request) -> None:
     """An announced body over the limit gets its 413 at once, whether or not the handler reads the body."""
+    if "Content-Length" not in request.headers:  # GETs: nothing to check (chunked bodies are capped on read)
+        return
     length = request.content_length
     if length is not None and length > MAX_BODY:
         raise Problem(413, "Payload Too Large", f"The request body is {length} bytes; the limit is {MAX_BODY} bytes.",
@@ -179,7 +181,9 @@ async def gateway_middleware(request: web.Request, handler) -> web.StreamRespons
                 raise errors.Denied(decision.reason, decision.rule, status=decision.status)
             ctx.msn = decision.msn
         ctx.missing_system_headers = missing
-        await faults.before_handler(request, render_ctx)  # injected faults (sandbox/faults.py), if any
+        book = request.app.get(faults.FAULTS)
+        if book is not None and book.rules:
+            await faults.before_handler(request, render_ctx)  # injected faults (sandbox/faults.py)
         response = await handler(request)
     except SandboxError as exc:
         response = errors.render(exc, render_ctx)

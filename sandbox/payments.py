@@ -155,6 +155,7 @@ class PaymentsBackend:
         self.idempotency: dict[tuple[Env, str, str, str], IdempotencyRecord] = {}
         self._expiry_heap: list[tuple[float, tuple[Env, str, str]]] = []
         self._seq = 0
+        self._views: dict[tuple[Env, str, str], tuple[int, str]] = {}
 
     # -- time and expiry ----------------------------------------------------------------------
     def now(self) -> float:
@@ -354,6 +355,20 @@ class PaymentsBackend:
     def view(self, payment: Payment) -> dict:
         """GetPaymentResponse, with the redirectUrl the create response gave."""
         return payment.view(self.redirect_url(payment))
+
+    def view_json(self, payment: Payment) -> str:
+        """GetPaymentResponse as JSON text. A payment changes only with a new event, so the text of
+        recently read payments is kept (bounded) until their next event: GETs are the hot path."""
+        key = (payment.env, payment.msn, payment.reference)
+        version = len(payment.events)
+        cached = self._views.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        text = json.dumps(self.view(payment))
+        if len(self._views) >= TOKEN_CACHE:
+            self._views.clear()
+        self._views[key] = (version, text)
+        return text
 
     # -- the user's side ---------------------------------------------------------------------------
     def refusal(self, payment: Payment) -> tuple[str, str] | None:

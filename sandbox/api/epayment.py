@@ -69,7 +69,8 @@ async def get_payment(request: web.Request) -> web.Response:
     reference = reference_of(request)
     assert ctx.msn is not None
     payments = backend(request)
-    return json_reply(payments.view(payments.find(ctx.env, ctx.msn, reference)))
+    text = payments.view_json(payments.find(ctx.env, ctx.msn, reference))
+    return web.Response(text=text, content_type="application/json")
 
 
 async def events(request: web.Request) -> web.Response:
