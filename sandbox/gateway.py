@@ -32,11 +32,20 @@ INVALID_SUBSCRIPTION_KEY = ("Access denied due to invalid subscription key. Make
                             "active subscription.")
 
 
+_HOST_SEEN: dict[str, Env | None] = {}
+
+
 def resolve_env(request: web.Request, runtime: Runtime) -> Env:
     """The Host header decides when it names a Vipps host; otherwise the port the request came in on."""
-    host = (request.headers.get("Host") or "").split(":", 1)[0].strip().lower()
-    if host in HOST_ENVS:
-        return HOST_ENVS[host]
+    header = request.headers.get("Host") or ""
+    if header in _HOST_SEEN:
+        env = _HOST_SEEN[header]
+    else:
+        env = HOST_ENVS.get(header.split(":", 1)[0].strip().lower())
+        if len(_HOST_SEEN) < 256:  # a handful of Host values in practice; never unbounded
+            _HOST_SEEN[header] = env
+    if env is not None:
+        return env
     transport = request.transport
     sockname = transport.get_extra_info("sockname") if transport is not None else None
     if sockname and len(sockname) >= 2:
@@ -162,14 +171,14 @@ async def gateway_middleware(request: web.Request, handler) -> web.StreamRespons
     render_ctx = RenderContext(api="gateway", path=request.path)
     try:
         route = ctx.route = route_of(request)
-        render_ctx.api = str(route.api)
+        render_ctx.api = route.api
         check_body_size(request)
         missing = check_system_headers(request, ctx)
-        env_denial = environment_decision(route, ctx.env)
-        if env_denial is not None:
-            ctx.decision = env_denial
+        if ctx.env not in route.envs:
+            env_denial = ctx.decision = environment_decision(route, ctx.env)
+            assert env_denial is not None
             raise GatewayNotFound(env_denial.reason, rule=env_denial.rule)
-        if route.rule.auth is Auth.BEARER:
+        if route.auth is Auth.BEARER:
             msn = parse_msn(request)
             keyset = ctx.keyset = authenticate(request, runtime, ctx)
             if keyset.type is KeyType.PARTNER:

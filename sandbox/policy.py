@@ -15,7 +15,7 @@ The rules come from the Vipps MobilePay documentation on API keys and partner ke
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sandbox.model import Env, KeySet, KeyType
@@ -81,6 +81,14 @@ class RoutePolicy:
     environments: frozenset[Env] | None = None  # None: the API's environments
     summary: str = ""
     partners_only: bool = False  # things that belong to partners (price packages, product orders)
+    #: Worked out once (the gateway asks on every request): the environments and the auth of this route.
+    envs: frozenset[Env] = field(init=False, repr=False, compare=False)
+    auth: Auth = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "envs", self.environments if self.environments is not None
+                           else APIS[self.api].environments)
+        object.__setattr__(self, "auth", APIS[self.api].auth)
 
     @property
     def rule(self) -> ApiRule:
@@ -88,7 +96,7 @@ class RoutePolicy:
 
     @property
     def allowed_envs(self) -> frozenset[Env]:
-        return self.environments if self.environments is not None else self.rule.environments
+        return self.envs
 
 
 def _routes(*entries: RoutePolicy) -> dict[str, RoutePolicy]:
