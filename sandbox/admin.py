@@ -7,7 +7,6 @@ sandbox or read every key. Pages a user's browser opens (landing, QR, product or
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import secrets
 
 from aiohttp import web
@@ -15,6 +14,7 @@ from aiohttp import web
 from sandbox import errors
 from sandbox.context import RUNTIME
 from sandbox.errors import Problem, RenderContext
+from sandbox.net import is_loopback
 from sandbox.policy import Decision, allow, deny
 from sandbox.settings import Settings
 
@@ -32,13 +32,6 @@ ADMIN_DECISION = web.RequestKey("admin_decision", Decision)
 ADMIN_TOKEN_GENERATED = web.AppKey("admin_token_generated", bool)
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def is_control_plane(path: str) -> bool:

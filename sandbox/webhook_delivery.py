@@ -16,7 +16,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import threading
@@ -30,6 +29,7 @@ import aiohttp
 
 from sandbox.clock import iso_utc
 from sandbox.model import Env
+from sandbox.net import is_loopback
 from sandbox.runtime import Runtime
 
 log = logging.getLogger("sandbox.webhooks")
@@ -101,13 +101,6 @@ def url_parts(url: str) -> tuple[str, str]:
     return host, path + (f"?{parts.query}" if parts.query else "")
 
 
-def is_loopback(hostname: str) -> bool:
-    if hostname.lower() in ("localhost", "localhost.localdomain") or hostname.lower().endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
 
 
 def check_url(url: str) -> None:
