@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from sandbox.keys_listing import keyset_rows
 from sandbox.model import Env, KeyType
 from sandbox.runtime import Runtime
 from sandbox.server import RunningSandbox
+from sandbox.settings import Settings
 
 
 @dataclass
@@ -90,3 +92,15 @@ class SandboxClient:
             all_headers.setdefault("Content-Type", "application/json")
         async with self.session.request(method, self.url(env) + path, data=data, headers=all_headers) as resp:
             return Reply(resp.status, dict(resp.headers), await resp.text())
+
+
+@contextlib.asynccontextmanager
+async def started(settings: Settings):
+    """A real sandbox on loopback with these settings, and a client for it; stopped afterwards."""
+    running = RunningSandbox(settings)
+    await running.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield SandboxClient(running, session)
+    finally:
+        await running.stop()

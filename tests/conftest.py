@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 
-import aiohttp
 import pytest
 
-from sandbox.server import RunningSandbox
 from sandbox.settings import Settings
-from sandbox.testing import SandboxClient
+from sandbox.testing import started
 
 
 @pytest.fixture
@@ -19,11 +17,8 @@ def settings() -> Settings:
 
 @pytest.fixture
 async def sandbox(settings: Settings):
-    running = RunningSandbox(settings)
-    await running.start()
-    async with aiohttp.ClientSession() as session:
-        yield SandboxClient(running, session)
-    await running.stop()
+    async with started(settings) as client:
+        yield client
 
 
 @pytest.hookimpl(hookwrapper=True)

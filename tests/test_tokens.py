@@ -8,6 +8,7 @@ import jwt
 import pytest
 
 from sandbox.spec import SpecSchemas
+from sandbox.testing import started
 
 TOKEN_SPEC = SpecSchemas("access-token-2024.yaml")
 
@@ -128,24 +129,13 @@ async def test_standard_keys_are_pointed_to_accesstoken(sandbox, key_type, env):
 
 
 async def test_miami_string_expires_in_is_configurable(settings):
-    import aiohttp
-
-    from sandbox.server import RunningSandbox
-    from sandbox.testing import SandboxClient
-
     settings.miami_expires_in_as_string = True
-    running = RunningSandbox(settings)
-    await running.start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            client = SandboxClient(running, session)
-            keyset = client.key("accounting", "production")
-            reply = await client.request("POST", "/miami/v1/token", "production", headers=basic(keyset),
-                                         data="grant_type=client_credentials")
-            assert reply.json["expires_in"] == "900"
-            assert TOKEN_SPEC.errors("TokenResponse", reply.json) == []
-    finally:
-        await running.stop()
+    async with started(settings) as client:
+        keyset = client.key("accounting", "production")
+        reply = await client.request("POST", "/miami/v1/token", "production", headers=basic(keyset),
+                                     data="grant_type=client_credentials")
+        assert reply.json["expires_in"] == "900"
+        assert TOKEN_SPEC.errors("TokenResponse", reply.json) == []
 
 
 async def test_host_header_selects_the_environment(sandbox):
@@ -180,23 +170,12 @@ async def test_system_header_longer_than_30_characters_is_a_400_naming_it(sandbo
 
 
 async def test_strict_headers_refuse_partner_keys_without_system_headers(settings):
-    import aiohttp
-
-    from sandbox.server import RunningSandbox
-    from sandbox.testing import SandboxClient
-
     settings.strict_headers = True
-    running = RunningSandbox(settings)
-    await running.start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            client = SandboxClient(running, session)
-            keyset = client.key("partner", "production")
-            reply = await client.request("POST", "/accesstoken/get", "production", headers=standard_headers(keyset))
-            assert reply.status == 400
-            assert "Vipps-System-Name" in reply.text
-            merchant = client.key("merchant", "test")
-            assert (await client.request("POST", "/accesstoken/get", "test",
-                                         headers=standard_headers(merchant))).status == 200
-    finally:
-        await running.stop()
+    async with started(settings) as client:
+        keyset = client.key("partner", "production")
+        reply = await client.request("POST", "/accesstoken/get", "production", headers=standard_headers(keyset))
+        assert reply.status == 400
+        assert "Vipps-System-Name" in reply.text
+        merchant = client.key("merchant", "test")
+        assert (await client.request("POST", "/accesstoken/get", "test",
+                                     headers=standard_headers(merchant))).status == 200
