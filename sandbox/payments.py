@@ -18,7 +18,7 @@ import json
 import logging
 import sys
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 
 from sandbox.errors import Detail, Problem
@@ -156,6 +156,43 @@ class PaymentsBackend:
         self._expiry_heap: list[tuple[float, tuple[Env, str, str]]] = []
         self._seq = 0
         self._views: dict[tuple[Env, str, str], tuple[int, str]] = {}
+
+    # -- snapshots (runtime.state_providers["payments"]) -----------------------------------------
+    def dump(self) -> dict[str, list[dict]]:
+        """Payments with their events, the idempotency records and the pspReference counter."""
+        payments = []
+        for payment in self.payments.values():
+            record = {name: getattr(payment, name) for name in PAYMENT_FIELDS}
+            record["env"], record["state"] = str(payment.env), str(payment.state)
+            record["events"] = [asdict(event) for event in payment.events]
+            payments.append(record)
+        idempotency = []
+        for (env, msn, route, key), r in self.idempotency.items():
+            snapshot = [str(r.snapshot[0]), *r.snapshot[1:]] if r.snapshot is not None else None
+            idempotency.append({"env": str(env), "msn": msn, "route": route, "key": key,
+                                "fingerprint": r.fingerprint.hex(), "reference": r.reference, "snapshot": snapshot})
+        return {"payments": payments, "idempotency": idempotency, "counters": [{"seq": self._seq}]}
+
+    def load(self, data: object) -> None:
+        """Replaces every payment with the snapshot's (a ValueError, and no change, if it is malformed)."""
+        tables = snapshot_tables(data, "payments", "idempotency", "counters")
+        payments = {}
+        for record in tables["payments"]:
+            record = dict(record)
+            record["env"], record["state"] = Env(record["env"]), State(record["state"])
+            record["events"] = [Event(**event) for event in record.get("events", [])]
+            payment = Payment(**record)
+            payments[(payment.env, payment.msn, payment.reference)] = payment
+        idempotency = {}
+        for r in tables["idempotency"]:
+            snapshot = (State(r["snapshot"][0]), *r["snapshot"][1:]) if r.get("snapshot") else None
+            idempotency[(Env(r["env"]), r["msn"], r["route"], r["key"])] = IdempotencyRecord(
+                bytes.fromhex(r["fingerprint"]), r["reference"], snapshot)
+        seq = int((tables["counters"] or [{"seq": 0}])[0]["seq"])
+        heap = [(p.expires_at, key) for key, p in payments.items() if p.state is State.CREATED]
+        heapq.heapify(heap)
+        self.clear()
+        self.payments, self.idempotency, self._expiry_heap, self._seq = payments, idempotency, heap, seq
 
     # -- time and expiry ----------------------------------------------------------------------
     def now(self) -> float:
@@ -522,6 +559,14 @@ class PaymentsBackend:
 
 
 TOKEN_CACHE = 4096
+PAYMENT_FIELDS = [f.name for f in fields(Payment)]
+
+
+def snapshot_tables(data: object, *names: str) -> dict[str, list[dict]]:
+    """The named tables of a snapshot part, or a ValueError saying what is missing."""
+    if not isinstance(data, dict) or any(not isinstance(data.get(name, []), list) for name in names):
+        raise ValueError(f"expected tables {', '.join(names)}")
+    return {name: data.get(name, []) for name in names}
 
 
 def _b64(raw: bytes) -> str:

@@ -193,6 +193,26 @@ class WebhookBackend:
         self.inboxes.clear()
         self._attempt_seq = self._delivery_seq = 0
 
+    # -- snapshots (runtime.state_providers["webhooks"]) ------------------------------------------
+    def dump(self) -> dict[str, list[dict]]:
+        """Registrations, with their secrets (deliveries after a restore need them); queues start empty."""
+        return {"registrations": [
+            {"id": r.id, "env": str(r.env), "scope": list(r.scope), "url": r.url, "events": list(r.events),
+             "secret": r.secret} for r in self.registrations.values()]}
+
+    def load(self, data: object) -> None:
+        if not isinstance(data, dict) or not isinstance(data.get("registrations", []), list):
+            raise ValueError("expected a table of registrations")
+        registrations = [Registration(r["id"], Env(r["env"]), (str(r["scope"][0]), str(r["scope"][1])), r["url"],
+                                      list(r["events"]), r["secret"]) for r in data.get("registrations", [])]
+        self.reset()
+        for registration in registrations:
+            key = (registration.env, registration.scope)
+            self.registrations[registration.id] = registration
+            self.by_scope.setdefault(key, {})[registration.id] = registration
+            for event in registration.events:
+                self.by_event.setdefault((*key, event), {})[registration.id] = registration
+
     # -- the API ---------------------------------------------------------------------------------
     def register(self, env: Env, scope: Scope, url: str, events: list[str]) -> dict:
         check_url(url)

@@ -7,15 +7,12 @@ import time
 from aiohttp import web
 
 from sandbox.api.control import read_json
-from sandbox.api.epayment import PAYMENTS
-from sandbox.api.webhooks import WEBHOOKS
 from sandbox.context import RUNTIME
 from sandbox.controlplane import KeyRotation, Snapshots
 from sandbox.errors import Detail, Problem
 from sandbox.faults import FAULTS, FaultBook
 from sandbox.model import KeyType
 from sandbox.requestlog import DEFAULT_LIMIT, REQUEST_LOG, RequestLog
-from sandbox.state_adapters import payments_provider, webhooks_provider
 
 KEY_ROTATION = web.AppKey("key_rotation", KeyRotation)
 SNAPSHOTS = web.AppKey("snapshots", Snapshots)
@@ -116,11 +113,6 @@ def setup(app: web.Application) -> None:
     runtime.reset_hooks.append(book.reset)  # faults are part of a test's set-up: reset removes them
     app[KEY_ROTATION] = KeyRotation(runtime)
     app[SNAPSHOTS] = Snapshots(runtime)
-    # Backends that do not register their own snapshot provider get an adapter (runs after every API's setup).
-    if PAYMENTS in app:
-        runtime.state_providers.setdefault("payments", payments_provider(app[PAYMENTS]))
-    if WEBHOOKS in app:
-        runtime.state_providers.setdefault("webhooks", webhooks_provider(app[WEBHOOKS]))
     router = app.router
     router.add_get("/_sandbox/requests", requests_list, name="sandbox.requests.list")
     router.add_delete("/_sandbox/requests", requests_clear, name="sandbox.requests.clear")

@@ -128,6 +128,7 @@ async def _sweep_when_clock_is_used(request: web.Request, response: web.StreamRe
 def setup(app: web.Application) -> None:
     payments = app[PAYMENTS] = PaymentsBackend(app[RUNTIME])
     app[RUNTIME].reset_hooks.append(payments.clear)
+    app[RUNTIME].state_providers["payments"] = (payments.dump, payments.load)
     app.on_response_prepare.append(_sweep_when_clock_is_used)
     router = app.router
     router.add_post("/epayment/v1/payments", create, name="epayment.create")

@@ -111,7 +111,8 @@ async def _stop(app: web.Application) -> None:
 
 
 def setup(app: web.Application) -> None:
-    app[WEBHOOKS] = WebhookBackend(app[RUNTIME])
+    backend = app[WEBHOOKS] = WebhookBackend(app[RUNTIME])
+    app[RUNTIME].state_providers["webhooks"] = (backend.dump, backend.load)
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
     app.router.add_post("/webhooks/v1/webhooks", register, name="webhooks.register")
