@@ -75,7 +75,7 @@ class Denied(Problem):
     """A valid caller that the key-type policy does not allow here: 403 with the rule's reason."""
 
     def __init__(self, reason: str, rule: str, *, status: int = 403) -> None:
-        super().__init__(status, "Forbidden", reason, rule=rule)
+        super().__init__(status, HTTP_TITLES.get(status, "Forbidden"), reason, rule=rule)
 
 
 class ValidationProblem(Problem):

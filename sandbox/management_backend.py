@@ -11,6 +11,7 @@ import re
 
 from sandbox.errors import Detail, Problem
 from sandbox.model import KeySet, Merchant
+from sandbox.policy import MANAGEMENT_NOT_FOUND
 from sandbox.product_orders import NOT_FOUND_RULE, ProductOrderBook
 from sandbox.runtime import Runtime
 
@@ -18,7 +19,7 @@ PATH_MSN = re.compile(r"^\d{3,10}$")
 
 #: One text for "missing", "not yours" and "deactivated": the real 404 must not reveal which.
 NOT_FOUND = {
-    "sales-unit": "The sales unit does not exist, is not active, or is not available to the caller.",
+    "sales-unit": MANAGEMENT_NOT_FOUND,
     "merchant": "The merchant does not exist, is not active, or is not available to the caller.",
 }
 

@@ -275,6 +275,11 @@ KEY_TYPE_DENIALS: dict[tuple[KeyType, Api], tuple[str, str]] = {
 }
 
 
+#: One answer for a sales unit that is missing, deactivated or not the caller's (the Management API's 404).
+MANAGEMENT_NOT_FOUND_RULE = "not-active-or-not-yours"
+MANAGEMENT_NOT_FOUND = "The sales unit does not exist, is not active, or is not available to the caller."
+
+
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
@@ -326,6 +331,11 @@ def decide(route: RoutePolicy, keyset: KeySet, env: Env, msn: str | None, world:
                      keyset.owner if keyset.type is KeyType.MERCHANT else None)
 
     acting = route.api in (Api.EPAYMENT, Api.WEBHOOKS)
+    dead_keys = keyset.type is KeyType.MERCHANT and not world.is_active(keyset.owner)  # refused just below
+    if route.api is Api.MANAGEMENT and msn is not None and not dead_keys and not (
+            world.can_reach(keyset, msn) and world.is_active(msn)):
+        # The Management API's 404 means "not active or not yours": the header must not tell them apart.
+        return deny(MANAGEMENT_NOT_FOUND_RULE, MANAGEMENT_NOT_FOUND, 404)
     if keyset.type is KeyType.MERCHANT:
         if msn is not None and msn != keyset.owner:
             return deny("merchant-keys-own-sales-unit-only",

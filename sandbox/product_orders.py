@@ -17,13 +17,14 @@ from sandbox.errors import Detail, Problem, ValidationProblem
 from sandbox.fixture.business_ids import SCHEMES, is_valid
 from sandbox.fixture.generate import CONFIG_DEFAULTS
 from sandbox.model import MARKET_CURRENCY, Env, KeySet, KeyType, Merchant, SalesUnit
+from sandbox.policy import MANAGEMENT_NOT_FOUND_RULE
 from sandbox.product_order_schema import PRODUCT_TYPE_V2, validate_product_order
 from sandbox.runtime import Runtime
 
 EXPIRY_SECONDS = 14 * 86400  # "the URL expires after 14 days"
 IDEMPOTENCY_KEY = re.compile(r"^[a-zA-Z0-9-]{1,50}$")
 COUNTRY_OF_SCHEME = {scheme: country for country, scheme in SCHEMES.items()}
-NOT_FOUND_RULE = "not-active-or-not-yours"
+NOT_FOUND_RULE = MANAGEMENT_NOT_FOUND_RULE
 
 
 class Status(StrEnum):

@@ -98,15 +98,15 @@ def expected_status(world: World, caller: Caller, env: str, header_msn: str | No
         return 403  # accounting keys reach the Report API only
     if caller.key_type == "merchant" and not active(world, caller.owner):
         return 403  # a deactivated merchant's keys open nothing
+    partner_things = ("management.price_packages", "management.product_orders.create",
+                      "management.product_orders.list", "management.product_orders.details",
+                      "management.product_orders.delete")
+    if route in partner_things and not is_partner(caller):
+        return 403  # price packages and product orders belong to partners, whatever the MSN
     if header_msn is not None:
-        if header_msn not in doors(world, caller):
-            return 403  # keys only act for their own sales units
-        if not active(world, header_msn):
-            return 403
-    if route in ("management.price_packages", "management.product_orders.create", "management.product_orders.list",
-                 "management.product_orders.details", "management.product_orders.delete"):
-        if not is_partner(caller):
-            return 403  # price packages and product orders belong to partners
+        if header_msn not in doors(world, caller) or not active(world, header_msn):
+            return 404  # "not active or not yours", the same answer as for an MSN that does not exist
+    if route in partner_things:
         if route in ("management.product_orders.details", "management.product_orders.delete"):
             return 200 if caller.owner == order_owner else 404
         return 201 if route == "management.product_orders.create" else 200

@@ -149,6 +149,23 @@ async def test_sales_unit_404_is_the_same_for_foreign_deactivated_and_missing(sa
     assert own.status == 200 and not schema_errors("management.sales_units.get", own.json)
 
 
+async def test_msn_header_404_is_the_same_for_foreign_deactivated_and_missing(sandbox):
+    """Acting for a sales unit with the Merchant-Serial-Number header tells no more than the path does."""
+    partner = sandbox.key("partner", owner=sandbox.partner_role("premium"))
+    replies = []
+    for msn in (sandbox.msn_role("dual-shop-1"), sandbox.msn_role("deactivated-1"), absent_msn(sandbox)):
+        reply = await sandbox.request("GET", f"/management/v1/sales-units/{msn}", "production", keyset=partner,
+                                      msn=msn)
+        body = reply.json
+        body.pop("instance")
+        replies.append((reply.status, body, reply.headers.get("Vipps-Sandbox-Rule"),
+                        reply.headers.get("Vipps-Sandbox-Reason")))
+    path_404 = (await bodies_without_instance(sandbox, partner, [f"/management/v1/sales-units/{absent_msn(sandbox)}"]))
+    assert replies[0][0] == 404
+    assert all(r == replies[0] for r in replies), replies
+    assert replies[0][1] == path_404[0][1]  # the same body as the path's own 404
+
+
 async def test_merchant_keys_see_only_their_own_sales_unit_and_merchant(sandbox):
     world = sandbox.runtime.world
     msn = sandbox.msn_role("premium-shop-1")
