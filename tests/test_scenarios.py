@@ -241,3 +241,89 @@ def test_colours_only_on_a_terminal():
         Printer(out).line(Printer(out).paint("✓ passed", "ok"))
     assert terminal.getvalue() == "\033[32m✓ passed\033[0m\n"
     assert pipe.getvalue() == "✓ passed\n"
+
+
+@pytest.mark.parametrize(("keys", "words"), [
+    ("partner-keys of nobody", "no partner has the role 'nobody'"),
+    ("merchant-keys of 99999999", "no merchant keys of 99999999"),
+    ("management-keys of ${msn.premium-shop-1}", "no partner or merchant has the role"),
+])
+def test_a_key_spec_naming_an_unknown_role_is_a_broken_file_before_step_1(tmp_path, capsys, keys, words):
+    """Step 1 changes the sandbox (a clock move): it must not run when step 2 names keys nobody has."""
+    path = write(tmp_path, f"""
+        title: Unknown keys
+        steps:
+          - narration: Move the clock
+            request: {{method: POST, path: /_sandbox/clock, json: {{advanceSeconds: 1}}}}
+            expect: {{status: 200}}
+          - narration: Keys of nobody
+            keys: "{keys}"
+            request: {{method: GET, path: /epayment/v1/payments/x}}
+            expect: {{status: 200}}
+        """)
+    assert cli_main(["scenario", "run", str(path), "--no-colour"]) == 2
+    captured = capsys.readouterr()
+    assert f"{path}, step 2 (Keys of nobody), field keys: " in captured.err
+    assert words in captured.err
+    assert "Step 1." not in captured.out  # nothing ran
+
+
+async def test_unknown_keys_are_refused_before_step_1_against_a_url_too(sandbox, tmp_path):
+    path = write(tmp_path, """
+        title: Unknown keys
+        steps:
+          - narration: Move the clock
+            request: {method: POST, path: /_sandbox/clock, json: {advanceSeconds: 3600}}
+            expect: {status: 200}
+          - narration: Keys of nobody
+            keys: partner-keys of nobody
+            request: {method: GET, path: /epayment/v1/payments/x}
+            expect: {status: 200}
+        """)
+    assert (await sandbox.request("POST", "/_sandbox/clock", "test", json_body={"freeze": True})).status == 200
+    before = (await sandbox.request("GET", "/_sandbox/clock", "test")).json
+    with pytest.raises(ScenarioError, match=r"step 2 \(Keys of nobody\), field keys: no partner has the role"):
+        await run_async(load(path), base_url=sandbox.url("test"))
+    assert (await sandbox.request("GET", "/_sandbox/clock", "test")).json == before
+
+
+@pytest.mark.parametrize(("matcher", "words"), [
+    ("{containz: 1}", "unknown matcher 'containz' (did you mean contains?)"),
+    ("{Exists: true}", "unknown matcher 'Exists' (did you mean exists?)"),
+    ("{one_of: [1, 2]}", "did you mean oneOf?"),
+    ("{contains: a, exists: true}", "exactly one key, not 2"),
+])
+def test_a_mistyped_matcher_is_a_broken_file_naming_the_field(tmp_path, matcher, words):
+    path = write(tmp_path, f"""
+        title: Typo
+        steps:
+          - narration: Health
+            request: {{method: GET, path: /_sandbox/health}}
+            expect:
+              status: 200
+              fields: {{$: {matcher}}}
+        """)
+    with pytest.raises(ScenarioError) as caught:
+        load(path)
+    assert "step 1 (Health), field expect.fields.$: " in str(caught.value)
+    assert words in str(caught.value)
+
+
+@pytest.mark.parametrize(("fields", "ok"), [
+    ('{$: {status: ok, environment: test}}', True),        # keys that look nothing like matchers: a literal
+    ('{$: {status: broken, environment: test}}', False),
+    ('{$: {equals: {status: ok, environment: test}}}', True),
+    ('{status: {equals: ok}}', True),
+])
+async def test_literal_objects_still_compare_for_equality(sandbox, tmp_path, fields, ok):
+    path = write(tmp_path, f"""
+        title: Literal
+        steps:
+          - narration: Health
+            request: {{method: GET, path: /_sandbox/health}}
+            expect:
+              status: 200
+              fields: {fields}
+        """)
+    result = await run_async(load(path), base_url=sandbox.url("test"))
+    assert result.ok is ok

@@ -78,6 +78,9 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     printer.header(scenario)
     try:
         result = asyncio.run(run_async(scenario, args.base_url, args.prod_url, printer, args.admin_token))
+    except ScenarioError as exc:  # a key spec naming keys the sandbox does not have: found before step 1
+        print(f"vipps-sandbox: scenario error: {exc}", file=sys.stderr)
+        return 2
     except (StepError, aiohttp.ClientError, OSError, ValueError) as exc:
         print(f"vipps-sandbox: cannot run the scenario: {exc}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ Errors name the file, the step and the field, because people write these files b
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from sandbox.scenarios.paths import FILTERS, split_filters
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 AUTH_MODES = ("auto", "bearer", "credentials", "none")
-MATCHERS = ("contains", "exists", "oneOf", "length", "gte", "lte")
+MATCHERS = ("contains", "exists", "oneOf", "length", "gte", "lte", "equals")
 KEYS_PATTERN = re.compile(r"^(?P<type>merchant|partner|management|accounting)-keys of (?P<role>[\w.:/-]+)"
                           r"(?: in (?P<env>test|production))?$")
 VARIABLE = re.compile(r"\$\{([^}]*)\}")
@@ -235,9 +236,29 @@ def parse_step(raw: object, source: str, number: int) -> Step:
                 expect_headers, save)
 
 
+def near_matcher(key: object) -> str | None:
+    """The known matcher a mapping key is, or looks like a typo of (`containz`, `Exists`, `one_of`)."""
+    if not isinstance(key, str):
+        return None
+    if key in MATCHERS:
+        return key
+    folded = {m.lower(): m for m in MATCHERS}
+    plain = key.lower().replace("_", "").replace("-", "")
+    if plain in folded:
+        return folded[plain]
+    close = difflib.get_close_matches(plain, list(folded), n=1, cutoff=0.8)
+    return folded[close[0]] if close else None
+
+
 def check_matcher(expected: object, bad, field_name: str) -> None:
-    """A dict with exactly one of MATCHERS is a matcher; any other value is compared for equality."""
-    if isinstance(expected, dict) and len(expected) == 1 and next(iter(expected)) in MATCHERS:
+    """The rule: a mapping with exactly one key, a known matcher, is that matcher. A mapping whose every key
+    is a matcher or looks like one (`containz`, `Exists`, two matchers at once) is refused, so a typo is
+    never compared as a literal. Any other value, mappings included, is compared for equality; a literal
+    object whose keys look like matchers is written `{equals: {...}}`."""
+    if not isinstance(expected, dict) or not expected:
+        return
+    guesses = [near_matcher(key) for key in expected]
+    if len(expected) == 1 and next(iter(expected)) in MATCHERS:
         kind, argument = next(iter(expected.items()))
         if kind == "exists" and not isinstance(argument, bool):
             raise bad("exists must be true or false", field_name)
@@ -245,3 +266,13 @@ def check_matcher(expected: object, bad, field_name: str) -> None:
             raise bad("oneOf must be a list", field_name)
         if kind in ("length", "gte", "lte") and (not isinstance(argument, int | float) or isinstance(argument, bool)):
             raise bad(f"{kind} must be a number", field_name)
+        return
+    if all(guesses):
+        unknown = [str(k) for k in expected if k not in MATCHERS]
+        if unknown:
+            hints = ", ".join(f"{k!r} (did you mean {g}?)" for k, g in zip(expected, guesses, strict=True)
+                              if k not in MATCHERS)
+            raise bad(f"unknown matcher {hints}; known matchers: {', '.join(MATCHERS)} "
+                      "(write {equals: {...}} to compare with an object literally)", field_name)
+        raise bad(f"a matcher is a mapping with exactly one key, not {len(expected)} "
+                  "(write {equals: {...}} to compare with an object literally)", field_name)

@@ -38,9 +38,11 @@ def lookup(document: object, path: str) -> object:
 
 
 def matches(expected: object, actual: object) -> bool:
-    """Equality, or one matcher: contains, exists, oneOf, length, gte, lte."""
+    """Equality, or one matcher: contains, exists, oneOf, length, gte, lte, equals."""
     if isinstance(expected, dict) and len(expected) == 1:
         kind, argument = next(iter(expected.items()))
+        if kind == "equals":
+            return actual is not MISSING and matches_literally(argument, actual)
         if kind == "exists":
             return (actual is not MISSING) is argument
         if actual is MISSING:
@@ -64,6 +66,10 @@ def matches(expected: object, actual: object) -> bool:
             if not isinstance(actual, int | float) or isinstance(actual, bool):
                 return False
             return actual >= argument if kind == "gte" else actual <= argument
+    return matches_literally(expected, actual)
+
+
+def matches_literally(expected: object, actual: object) -> bool:
     if isinstance(expected, bool) or isinstance(actual, bool):
         return type(expected) is type(actual) and expected == actual
     return expected == actual

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from sandbox.model import Env, KeyType
-from sandbox.scenarios.model import VARIABLE, KeySpec, Scenario, Step, parse_keys
+from sandbox.scenarios.model import VARIABLE, KeySpec, Scenario, ScenarioError, Step, is_builtin, parse_keys
 from sandbox.scenarios.paths import MISSING, apply_filter, lookup, matches, split_filters
 
 TOKEN_PATHS = {"/accesstoken/get": "standard", "/miami/v1/token": "miami"}
@@ -90,6 +90,7 @@ class Runner:
     async def run(self, scenario: Scenario, on_step=None) -> ScenarioResult:
         building = await self._get_json("/_sandbox/building")
         self.roles = building.get("roles", {}) if isinstance(building, dict) else {}
+        await self.check_keys(scenario)
         result = ScenarioResult(scenario)
         for step in scenario.steps:
             outcome = StepResult(step)
@@ -177,11 +178,34 @@ class Runner:
                 self.variables[name] = value
 
     # -- keys and tokens ------------------------------------------------------------------------
+    async def check_keys(self, scenario: Scenario) -> None:
+        """Every step's key spec must name keys the sandbox has, before step 1 runs: a role or MSN that
+        does not exist is a broken file (ScenarioError), not a failed step halfway through the story.
+        Specs using saved ${values} are known only when their step runs, so they are checked then."""
+        rows = None
+        for step in scenario.steps:
+            used = VARIABLE.findall(step.keys or "")
+            if step.keys is None or any(not is_builtin(v) or v.startswith("keys.") for v in used):
+                continue
+            if rows is None:
+                rows = await self._get_json("/_sandbox/keys")
+            try:
+                spec = parse_keys(str(self.render(step.keys, None)))
+                if spec is None:
+                    raise StepError(f"{step.keys!r} is not '<type>-keys of <role> [in <env>]'")
+                self.pick_keys(spec, rows)
+            except StepError as exc:
+                raise ScenarioError(scenario.source, str(exc), step.number, step.narration, "keys") from exc
+
     async def find_keys(self, spec: KeySpec) -> dict:
-        owner = self.owner(spec)
         rows = await self._get_json(f"/_sandbox/keys?type={spec.type}")
+        return self.pick_keys(spec, rows)
+
+    def pick_keys(self, spec: KeySpec, rows: object) -> dict:
+        owner = self.owner(spec)
         if not isinstance(rows, list):
             raise StepError(f"GET /_sandbox/keys did not return a list: {rows!r}")
+        rows = [r for r in rows if isinstance(r, dict) and r.get("type") == spec.type]
         wanted = spec.env or Env.PRODUCTION
         matching = [r for r in rows if r.get("owner") == owner]
         for row in matching:
