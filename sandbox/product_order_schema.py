@@ -7,7 +7,7 @@ The schema is taken from the spec file, not restated; only these differences are
 - businessIdentifier.id: 1.1.6 allows nine digits only ("only Norwegian ... for now, but this format
   supports all countries"); we accept NO, DK and FI identifiers and check them per scheme in the backend.
 - salesUnitName: the spec's pattern uses \\p{L}, which Python's `re` cannot compile; an equivalent
-  Unicode-aware pattern replaces it.
+  Unicode-aware pattern replaces it, and its length is 1..40 as in 2.0.9 (1.1.6 says 30).
 - the 2.0.9 fields hasRecurring, annualTurnoverPercentage, merchantCategoryCode and app are type-checked.
 - the body must be a JSON object (1.1.6 forgets to say `type: object`).
 """
@@ -57,6 +57,7 @@ def product_order_schema() -> dict:
     bid["properties"]["id"].update({"minLength": 1, "maxLength": 20})
     props["businessIdentifier"] = bid
     props["salesUnitName"]["pattern"] = SALES_UNIT_NAME_PATTERN
+    props["salesUnitName"].update({"minLength": 1, "maxLength": 40})
     props.update(copy.deepcopy(ADDED_2_0_9))
     return schema
 

@@ -117,6 +117,10 @@ class ProductOrderBook:
         check_idempotency_key(idempotency_key)
         assert idempotency_key is not None
         previous = self.idempotency.get((partner_id, idempotency_key))
+        if previous is not None and previous[1]["prefilledOrderId"] not in self.orders:
+            # The order it made was deleted since: replaying a link to nothing helps nobody, so the key is free.
+            del self.idempotency[(partner_id, idempotency_key)]
+            previous = None
         if previous is not None:
             if previous[0] != fingerprint(body):
                 raise Problem(409, "Conflict", f"The Idempotency-Key {idempotency_key!r} was already used with "

@@ -46,7 +46,7 @@ def decode_cursor(text: str, keys: dict[str, type | tuple]) -> dict:
     try:
         raw = text.strip().replace(" ", "+").replace("+", "-").replace("/", "_")
         data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[..." cursors
         raise bad_request("cursor", "The cursor is not one this API gave out (not base64 JSON).") from None
     if not isinstance(data, dict) or set(data) != set(keys):
         raise bad_request("cursor", "The cursor is not one this API gave out (wrong fields).")

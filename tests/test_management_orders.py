@@ -229,6 +229,20 @@ async def test_product_order_404_is_the_same_for_another_partners_and_an_unknown
     assert bodies[0] == bodies[1] == bodies[2]
 
 
+async def test_a_40_character_sales_unit_name_is_accepted(sandbox):
+    assert (await create(sandbox, partner_keys(sandbox), body(salesUnitName="x" * 40))).status == 201
+
+
+async def test_idempotency_key_of_a_deleted_order_makes_a_new_one(sandbox):
+    premium = partner_keys(sandbox)
+    first = await create(sandbox, premium, body(), key="again-after-delete")
+    order_id = first.json["prefilledOrderId"]
+    assert (await sandbox.request("DELETE", f"{ORDERS}/{order_id}", "production", keyset=premium)).status == 200
+    again = await create(sandbox, premium, body(), key="again-after-delete")
+    assert again.status == 201 and again.json["prefilledOrderId"] != order_id
+    assert (await details(sandbox, premium, again.json["prefilledOrderId"])).status == 200
+
+
 async def test_idempotency_key_replays_and_conflicts(sandbox):
     premium = partner_keys(sandbox)
     first = await create(sandbox, premium, body(), key="same-key-1")
@@ -259,7 +273,7 @@ BAD_BODIES = [
      "website.url"),
     ("bank account with letters", body(settlementBankAccount={"scheme": "BBAN:NO", "id": "NO9386011117947"}),
      "settlementBankAccount.id"),
-    ("name too long", body(salesUnitName="x" * 31), "salesUnitName"),
+    ("name too long", body(salesUnitName="x" * 41), "salesUnitName"),  # 2.0.9 allows 1..40
     ("another partner's price package", body(pricePackageId="00000000-0000-4000-8000-000000000000"),
      "pricePackageId"),
     ("an array", [body()], "body"),

@@ -95,6 +95,7 @@ BAD = [  # (path, cursor data to encode with the real ledger id filled in, the f
     ("/report/v2/ledgers/{lid}/funds/dates/20260101", None, "ledgerDate"),
     ("/report/v2/ledgers/{lid}/funds/dates/yesterday", None, "ledgerDate"),
     (FEED + "?cursor=%21%21%21", None, "cursor"),
+    (FEED + "?cursor=" + base64.urlsafe_b64encode(b"[" * 3000).decode(), None, "cursor"),  # too deep to parse
     (FEED + "?cursor=" + RAW_B64_NOT_JSON, None, "cursor"),
     (FEED, [1, 2], "cursor"),
     (FEED, {"ledgerId": "{lid}", "topic": "funds"}, "cursor"),
