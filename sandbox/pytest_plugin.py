@@ -5,7 +5,8 @@ plain synchronous tests and in async tests (whatever loop those use). It starts 
 session (under pytest-xdist: once per worker process, each on its own free ports) and is reset
 before every test. `@pytest.mark.vipps_sandbox(fixture=..., seed=..., faults=[...])` picks another
 fixture or seed (a separate server, also started once and reset between its tests) and injects
-faults.
+faults. A relative `fixture=` path is taken from pytest's rootdir, so it works whatever directory
+pytest is started from.
 
 Imports of the sandbox happen lazily: the plugin loads in every pytest run of an environment that
 has vipps-sandbox installed, and must cost nothing when unused.
@@ -295,6 +296,8 @@ def vipps_sandbox(request: pytest.FixtureRequest, _vipps_sandbox_servers: _Serve
     if unknown or (marker and marker.args):
         raise pytest.UsageError(f"@pytest.mark.{MARKER} takes fixture=, seed= and faults= only")
     fixture = options.get("fixture")
+    if fixture:  # relative to the project (pytest's rootdir), not to wherever pytest was started from
+        fixture = Path(fixture) if Path(fixture).is_absolute() else request.config.rootpath / fixture
     server = _vipps_sandbox_servers.get((str(fixture) if fixture else None, options.get("seed")))
     sandbox = VippsSandbox(server)
     sandbox.reset()

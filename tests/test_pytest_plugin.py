@@ -235,3 +235,25 @@ def test_xdist_workers_have_their_own_servers(project, tmp_path):
     assert set(by_worker) == {"gw0", "gw1"}
     assert all(len(urls) == 1 for urls in by_worker.values())  # one server per worker
     assert by_worker["gw0"] != by_worker["gw1"]  # each on its own ports
+
+
+def test_a_relative_fixture_path_is_taken_from_the_rootdir_not_the_cwd(project, monkeypatch):
+    """pytest started from a subdirectory: `fixture="tests/shop.json"` still means <rootdir>/tests/shop.json."""
+    from sandbox.cli import main
+
+    tests_dir = project.path / "tests"
+    tests_dir.mkdir()
+    assert main(["fixture", "generate", "--seed", "3", "--out", str(tests_dir / "shop.json")]) == 0
+    (tests_dir / "test_vsplugin_relative.py").write_text(
+        "import pytest\n\n"
+        "from sandbox.fixture.generate import generate\n"
+        "from sandbox.keys_listing import keyset_rows\n"
+        "from sandbox.world import World\n\n\n"
+        "@pytest.mark.vipps_sandbox(fixture='tests/shop.json')\n"
+        "def test_shop(vipps_sandbox):\n"
+        "    wanted = sorted(r['client_id'] for r in keyset_rows(World(generate(3))))\n"
+        "    assert sorted(k['client_id'] for k in vipps_sandbox.keys()) == wanted\n", encoding="utf-8")
+    monkeypatch.chdir(tests_dir)
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines([f"rootdir: {project.path}*"])
+    result.assert_outcomes(passed=1)
