@@ -15,7 +15,7 @@ from sandbox import errors, faults
 from sandbox.context import CALL, RUNTIME, CallContext
 from sandbox.errors import Detail, GatewayError, GatewayNotFound, Problem, RenderContext, SandboxError
 from sandbox.model import Env, KeyType
-from sandbox.policy import ROUTES, Auth, decide, environment_decision
+from sandbox.policy import ROUTES, Api, Auth, decide, environment_decision
 from sandbox.runtime import Runtime
 
 log = logging.getLogger("sandbox")
@@ -56,11 +56,13 @@ def resolve_env(request: web.Request, runtime: Runtime) -> Env:
 def check_system_headers(request: web.Request, ctx: CallContext) -> list[str]:
     """Each Vipps-System-* header is at most 30 characters. Returns the ones missing or empty."""
     missing = []
+    headers = request.headers
     for name in SYSTEM_HEADERS:
-        value = request.headers.get(name)
+        value = headers.get(name)
         if value is None or value == "":
             missing.append(name)
-        elif len(value) > SYSTEM_HEADER_MAX:
+        # A header sent twice is checked whole: the long copy must not hide behind a short one.
+        if value is not None and max(map(len, headers.getall(name))) > SYSTEM_HEADER_MAX:
             raise Problem(400, "Bad Request", f"The {name} header is longer than {SYSTEM_HEADER_MAX} characters.",
                           details=[Detail(name, f"The field {name} must be at most {SYSTEM_HEADER_MAX} characters.")],
                           rule="system-header-too-long")
@@ -206,6 +208,10 @@ async def gateway_middleware(request: web.Request, handler) -> web.StreamRespons
         response = errors.render(Problem(500, "Internal Server Error", "The sandbox failed unexpectedly."), render_ctx)
     if ctx.decision is not None:
         response.headers["Vipps-Sandbox-Decision"] = "allow" if ctx.decision.allowed else "deny"
+    elif "Vipps-Sandbox-Rule" in response.headers and response.status >= 400:
+        response.headers["Vipps-Sandbox-Decision"] = "deny"  # refused before any policy decision (a bad token)
+    elif ctx.route is not None and ctx.route.api is not Api.SANDBOX and response.status < 400:
+        response.headers["Vipps-Sandbox-Decision"] = "allow"  # the token endpoints
     if ctx.warnings:
         response.headers["Vipps-Sandbox-Warning"] = errors.header_safe(" ".join(ctx.warnings))
     return response

@@ -179,3 +179,34 @@ async def test_strict_headers_refuse_partner_keys_without_system_headers(setting
         merchant = client.key("merchant", "test")
         assert (await client.request("POST", "/accesstoken/get", "test",
                                      headers=standard_headers(merchant))).status == 200
+
+
+async def test_a_long_system_header_cannot_hide_behind_a_short_copy(sandbox):
+    keyset = sandbox.key("merchant", "test")
+    reply = await sandbox.request("POST", "/accesstoken/get", "test", headers=standard_headers(keyset))
+    assert reply.status == 200
+    token = reply.json["access_token"]
+    from multidict import CIMultiDict
+
+    headers = CIMultiDict({"Authorization": f"Bearer {token}",
+                           "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"]})
+    headers.add("Vipps-System-Plugin-Name", "p")
+    headers.add("Vipps-System-Plugin-Name", "a" * 31)
+    async with sandbox.session.get(sandbox.url("test") + "/epayment/v1/payments/some-ref-0001",
+                                   headers=headers) as resp:
+        assert resp.status == 400
+        assert "Vipps-System-Plugin-Name" in await resp.text()
+
+
+async def test_token_responses_and_gateway_refusals_carry_the_decision_header(sandbox):
+    keyset = sandbox.key("merchant", "test")
+    ok = await sandbox.request("POST", "/accesstoken/get", "test", headers=standard_headers(keyset))
+    assert ok.headers["Vipps-Sandbox-Decision"] == "allow"
+    refused = await sandbox.request("POST", "/accesstoken/get", "test",
+                                    headers=standard_headers(keyset) | {"client_secret": "wrong"})
+    assert refused.headers["Vipps-Sandbox-Decision"] == "deny"
+    no_key = await sandbox.request("GET", "/epayment/v1/payments/some-ref-0001", "test",
+                                   headers={"Authorization": "Bearer xyz"})
+    assert no_key.status == 401 and no_key.headers["Vipps-Sandbox-Decision"] == "deny"
+    health = await sandbox.request("GET", "/_sandbox/health", "test")
+    assert "Vipps-Sandbox-Decision" not in health.headers
