@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 SNAPSHOT = "snapshot.json"
 JOURNAL = "journal.jsonl"
+IDS_SEED = "ids-seed"
 #: Compact when the journal is this big, or bigger than twice the last snapshot: amortised O(1) a write.
 MIN_COMPACT_BYTES = int(os.environ.get("VIPPS_SANDBOX_COMPACT_BYTES", 4 * 1024 * 1024))
 
@@ -27,6 +29,20 @@ class Journal:
         self.seq = 0
         self._fh = None
         self._bytes = self.journal_path.stat().st_size if self.journal_path.exists() else 0
+
+    def ids_seed(self) -> int:
+        """The seed of this state's ids, made at the first start and kept (private) in the directory."""
+        path = self.directory / IDS_SEED
+        if path.exists():
+            return int(path.read_text().strip())
+        seed = secrets.randbits(64)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(seed))
+            fh.flush()
+            os.fsync(fh.fileno())
+        fsync_dir(self.directory)
+        return seed
 
     def entries(self, after: int) -> Iterator[dict]:
         """The complete entries with a number above `after`, in order; stops at a torn line."""

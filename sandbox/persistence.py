@@ -164,5 +164,8 @@ async def _journal(request: web.Request, persistence: Persistence, response: web
 
 def enable(app: web.Application, directory: Path) -> Persistence:
     persistence = Persistence(app[RUNTIME], directory)
+    ids = app[RUNTIME].ids
+    if not ids.seeded:  # a replay must hand out the same ids: seed them, from a seed kept beside the journal
+        ids.reseed(persistence.journal.ids_seed())
     app[PERSISTENCE] = persistence
     return persistence

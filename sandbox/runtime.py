@@ -97,9 +97,9 @@ class Runtime:
         self.clock.load_state(state)
 
     # -- snapshots ------------------------------------------------------------------------------
-    def dump_state(self) -> dict[str, object]:
-        """Every registered part of the live state, by provider name."""
-        return {name: dump() for name, (dump, _) in self.state_providers.items()}
+    def dump_state(self, exclude: frozenset[str] = frozenset()) -> dict[str, object]:
+        """Every registered part of the live state, by provider name (but the excluded ones)."""
+        return {name: dump() for name, (dump, _) in self.state_providers.items() if name not in exclude}
 
     def load_state(self, state: dict[str, object]) -> list[str]:
         """Loads the parts present in `state`, in registration order; all or nothing.

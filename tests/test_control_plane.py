@@ -297,3 +297,18 @@ async def test_restore_gives_back_exactly_the_state_that_was_saved(sandbox, tmp_
     assert (await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": str(target)})).status \
         == 200
     assert state() == saved
+
+
+async def test_regenerated_secrets_never_repeat_and_snapshots_hold_no_generator_state(sandbox, tmp_path):
+    """A secret given out once is not handed out again after a reset, and a snapshot holds nothing that
+    would let anyone compute the next one (the ids generator's state stays out of it)."""
+    merchant = sandbox.key("merchant", "test")
+    path = f"/_sandbox/keys/{merchant['client_id']}/regenerate"
+    first = (await sandbox.request("POST", path, "test")).json["client_secret"]
+    assert (await sandbox.request("POST", "/_sandbox/reset", "test")).status == 200
+    second = (await sandbox.request("POST", path, "test")).json["client_secret"]
+    assert first != second
+    target = tmp_path / "s.json"
+    saved = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": str(target)})
+    assert "ids" not in saved.json["providers"]
+    assert '"internal"' not in target.read_text()

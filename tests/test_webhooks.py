@@ -424,13 +424,27 @@ async def test_a_real_payment_flow_delivers_its_events(sandbox):
         independent_signature_check(delivery, secret)
 
 
-async def test_ids_and_secrets_are_reproducible_after_a_reset(sandbox):
-    """They come from the runtime's seeded ids, which a reset rewinds."""
+async def test_ids_and_secrets_are_random_unless_seeded(sandbox):
+    """Without --id-seed a reset never hands the same secret out twice."""
     keys, _ = merchant(sandbox)
     hook = {"url": "https://example.com/hook", "events": [CAPTURED]}
     first = (await sandbox.request("POST", PATH, "test", keyset=keys, json_body=hook)).json
-    second = (await sandbox.request("POST", PATH, "test", keyset=keys, json_body=hook)).json
-    assert first["id"] != second["id"] and first["secret"] != second["secret"]
     sandbox.runtime.reset()
     again = (await sandbox.request("POST", PATH, "test", keyset=keys, json_body=hook)).json
-    assert again == first
+    assert again["id"] != first["id"] and again["secret"] != first["secret"]
+
+
+async def test_ids_and_secrets_are_reproducible_after_a_reset_with_an_id_seed(settings):
+    """With --id-seed they come from a seeded generator, which a reset rewinds."""
+    from sandbox.testing import started
+
+    settings.id_seed = 5
+    async with started(settings) as sandbox:
+        keys, _ = merchant(sandbox)
+        hook = {"url": "https://example.com/hook", "events": [CAPTURED]}
+        first = (await sandbox.request("POST", PATH, "test", keyset=keys, json_body=hook)).json
+        second = (await sandbox.request("POST", PATH, "test", keyset=keys, json_body=hook)).json
+        assert first["id"] != second["id"] and first["secret"] != second["secret"]
+        sandbox.runtime.reset()
+        again = (await sandbox.request("POST", PATH, "test", keyset=keys, json_body=hook)).json
+        assert again == first
