@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
+import re
+import sys
 from dataclasses import dataclass
 
 import aiohttp
@@ -104,3 +107,40 @@ async def started(settings: Settings):
             yield SandboxClient(running, session)
     finally:
         await running.stop()
+
+
+SERVING = re.compile(r"serving the (test|production) environment .* on (http://\S+)")
+
+
+async def spawn(args: list[str], env: dict | None = None, cwd: str | None = None,
+                timeout: float = 30.0) -> tuple[asyncio.subprocess.Process, str, str]:
+    """`python -m sandbox serve ARGS --port 0 --prod-port 0` in its own process; returns it with the test and
+    production URLs it printed. Free ports are picked by the server itself, so no other process can take
+    them in between (a race that picking them first would have)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sandbox", "serve", *args, "--port", "0", "--prod-port", "0",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env, cwd=cwd)
+    urls: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(timeout):
+            while len(urls) < 2:
+                line = await proc.stdout.readline()
+                if not line:
+                    raise AssertionError(f"the server exited at start (code {await proc.wait()})")
+                match = SERVING.search(line.decode(errors="replace"))
+                if match:
+                    urls[match.group(1)] = match.group(2)
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    asyncio.get_running_loop().create_task(_drain(proc))
+    return proc, urls["test"], urls["production"]
+
+
+async def _drain(proc: asyncio.subprocess.Process) -> None:
+    """Keeps reading the server's output so a full pipe never blocks it."""
+    assert proc.stdout is not None
+    while await proc.stdout.readline():
+        pass

@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
 
+from sandbox.testing import spawn
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def start(state: Path, session: aiohttp.ClientSession) -> tuple[subprocess.Popen, str, str]:
-    port, prod_port = free_port(), free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "serve", "--port", str(port), "--prod-port",
-                             str(prod_port), "--state", str(state), "--id-seed", "11"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
-    test_url, prod_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{prod_port}"
-    for _ in range(200):
-        try:
-            async with session.get(prod_url + "/_sandbox/health") as resp:
-                if resp.status == 200:
-                    return proc, test_url, prod_url
-        except aiohttp.ClientError:
-            pass
-        assert proc.poll() is None, "the server died at start"
-        await asyncio.sleep(0.05)
-    proc.kill()
-    raise AssertionError("the server did not start")
+async def start(state: Path, session: aiohttp.ClientSession):
+    """The server in its own process (it picks its own free ports, so no other process can take them)."""
+    return await spawn(["--state", str(state), "--id-seed", "11"], cwd=str(ROOT))
 
 
 async def partner_headers(session: aiohttp.ClientSession, prod_url: str) -> dict:
@@ -73,7 +50,7 @@ async def test_completed_order_survives_sigkill(tmp_path):
                 keys_before = sorted((k["environment"], k["client_id"], k["client_secret"]) for k in await resp.json())
         finally:
             proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            await proc.wait()
 
         proc, test_url, prod_url = await start(tmp_path, session)
         try:
@@ -88,4 +65,4 @@ async def test_completed_order_survives_sigkill(tmp_path):
                 assert resp.status == 200 and (await resp.json())["name"] == "Kill Test"
         finally:
             proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            await proc.wait()

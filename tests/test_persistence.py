@@ -7,7 +7,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,14 +14,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from sandbox.testing import spawn
+
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "/epayment/v1/payments"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -33,34 +28,18 @@ class Server:
         self.env = dict(os.environ)
         if compact_bytes is not None:  # compact often, so kills also land during and after compactions
             self.env["VIPPS_SANDBOX_COMPACT_BYTES"] = str(compact_bytes)
-        self.port, self.prod_port = free_port(), free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        self.proc: asyncio.subprocess.Process | None = None
+        self.url = ""
 
     async def start(self, session: aiohttp.ClientSession) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox", "serve", "--port", str(self.port), "--prod-port", str(self.prod_port),
-             "--state", str(self.state), "--id-seed", "7"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env)
-        for _ in range(200):
-            try:
-                async with session.get(self.url + "/_sandbox/health") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server died at start: {self.proc.stderr.read().decode()[-2000:]}")
-            await asyncio.sleep(0.05)
-        raise AssertionError("server did not start")
+        # The server picks its own free ports each time (no race with other processes for them).
+        self.proc, self.url, _ = await spawn(["--state", str(self.state), "--id-seed", "7"], env=self.env,
+                                             cwd=str(ROOT))
 
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
+    async def kill(self) -> None:
+        if self.proc and self.proc.returncode is None:
             self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
+            await self.proc.wait()
 
 
 def merchant_keys() -> dict:
@@ -127,7 +106,7 @@ async def test_sigkill_at_random_points_loses_nothing_acknowledged(tmp_path, com
                 tasks = [asyncio.create_task(workload(session, server, headers, acked, round_no * 10 + i, stop))
                          for i in range(4)]
                 await asyncio.sleep(rng.uniform(0.3, 1.2))
-                server.kill()  # mid-flight: some requests are acknowledged, some cut off
+                await server.kill()  # mid-flight: some requests are acknowledged, some cut off
                 stop.set()
                 await asyncio.gather(*tasks)
             await server.start(session)  # the files always load
@@ -149,7 +128,7 @@ async def test_sigkill_at_random_points_loses_nothing_acknowledged(tmp_path, com
                     if acked_ref == ref:
                         assert key in keys_seen, (ref, key, events)
         finally:
-            server.kill()
+            await server.kill()
     assert os.path.exists(state / "journal.jsonl")
     if compact_bytes is not None:
         assert os.path.exists(state / "snapshot.json")
