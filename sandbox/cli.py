@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--admin-token", help="bearer token for /_sandbox/ when not on loopback "
                        "(default: $VIPPS_SANDBOX_ADMIN_TOKEN, else generated and printed)")
     serve.add_argument("--snapshot-dir", type=Path, help="where POST /_sandbox/snapshot writes by default")
-    serve.add_argument("--request-log-size", type=int, default=1000, help="entries kept in the request log")
+    serve.add_argument("--request-log-size", type=positive_int, default=1000, help="entries kept in the request log")
     serve.add_argument("--state", type=Path, default=os.environ.get("VIPPS_SANDBOX_STATE") or None,
                        help="directory for crash-safe state: a journal fsynced before each response, plus snapshots")
     serve.add_argument("--id-seed", type=int, help="make run-time ids and secrets reproducible")
@@ -64,6 +64,13 @@ def tables_for(fixture: Path | None, seed: int | None) -> dict:
     if seed is not None:
         return generate(seed)
     return store.read(fixture or store.default_fixture_path())
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

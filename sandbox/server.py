@@ -67,9 +67,15 @@ class RunningSandbox:
 
 async def serve_forever(settings: Settings) -> None:
     sandbox = RunningSandbox(settings)
-    await sandbox.start()
-    print(f"vipps-sandbox serving the test environment (apitest.vipps.no) on {sandbox.test_url}", flush=True)
-    print(f"vipps-sandbox serving the production environment (api.vipps.no) on {sandbox.prod_url}", flush=True)
+    try:
+        await sandbox.start()
+    except BaseException:
+        await sandbox.stop()  # e.g. a port in use: close what was opened before saying so
+        raise
+    bound = "" if sandbox.display_host == settings.host else f" (listening on {settings.host or '*'})"
+    print(f"vipps-sandbox serving the test environment (apitest.vipps.no) on {sandbox.test_url}{bound}", flush=True)
+    print(f"vipps-sandbox serving the production environment (api.vipps.no) on {sandbox.prod_url}{bound}",
+          flush=True)
     print(f"List the keys with `vipps-sandbox keys` or GET {sandbox.test_url}/_sandbox/keys", flush=True)
     if sandbox.app[ADMIN_TOKEN_GENERATED]:
         print(f"The control plane (/_sandbox/) needs 'Authorization: Bearer {settings.admin_token}' "
