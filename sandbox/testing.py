@@ -15,6 +15,7 @@ import aiohttp
 from sandbox.context import RUNTIME
 from sandbox.keys_listing import keyset_rows
 from sandbox.model import Env, KeyType
+from sandbox.response_schemas import violations
 from sandbox.runtime import Runtime
 from sandbox.server import RunningSandbox
 from sandbox.settings import Settings
@@ -94,7 +95,12 @@ class SandboxClient:
             data = json.dumps(json_body)
             all_headers.setdefault("Content-Type", "application/json")
         async with self.session.request(method, self.url(env) + path, data=data, headers=all_headers) as resp:
-            return Reply(resp.status, dict(resp.headers), await resp.text())
+            reply = Reply(resp.status, dict(resp.headers), await resp.text())
+        problems = violations(method, path, reply.status, reply.text)
+        if problems:
+            raise AssertionError(f"{method} {path} answered {reply.status} with a body the spec does not allow: "
+                                 f"{problems}")
+        return reply
 
 
 @contextlib.asynccontextmanager
