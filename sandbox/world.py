@@ -27,6 +27,8 @@ def digest(value: str) -> str:
 class World:
     def __init__(self, tables: dict[str, list[dict]], known_keys: dict[str, dict] | None = None) -> None:
         """`known_keys` (client_id -> fixture key record) fills in secrets a snapshot kept only as digests."""
+        #: Policy decisions already taken, by (route, client_id, key version, env, MSN); emptied on any change.
+        self.decisions: dict[tuple, object] = {}
         meta = (tables.get("meta") or [{}])[0]
         self.meta = dict(meta)
         self.partners: dict[str, Partner] = {r["id"]: Partner(**r) for r in tables.get("partners", [])}
@@ -71,12 +73,14 @@ class World:
 
     # -- mutation ---------------------------------------------------------------------------
     def add_sales_unit(self, unit: SalesUnit) -> None:
+        self.decisions.clear()  # the directory changed: policy answers may too
         self.sales_units[unit.msn] = unit
         self.merchant_msns[unit.merchant].append(unit.msn)
         if unit.partner_id:
             self.partner_msns[unit.partner_id].append(unit.msn)
 
     def add_keys(self, keyset: KeySet) -> None:
+        self.decisions.clear()  # the directory changed: policy answers may too
         self.keys[keyset.client_id] = keyset
         for sub in (keyset.subscription_key_primary, keyset.subscription_key_secondary):
             if sub:
@@ -109,6 +113,7 @@ class World:
 
     def replace_secret(self, keyset: KeySet, new: str) -> None:
         """A new client_secret; the old one is remembered (as a digest) to say it was regenerated."""
+        self.decisions.clear()  # the directory changed: policy answers may too
         old = digest(keyset.client_secret) if keyset.client_secret is not None else keyset.digests.get("client_secret")
         if old:
             self.retired_secrets[keyset.client_id].add(old)
@@ -118,6 +123,7 @@ class World:
 
     def replace_subscription_key(self, keyset: KeySet, which: str, new: str) -> None:
         """A new primary or secondary subscription key; the other keeps working."""
+        self.decisions.clear()  # the directory changed: policy answers may too
         name = f"subscription_key_{which}"
         old = getattr(keyset, name)
         old_digest = digest(old) if old is not None else keyset.digests.pop(name, None)
@@ -134,9 +140,11 @@ class World:
         return getattr(keyset, name) is not None or name in keyset.digests
 
     def grant_consent(self, accounting_partner_id: str, merchant: str) -> None:
+        self.decisions.clear()  # the directory changed: policy answers may too
         self.consents.add((accounting_partner_id, merchant))
 
     def revoke_consent(self, accounting_partner_id: str, merchant: str) -> bool:
+        self.decisions.clear()  # the directory changed: policy answers may too
         try:
             self.consents.remove((accounting_partner_id, merchant))
         except KeyError:
