@@ -432,22 +432,20 @@ class PaymentsBackend:
 
     def reject(self, payment: Payment) -> bool:
         """The user rejects: CREATED -> ABORTED. False when it already was ABORTED."""
-        self.sweep()
-        if payment.state is State.ABORTED:
-            return False
-        if payment.state is not State.CREATED:
-            raise Problem(409, "Conflict", f"The payment is {payment.state}; only a CREATED payment can be rejected.")
-        self._transition(payment, State.ABORTED, "ABORTED", payment.value, None)
-        return True
+        return self._end_created(payment, State.ABORTED, "be rejected")
 
     def expire(self, payment: Payment) -> bool:
         """Lets a CREATED payment expire now. False when it already was EXPIRED."""
+        return self._end_created(payment, State.EXPIRED, "expire")
+
+    def _end_created(self, payment: Payment, final: State, verb: str) -> bool:
+        """CREATED -> a final state (its event has the state's name); False when already there."""
         self.sweep()
-        if payment.state is State.EXPIRED:
+        if payment.state is final:
             return False
         if payment.state is not State.CREATED:
-            raise Problem(409, "Conflict", f"The payment is {payment.state}; only a CREATED payment can expire.")
-        self._transition(payment, State.EXPIRED, "EXPIRED", payment.value, None)
+            raise Problem(409, "Conflict", f"The payment is {payment.state}; only a CREATED payment can {verb}.")
+        self._transition(payment, final, final.value, payment.value, None)
         return True
 
     def force_approve(self, env: Env, msn: str, reference: str, body: object) -> None:
