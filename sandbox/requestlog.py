@@ -265,12 +265,6 @@ class Pending:
         return self._dict
 
 
-def build_entry(request: web.Request, status: int | None, headers: Mapping[str, str], latency_ms: float,
-                interrupted: bool) -> dict:
-    """The JSON entry of one request, at once (the middleware records a Pending and shapes it when read)."""
-    return Pending(request, status, headers, latency_ms, interrupted).as_dict()
-
-
 @web.middleware
 async def request_log_middleware(request: web.Request, handler) -> web.StreamResponse:
     ring = request.app.get(REQUEST_LOG)
