@@ -12,7 +12,7 @@ import secrets
 from aiohttp import web
 
 from sandbox import errors
-from sandbox.context import RUNTIME
+from sandbox.context import CallContext
 from sandbox.errors import Problem, RenderContext
 from sandbox.net import is_loopback
 from sandbox.policy import Decision, allow, deny
@@ -28,10 +28,7 @@ PUBLIC_ROUTES = frozenset({
     # The webhook inbox receives the sandbox's own signed deliveries (no bearer token); reading it stays closed.
     "sandbox.inbox.post",
 })
-ADMIN_DECISION = web.RequestKey("admin_decision", Decision)
 ADMIN_TOKEN_GENERATED = web.AppKey("admin_token_generated", bool)
-
-
 
 
 def is_control_plane(path: str) -> bool:
@@ -69,16 +66,13 @@ def check(settings: Settings, route_name: str | None, authorization: str) -> Dec
     return allow("admin-token-accepted", "The admin token was accepted.")
 
 
-@web.middleware
-async def admin_middleware(request: web.Request, handler) -> web.StreamResponse:
-    if not is_control_plane(request.path):
-        return await handler(request)
+def refusal(request: web.Request, ctx: CallContext, settings: Settings) -> web.Response | None:
+    """The 401 for a control-plane request without the admin token, else None (called by the front door)."""
     info = request.match_info
     route_name = info.route.name if info.http_exception is None else None
-    decision = request[ADMIN_DECISION] = check(request.app[RUNTIME].settings, route_name,
-                                               request.headers.get("Authorization", ""))
-    if not decision.allowed:
-        error = Problem(401, "Unauthorized", decision.reason, rule=decision.rule)
-        return errors.render(error, RenderContext(api="sandbox", path=request.path, extra_headers={
-            "WWW-Authenticate": 'Bearer realm="vipps-sandbox control plane"'}))
-    return await handler(request)
+    decision = ctx.admin = check(settings, route_name, request.headers.get("Authorization", ""))
+    if decision.allowed:
+        return None
+    error = Problem(401, "Unauthorized", decision.reason, rule=decision.rule)
+    return errors.render(error, RenderContext(api="sandbox", path=request.path, extra_headers={
+        "WWW-Authenticate": 'Bearer realm="vipps-sandbox control plane"'}))

@@ -9,14 +9,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from sandbox import persistence
-from sandbox.admin import ADMIN_TOKEN_GENERATED, admin_middleware, ensure_admin_token
+from sandbox.admin import ADMIN_TOKEN_GENERATED, ensure_admin_token
 from sandbox.api import control, dashboard, epayment, management, report, token, webhooks
 from sandbox.api import controlplane as control_plane
 from sandbox.context import RUNTIME
-from sandbox.gateway import MAX_BODY, gateway_middleware
-from sandbox.persistence import persistence_middleware
+from sandbox.front_door import FRONT_DOOR, FrontDoor, add_catch_all, unguarded_routes
+from sandbox.gateway import MAX_BODY, UNMATCHED
 from sandbox.policy import ROUTES
-from sandbox.requestlog import request_log_middleware
 from sandbox.runtime import Runtime
 from sandbox.settings import Settings
 
@@ -29,7 +28,11 @@ class PolicyMissing(RuntimeError):
 
 
 def check_policy_coverage(app: web.Application) -> None:
-    names = {route.name for route in app.router.routes() if route.name}
+    bypassing = unguarded_routes(app)
+    if bypassing:
+        raise PolicyMissing(f"route {bypassing[0].method} {bypassing[0].resource} was registered on app.router "
+                            "directly, so it bypasses the gateway; register it with sandbox.front_door.routes(app)")
+    names = {route.name for route in app.router.routes() if route.name and route.name != UNMATCHED}
     unnamed = [route for route in app.router.routes() if not route.name and route.method != "HEAD"]
     if unnamed:
         raise PolicyMissing(f"route {unnamed[0].method} {unnamed[0].resource} has no name, so no policy entry")
@@ -40,14 +43,15 @@ def check_policy_coverage(app: web.Application) -> None:
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> web.Application:
     settings = settings or Settings()
-    # Outermost first: the request log sees every final status, then the admin token, then the gateway.
-    app = web.Application(middlewares=[request_log_middleware, admin_middleware, persistence_middleware,
-                                       gateway_middleware], client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY)
     app[RUNTIME] = runtime or Runtime(settings)
+    door = app[FRONT_DOOR] = FrontDoor(app[RUNTIME])
     app[ADMIN_TOKEN_GENERATED] = ensure_admin_token(app[RUNTIME].settings)
     for module in (*API_MODULES, *CONTROL_PLANE):
         module.setup(app)
+    add_catch_all(app)
     check_policy_coverage(app)
     if settings.state is not None:
         persistence.enable(app, settings.state)
+    door.attach(app)  # the request log, fault book and journal exist now
     return app

@@ -22,6 +22,10 @@ class VirtualClock:
             return self._frozen_at
         return time.time() + self._offset
 
+    def at(self, wall: float) -> float:
+        """The virtual time at a moment of the wall clock (time.time()), as the clock stands now."""
+        return self._frozen_at if self._frozen_at is not None else wall + self._offset
+
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.time(), UTC)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -10,12 +11,15 @@ from sandbox.model import Env, KeySet
 from sandbox.policy import Decision, RoutePolicy
 from sandbox.runtime import Runtime
 
+if TYPE_CHECKING:
+    from sandbox.faults import FaultRule
+
 RUNTIME = web.AppKey("runtime", Runtime)
 
 
 @dataclass(slots=True)
 class CallContext:
-    """What the middleware learned about one request before the handler runs."""
+    """What the front door (sandbox/front_door.py) learned about one request; opened for every request."""
 
     env: Env
     route: RoutePolicy | None = None
@@ -24,6 +28,8 @@ class CallContext:
     msn: str | None = None
     warnings: list[str] = field(default_factory=list)
     missing_system_headers: list[str] = field(default_factory=list)
+    admin: Decision | None = None  # the admin-token decision, for control-plane requests
+    fault: FaultRule | None = None  # the injected fault that fired on this request
 
 
 CALL = web.RequestKey("call", CallContext)

@@ -1,6 +1,6 @@
 """Typed errors, and the one place that renders them into the real APIs' error bodies.
 
-Handlers and backends raise; `render` (called only by the error middleware) picks the body
+Handlers and backends raise; `render` (called by the gateway and the admin-token check only) picks the body
 format from the API the route belongs to, so no module ever builds an error body by hand.
 """
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from sandbox.context import CALL
+from sandbox.context import CallContext
 from sandbox.errors import HTTP_TITLES, Detail, GatewayError, Problem, RenderContext
 from sandbox.model import KeyType
 from sandbox.policy import Api
@@ -163,21 +163,18 @@ class FaultBook:
 
 
 FAULTS = web.AppKey("faults", FaultBook)
-#: The rule that fired on this request, for the request log.
-FIRED = web.RequestKey("fault_fired", FaultRule)
 
 
-async def before_handler(request: web.Request, render_ctx: RenderContext) -> None:
-    """Called by the gateway just before the handler: delays, fails or drops the call when a rule fires."""
-    book = request.app.get(FAULTS)
-    if book is None or not book.rules or request.path.startswith("/_sandbox"):
+async def before_handler(request: web.Request, ctx: CallContext, book: FaultBook, render_ctx: RenderContext) -> None:
+    """Called by the gateway just before the handler: delays, fails or drops the call when a rule fires.
+    The rule that fired is kept in ctx.fault, for the request log."""
+    if not book.rules or request.path.startswith("/_sandbox"):
         return
-    ctx = request[CALL]
     msn = ctx.msn or request.headers.get("Merchant-Serial-Number")
     rule = book.pick(request.method, request.path, ctx.keyset.type if ctx.keyset else None, msn)
     if rule is None:
         return
-    request[FIRED] = rule
+    ctx.fault = rule
     if rule.latency_ms is not None:
         await asyncio.sleep(rule.latency_ms / 1000)
         return

@@ -1,21 +1,23 @@
 """The gateway's checks, in the real order: environment, headers, subscription key, token, policy.
 
-One middleware runs them for every request and renders every error through sandbox.errors.
+The front door (sandbox/front_door.py) runs them for every request; every error is rendered
+through sandbox.errors.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 
 import jwt
 from aiohttp import web
 
 from sandbox import errors, faults
-from sandbox.context import CALL, RUNTIME, CallContext
+from sandbox.context import RUNTIME, CallContext
 from sandbox.errors import Detail, GatewayError, GatewayNotFound, Problem, RenderContext, SandboxError
 from sandbox.model import Env, KeyType
-from sandbox.policy import ROUTES, Api, Auth, decide, environment_decision
+from sandbox.policy import ROUTES, Api, Auth, RoutePolicy, decide, environment_decision
 from sandbox.runtime import Runtime
 
 log = logging.getLogger("sandbox")
@@ -32,6 +34,10 @@ INVALID_SUBSCRIPTION_KEY = ("Access denied due to invalid subscription key. Make
                             "active subscription.")
 
 
+#: The catch-all route's name (sandbox/front_door.py): paths and methods no other route serves.
+UNMATCHED = "gateway.unmatched"
+UNKNOWN_PATH = "Resource not found. No API of the sandbox serves this path."
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _HOST_SEEN: dict[str, Env | None] = {}
 
 
@@ -73,8 +79,7 @@ def partner_header_warning(request: web.Request, ctx: CallContext, missing: list
     """Vipps asks partners to send the Vipps-System-* headers: warn, or refuse in strict mode."""
     if not missing:
         return
-    runtime = request.app[RUNTIME]
-    if runtime.settings.strict_headers:
+    if request.app[RUNTIME].settings.strict_headers:
         raise Problem(400, "Bad Request", f"Partner keys must send the {missing[0]} header (strict mode).",
                       details=[Detail(missing[0], "Required for partners and plugins.")],
                       rule="system-headers-required")
@@ -115,6 +120,7 @@ def authenticate(request: web.Request, runtime: Runtime, ctx: CallContext):
         except GatewayError as exc:
             token_error = exc
     world = runtime.world
+    owner_id = None
     flow = claims.flow if claims is not None else unverified_flow(token)
     if flow != "miami":  # /miami/v1/token tokens are used without a subscription key
         sub = request.headers.get("Ocp-Apim-Subscription-Key")
@@ -136,8 +142,7 @@ def authenticate(request: web.Request, runtime: Runtime, ctx: CallContext):
     if token_error is not None:
         raise token_error
     assert claims is not None and keyset is not None
-    if claims.flow == "standard" and world.subscription_owner(request.headers["Ocp-Apim-Subscription-Key"]) \
-            != keyset.client_id:
+    if claims.flow == "standard" and owner_id != keyset.client_id:  # owner_id was looked up above
         raise GatewayError("The subscription key does not belong to the keys that issued the access token.",
                            rule="subscription-key-mismatch")
     return keyset
@@ -153,26 +158,41 @@ def check_body_size(request: web.Request) -> None:
                       rule="body-too-large")
 
 
-def route_of(request: web.Request):
+def route_of(request: web.Request) -> RoutePolicy | None:
+    """The policy entry of the route the request matched; None for the catch-all (see `unmatched`)."""
     info = request.match_info
-    if info.http_exception is not None:
+    if info.http_exception is not None:  # only when a route is registered outside the front door's catch-all
         exc = info.http_exception
         if exc.status == 405:
             raise Problem(405, "Method Not Allowed", f"{request.method} is not allowed on {request.path}.",
                           rule="method-not-allowed")
-        raise GatewayNotFound("Resource not found. No API of the sandbox serves this path.", rule="unknown-path")
+        raise GatewayNotFound(UNKNOWN_PATH, rule="unknown-path")
     name = info.route.name
-    return ROUTES[name]
+    return None if name == UNMATCHED else ROUTES[name]
 
 
-@web.middleware
-async def gateway_middleware(request: web.Request, handler) -> web.StreamResponse:
-    runtime = request.app[RUNTIME]
-    ctx = CallContext(env=resolve_env(request, runtime))
-    request[CALL] = ctx
+async def unmatched(request: web.Request) -> SandboxError:
+    """For a request only the catch-all matched: 405 when some route serves the path with other methods,
+    else the gateway's 404."""
+    for resource in request.app.router.resources():
+        if resource.name == UNMATCHED:
+            continue
+        _, allowed = await resource.resolve(request)
+        if allowed:
+            return Problem(405, "Method Not Allowed", f"{request.method} is not allowed on {request.path}.",
+                           rule="method-not-allowed")
+    return GatewayNotFound(UNKNOWN_PATH, rule="unknown-path")
+
+
+async def through_gateway(request: web.Request, handler: Handler, ctx: CallContext, runtime: Runtime,
+                          book: faults.FaultBook | None) -> web.StreamResponse:
+    """The gateway's checks, then the handler; every error rendered in its API's format (by sandbox.errors)."""
     render_ctx = RenderContext(api="gateway", path=request.path)
     try:
-        route = ctx.route = route_of(request)
+        route = route_of(request)
+        if route is None:
+            raise await unmatched(request)
+        ctx.route = route
         render_ctx.api = route.api
         check_body_size(request)
         missing = check_system_headers(request, ctx)
@@ -199,9 +219,8 @@ async def gateway_middleware(request: web.Request, handler) -> web.StreamRespons
                 raise errors.Denied(decision.reason, decision.rule, status=decision.status)
             ctx.msn = decision.msn
         ctx.missing_system_headers = missing
-        book = request.app.get(faults.FAULTS)
         if book is not None and book.rules:
-            await faults.before_handler(request, render_ctx)  # injected faults (sandbox/faults.py)
+            await faults.before_handler(request, ctx, book, render_ctx)  # injected faults (sandbox/faults.py)
         response = await handler(request)
     except SandboxError as exc:
         response = errors.render(exc, render_ctx)

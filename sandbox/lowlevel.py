@@ -1,4 +1,4 @@
-"""Errors aiohttp answers before any middleware runs, rendered as the gateway's JSON.
+"""Errors aiohttp answers before the app sees the request, rendered as the gateway's JSON.
 
 A request line or header the HTTP parser cannot accept (NUL bytes, invalid UTF-8 in the path,
 a duplicated Content-Length) never reaches the app, so aiohttp would answer in plain text and log

@@ -28,6 +28,7 @@ from sandbox.payment_rules import (
     MAGIC_AMOUNTS,
     MAGIC_REFUND_AMOUNTS,
     MINIMUM_AMOUNT,
+    check_reference,
     iso,
     parse_rfc3339,
     problem,
@@ -141,6 +142,11 @@ class IdempotencyRecord:
 # ---------------------------------------------------------------------------------------------
 
 
+def not_found(reference: str) -> Problem:
+    """404 5090, for unknown and other-MSN references alike."""
+    return problem("5090", f"Could not find a payment with reference {reference} for this sales unit.")
+
+
 class PaymentsBackend:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -155,7 +161,7 @@ class PaymentsBackend:
         self.idempotency: dict[tuple[Env, str, str, str], IdempotencyRecord] = {}
         self._expiry_heap: list[tuple[float, tuple[Env, str, str]]] = []
         self._seq = 0
-        self._views: dict[tuple[Env, str, str], tuple[int, str]] = {}
+        self._views: dict[tuple[Env, str, str], tuple[int, bytes]] = {}
 
     # -- snapshots (runtime.state_providers["payments"]) -----------------------------------------
     def dump(self) -> dict[str, list[dict]]:
@@ -219,7 +225,7 @@ class PaymentsBackend:
         self.sweep()
         payment = self.payments.get((env, msn, reference))
         if payment is None:
-            raise problem("5090", f"Could not find a payment with reference {reference} for this sales unit.")
+            raise not_found(reference)
         return payment
 
     # -- events -------------------------------------------------------------------------------
@@ -393,19 +399,27 @@ class PaymentsBackend:
         """GetPaymentResponse, with the redirectUrl the create response gave."""
         return payment.view(self.redirect_url(payment))
 
-    def view_json(self, payment: Payment) -> str:
-        """GetPaymentResponse as JSON text. A payment changes only with a new event, so the text of
-        recently read payments is kept (bounded) until their next event: GETs are the hot path."""
-        key = (payment.env, payment.msn, payment.reference)
+    def view_bytes(self, env: Env, msn: str, reference: str) -> bytes:
+        """GetPaymentResponse as JSON bytes, for `GET …/payments/{reference}`, the hot path.
+
+        A reference that is found was checked against the spec's pattern when it was created, so only
+        an unknown one is checked (400 when malformed, else 404 5090, as `find` answers). A payment
+        changes only with a new event, so the bytes of recently read payments are kept (bounded)."""
+        self.sweep()
+        key = (env, msn, reference)
+        payment = self.payments.get(key)
+        if payment is None:
+            check_reference(reference)
+            raise not_found(reference)
         version = len(payment.events)
         cached = self._views.get(key)
         if cached is not None and cached[0] == version:
             return cached[1]
-        text = json.dumps(self.view(payment))
+        body = json.dumps(self.view(payment)).encode()
         if len(self._views) >= TOKEN_CACHE:
             self._views.clear()
-        self._views[key] = (version, text)
-        return text
+        self._views[key] = (version, body)
+        return body
 
     # -- the user's side ---------------------------------------------------------------------------
     def refusal(self, payment: Payment) -> tuple[str, str] | None:

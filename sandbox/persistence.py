@@ -1,6 +1,6 @@
 """Opt-in crash safety (`--state DIR`): every acknowledged change is on disk before its response.
 
-A middleware appends each successful state-changing request to the journal (sandbox/journal.py)
+The front door appends each successful state-changing request to the journal (sandbox/journal.py)
 and fsyncs it before the response goes out. At start the last snapshot is loaded and the journal
 is replayed through the app itself, on private loopback ports, with the virtual clock frozen at
 each request's moment and ids from the same seeded generator, so the state comes back as it was.
@@ -12,11 +12,12 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
+from collections.abc import Awaitable
 from pathlib import Path
 
 from aiohttp import web
 
-from sandbox.context import CALL, RUNTIME
+from sandbox.context import RUNTIME, CallContext
 from sandbox.controlplane import read_snapshot, write_snapshot
 from sandbox.journal import Journal, fsync_dir, fsync_file
 from sandbox.model import MIAMI_KEY_TYPES, Env
@@ -43,8 +44,7 @@ class Persistence:
         self.replayed = 0
 
     # -- writing --------------------------------------------------------------------------------
-    def record(self, request: web.Request, started_at: float, body: bytes) -> None:
-        ctx = request[CALL]
+    def record(self, request: web.Request, ctx: CallContext, started_at: float, body: bytes) -> None:
         entry = {
             "t": started_at, "env": str(ctx.env), "method": request.method, "path": request.path_qs,
             "clientId": ctx.keyset.client_id if ctx.keyset is not None else None,
@@ -132,25 +132,22 @@ class Persistence:
 PERSISTENCE = web.AppKey("persistence", Persistence)
 
 
-@web.middleware
-async def persistence_middleware(request: web.Request, handler) -> web.StreamResponse:
-    persistence = request.app.get(PERSISTENCE)
-    if persistence is None or request.method not in MUTATING:
-        return await handler(request)
-    started_at = request.app[RUNTIME].clock.time()
+async def journaled(persistence: Persistence, request: web.Request, ctx: CallContext, started_at: float,
+                    respond: Awaitable[web.StreamResponse]) -> web.StreamResponse:
+    """Awaits the response, then journals the change (fsynced) before it goes out. Called by the front door
+    for state-changing methods only, with --state on."""
     try:
-        response = await handler(request)
+        response = await respond
     except web.HTTPException as redirect:  # a redirect after a change (the landing page's approve)
         if redirect.status < 400:
-            await _journal(request, persistence, redirect, started_at)
+            await _journal(request, ctx, persistence, redirect, started_at)
         raise
-    return await _journal(request, persistence, response, started_at)
+    return await _journal(request, ctx, persistence, response, started_at)
 
 
-async def _journal(request: web.Request, persistence: Persistence, response: web.StreamResponse,
+async def _journal(request: web.Request, ctx: CallContext, persistence: Persistence, response: web.StreamResponse,
                    started_at: float) -> web.StreamResponse:
-    ctx = request.get(CALL)
-    route = ctx.route if ctx is not None else None
+    route = ctx.route
     if route is None or not 200 <= response.status < 400 or route.name in NOT_JOURNALED:
         return response
     if request.headers.get(REPLAY_HEADER) == persistence.nonce:
@@ -158,7 +155,7 @@ async def _journal(request: web.Request, persistence: Persistence, response: web
     if route.name in COMPACT_AT_ONCE:
         persistence.compact()
     else:
-        persistence.record(request, started_at, await request.read())
+        persistence.record(request, ctx, started_at, await request.read())
     return response
 
 

@@ -2,7 +2,8 @@
 
 A bounded ring (settings.request_log_size entries), so memory never grows. Secrets never enter
 it: credentials appear as their last 4 characters at most, and bodies are never read.
-The middleware sits outermost, so it sees the final status of everything, gateway errors included.
+The front door (sandbox/front_door.py) records each request last, so the log sees the final status of
+everything, gateway errors included.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import base64
 import binascii
 import heapq
 import itertools
-import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -20,16 +20,11 @@ from datetime import UTC, datetime
 import jwt
 from aiohttp import web
 
-from sandbox.admin import ADMIN_DECISION
-from sandbox.clock import iso_utc
-from sandbox.context import CALL, RUNTIME
-from sandbox.faults import FIRED
-from sandbox.gateway import resolve_env
+from sandbox.clock import VirtualClock, iso_utc
+from sandbox.context import CallContext
 from sandbox.model import KeySet, KeyType
 from sandbox.policy import ROUTES, TOKEN_ENDPOINT_KEY_TYPES, Decision, token_decision
 from sandbox.world import World
-
-log = logging.getLogger("sandbox")
 
 #: Requests not recorded: reading the log itself (a polling dashboard would push everything else out).
 QUIET: set[tuple[str, str]] = {("GET", "/_sandbox/requests")}
@@ -44,49 +39,71 @@ def redact(secret: str | None) -> str | None:
     return "…" + secret[-4:] if len(secret) >= 16 else "…"
 
 
-def _cut(value: str | None) -> str | None:
-    return value if value is None or len(value) <= MAX_FIELD else value[:MAX_FIELD] + "…"
-
-
 class RequestLog:
     """Two rings of the same size, read as one: successful reads under /_sandbox/ (a polling dashboard's
     feeds) go to their own ring, so polling never pushes API calls and control-plane changes out.
-    Listeners (the dashboard's live view) get each new entry."""
+    Listeners (the dashboard's live view) get each new entry.
 
-    def __init__(self, size: int) -> None:
+    Recording happens on every request and reading rarely, so an entry is kept as a plain tuple of what
+    was captured (already redacted, or carrying no secret) and shaped into its JSON form only when read.
+    """
+
+    def __init__(self, size: int, clock: VirtualClock | None = None) -> None:
         self.capacity = max(1, size)
-        self.entries: deque[Pending] = deque(maxlen=self.capacity)  # API calls, refusals, control-plane changes
-        self.reads: deque[Pending] = deque(maxlen=self.capacity)  # successful GET/HEAD /_sandbox/...
+        self.clock = clock or VirtualClock()
+        self.entries: deque[tuple] = deque(maxlen=self.capacity)  # API calls, refusals, control-plane changes
+        self.reads: deque[tuple] = deque(maxlen=self.capacity)  # successful GET/HEAD /_sandbox/...
         self._ids = itertools.count(1)
+        self._shaped: dict[int, dict] = {}  # entries already shaped for a reader, by id (bounded)
         self.listeners: list[Callable[[dict], None]] = []
 
     def __len__(self) -> int:
         return len(self.entries) + len(self.reads)
 
-    def add(self, entry: Pending) -> Pending:
-        entry.id = next(self._ids)
-        read = entry.method in ("GET", "HEAD") and entry.path.startswith("/_sandbox/") \
-            and entry.status is not None and entry.status < 400
+    def record(self, request: web.Request, ctx: CallContext, world: World, status: int | None,
+               headers: Mapping[str, str], started: float, interrupted: bool) -> None:
+        """One request, captured after its response (or failure); `started` is its wall-clock start."""
+        wall = time.time()
+        method, path = request.method, request.path
+        if len(path) > MAX_FIELD:
+            path = path[:MAX_FIELD] + "…"
+        route = ctx.route
+        if route is None and request.match_info.http_exception is None:  # refused before the gateway ran
+            route = ROUTES.get(request.match_info.route.name or "")
+        request_headers = request.headers
+        msn = request_headers.get("Merchant-Serial-Number")
+        if msn is not None and len(msn) > MAX_FIELD:
+            msn = msn[:MAX_FIELD] + "…"
+        # Whose keys a request presented is looked up now only when no key set was verified (refusals).
+        claimed = None if ctx.keyset is not None else claimed_keyset(request, world)
+        entry = (next(self._ids), wall, self.clock.at(wall), ctx, method, path, route, claimed, msn,
+                 credentials(request_headers, path), status, headers.get("Vipps-Sandbox-Rule"),
+                 headers.get("Vipps-Sandbox-Reason"), (wall - started) * 1000, interrupted)
+        read = status is not None and status < 400 and (method == "GET" or method == "HEAD") \
+            and path.startswith("/_sandbox/")
         (self.reads if read else self.entries).append(entry)
         for listener in self.listeners:
-            listener(entry.as_dict())
-        return entry
+            listener(self.shape(entry))
 
     def clear(self) -> None:
         self.entries.clear()
         self.reads.clear()
+        self._shaped.clear()
+
+    def newest(self) -> Iterator[tuple]:
+        return heapq.merge(reversed(self.entries), reversed(self.reads), key=lambda entry: -entry[0])
 
     def newest_first(self) -> Iterator[dict]:
-        merged = heapq.merge(reversed(self.entries), reversed(self.reads), key=lambda entry: -entry.id)
-        return (entry.as_dict() for entry in merged)
+        return (self.shape(entry) for entry in self.newest())
 
     def query(self, limit: int = DEFAULT_LIMIT, key_type: KeyType | None = None, allowed: bool | None = None,
               msn: str | None = None, since: int | None = None) -> list[dict]:
         """Newest first, filtered; `since` keeps entries with a larger id (for polling)."""
         found = []
-        for entry in self.newest_first():
-            if len(found) >= limit or (since is not None and entry["id"] <= since):
+        for raw in self.newest():
+            if len(found) >= limit or (since is not None and raw[0] <= since):
                 break
+            entry = self.shape(raw)
             if key_type is not None and (entry["caller"] or {}).get("keyType") != key_type:
                 continue
             if allowed is not None and entry["decision"]["allowed"] is not allowed:
@@ -95,6 +112,15 @@ class RequestLog:
                 continue
             found.append(entry)
         return found
+
+    def shape(self, entry: tuple) -> dict:
+        """The entry's JSON form, made once per entry (while the entry is in the ring)."""
+        shaped = self._shaped.get(entry[0])
+        if shaped is None:
+            if len(self._shaped) >= 4 * self.capacity:
+                self._shaped.clear()
+            shaped = self._shaped[entry[0]] = shape(entry)
+        return shaped
 
 
 REQUEST_LOG = web.AppKey("request_log", RequestLog)
@@ -121,25 +147,29 @@ def _bearer(headers: Mapping[str, str]) -> str | None:
     return auth[7:].strip() or None if auth.startswith("Bearer ") else None
 
 
-def credentials(request: web.Request) -> dict[str, str | None]:
-    """The credentials the request presented, redacted."""
-    headers = request.headers
-    found: dict[str, str | None] = {}
+def credentials(headers: Mapping[str, str], path: str) -> tuple[str | None, ...] | None:
+    """The credentials the request presented, redacted: (subscriptionKey, token, adminToken, clientSecret),
+    or None when it presented none."""
     sub = headers.get("Ocp-Apim-Subscription-Key")
-    if sub:
-        found["subscriptionKey"] = redact(sub)
-    auth = headers.get("Authorization", "")
-    if auth.startswith("Bearer "):
+    auth = headers.get("Authorization")
+    token = admin = None
+    if auth is not None and auth.startswith("Bearer "):
         bearer = auth[7:].strip()
         if bearer:
-            found["adminToken" if request.path.startswith("/_sandbox") else "token"] = redact(bearer)
+            if path.startswith("/_sandbox"):
+                admin = redact(bearer)
+            else:
+                token = redact(bearer)
         secret = headers.get("client_secret")
     else:
         basic = _basic(headers) if auth else None
         secret = basic[1] if basic else headers.get("client_secret")
-    if secret:
-        found["clientSecret"] = redact(secret)
-    return found
+    if not (sub or token or admin or secret):
+        return None
+    return (redact(sub), token, admin, redact(secret))
+
+
+CREDENTIAL_FIELDS = ("subscriptionKey", "token", "adminToken", "clientSecret")
 
 
 def claimed_keyset(request: web.Request, world: World) -> KeySet | None:
@@ -170,122 +200,58 @@ def _decision_fields(decision: Decision) -> dict:
     return {"allowed": decision.allowed, "rule": decision.rule, "reason": decision.reason}
 
 
-class Pending:
-    """One request, captured cheaply while it is served and turned into its JSON entry only when read.
-
-    Recording happens on every request, reading rarely: what is kept here is already redacted (or
-    carries no secret), and the work of shaping the entry is left to `as_dict()`.
-    """
-
-    __slots__ = ("id", "wall", "virtual", "env", "method", "path", "route", "ctx", "claimed", "msn",
-                 "credentials", "admin_decision", "status", "rule", "reason", "latency_ms", "fault", "interrupted",
-                 "_dict")
-
-    def __init__(self, request: web.Request, status: int | None, headers: Mapping[str, str], latency_ms: float,
-                 interrupted: bool) -> None:
-        runtime = request.app[RUNTIME]
-        ctx = request.get(CALL)
-        self.id = 0  # set by RequestLog.add
-        self.wall = time.time()
-        self.virtual = runtime.clock.time()
-        self.env = ctx.env if ctx is not None else resolve_env(request, runtime)
-        self.method = request.method
-        self.path = _cut(request.path)
-        route = ctx.route if ctx is not None else None
-        if route is None and request.match_info.http_exception is None:  # refused before the gateway ran
-            route = ROUTES.get(request.match_info.route.name or "")
-        self.route = route
-        self.ctx = ctx
-        # Whose keys a request presented is looked up now only when no key set was verified (refusals).
-        self.claimed = None if ctx is not None and ctx.keyset is not None else \
-            claimed_keyset(request, runtime.world)
-        self.msn = _cut(request.headers.get("Merchant-Serial-Number"))
-        self.credentials = credentials(request)
-        self.admin_decision = request.get(ADMIN_DECISION)
-        self.fault = request.get(FIRED)
-        self.status = None if self.fault is not None and self.fault.drop else status
-        self.rule, self.reason = headers.get("Vipps-Sandbox-Rule"), headers.get("Vipps-Sandbox-Reason")
-        self.latency_ms = latency_ms
-        self.interrupted = interrupted
-        self._dict: dict | None = None
-
-    def _decision(self) -> Decision | None:
-        ctx, status = self.ctx, self.status
-        if ctx is not None and ctx.decision is not None:
-            return ctx.decision
-        route = ctx.route if ctx is not None else None
-        if route is not None and route.name in TOKEN_ENDPOINT_KEY_TYPES and ctx.keyset is not None \
-                and status is not None and status < 400:
-            return token_decision(route.name, ctx.keyset, ctx.env)
-        return self.admin_decision
-
-    def as_dict(self) -> dict:
-        if self._dict is not None:
-            return self._dict
-        ctx, status, rule, reason = self.ctx, self.status, self.rule, self.reason
-        dropped = self.fault is not None and self.fault.drop
-        keyset = ctx.keyset if ctx is not None else None
-        caller = _caller(keyset, True) if keyset is not None else _caller(self.claimed, False)
-        decision = self._decision()
-        error = None
-        if decision is not None:
-            fields = _decision_fields(decision)
-            if decision.allowed and (rule or (status is not None and status >= 400)):
-                error = {"rule": rule, "reason": reason}  # let through, then refused by the handler (or a fault)
-        elif rule:  # refused before any policy decision: bad token, token endpoint, unknown path
-            fields = {"allowed": False, "rule": rule, "reason": reason}
-        elif status is not None and status >= 400:
-            fields = {"allowed": False, "rule": f"http-{status}", "reason": "Refused before any key-type decision."}
-        else:
-            fields = {"allowed": True, "rule": "no-decision-needed", "reason": "This route checks no keys."}
-        route = self.route
-        self._dict = {
-            "id": self.id,
-            "time": datetime.fromtimestamp(self.wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "virtualTime": iso_utc(self.virtual),
-            "environment": str(self.env),
-            "method": self.method,
-            "path": self.path,
-            "route": route.name if route else None,
-            "api": str(route.api) if route else None,
-            "caller": caller,
-            "msn": self.msn,
-            "actingFor": ctx.msn if ctx is not None else None,
-            "credentials": self.credentials,
-            "decision": fields,
-            "error": error,
-            "status": status,
-            "latencyMs": round(self.latency_ms, 2),
-            "fault": self.fault.id if self.fault is not None else None,
-            "dropped": dropped,
-            "interrupted": self.interrupted and not dropped,
-            "warnings": list(ctx.warnings) if ctx is not None else [],
-        }
-        self.ctx = self.claimed = self.admin_decision = None  # the entry is all that is needed from now on
-        return self._dict
+def _decision(ctx: CallContext, status: int | None) -> Decision | None:
+    if ctx.decision is not None:
+        return ctx.decision
+    route = ctx.route
+    if route is not None and route.name in TOKEN_ENDPOINT_KEY_TYPES and ctx.keyset is not None \
+            and status is not None and status < 400:
+        return token_decision(route.name, ctx.keyset, ctx.env)
+    return ctx.admin
 
 
-@web.middleware
-async def request_log_middleware(request: web.Request, handler) -> web.StreamResponse:
-    ring = request.app.get(REQUEST_LOG)
-    if ring is None or (request.method, request.path) in QUIET:
-        return await handler(request)
-    started = time.perf_counter()
-    status: int | None = None
-    headers: Mapping[str, str] = {}
-    interrupted = False
-    try:
-        response = await handler(request)
-        status, headers = response.status, response.headers
-        return response
-    except web.HTTPException as exc:  # redirects the gateway lets through
-        status, headers = exc.status, exc.headers
-        raise
-    except BaseException:  # the client went away (CancelledError) or worse: still one entry
-        interrupted = True
-        raise
-    finally:
-        try:
-            ring.add(Pending(request, status, headers, (time.perf_counter() - started) * 1000, interrupted))
-        except Exception:  # the log must never break a request
-            log.exception("could not record %s %s in the request log", request.method, request.path)
+def shape(entry: tuple) -> dict:
+    """An entry of the ring (see RequestLog.record) as the JSON the control plane and dashboard show."""
+    (entry_id, wall, virtual, ctx, method, path, route, claimed, msn, creds, status, rule, reason, latency_ms,
+     interrupted) = entry
+    fault = ctx.fault
+    dropped = fault is not None and fault.drop
+    if dropped:
+        status = None
+    keyset = ctx.keyset
+    caller = _caller(keyset, True) if keyset is not None else _caller(claimed, False)
+    decision = _decision(ctx, status)
+    error = None
+    if decision is not None:
+        fields = _decision_fields(decision)
+        if decision.allowed and (rule or (status is not None and status >= 400)):
+            error = {"rule": rule, "reason": reason}  # let through, then refused by the handler (or a fault)
+    elif rule:  # refused before any policy decision: bad token, token endpoint, unknown path
+        fields = {"allowed": False, "rule": rule, "reason": reason}
+    elif status is not None and status >= 400:
+        fields = {"allowed": False, "rule": f"http-{status}", "reason": "Refused before any key-type decision."}
+    else:
+        fields = {"allowed": True, "rule": "no-decision-needed", "reason": "This route checks no keys."}
+    return {
+        "id": entry_id,
+        "time": datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "virtualTime": iso_utc(virtual),
+        "environment": str(ctx.env),
+        "method": method,
+        "path": path,
+        "route": route.name if route else None,
+        "api": str(route.api) if route else None,
+        "caller": caller,
+        "msn": msn,
+        "actingFor": ctx.msn,
+        "credentials": {name: value for name, value in zip(CREDENTIAL_FIELDS, creds, strict=True) if value}
+        if creds else {},
+        "decision": fields,
+        "error": error,
+        "status": status,
+        "latencyMs": round(latency_ms, 2),
+        "fault": fault.id if fault is not None else None,
+        "dropped": dropped,
+        "interrupted": interrupted and not dropped,
+        "warnings": list(ctx.warnings),
+    }

@@ -41,6 +41,8 @@ class Runtime:
         self.tokens = TokenService(self.clock, self.world)
         #: Called with (event kind, payload) for every domain event, e.g. ("epayment.captured", {...}).
         self.listeners: list[Callable[[str, dict], None]] = []
+        #: Called when the control plane reads or moves the clock, so what fell due (expiries) happens now.
+        self.clock_hooks: list[Callable[[], object]] = []
         #: Called on reset, after the directory and clock are back to the fixture.
         self.reset_hooks: list[Callable[[], None]] = []
         #: What snapshots hold, by name; backends register theirs. Loaded in this order (the world first).

@@ -139,16 +139,37 @@ def test_app_refuses_to_start_with_a_route_without_policy(monkeypatch):
     from aiohttp import web
 
     from sandbox import app as app_module
+    from sandbox.front_door import routes
 
     async def ok(request: web.Request) -> web.Response:
         return web.Response()
 
     def rogue(app: web.Application) -> None:
-        app.router.add_get("/epayment/v1/rogue", ok, name="epayment.rogue")
+        routes(app).add_get("/epayment/v1/rogue", ok, name="epayment.rogue")
 
     class RogueModule:
         setup = staticmethod(rogue)
 
     monkeypatch.setattr(app_module, "API_MODULES", (*app_module.API_MODULES, RogueModule))
-    with pytest.raises(app_module.PolicyMissing, match="epayment.rogue"):
+    with pytest.raises(app_module.PolicyMissing, match="without a policy entry.*epayment.rogue"):
+        app_module.create_app()
+
+
+def test_app_refuses_to_start_with_a_route_that_bypasses_the_front_door(monkeypatch):
+    """A handler registered on app.router directly would skip the gateway's checks: the app refuses to start."""
+    from aiohttp import web
+
+    from sandbox import app as app_module
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response()
+
+    def sneaky(app: web.Application) -> None:
+        app.router.add_get("/epayment/v1/sneaky", ok)
+
+    class SneakyModule:
+        setup = staticmethod(sneaky)
+
+    monkeypatch.setattr(app_module, "API_MODULES", (*app_module.API_MODULES, SneakyModule))
+    with pytest.raises(app_module.PolicyMissing, match="bypasses the gateway"):
         app_module.create_app()

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from sandbox.context import RUNTIME, call
 from sandbox.errors import Detail, Problem, clip
+from sandbox.front_door import routes
 from sandbox.keys_listing import keyset_rows
 from sandbox.model import Env, KeyType
 from sandbox.runtime import Runtime
@@ -18,6 +19,9 @@ class ClockBackend:
         self.runtime = runtime
 
     def read(self) -> dict:
+        """The clock, after whatever fell due by now has happened (payments expire, and tell listeners)."""
+        for hook in self.runtime.clock_hooks:
+            hook()
         clock = self.runtime.clock
         return {"now": clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "frozen": clock.frozen}
 
@@ -89,7 +93,8 @@ async def keys_list(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/_sandbox/health", health, name="sandbox.health")
-    app.router.add_get("/_sandbox/clock", clock_get, name="sandbox.clock.get")
-    app.router.add_post("/_sandbox/clock", clock_set, name="sandbox.clock.set")
-    app.router.add_get("/_sandbox/keys", keys_list, name="sandbox.keys")
+    router = routes(app)
+    router.add_get("/_sandbox/health", health, name="sandbox.health")
+    router.add_get("/_sandbox/clock", clock_get, name="sandbox.clock.get")
+    router.add_post("/_sandbox/clock", clock_set, name="sandbox.clock.set")
+    router.add_get("/_sandbox/keys", keys_list, name="sandbox.keys")

@@ -11,6 +11,7 @@ from sandbox.context import RUNTIME
 from sandbox.controlplane import KeyRotation, Snapshots
 from sandbox.errors import Detail, Problem
 from sandbox.faults import FAULTS, FaultBook
+from sandbox.front_door import routes
 from sandbox.model import KeyType
 from sandbox.requestlog import DEFAULT_LIMIT, REQUEST_LOG, RequestLog
 
@@ -108,12 +109,12 @@ async def faults_delete(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     runtime = app[RUNTIME]
-    app[REQUEST_LOG] = RequestLog(runtime.settings.request_log_size)
+    app[REQUEST_LOG] = RequestLog(runtime.settings.request_log_size, runtime.clock)
     book = app[FAULTS] = FaultBook()
     runtime.reset_hooks.append(book.reset)  # faults are part of a test's set-up: reset removes them
     app[KEY_ROTATION] = KeyRotation(runtime)
     app[SNAPSHOTS] = Snapshots(runtime)
-    router = app.router
+    router = routes(app)
     router.add_get("/_sandbox/requests", requests_list, name="sandbox.requests.list")
     router.add_delete("/_sandbox/requests", requests_clear, name="sandbox.requests.clear")
     router.add_post("/_sandbox/reset", reset, name="sandbox.reset")

@@ -15,6 +15,7 @@ from sandbox.api.control import read_json
 from sandbox.context import RUNTIME
 from sandbox.dashboard.feeds import PAYMENT_ACTIONS, building, payment_action, payment_rows, product_order_rows
 from sandbox.errors import GatewayNotFound
+from sandbox.front_door import routes
 from sandbox.policy import matrix
 
 #: The only files served, so no path ever reaches the file system unchecked.
@@ -62,11 +63,12 @@ async def payment_action_route(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/_sandbox/", page, name="sandbox.dashboard")
-    app.router.add_get("/_sandbox/dashboard/{name}", asset, name="sandbox.dashboard.asset")
-    app.router.add_get("/_sandbox/building", building_feed, name="sandbox.building")
-    app.router.add_get("/_sandbox/matrix", matrix_feed, name="sandbox.matrix")
-    app.router.add_get("/_sandbox/payments", payments_feed, name="sandbox.payments.list")
-    app.router.add_get("/_sandbox/product-orders", product_orders_feed, name="sandbox.product_orders.list")
-    app.router.add_post("/_sandbox/dashboard/payments/{env}/{msn}/{reference}/{action}", payment_action_route,
+    router = routes(app)
+    router.add_get("/_sandbox/", page, name="sandbox.dashboard")
+    router.add_get("/_sandbox/dashboard/{name}", asset, name="sandbox.dashboard.asset")
+    router.add_get("/_sandbox/building", building_feed, name="sandbox.building")
+    router.add_get("/_sandbox/matrix", matrix_feed, name="sandbox.matrix")
+    router.add_get("/_sandbox/payments", payments_feed, name="sandbox.payments.list")
+    router.add_get("/_sandbox/product-orders", product_orders_feed, name="sandbox.product_orders.list")
+    router.add_post("/_sandbox/dashboard/payments/{env}/{msn}/{reference}/{action}", payment_action_route,
                         name="sandbox.dashboard.payment_action")

@@ -14,12 +14,12 @@ from sandbox.api import epayment_user
 from sandbox.api.control import read_json
 from sandbox.context import RUNTIME, call
 from sandbox.errors import Detail, Problem
+from sandbox.front_door import routes
 from sandbox.payment_rules import check_reference
 from sandbox.payments import PaymentsBackend
 
 PAYMENTS = web.AppKey("payments", PaymentsBackend)
 IDEMPOTENCY_KEY_MAX = 50
-CLOCK_ROUTES = frozenset({"sandbox.clock.get", "sandbox.clock.set"})
 
 
 def backend(request: web.Request) -> PaymentsBackend:
@@ -66,11 +66,9 @@ async def create(request: web.Request) -> web.Response:
 
 async def get_payment(request: web.Request) -> web.Response:
     ctx = call(request)
-    reference = reference_of(request)
     assert ctx.msn is not None
-    payments = backend(request)
-    text = payments.view_json(payments.find(ctx.env, ctx.msn, reference))
-    return web.Response(text=text, content_type="application/json")
+    body = backend(request).view_bytes(ctx.env, ctx.msn, request.match_info["reference"])
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 async def events(request: web.Request) -> web.Response:
@@ -118,19 +116,12 @@ async def force_approve(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-async def _sweep_when_clock_is_used(request: web.Request, response: web.StreamResponse) -> None:
-    """Reading or moving the clock expires due payments, so their events go out without another call."""
-    route = request.match_info.route
-    if route.name in CLOCK_ROUTES:
-        request.app[PAYMENTS].sweep()
-
-
 def setup(app: web.Application) -> None:
     payments = app[PAYMENTS] = PaymentsBackend(app[RUNTIME])
     app[RUNTIME].reset_hooks.append(payments.clear)
     app[RUNTIME].state_providers["payments"] = (payments.dump, payments.load)
-    app.on_response_prepare.append(_sweep_when_clock_is_used)
-    router = app.router
+    app[RUNTIME].clock_hooks.append(payments.sweep)
+    router = routes(app)
     router.add_post("/epayment/v1/payments", create, name="epayment.create")
     router.add_get("/epayment/v1/payments/{reference}", get_payment, name="epayment.get")
     router.add_get("/epayment/v1/payments/{reference}/events", events, name="epayment.events")

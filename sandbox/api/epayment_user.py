@@ -16,6 +16,7 @@ from aiohttp import web
 from sandbox.api.control import read_json
 from sandbox.context import RUNTIME, call
 from sandbox.errors import Detail, Problem
+from sandbox.front_door import routes
 from sandbox.payments import Payment, PaymentsBackend, State
 
 PAGE_CSS = ("body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;color:#222}"
@@ -147,7 +148,7 @@ def setup(app: web.Application, key: web.AppKey) -> None:
         handler.__doc__ = f"CI acts as the user: {action} the payment, in this port's environment."
         return handler
 
-    router = app.router
+    router = routes(app)
     router.add_get("/_sandbox/landing", landing, name="sandbox.landing")
     router.add_post("/_sandbox/landing/approve", landing_approve, name="sandbox.landing.approve")
     router.add_post("/_sandbox/landing/reject", landing_reject, name="sandbox.landing.reject")

@@ -12,6 +12,7 @@ from sandbox.api.control import read_json
 from sandbox.api.product_order_page import render_page
 from sandbox.context import RUNTIME, call
 from sandbox.errors import Detail, Problem
+from sandbox.front_door import routes
 from sandbox.management_backend import ManagementBackend
 from sandbox.model import KeySet
 
@@ -107,7 +108,7 @@ def setup(app: web.Application) -> None:
     app[BACKEND] = store
     app[RUNTIME].reset_hooks.append(store.book.reset)
     app[RUNTIME].state_providers["product_orders"] = (store.book.dump, store.book.load)
-    router = app.router
+    router = routes(app)
     router.add_get("/management/v1/sales-units", sales_units_list, name="management.sales_units.list")
     router.add_get("/management/v1/sales-units/{msn}", sales_unit_get, name="management.sales_units.get")
     router.add_get("/management/v1/merchants/{scheme}/{id}", merchant_get, name="management.merchants.get")

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from sandbox.api.control import read_json
 from sandbox.context import RUNTIME, call
+from sandbox.front_door import routes
 from sandbox.model import KeySet
 from sandbox.report_backend import MAX_PAGE_SIZE, ReportBackend, parse_page_size
 
@@ -70,10 +71,11 @@ async def consents_revoke(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app[REPORT_BACKEND] = ReportBackend(app[RUNTIME])
-    app.router.add_get("/settlement/v1/ledgers", ledgers, name="report.ledgers")
-    app.router.add_get("/report/v2/ledgers/{ledgerId}/{topic}/dates/{ledgerDate}", dates, name="report.dates")
-    app.router.add_get("/report/v2/ledgers/{ledgerId}/{topic}/feed", feed, name="report.feed")
-    app.router.add_get("/_sandbox/consents", consents_list, name="sandbox.consents.list")
-    app.router.add_post("/_sandbox/consents", consents_grant, name="sandbox.consents.grant")
-    app.router.add_delete("/_sandbox/consents/{accountingPartnerId}/{merchantId}", consents_revoke,
+    router = routes(app)
+    router.add_get("/settlement/v1/ledgers", ledgers, name="report.ledgers")
+    router.add_get("/report/v2/ledgers/{ledgerId}/{topic}/dates/{ledgerDate}", dates, name="report.dates")
+    router.add_get("/report/v2/ledgers/{ledgerId}/{topic}/feed", feed, name="report.feed")
+    router.add_get("/_sandbox/consents", consents_list, name="sandbox.consents.list")
+    router.add_post("/_sandbox/consents", consents_grant, name="sandbox.consents.grant")
+    router.add_delete("/_sandbox/consents/{accountingPartnerId}/{merchantId}", consents_revoke,
                           name="sandbox.consents.revoke")

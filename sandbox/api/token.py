@@ -11,6 +11,7 @@ from aiohttp import web
 
 from sandbox.context import RUNTIME, call
 from sandbox.errors import GatewayError, OAuthError, Problem, clip
+from sandbox.front_door import routes
 from sandbox.gateway import INVALID_SUBSCRIPTION_KEY, MISSING_SUBSCRIPTION_KEY, parse_msn, partner_header_warning
 from sandbox.model import Env, KeySet, KeyType
 from sandbox.policy import token_decision
@@ -168,5 +169,6 @@ async def miami_token(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     app[TOKEN_BACKEND] = TokenBackend(app[RUNTIME])
     # The real gateway matches this path case-insensitively (/accessToken/get is common in clients).
-    app.router.add_post(r"/{_a:(?i:accesstoken)}/{_g:(?i:get)}", accesstoken_get, name="token.accesstoken")
-    app.router.add_post("/miami/v1/token", miami_token, name="token.miami")
+    router = routes(app)
+    router.add_post(r"/{_a:(?i:accesstoken)}/{_g:(?i:get)}", accesstoken_get, name="token.accesstoken")
+    router.add_post("/miami/v1/token", miami_token, name="token.miami")

@@ -16,6 +16,7 @@ from aiohttp import web
 from sandbox.api.control import read_json
 from sandbox.context import RUNTIME, call
 from sandbox.errors import Detail, Problem
+from sandbox.front_door import routes
 from sandbox.model import KeyType
 from sandbox.spec import SpecSchemas
 from sandbox.webhook_delivery import Scope, WebhookBackend, WebhookError
@@ -115,9 +116,10 @@ def setup(app: web.Application) -> None:
     app[RUNTIME].state_providers["webhooks"] = (backend.dump, backend.load)
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
-    app.router.add_post("/webhooks/v1/webhooks", register, name="webhooks.register")
-    app.router.add_get("/webhooks/v1/webhooks", list_webhooks, name="webhooks.list")
-    app.router.add_delete("/webhooks/v1/webhooks/{id}", delete, name="webhooks.delete")
-    app.router.add_get("/_sandbox/webhooks/deliveries", deliveries, name="sandbox.webhooks.deliveries")
-    app.router.add_post("/_sandbox/inbox/{name}", inbox_post, name="sandbox.inbox.post")
-    app.router.add_get("/_sandbox/inbox/{name}", inbox_get, name="sandbox.inbox.get")
+    router = routes(app)
+    router.add_post("/webhooks/v1/webhooks", register, name="webhooks.register")
+    router.add_get("/webhooks/v1/webhooks", list_webhooks, name="webhooks.list")
+    router.add_delete("/webhooks/v1/webhooks/{id}", delete, name="webhooks.delete")
+    router.add_get("/_sandbox/webhooks/deliveries", deliveries, name="sandbox.webhooks.deliveries")
+    router.add_post("/_sandbox/inbox/{name}", inbox_post, name="sandbox.inbox.post")
+    router.add_get("/_sandbox/inbox/{name}", inbox_get, name="sandbox.inbox.get")
