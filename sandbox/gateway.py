@@ -16,6 +16,17 @@ from aiohttp import web
 from sandbox import errors, faults
 from sandbox.context import RUNTIME, CallContext
 from sandbox.errors import Detail, GatewayError, GatewayNotFound, Problem, RenderContext, SandboxError
+from sandbox.headers import (
+    AUTHORIZATION,
+    CONTENT_LENGTH,
+    HOST,
+    MERCHANT_SERIAL_NUMBER,
+    SANDBOX_DECISION,
+    SANDBOX_RULE,
+    SANDBOX_WARNING,
+    SUBSCRIPTION_KEY,
+    SYSTEM_HEADERS,
+)
 from sandbox.model import Env, KeyType
 from sandbox.policy import ROUTES, Api, Auth, RoutePolicy, decide, environment_decision
 from sandbox.runtime import Runtime
@@ -23,8 +34,6 @@ from sandbox.runtime import Runtime
 log = logging.getLogger("sandbox")
 
 HOST_ENVS = {"apitest.vipps.no": Env.TEST, "api.vipps.no": Env.PRODUCTION}
-SYSTEM_HEADERS = ("Vipps-System-Name", "Vipps-System-Version", "Vipps-System-Plugin-Name",
-                  "Vipps-System-Plugin-Version")
 SYSTEM_HEADER_MAX = 30
 MSN_PATTERN = re.compile(r"^[0-9]{4,10}$")
 MAX_BODY = 1024 * 1024  # the app's client_max_size
@@ -43,7 +52,7 @@ _HOST_SEEN: dict[str, Env | None] = {}
 
 def resolve_env(request: web.Request, runtime: Runtime) -> Env:
     """The Host header decides when it names a Vipps host; otherwise the port the request came in on."""
-    header = request.headers.get("Host") or ""
+    header = request.headers.get(HOST) or ""
     if header in _HOST_SEEN:
         env = _HOST_SEEN[header]
     else:
@@ -87,7 +96,7 @@ def partner_header_warning(request: web.Request, ctx: CallContext, missing: list
 
 
 def parse_msn(request: web.Request) -> str | None:
-    value = request.headers.get("Merchant-Serial-Number")
+    value = request.headers.get(MERCHANT_SERIAL_NUMBER)
     if value is None or value == "":
         return None
     if not MSN_PATTERN.match(value):
@@ -110,7 +119,7 @@ def unverified_flow(token: str | None) -> str | None:
 
 def authenticate(request: web.Request, runtime: Runtime, ctx: CallContext):
     """The gateway's credential checks for a bearer route; returns the caller's key set."""
-    header = request.headers.get("Authorization", "")
+    header = request.headers.get(AUTHORIZATION, "")
     token = header[7:].strip() if header.startswith("Bearer ") else None
     claims = keyset = None
     token_error: GatewayError | None = None
@@ -123,7 +132,7 @@ def authenticate(request: web.Request, runtime: Runtime, ctx: CallContext):
     owner_id = None
     flow = claims.flow if claims is not None else unverified_flow(token)
     if flow != "miami":  # /miami/v1/token tokens are used without a subscription key
-        sub = request.headers.get("Ocp-Apim-Subscription-Key")
+        sub = request.headers.get(SUBSCRIPTION_KEY)
         if not sub:
             raise GatewayError(MISSING_SUBSCRIPTION_KEY, rule="subscription-key-missing")
         owner_id = world.subscription_owner(sub)
@@ -150,7 +159,7 @@ def authenticate(request: web.Request, runtime: Runtime, ctx: CallContext):
 
 def check_body_size(request: web.Request) -> None:
     """An announced body over the limit gets its 413 at once, whether or not the handler reads the body."""
-    if "Content-Length" not in request.headers:  # GETs: nothing to check (chunked bodies are capped on read)
+    if CONTENT_LENGTH not in request.headers:  # GETs: nothing to check (chunked bodies are capped on read)
         return
     length = request.content_length
     if length is not None and length > MAX_BODY:
@@ -233,11 +242,11 @@ async def through_gateway(request: web.Request, handler: Handler, ctx: CallConte
         log.exception("unhandled error on %s %s", request.method, request.path)
         response = errors.render(Problem(500, "Internal Server Error", "The sandbox failed unexpectedly."), render_ctx)
     if ctx.decision is not None:
-        response.headers["Vipps-Sandbox-Decision"] = "allow" if ctx.decision.allowed else "deny"
-    elif "Vipps-Sandbox-Rule" in response.headers and response.status >= 400:
-        response.headers["Vipps-Sandbox-Decision"] = "deny"  # refused before any policy decision (a bad token)
+        response.headers[SANDBOX_DECISION] = "allow" if ctx.decision.allowed else "deny"
+    elif SANDBOX_RULE in response.headers and response.status >= 400:
+        response.headers[SANDBOX_DECISION] = "deny"  # refused before any policy decision (a bad token)
     elif ctx.route is not None and ctx.route.api is not Api.SANDBOX and response.status < 400:
-        response.headers["Vipps-Sandbox-Decision"] = "allow"  # the token endpoints
+        response.headers[SANDBOX_DECISION] = "allow"  # the token endpoints
     if ctx.warnings:
-        response.headers["Vipps-Sandbox-Warning"] = errors.header_safe(" ".join(ctx.warnings))
+        response.headers[SANDBOX_WARNING] = errors.header_safe(" ".join(ctx.warnings))
     return response

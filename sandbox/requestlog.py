@@ -22,6 +22,14 @@ from aiohttp import web
 
 from sandbox.clock import VirtualClock, iso_utc
 from sandbox.context import CallContext
+from sandbox.headers import (
+    AUTHORIZATION,
+    CLIENT_SECRET,
+    MERCHANT_SERIAL_NUMBER,
+    SANDBOX_REASON,
+    SANDBOX_RULE,
+    SUBSCRIPTION_KEY,
+)
 from sandbox.model import KeySet, KeyType
 from sandbox.policy import ROUTES, TOKEN_ENDPOINT_KEY_TYPES, Decision, token_decision
 from sandbox.world import World
@@ -71,14 +79,16 @@ class RequestLog:
         if route is None and request.match_info.http_exception is None:  # refused before the gateway ran
             route = ROUTES.get(request.match_info.route.name or "")
         request_headers = request.headers
-        msn = request_headers.get("Merchant-Serial-Number")
+        msn = request_headers.get(MERCHANT_SERIAL_NUMBER)
         if msn is not None and len(msn) > MAX_FIELD:
             msn = msn[:MAX_FIELD] + "…"
         # Whose keys a request presented is looked up now only when no key set was verified (refusals).
         claimed = None if ctx.keyset is not None else claimed_keyset(request, world)
+        rule = reason = None
+        if status is not None and status >= 400:  # only error bodies (sandbox.errors) carry these headers
+            rule, reason = headers.get(SANDBOX_RULE), headers.get(SANDBOX_REASON)
         entry = (next(self._ids), wall, self.clock.at(wall), ctx, method, path, route, claimed, msn,
-                 credentials(request_headers, path), status, headers.get("Vipps-Sandbox-Rule"),
-                 headers.get("Vipps-Sandbox-Reason"), (wall - started) * 1000, interrupted)
+                 credentials(request_headers, path), status, rule, reason, (wall - started) * 1000, interrupted)
         read = status is not None and status < 400 and (method == "GET" or method == "HEAD") \
             and path.startswith("/_sandbox/")
         (self.reads if read else self.entries).append(entry)
@@ -150,8 +160,8 @@ def _bearer(headers: Mapping[str, str]) -> str | None:
 def credentials(headers: Mapping[str, str], path: str) -> tuple[str | None, ...] | None:
     """The credentials the request presented, redacted: (subscriptionKey, token, adminToken, clientSecret),
     or None when it presented none."""
-    sub = headers.get("Ocp-Apim-Subscription-Key")
-    auth = headers.get("Authorization")
+    sub = headers.get(SUBSCRIPTION_KEY)
+    auth = headers.get(AUTHORIZATION)
     token = admin = None
     if auth is not None and auth.startswith("Bearer "):
         bearer = auth[7:].strip()
@@ -160,13 +170,13 @@ def credentials(headers: Mapping[str, str], path: str) -> tuple[str | None, ...]
                 admin = redact(bearer)
             else:
                 token = redact(bearer)
-        secret = headers.get("client_secret")
+        secret = headers.get(CLIENT_SECRET)
     else:
         basic = _basic(headers) if auth else None
         secret = basic[1] if basic else headers.get("client_secret")
     if not (sub or token or admin or secret):
         return None
-    return (redact(sub), token, admin, redact(secret))
+    return (redact(sub) if sub else None, token, admin, redact(secret) if secret else None)
 
 
 CREDENTIAL_FIELDS = ("subscriptionKey", "token", "adminToken", "clientSecret")
