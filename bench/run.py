@@ -178,11 +178,18 @@ async def in_process_rows(args, rows: list[Row]) -> None:
             path = "/epayment/v1/payments/fill-00000001"
             reply = await client.request("GET", path, "test", headers=headers)
             assert reply.status == 200, reply.text
-            ours = await get_load(running.test_url + path, headers, args.seconds)
-            base = await get_load(f"http://127.0.0.1:{bare_port}/payment", {}, args.seconds)
-            ratio = ours["rps"] / base["rps"]
+            # Alternating pairs, and the median pair: on a shared VM one load can run 10% off its neighbour.
+            pairs = []
+            for _ in range(args.get_rounds):
+                ours = await get_load(running.test_url + path, headers, args.seconds)
+                base = await get_load(f"http://127.0.0.1:{bare_port}/payment", {}, args.seconds)
+                pairs.append((ours["rps"] / base["rps"], ours, base))
+            pairs.sort(key=lambda pair: pair[0])
+            ratio, ours, base = pairs[len(pairs) // 2]
+            spread = f"{pairs[0][0]:.2f}-{pairs[-1][0]:.2f}"
             rows.append(Row("authorized GET payment vs bare aiohttp JSON handler", f"{ours['rps']:.0f} req/s",
                             f"{base['rps']:.0f} req/s", ratio, ">= 0.6", ratio >= 0.6,
+                            f"median of {len(pairs)} alternating pairs (ratios {spread}); "
                             f"p50 {ours['p50']:.2f}/{base['p50']:.2f} ms, p99 {ours['p99']:.2f}/{base['p99']:.2f} ms "
                             f"({ours['tool']})"))
             # 2. flow rate with 1k payments held, then with 100k (after a warm-up run of the same flows)
@@ -363,11 +370,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10k payments and entries, shorter loads")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per load (flows: twice this)")
+    parser.add_argument("--get-rounds", type=int, default=5, help="alternating GET pairs (sandbox, bare); median kept")
     args = parser.parse_args()
     args.payments = args.entries = 10_000 if args.quick else 100_000
     args.starts, args.resets = (3, 50) if args.quick else (5, 200)
     if args.quick:
         args.seconds = min(args.seconds, 2.0)
+        args.get_rounds = min(args.get_rounds, 3)
     rows: list[Row] = []
     await process_rows(args, rows)
     await in_process_rows(args, rows)
