@@ -22,6 +22,8 @@ class SandboxError(Exception):
     """Base of every error the sandbox answers with. `reason` is plain words for people."""
 
     status: int = 400
+    #: Extra response headers this error brings (a 429's Retry-After).
+    headers: dict[str, str] | None = None
 
     def __init__(self, reason: str, *, status: int | None = None, rule: str | None = None) -> None:
         super().__init__(reason)
@@ -165,6 +167,8 @@ def render(error: SandboxError, ctx: RenderContext) -> web.Response:
     else:
         body = _gateway_body(error.status, error.reason)
     headers = dict(ctx.extra_headers)
+    if error.headers:
+        headers.update(error.headers)
     if error.rule:
         headers["Vipps-Sandbox-Reason"] = header_safe(error.reason)
         headers["Vipps-Sandbox-Rule"] = error.rule

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from sandbox.context import CallContext
-from sandbox.errors import HTTP_TITLES, Detail, GatewayError, Problem, RenderContext
+from sandbox.errors import HTTP_TITLES, Detail, GatewayError, Problem
 from sandbox.model import KeyType
 from sandbox.policy import Api
 
@@ -165,7 +165,7 @@ class FaultBook:
 FAULTS = web.AppKey("faults", FaultBook)
 
 
-async def before_handler(request: web.Request, ctx: CallContext, book: FaultBook, render_ctx: RenderContext) -> None:
+async def before_handler(request: web.Request, ctx: CallContext, book: FaultBook) -> None:
     """Called by the gateway just before the handler: delays, fails or drops the call when a rule fires.
     The rule that fired is kept in ctx.fault, for the request log."""
     if not book.rules or request.path.startswith("/_sandbox"):
@@ -184,9 +184,10 @@ async def before_handler(request: web.Request, ctx: CallContext, book: FaultBook
         raise GatewayError(f"The connection was dropped by fault rule {rule.id}.", status=503, rule=RULE)
     assert rule.status is not None
     if rule.status == 429:
-        render_ctx.extra_headers["Retry-After"] = str(rule.retry_after)
-        raise GatewayError(f"Rate limit is exceeded. Try again in {rule.retry_after} seconds.", status=429,
-                           rule=RULE)
+        limited = GatewayError(f"Rate limit is exceeded. Try again in {rule.retry_after} seconds.", status=429,
+                               rule=RULE)
+        limited.headers = {"Retry-After": str(rule.retry_after)}
+        raise limited
     reason = f"Injected by fault rule {rule.id} of the sandbox."
     if ctx.route is not None and ctx.route.api is Api.TOKEN:
         raise GatewayError(reason, status=rule.status, rule=RULE)

@@ -193,16 +193,19 @@ async def unmatched(request: web.Request) -> SandboxError:
     return GatewayNotFound(UNKNOWN_PATH, rule="unknown-path")
 
 
+def render_context(request: web.Request, ctx: CallContext) -> RenderContext:
+    """Made only when there is an error to render; "gateway" when no route matched."""
+    return RenderContext(api=ctx.route.api if ctx.route is not None else "gateway", path=request.path)
+
+
 async def through_gateway(request: web.Request, handler: Handler, ctx: CallContext, runtime: Runtime,
                           book: faults.FaultBook | None) -> web.StreamResponse:
     """The gateway's checks, then the handler; every error rendered in its API's format (by sandbox.errors)."""
-    render_ctx = RenderContext(api="gateway", path=request.path)
     try:
         route = route_of(request)
         if route is None:
             raise await unmatched(request)
         ctx.route = route
-        render_ctx.api = route.api
         check_body_size(request)
         missing = check_system_headers(request, ctx)
         if ctx.env not in route.envs:
@@ -229,18 +232,19 @@ async def through_gateway(request: web.Request, handler: Handler, ctx: CallConte
             ctx.msn = decision.msn
         ctx.missing_system_headers = missing
         if book is not None and book.rules:
-            await faults.before_handler(request, ctx, book, render_ctx)  # injected faults (sandbox/faults.py)
+            await faults.before_handler(request, ctx, book)  # injected faults (sandbox/faults.py)
         response = await handler(request)
     except SandboxError as exc:
-        response = errors.render(exc, render_ctx)
+        response = errors.render(exc, render_context(request, ctx))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         title = errors.HTTP_TITLES.get(exc.status, "Error")
-        response = errors.render(Problem(exc.status, title, exc.reason or title), render_ctx)
+        response = errors.render(Problem(exc.status, title, exc.reason or title), render_context(request, ctx))
     except Exception:  # never a traceback to the client
         log.exception("unhandled error on %s %s", request.method, request.path)
-        response = errors.render(Problem(500, "Internal Server Error", "The sandbox failed unexpectedly."), render_ctx)
+        response = errors.render(Problem(500, "Internal Server Error", "The sandbox failed unexpectedly."),
+                                 render_context(request, ctx))
     if ctx.decision is not None:
         response.headers[SANDBOX_DECISION] = "allow" if ctx.decision.allowed else "deny"
     elif SANDBOX_RULE in response.headers and response.status >= 400:

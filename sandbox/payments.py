@@ -206,7 +206,7 @@ class PaymentsBackend:
 
     def sweep(self) -> int:
         """Expires every CREATED payment whose time has come; O(1) when none is due."""
-        heap, now, expired = self._expiry_heap, self.now(), 0
+        heap, now, expired = self._expiry_heap, self.runtime.clock.time(), 0
         while heap and heap[0][0] <= now:
             _, key = heapq.heappop(heap)
             payment = self.payments.get(key)

@@ -122,8 +122,9 @@ def setup(app: web.Application) -> None:
     app[RUNTIME].state_providers["payments"] = (payments.dump, payments.load)
     app[RUNTIME].clock_hooks.append(payments.sweep)
     router = routes(app)
-    router.add_post("/epayment/v1/payments", create, name="epayment.create")
+    # GET first: the router tries routes sharing a prefix in this order, and GET is the hot path.
     router.add_get("/epayment/v1/payments/{reference}", get_payment, name="epayment.get")
+    router.add_post("/epayment/v1/payments", create, name="epayment.create")
     router.add_get("/epayment/v1/payments/{reference}/events", events, name="epayment.events")
     router.add_post("/epayment/v1/payments/{reference}/capture", capture, name="epayment.capture")
     router.add_post("/epayment/v1/payments/{reference}/refund", refund, name="epayment.refund")
