@@ -13,7 +13,7 @@ from sandbox.admin import ADMIN_TOKEN_GENERATED, ensure_admin_token
 from sandbox.api import control, dashboard, epayment, management, report, token, webhooks
 from sandbox.api import controlplane as control_plane
 from sandbox.context import RUNTIME
-from sandbox.front_door import FRONT_DOOR, FrontDoor, add_catch_all, unguarded_routes
+from sandbox.front_door import FRONT_DOOR, FrontDoor, add_catch_all, bypassing_message, unguarded_routes
 from sandbox.gateway import MAX_BODY, UNMATCHED
 from sandbox.policy import ROUTES
 from sandbox.runtime import Runtime
@@ -30,8 +30,7 @@ class PolicyMissing(RuntimeError):
 def check_policy_coverage(app: web.Application) -> None:
     bypassing = unguarded_routes(app)
     if bypassing:
-        raise PolicyMissing(f"route {bypassing[0].method} {bypassing[0].resource} was registered on app.router "
-                            "directly, so it bypasses the gateway; register it with sandbox.front_door.routes(app)")
+        raise PolicyMissing(bypassing_message(bypassing[0]))
     names = {route.name for route in app.router.routes() if route.name and route.name != UNMATCHED}
     unnamed = [route for route in app.router.routes() if not route.name and route.method != "HEAD"]
     if unnamed:

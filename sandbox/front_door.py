@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping
 
 from aiohttp import web
+from yarl import URL
 
 from sandbox.admin import is_control_plane, refusal
 from sandbox.context import CALL, CallContext
@@ -62,7 +63,7 @@ class FrontDoor:
             persistence = door.persistence
             if persistence is not None and request.method in MUTATING:
                 return await journaled(persistence, request, ctx, runtime.clock.time(),
-                                       through_gateway(request, handler, ctx, runtime, door.book))
+                                       through_gateway(request, handler, ctx, runtime, door.book, read_body=True))
             return await through_gateway(request, handler, ctx, runtime, door.book)
 
         async def front_door(request: web.Request) -> web.StreamResponse:
@@ -70,7 +71,7 @@ class FrontDoor:
             ring = door.ring
             if ring is None or (request.method, request.path) in QUIET:
                 return await serve(request, ctx)
-            started = time.time()
+            started = time.perf_counter()
             status: int | None = None
             headers: Mapping[str, str] = NO_HEADERS
             interrupted = False
@@ -132,9 +133,50 @@ async def _unmatched(request: web.Request) -> web.StreamResponse:
     raise AssertionError("the gateway answers unmatched paths itself")  # pragma: no cover
 
 
+class CatchAll(web.Resource):
+    """Matches every request target, even those a path pattern cannot (a decoded newline, `OPTIONS *`).
+
+    Indexed under "/", the router tries it after every other route: it gets exactly what nothing else serves.
+    """
+
+    def _match(self, path: str) -> dict[str, str] | None:
+        return {"tail": path}
+
+    def raw_match(self, path: str) -> bool:
+        return True
+
+    @property
+    def canonical(self) -> str:
+        return "/"
+
+    def url_for(self, **kwargs: str) -> URL:
+        return URL("/")
+
+    def add_prefix(self, prefix: str) -> None:
+        raise RuntimeError("the catch-all route takes no prefix")
+
+    def get_info(self) -> dict[str, str]:
+        return {"catch_all": UNMATCHED}
+
+
 def add_catch_all(app: web.Application) -> None:
-    """Last of all routes: whatever no other route matches (path or method) comes through the front door."""
-    app.router.add_route("*", "/{tail:.*}", app[FRONT_DOOR].wrap(_unmatched), name=UNMATCHED)
+    """Last of all routes: whatever no other route matches (path or method) comes through the front door.
+    Also makes the app refuse to start if a route was added behind the front door's back after create_app."""
+    resource = CatchAll(name=UNMATCHED)
+    app.router.register_resource(resource)
+    resource.add_route("*", app[FRONT_DOOR].wrap(_unmatched))
+    app.on_startup.insert(0, _refuse_unguarded_routes)  # before any other startup work (webhook sessions)
+
+
+async def _refuse_unguarded_routes(app: web.Application) -> None:
+    bypassing = unguarded_routes(app)
+    if bypassing:
+        raise RuntimeError(bypassing_message(bypassing[0]))
+
+
+def bypassing_message(route: web.AbstractRoute) -> str:
+    return (f"route {route.method} {route.resource} was registered on app.router directly, so it bypasses the "
+            "gateway; register it with sandbox.front_door.routes(app)")
 
 
 def unguarded_routes(app: web.Application) -> list[web.AbstractRoute]:

@@ -199,8 +199,10 @@ def render_context(request: web.Request, ctx: CallContext) -> RenderContext:
 
 
 async def through_gateway(request: web.Request, handler: Handler, ctx: CallContext, runtime: Runtime,
-                          book: faults.FaultBook | None) -> web.StreamResponse:
-    """The gateway's checks, then the handler; every error rendered in its API's format (by sandbox.errors)."""
+                          book: faults.FaultBook | None, read_body: bool = False) -> web.StreamResponse:
+    """The gateway's checks, then the handler; every error rendered in its API's format (by sandbox.errors).
+    With read_body (journaled requests), the body is read before the handler runs, so one too large to keep
+    is refused before anything changes, whether or not the handler reads it."""
     try:
         route = route_of(request)
         if route is None:
@@ -231,6 +233,8 @@ async def through_gateway(request: web.Request, handler: Handler, ctx: CallConte
                 raise errors.Denied(decision.reason, decision.rule, status=decision.status)
             ctx.msn = decision.msn
         ctx.missing_system_headers = missing
+        if read_body:
+            await request.read()  # kept by aiohttp: the handler's read() gets the same bytes
         if book is not None and book.rules:
             await faults.before_handler(request, ctx, book)  # injected faults (sandbox/faults.py)
         response = await handler(request)

@@ -165,4 +165,9 @@ def enable(app: web.Application, directory: Path) -> Persistence:
     if not ids.seeded:  # a replay must hand out the same ids: seed them, from a seed kept beside the journal
         ids.reseed(persistence.journal.ids_seed())
     app[PERSISTENCE] = persistence
+    app.on_cleanup.append(_close_journal)
     return persistence
+
+
+async def _close_journal(app: web.Application) -> None:
+    app[PERSISTENCE].journal.close()

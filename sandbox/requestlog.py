@@ -70,7 +70,8 @@ class RequestLog:
 
     def record(self, request: web.Request, ctx: CallContext, world: World, status: int | None,
                headers: Mapping[str, str], started: float, interrupted: bool) -> None:
-        """One request, captured after its response (or failure); `started` is its wall-clock start."""
+        """One request, captured after its response (or failure); `started` is its time.perf_counter() start."""
+        latency_ms = (time.perf_counter() - started) * 1000
         wall = time.time()
         method, path = request.method, request.path
         if len(path) > MAX_FIELD:
@@ -88,7 +89,7 @@ class RequestLog:
         if status is not None and status >= 400:  # only error bodies (sandbox.errors) carry these headers
             rule, reason = headers.get(SANDBOX_RULE), headers.get(SANDBOX_REASON)
         entry = (next(self._ids), wall, self.clock.at(wall), ctx, method, path, route, claimed, msn,
-                 credentials(request_headers, path), status, rule, reason, (wall - started) * 1000, interrupted)
+                 credentials(request_headers, path), status, rule, reason, latency_ms, interrupted)
         read = status is not None and status < 400 and (method == "GET" or method == "HEAD") \
             and path.startswith("/_sandbox/")
         (self.reads if read else self.entries).append(entry)

@@ -26,24 +26,25 @@ class ClockBackend:
         return {"now": clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "frozen": clock.frozen}
 
     def change(self, body: object) -> dict:
+        """Checks the whole body first, then applies it: a bad field changes nothing."""
         if not isinstance(body, dict):
             raise Problem(400, "Bad Request", "The body must be a JSON object such as {\"advanceSeconds\": 60}.")
         unknown = sorted(set(body) - {"advanceSeconds", "freeze"})
         if unknown:
             raise Problem(400, "Bad Request", f"Unknown field {unknown[0]!r}.",
                           details=[Detail(unknown[0], "Unknown field.")])
+        if "freeze" in body and not isinstance(body["freeze"], bool):
+            raise Problem(400, "Bad Request", "freeze must be true or false.",
+                          details=[Detail("freeze", "Must be a boolean.")])
+        seconds = body.get("advanceSeconds", 0)
+        number = isinstance(seconds, int | float) and not isinstance(seconds, bool)
+        if not number or not 0 <= seconds <= 10 * 365 * 86400:
+            raise Problem(400, "Bad Request", "advanceSeconds must be a number from 0 to ten years.",
+                          details=[Detail("advanceSeconds", "Must be a non-negative number of seconds.")])
         clock = self.runtime.clock
         if "freeze" in body:
-            if not isinstance(body["freeze"], bool):
-                raise Problem(400, "Bad Request", "freeze must be true or false.",
-                              details=[Detail("freeze", "Must be a boolean.")])
             clock.freeze() if body["freeze"] else clock.unfreeze()
         if "advanceSeconds" in body:
-            seconds = body["advanceSeconds"]
-            number = isinstance(seconds, int | float) and not isinstance(seconds, bool)
-            if not number or not 0 <= seconds <= 10 * 365 * 86400:
-                raise Problem(400, "Bad Request", "advanceSeconds must be a number from 0 to ten years.",
-                              details=[Detail("advanceSeconds", "Must be a non-negative number of seconds.")])
             clock.advance(seconds)
         return self.read()
 
