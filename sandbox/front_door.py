@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 
 from aiohttp import web
 from yarl import URL
@@ -55,21 +55,23 @@ class FrontDoor:
         runtime = self.runtime
         settings = runtime.settings
 
-        async def serve(request: web.Request, ctx: CallContext) -> web.StreamResponse:
+        def serve(request: web.Request, ctx: CallContext) -> Awaitable[web.StreamResponse]:
+            """Steps 2 to 4, as one awaitable (a plain function: one coroutine less per call)."""
             if is_control_plane(request.path):
                 refused = refusal(request, ctx, settings)
                 if refused is not None:
-                    return refused
+                    return _ready(refused)
             persistence = door.persistence
             if persistence is not None and request.method in MUTATING:
-                return await journaled(persistence, request, ctx, runtime.clock.time(),
-                                       through_gateway(request, handler, ctx, runtime, door.book, read_body=True))
-            return await through_gateway(request, handler, ctx, runtime, door.book)
+                return journaled(persistence, request, ctx, runtime.clock.time(),
+                                 through_gateway(request, handler, ctx, runtime, door.book, read_body=True))
+            return through_gateway(request, handler, ctx, runtime, door.book)
 
         async def front_door(request: web.Request) -> web.StreamResponse:
             ctx = request[CALL] = CallContext(env=resolve_env(request, runtime))
             ring = door.ring
-            if ring is None or (request.method, request.path) in QUIET:
+            path = request.path
+            if ring is None or path in QUIET_PATHS and (request.method, path) in QUIET:
                 return await serve(request, ctx)
             started = time.perf_counter()
             status: int | None = None
@@ -97,6 +99,11 @@ class FrontDoor:
 
 
 FRONT_DOOR = web.AppKey("front_door", FrontDoor)
+QUIET_PATHS = frozenset(path for _, path in QUIET)
+
+
+async def _ready(response: web.StreamResponse) -> web.StreamResponse:
+    return response
 
 
 class Routes:
