@@ -1,7 +1,8 @@
 """The crash-safe journal behind `--state DIR`: append-only JSON lines, fsynced, compacted now and then.
 
 DIR holds `snapshot.json` (a TinyDB snapshot of the whole live state, with the number of the last
-journal entry it includes) and `journal.jsonl` (every acknowledged change since). A torn last
+journal entry it includes), `journal.jsonl` (every acknowledged change since), and two private files
+made at the first start: the ids' seed and the token signing key. A torn last
 line, from a kill in the middle of a write, is ignored: its request was never acknowledged.
 """
 
@@ -10,12 +11,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 SNAPSHOT = "snapshot.json"
 JOURNAL = "journal.jsonl"
 IDS_SEED = "ids-seed"
+SIGNING_KEY = "signing-key.pem"  # the token signing key, so tokens outlive a restart
 #: Compact when the journal is this big, or bigger than twice the last snapshot: amortised O(1) a write.
 MIN_COMPACT_BYTES = int(os.environ.get("VIPPS_SANDBOX_COMPACT_BYTES", 4 * 1024 * 1024))
 
@@ -32,17 +34,21 @@ class Journal:
 
     def ids_seed(self) -> int:
         """The seed of this state's ids, made at the first start and kept (private) in the directory."""
-        path = self.directory / IDS_SEED
+        return int(self.kept(IDS_SEED, lambda: str(secrets.randbits(64))).strip())
+
+    def kept(self, name: str, make: Callable[[], str]) -> str:
+        """A private file of this directory (mode 0600): read, or made once with `make` and fsynced."""
+        path = self.directory / name
         if path.exists():
-            return int(path.read_text().strip())
-        seed = secrets.randbits(64)
+            return path.read_text()
+        text = make()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(str(seed))
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         fsync_dir(self.directory)
-        return seed
+        return text
 
     def entries(self, after: int) -> Iterator[dict]:
         """The complete entries with a number above `after`, in order; stops at a torn line."""

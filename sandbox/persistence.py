@@ -19,9 +19,10 @@ from aiohttp import web
 
 from sandbox.context import RUNTIME, CallContext
 from sandbox.controlplane import read_snapshot, write_snapshot
-from sandbox.journal import Journal, fsync_dir, fsync_file
+from sandbox.journal import SIGNING_KEY, Journal, fsync_dir, fsync_file
 from sandbox.model import MIAMI_KEY_TYPES, Env
 from sandbox.runtime import Runtime
+from sandbox.tokens import new_private_pem
 
 log = logging.getLogger("sandbox.persistence")
 
@@ -164,6 +165,7 @@ def enable(app: web.Application, directory: Path) -> Persistence:
     ids = app[RUNTIME].ids
     if not ids.seeded:  # a replay must hand out the same ids: seed them, from a seed kept beside the journal
         ids.reseed(persistence.journal.ids_seed())
+    app[RUNTIME].tokens.use_key(persistence.journal.kept(SIGNING_KEY, new_private_pem))
     app[PERSISTENCE] = persistence
     app.on_cleanup.append(_close_journal)
     return persistence

@@ -6,6 +6,7 @@ are cached; a cache hit re-checks only what can change (the clock and the key's 
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -32,6 +33,13 @@ def process_key_pair() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
+def new_private_pem() -> str:
+    """A fresh RSA key, as unencrypted PKCS#8 PEM (for a private file of the --state directory)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode("ascii")
+
+
 @dataclass(frozen=True)
 class Claims:
     env: Env
@@ -55,6 +63,19 @@ class TokenService:
     @cached_property
     def private_key(self) -> rsa.RSAPrivateKey:
         return process_key_pair()
+
+    def use_key(self, pem: str) -> None:
+        """Signs with this key from now on (--state keeps one, so tokens outlive a restart). The key id
+        comes from the key, so a restarted sandbox recognises its own tokens."""
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError("the signing key must be an RSA private key")
+        for name in ("public_key", "public_pem"):
+            self.__dict__.pop(name, None)
+        self.__dict__["private_key"] = key
+        der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.kid = hashlib.sha256(der).hexdigest()[:16]
+        self._cache.clear()
 
     @cached_property
     def public_key(self) -> rsa.RSAPublicKey:

@@ -132,3 +132,30 @@ async def test_sigkill_at_random_points_loses_nothing_acknowledged(tmp_path, com
     assert os.path.exists(state / "journal.jsonl")
     if compact_bytes is not None:
         assert os.path.exists(state / "snapshot.json")
+
+
+async def test_tokens_outlive_a_restart_with_state_and_the_signing_key_is_private(tmp_path):
+    """With --state the signing key is kept (mode 0600), so a client's token works after a restart, as
+    a real API's does; without it every process signs with its own key."""
+    state = tmp_path / "state"
+    keys = merchant_keys()
+    server = Server(state)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        try:
+            await server.start(session)
+            headers = await token_headers(session, server, keys)
+            async with session.get(f"{server.url}{BASE}/never-made-1", headers=headers) as resp:
+                assert resp.status == 404, await resp.text()  # let through: the payment is unknown
+            await server.kill()
+            await server.start(session)
+            async with session.get(f"{server.url}{BASE}/never-made-1", headers=headers) as resp:
+                assert resp.status == 404, await resp.text()
+                assert resp.headers["Vipps-Sandbox-Decision"] == "allow"
+        finally:
+            await server.kill()
+    key_file = state / "signing-key.pem"
+    assert key_file.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    for name in ("journal.jsonl", "snapshot.json"):
+        if (state / name).exists():
+            assert "PRIVATE KEY" not in (state / name).read_text()
