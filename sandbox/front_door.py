@@ -6,8 +6,8 @@
 4. the gateway's checks and the handler (sandbox/gateway.py);
 5. the request log, last, so it sees the final status of everything (sandbox/requestlog.py).
 
-Every handler is registered behind it (`routes(app).add_get(...)`), and a catch-all route brings
-paths nothing serves through it too, so unknown paths get the gateway's 404 and a log entry.
+Every handler is registered behind it (`routes(app).add_get(...)`), and a catch-all resource brings
+every request target nothing else serves through it too: the gateway's 404 (or 405), and a log entry.
 It is a wrapper around each handler rather than an aiohttp middleware: the steps share one
 CallContext and the app's services directly, and a call pays for none of aiohttp's middleware
 machinery (which costs more than the gateway's checks themselves on a GET).
