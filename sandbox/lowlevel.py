@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from sandbox.context import RUNTIME
 from sandbox.errors import clip
+from sandbox.model import Env
+from sandbox.requestlog import REQUEST_LOG
 
 log = logging.getLogger("sandbox")
 
@@ -45,12 +49,23 @@ class GatewayRequestHandler(RequestHandler):
             log.info("refused an unparsable request (%s): %s", status, (message or "").strip().splitlines()[:1])
         if request.writer.output_size > 0:
             raise ConnectionError("Response is sent already, cannot send another response with the error message")
-        response = web.Response(status=status, text=gateway_body(status, message), content_type="application/json")
+        body = gateway_body(status, message)
+        response = web.Response(status=status, text=body, content_type="application/json")
         response.force_close()
+        refused = getattr(self._manager, "refused", None)
+        if status < 500 and refused is not None:  # the request log shows what the parser refused, and why
+            sockname = self.transport.get_extra_info("sockname") if self.transport is not None else None
+            try:
+                refused(sockname[1] if sockname and len(sockname) >= 2 else None, status, json.loads(body)["message"])
+            except Exception:  # the log must never break an answer
+                log.exception("could not record a refused request in the request log")
         return response
 
 
 class GatewayServer(web.Server):
+    #: Told (port, status, reason) of each request the HTTP parser refused; set by SandboxRunner.
+    refused: Callable[[int | None, int, str], None] | None = None
+
     def __call__(self) -> RequestHandler:
         return GatewayRequestHandler(self, loop=self._loop, **self._kwargs)
 
@@ -61,4 +76,11 @@ class SandboxRunner(web.AppRunner):
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         server.__class__ = GatewayServer  # same state, one overridden method
+        app = self.app
+        ring, runtime = app.get(REQUEST_LOG), app[RUNTIME]
+        if ring is not None:
+            def refused(port: int | None, status: int, reason: str) -> None:
+                ring.record_refused(runtime.port_env.get(port, Env.TEST) if port is not None else Env.TEST, status,
+                                    reason)
+            server.refused = refused  # type: ignore[attr-defined]
         return server

@@ -30,7 +30,7 @@ from sandbox.headers import (
     SANDBOX_RULE,
     SUBSCRIPTION_KEY,
 )
-from sandbox.model import KeySet, KeyType
+from sandbox.model import Env, KeySet, KeyType
 from sandbox.policy import ROUTES, TOKEN_ENDPOINT_KEY_TYPES, Decision, token_decision
 from sandbox.world import World
 
@@ -93,6 +93,16 @@ class RequestLog:
         read = status is not None and status < 400 and (method == "GET" or method == "HEAD") \
             and path.startswith("/_sandbox/")
         (self.reads if read else self.entries).append(entry)
+        for listener in self.listeners:
+            listener(self.shape(entry))
+
+    def record_refused(self, env: Env, status: int, reason: str) -> None:
+        """A request aiohttp's HTTP parser refused (a NUL byte, a line too long): it never reached the app,
+        so its method and path are unknown; the entry says what was refused and why."""
+        wall = time.time()
+        entry = (next(self._ids), wall, self.clock.at(wall), CallContext(env=env), "?", "(unparsable request)", None,
+                 None, None, None, status, "unparsable-request", reason, 0.0, False)
+        self.entries.append(entry)
         for listener in self.listeners:
             listener(self.shape(entry))
 

@@ -122,3 +122,17 @@ async def test_requests_still_reach_the_log_in_order_with_latency(sandbox):
     listed = next(entry for entry in entries if entry["path"] == WEBHOOKS)
     assert listed["decision"]["allowed"] is True and listed["credentials"]["token"].startswith("…")
 
+
+
+async def test_what_the_http_parser_refuses_is_in_the_request_log(sandbox):
+    """A request aiohttp cannot parse never reaches the app; its refusal is still logged, with the reason."""
+    for port in (sandbox.running.test_port, sandbox.running.prod_port):
+        reply = await send(port, build("GET", b"/_sandbox/health", [(b"X-Evil", b"a\x00b")]))
+        assert reply.status == 400
+    entries = (await sandbox.request("GET", "/_sandbox/requests", "test")).json["entries"]
+    refused = [entry for entry in entries if entry["path"] == "(unparsable request)"]
+    assert [entry["environment"] for entry in refused] == ["production", "test"]  # newest first
+    for entry in refused:
+        assert entry["status"] == 400 and entry["decision"]["allowed"] is False
+        assert entry["decision"]["rule"] == "unparsable-request"
+        assert "could not be parsed" in entry["decision"]["reason"]
