@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--state", type=Path, default=os.environ.get("VIPPS_SANDBOX_STATE") or None,
                        help="directory for crash-safe state: a journal fsynced before each response, plus snapshots")
     serve.add_argument("--id-seed", type=int, help="make run-time ids and secrets reproducible")
+    serve.add_argument("--rate-limits", action="store_true",
+                       default=os.environ.get("VIPPS_SANDBOX_RATE_LIMITS", "") not in ("", "0", "false"),
+                       help="apply the ePayment API's documented rate limits (default: $VIPPS_SANDBOX_RATE_LIMITS)")
 
     keys = commands.add_parser("keys", help="list the key sets of a fixture")
     keys.add_argument("--json", action="store_true")
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                                 seed=args.seed, strict_headers=args.strict_headers,
                                 admin_token=args.admin_token or os.environ.get("VIPPS_SANDBOX_ADMIN_TOKEN") or None,
                                 snapshot_dir=args.snapshot_dir, request_log_size=args.request_log_size,
-                                state=args.state, id_seed=args.id_seed)
+                                state=args.state, id_seed=args.id_seed, rate_limits=args.rate_limits)
             try:
                 asyncio.run(serve_forever(settings))
             except KeyboardInterrupt:

@@ -6,6 +6,7 @@ through sandbox.errors.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,7 @@ from sandbox.headers import (
 )
 from sandbox.model import Env, KeyType
 from sandbox.policy import ROUTES, Api, Auth, RoutePolicy, decide, environment_decision
+from sandbox.rate_limits import LIMITS, RateLimiter
 from sandbox.runtime import Runtime
 
 log = logging.getLogger("sandbox")
@@ -193,6 +195,29 @@ async def unmatched(request: web.Request) -> SandboxError:
     return GatewayNotFound(UNKNOWN_PATH, rule="unknown-path")
 
 
+async def check_rate_limit(request: web.Request, ctx: CallContext, route: RoutePolicy, runtime: Runtime,
+                           limiter: RateLimiter) -> None:
+    """The documented per-reference limits (sandbox/rate_limits.py): a 429 like the gateway's when exceeded."""
+    limit = LIMITS[route.name]
+    if route.name == "epayment.create":  # the reference is in the body; a body without one is refused later
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return
+        reference = body.get("reference") if isinstance(body, dict) else None
+    else:
+        reference = request.match_info.get("reference")
+    if not isinstance(reference, str):
+        return
+    who = ctx.msn if limit.keyed_by == "msn" else request.headers.get(SUBSCRIPTION_KEY)
+    retry_after = limiter.take((route.name, ctx.env, who, reference), limit, runtime.clock.time())
+    if retry_after is not None:
+        limited = GatewayError(f"Rate limit is exceeded. Try again in {retry_after} seconds.", status=429,
+                               rule="rate-limited")
+        limited.headers = {"Retry-After": str(retry_after)}
+        raise limited
+
+
 def render_context(request: web.Request, ctx: CallContext) -> RenderContext:
     """Made only when there is an error to render; "gateway" when no route matched."""
     return RenderContext(api=ctx.route.api if ctx.route is not None else "gateway", path=request.path)
@@ -233,6 +258,8 @@ async def through_gateway(request: web.Request, handler: Handler, ctx: CallConte
                 raise errors.Denied(decision.reason, decision.rule, status=decision.status)
             ctx.msn = decision.msn
         ctx.missing_system_headers = missing
+        if runtime.rate_limiter is not None and route.name in LIMITS:
+            await check_rate_limit(request, ctx, route, runtime, runtime.rate_limiter)
         if read_body:
             await request.read()  # kept by aiohttp: the handler's read() gets the same bytes
         if book is not None and book.rules:

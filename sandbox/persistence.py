@@ -89,12 +89,15 @@ class Persistence:
                 port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
                 self.runtime.port_env[port] = env
                 sites[env] = (site, port)
+            # What was acknowledged is replayed whatever the limits now: it may have been made without them.
+            limiter, self.runtime.rate_limiter = self.runtime.rate_limiter, None
             try:
                 async with aiohttp.ClientSession() as session:
                     for entry in entries:
                         await self._replay(session, sites[Env(entry["env"])][1], entry)
                         last = entry["seq"]
             finally:
+                self.runtime.rate_limiter = limiter
                 for site, port in sites.values():
                     self.runtime.port_env.pop(port, None)
                     await site.stop()

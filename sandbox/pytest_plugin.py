@@ -37,17 +37,17 @@ MARKER = "vipps_sandbox"
 START_TIMEOUT = 30.0
 CALL_TIMEOUT = 30.0
 
-ServerKey = tuple[str | None, int | None]  # (fixture path, seed); (None, None) is the bundled fixture
+ServerKey = tuple[str | None, int | None, bool]  # (fixture path, seed, rate limits); (None, None, False): the default
 
 
 class ServerThread:
     """One sandbox (both environments) serving on free loopback ports from a background thread."""
 
-    def __init__(self, fixture: str | None = None, seed: int | None = None) -> None:
+    def __init__(self, fixture: str | None = None, seed: int | None = None, rate_limits: bool = False) -> None:
         from sandbox.settings import Settings
 
         self.settings = Settings(host="127.0.0.1", port=0, prod_port=0,
-                                 fixture=Path(fixture) if fixture else None, seed=seed)
+                                 fixture=Path(fixture) if fixture else None, seed=seed, rate_limits=rate_limits)
         self.loop = asyncio.new_event_loop()
         self.running: RunningSandbox | None = None
         self._ready = threading.Event()
@@ -276,8 +276,9 @@ class _Servers:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", f"{MARKER}(fixture=None, seed=None, faults=None): configure the vipps_sandbox fixture for this "
-        "test: another fixture file or generator seed (a separate server), and fault rules for /_sandbox/faults.")
+        "markers", f"{MARKER}(fixture=None, seed=None, faults=None, rate_limits=False): configure the "
+        "vipps_sandbox fixture for this test: another fixture file or generator seed, or the documented rate limits "
+        "(each a separate server), and fault rules for /_sandbox/faults.")
 
 
 @pytest.fixture(scope="session")
@@ -292,13 +293,14 @@ def vipps_sandbox(request: pytest.FixtureRequest, _vipps_sandbox_servers: _Serve
     """A running Vipps MobilePay sandbox, reset to its fixture for this test."""
     marker = request.node.get_closest_marker(MARKER)
     options = dict(marker.kwargs) if marker else {}
-    unknown = sorted(set(options) - {"fixture", "seed", "faults"})
+    unknown = sorted(set(options) - {"fixture", "seed", "faults", "rate_limits"})
     if unknown or (marker and marker.args):
-        raise pytest.UsageError(f"@pytest.mark.{MARKER} takes fixture=, seed= and faults= only")
+        raise pytest.UsageError(f"@pytest.mark.{MARKER} takes fixture=, seed=, faults= and rate_limits= only")
     fixture = options.get("fixture")
     if fixture:  # relative to the project (pytest's rootdir), not to wherever pytest was started from
         fixture = Path(fixture) if Path(fixture).is_absolute() else request.config.rootpath / fixture
-    server = _vipps_sandbox_servers.get((str(fixture) if fixture else None, options.get("seed")))
+    server = _vipps_sandbox_servers.get((str(fixture) if fixture else None, options.get("seed"),
+                                         bool(options.get("rate_limits"))))
     sandbox = VippsSandbox(server)
     sandbox.reset()
     for rule in options.get("faults") or ():

@@ -10,6 +10,7 @@ from sandbox.clock import VirtualClock
 from sandbox.fixture import store
 from sandbox.ids import Ids
 from sandbox.model import Env
+from sandbox.rate_limits import RateLimiter
 from sandbox.settings import Settings
 from sandbox.tokens import TokenService
 from sandbox.world import World
@@ -39,6 +40,8 @@ class Runtime:
         self._pristine_world = self._pickle_world(World(copy.deepcopy(self.fixture_tables)))
         self.world = self._fresh_world()
         self.tokens = TokenService(self.clock, self.world)
+        #: The documented ePayment rate limits, when switched on (--rate-limits); cleared on reset.
+        self.rate_limiter = RateLimiter() if settings.rate_limits else None
         #: Called with (event kind, payload) for every domain event, e.g. ("epayment.captured", {...}).
         self.listeners: list[Callable[[str, dict], None]] = []
         #: Called when the control plane reads or moves the clock, so what fell due (expiries) happens now.
@@ -62,6 +65,8 @@ class Runtime:
         self._install_world(self._fresh_world())
         self.clock.reset()
         self.ids.reset()
+        if self.rate_limiter is not None:
+            self.rate_limiter.clear()
         for hook in self.reset_hooks:
             hook()
 

@@ -22,3 +22,4 @@ class Settings:
     state: Path | None = None  # a directory: crash-safe journal + snapshots (opt-in)
     id_seed: int | None = None  # makes run-time ids and secrets reproducible
     snapshot_dir: Path | None = None  # where POST /_sandbox/snapshot writes by default (None: a temp directory)
+    rate_limits: bool = False  # the ePayment API's documented per-reference rate limits (sandbox/rate_limits.py)

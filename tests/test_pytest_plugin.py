@@ -155,7 +155,29 @@ def test_marker_with_seed_and_fixture(project, tmp_path):
     """)
     result = project.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=4, errors=1)
-    result.stdout.fnmatch_lines(["*takes fixture=, seed= and faults= only*"])
+    result.stdout.fnmatch_lines(["*takes fixture=, seed=, faults= and rate_limits= only*"])
+
+
+def test_marker_with_rate_limits(project):
+    """rate_limits=True gets its own server with the documented limits; other tests keep an unlimited one."""
+    project.makepyfile(test_vsplugin_limits="""
+        import pytest
+
+        def polls(vipps_sandbox):
+            keys = vipps_sandbox.key("merchant", "test")
+            headers = vipps_sandbox.headers(keys, keys["owner"])
+            path = "/epayment/v1/payments/never-made-1"
+            return [vipps_sandbox.request("GET", path, "test", headers=headers).status for _ in range(121)]
+
+        @pytest.mark.vipps_sandbox(rate_limits=True)
+        def test_limited(vipps_sandbox):
+            statuses = polls(vipps_sandbox)
+            assert statuses[:120] == [404] * 120 and statuses[120] == 429
+
+        def test_unlimited(vipps_sandbox):
+            assert set(polls(vipps_sandbox)) == {404}
+    """)
+    project.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
 
 
 def readme_example() -> str:

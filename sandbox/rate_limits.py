@@ -1,0 +1,57 @@
+"""The ePayment API's documented rate limits, opt-in (`--rate-limits`), on the virtual clock.
+
+The reference (section 2, rate limits [doc]): create, capture, cancel and refund 5 per minute per
+`reference` + MSN; GET payment and GET events 120 per minute per `reference` + subscription key.
+Excess gets the gateway's 429 with a Retry-After. Off by default: test suites poll and retry on one
+reference far faster than production allows, and most want that; switch it on to find the polling
+loop that production will throttle. A sliding window of 60 seconds on the virtual clock, so moving
+the clock forward (POST /_sandbox/clock) lifts a limit, and reset clears every window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+WINDOW_SECONDS = 60.0
+MAX_WINDOWS = 100_000  # windows kept at most; the oldest go first (memory stays bounded)
+
+
+@dataclass(frozen=True)
+class Limit:
+    per_minute: int
+    keyed_by: str  # "msn" (writes) or "subscription-key" (reads), besides the reference
+
+
+#: Route name -> its limit. Routes not listed here are not limited.
+LIMITS: dict[str, Limit] = {
+    "epayment.create": Limit(5, "msn"),
+    "epayment.capture": Limit(5, "msn"),
+    "epayment.cancel": Limit(5, "msn"),
+    "epayment.refund": Limit(5, "msn"),
+    "epayment.get": Limit(120, "subscription-key"),
+    "epayment.events": Limit(120, "subscription-key"),
+}
+
+
+class RateLimiter:
+    def __init__(self) -> None:
+        self.windows: dict[tuple, deque[float]] = {}
+
+    def clear(self) -> None:
+        self.windows.clear()
+
+    def take(self, key: tuple, limit: Limit, now: float) -> int | None:
+        """Counts one call at `now`; None when allowed, else the seconds until the window lets one through."""
+        window = self.windows.get(key)
+        if window is None:
+            if len(self.windows) >= MAX_WINDOWS:
+                del self.windows[next(iter(self.windows))]
+            window = self.windows[key] = deque()
+        while window and window[0] <= now - WINDOW_SECONDS:
+            window.popleft()
+        if len(window) >= limit.per_minute:
+            return max(1, math.ceil(window[0] + WINDOW_SECONDS - now))
+        window.append(now)
+        return None
