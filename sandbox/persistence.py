@@ -168,7 +168,11 @@ def enable(app: web.Application, directory: Path) -> Persistence:
     ids = app[RUNTIME].ids
     if not ids.seeded:  # a replay must hand out the same ids: seed them, from a seed kept beside the journal
         ids.reseed(persistence.journal.ids_seed())
-    app[RUNTIME].tokens.use_key(persistence.journal.kept(SIGNING_KEY, new_private_pem))
+    try:
+        app[RUNTIME].tokens.use_key(persistence.journal.kept(SIGNING_KEY, new_private_pem))
+    except ValueError as exc:
+        raise ValueError(f"{directory / SIGNING_KEY} is not a usable signing key ({exc}). Remove it and a new one "
+                         "is made at start; tokens signed with the old one then stop working.") from exc
     app[PERSISTENCE] = persistence
     app.on_cleanup.append(_close_journal)
     return persistence

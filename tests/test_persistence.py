@@ -159,3 +159,13 @@ async def test_tokens_outlive_a_restart_with_state_and_the_signing_key_is_privat
     for name in ("journal.jsonl", "snapshot.json"):
         if (state / name).exists():
             assert "PRIVATE KEY" not in (state / name).read_text()
+
+
+def test_a_damaged_signing_key_stops_the_start_with_a_clear_error(tmp_path, capsys):
+    from sandbox.cli import main
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "signing-key.pem").write_text("not a key")
+    assert main(["serve", "--state", str(state), "--port", "0", "--prod-port", "0"]) == 2
+    assert "signing-key.pem is not a usable signing key" in capsys.readouterr().err
