@@ -17,6 +17,8 @@ from sandbox.scenarios import args as scenario_args
 from sandbox.settings import Settings
 from sandbox.world import World
 
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vipps-sandbox", description="A local sandbox of the Vipps MobilePay APIs.")
@@ -41,9 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--state", type=Path, default=os.environ.get("VIPPS_SANDBOX_STATE") or None,
                        help="directory for crash-safe state: a journal fsynced before each response, plus snapshots")
     serve.add_argument("--id-seed", type=int, help="make run-time ids and secrets reproducible")
-    serve.add_argument("--rate-limits", action="store_true",
-                       default=os.environ.get("VIPPS_SANDBOX_RATE_LIMITS", "") not in ("", "0", "false"),
-                       help="apply the ePayment API's documented rate limits (default: $VIPPS_SANDBOX_RATE_LIMITS)")
+    serve.add_argument("--rate-limits", action=argparse.BooleanOptionalAction,
+                       default=os.environ.get("VIPPS_SANDBOX_RATE_LIMITS", "").strip().lower() in TRUE_WORDS,
+                       help="apply the ePayment API's documented rate limits (default: $VIPPS_SANDBOX_RATE_LIMITS, "
+                       "one of 1/true/yes/on)")
 
     keys = commands.add_parser("keys", help="list the key sets of a fixture")
     keys.add_argument("--json", action="store_true")

@@ -29,6 +29,7 @@ from sandbox.headers import (
     SYSTEM_HEADERS,
 )
 from sandbox.model import Env, KeyType
+from sandbox.payment_rules import reference_is_valid
 from sandbox.policy import ROUTES, Api, Auth, RoutePolicy, decide, environment_decision
 from sandbox.rate_limits import LIMITS, RateLimiter
 from sandbox.runtime import Runtime
@@ -202,13 +203,13 @@ async def check_rate_limit(request: web.Request, ctx: CallContext, route: RouteP
     if route.name == "epayment.create":  # the reference is in the body; a body without one is refused later
         try:
             body = json.loads(await request.read())
-        except ValueError:
+        except (ValueError, RecursionError):
             return
         reference = body.get("reference") if isinstance(body, dict) else None
     else:
         reference = request.match_info.get("reference")
-    if not isinstance(reference, str):
-        return
+    if not isinstance(reference, str) or not reference_is_valid(reference):
+        return  # the handler refuses it (400); only real references get a window
     who = ctx.msn if limit.keyed_by == "msn" else request.headers.get(SUBSCRIPTION_KEY)
     retry_after = limiter.take((route.name, ctx.env, who, reference), limit, runtime.clock.time())
     if retry_after is not None:

@@ -9,10 +9,13 @@ line, from a kill in the middle of a write, is ignored: its request was never ac
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+log = logging.getLogger("sandbox.persistence")
 
 SNAPSHOT = "snapshot.json"
 JOURNAL = "journal.jsonl"
@@ -37,18 +40,28 @@ class Journal:
         return int(self.kept(IDS_SEED, lambda: str(secrets.randbits(64))).strip())
 
     def kept(self, name: str, make: Callable[[], str]) -> str:
-        """A private file of this directory (mode 0600): read, or made once with `make` and fsynced."""
+        """A private file of this directory (mode 0600): read, or made once with `make`. Made whole or not at
+        all (written and fsynced under a temporary name, then linked into place), so a crash never leaves an
+        empty one; and never replaced once there (ids must not rewind, tokens must keep working)."""
         path = self.directory / name
-        if path.exists():
-            return path.read_text()
-        text = make()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        fsync_dir(self.directory)
-        return text
+        if not path.exists():
+            tmp = self.directory / f".{name}.{secrets.token_hex(4)}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(make())
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:  # another start made it first: theirs is the one
+                    pass
+            finally:
+                tmp.unlink()
+            fsync_dir(self.directory)
+        elif path.stat().st_mode & 0o077:
+            log.warning("%s can be read by other users; it holds a secret (chmod 600 it)", path)
+        return path.read_text()
 
     def entries(self, after: int) -> Iterator[dict]:
         """The complete entries with a number above `after`, in order; stops at a torn line."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from http import HTTPStatus
 
@@ -24,7 +25,35 @@ from sandbox.requestlog import REQUEST_LOG
 log = logging.getLogger("sandbox")
 
 
-def gateway_body(status: int, message: str | None) -> str:
+#: What each kind of parser error means, in fixed words: the parser's own messages quote the bytes
+#: it refused (a header value, the request line), which may hold a secret and must not be logged.
+PARSER_ERRORS = {
+    "LineTooLong": "a line is longer than 128 kB",
+    "InvalidHeader": "a header is malformed",
+    "BadStatusLine": "the request line is malformed",
+    "BadHttpMethod": "the method is malformed",
+    "InvalidURLError": "the request target is malformed",
+    "ContentLengthError": "the body does not match its Content-Length",
+    "TransferEncodingError": "the chunked body is malformed",
+    "ContentEncodingError": "the body's Content-Encoding cannot be decoded",
+}
+QUOTING = re.compile(r"[:'\"\d\\(\[{<]")  # where a message starts quoting what it refused
+SAFE_WORDS = re.compile(r"[A-Za-z ,-]*")
+
+
+def parser_reason(exc: BaseException | None, message: str | None) -> str:
+    """Why the parser refused a request, never quoting the request: a fixed text by the error's class, else
+    the leading words of its message (up to the first quote, colon or digit)."""
+    for cls in type(exc).__mro__ if exc is not None else ():
+        if cls.__name__ in PARSER_ERRORS:
+            return PARSER_ERRORS[cls.__name__]
+    first = (message or "").strip().splitlines()
+    words = QUOTING.split(first[0], maxsplit=1)[0] if first else ""
+    words = re.sub(r"(^|\s)b$", "", words.strip()).strip(" ,-")  # the b of a b'...' literal
+    return clip(words, 80) if SAFE_WORDS.fullmatch(words) else ""
+
+
+def gateway_body(status: int, reason: str) -> str:
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:
@@ -32,8 +61,6 @@ def gateway_body(status: int, message: str | None) -> str:
     if status >= 500:
         text = "The sandbox failed unexpectedly."
     else:
-        first = (message or "").strip().splitlines()
-        reason = clip(first[0].rstrip(":"), 160) if first else ""
         text = f"{phrase}: the request could not be parsed ({reason})." if reason else phrase + "."
     return json.dumps({"statusCode": status, "message": text})
 
@@ -43,13 +70,14 @@ class GatewayRequestHandler(RequestHandler):
 
     def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
+        reason = parser_reason(exc, message)
         if status >= 500:
             self.log_exception("Error handling request", exc_info=exc)
         else:
-            log.info("refused an unparsable request (%s): %s", status, (message or "").strip().splitlines()[:1])
+            log.info("refused an unparsable request (%s): %s", status, reason)
         if request.writer.output_size > 0:
             raise ConnectionError("Response is sent already, cannot send another response with the error message")
-        body = gateway_body(status, message)
+        body = gateway_body(status, reason)
         response = web.Response(status=status, text=body, content_type="application/json")
         response.force_close()
         refused = getattr(self._manager, "refused", None)

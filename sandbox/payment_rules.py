@@ -144,10 +144,14 @@ def _reference_rule() -> tuple[int, int, re.Pattern]:
     return rule["minLength"], rule["maxLength"], re.compile(rule["pattern"])
 
 
+def reference_is_valid(reference: str) -> bool:
+    shortest, longest, pattern = _reference_rule()
+    return shortest <= len(reference) <= longest and pattern.match(reference) is not None
+
+
 def check_reference(reference: str) -> None:
     """A path reference must match the spec's Reference pattern (a regex here: GETs are hot)."""
-    shortest, longest, pattern = _reference_rule()
-    if shortest <= len(reference) <= longest and pattern.match(reference):
+    if reference_is_valid(reference):
         return
     errors = SPEC.errors("Reference", reference)
     raise Problem(400, "Bad Request", "See extraDetails for further details",

@@ -5,7 +5,9 @@ The reference (section 2, rate limits [doc]): create, capture, cancel and refund
 Excess gets the gateway's 429 with a Retry-After. Off by default: test suites poll and retry on one
 reference far faster than production allows, and most want that; switch it on to find the polling
 loop that production will throttle. A sliding window of 60 seconds on the virtual clock, so moving
-the clock forward (POST /_sandbox/clock) lifts a limit, and reset clears every window.
+the clock forward (POST /_sandbox/clock) lifts a limit (a frozen clock never does), and reset and
+restore clear every window. Only well-formed references are counted (the handler refuses the rest),
+windows empty for a minute are dropped, and at most MAX_WINDOWS are kept: memory stays small.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 
 WINDOW_SECONDS = 60.0
-MAX_WINDOWS = 100_000  # windows kept at most; the oldest go first (memory stays bounded)
+MAX_WINDOWS = 10_000  # windows kept at most: idle ones go first, then the oldest
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class RateLimiter:
         window = self.windows.get(key)
         if window is None:
             if len(self.windows) >= MAX_WINDOWS:
-                del self.windows[next(iter(self.windows))]
+                self._make_room(now)
             window = self.windows[key] = deque()
         while window and window[0] <= now - WINDOW_SECONDS:
             window.popleft()
@@ -55,3 +57,11 @@ class RateLimiter:
             return max(1, math.ceil(window[0] + WINDOW_SECONDS - now))
         window.append(now)
         return None
+
+    def _make_room(self, now: float) -> None:
+        """Drops the windows with no call in the last minute; if none is idle, the oldest one."""
+        idle = [key for key, window in self.windows.items() if not window or window[-1] <= now - WINDOW_SECONDS]
+        for key in idle:
+            del self.windows[key]
+        if len(self.windows) >= MAX_WINDOWS:
+            del self.windows[next(iter(self.windows))]

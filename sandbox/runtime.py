@@ -115,6 +115,8 @@ class Runtime:
         """
         before = self.dump_state()
         loaded = []
+        if self.rate_limiter is not None:  # a restored clock may be earlier than the windows' calls
+            self.rate_limiter.clear()
         try:
             for name, (_, load) in self.state_providers.items():
                 if name in state:

@@ -136,3 +136,27 @@ async def test_what_the_http_parser_refuses_is_in_the_request_log(sandbox):
         assert entry["status"] == 400 and entry["decision"]["allowed"] is False
         assert entry["decision"]["rule"] == "unparsable-request"
         assert "could not be parsed" in entry["decision"]["reason"]
+
+
+@pytest.mark.parametrize("name", [b"client_secret", b"Ocp-Apim-Subscription-Key", b"Authorization"])
+async def test_a_refused_line_never_puts_its_secret_in_the_log_or_the_answer(sandbox, name):
+    """The parser's own message quotes the bytes of a line too long; the sandbox says why in fixed words."""
+    secret = b"Bearer SECRETSECRET123456" if name == b"Authorization" else b"SECRETSECRET123456"
+    reply = await send(sandbox.running.test_port, build("GET", b"/epayment/v1/payments/x",
+                                                        [(name, secret + b" " + b"A" * 140_000)]))
+    assert reply.status == 400 and b"SECRETSECRET" not in reply.body
+    assert "a line is longer than 128 kB" in reply.json["message"]
+    log_text = (await sandbox.request("GET", "/_sandbox/requests", "test")).text
+    assert "SECRETSECRET" not in log_text and "a line is longer than 128 kB" in log_text
+
+
+def test_parser_reasons_never_quote_the_request():
+    from aiohttp.http_exceptions import BadStatusLine, InvalidHeader, LineTooLong
+
+    from sandbox.lowlevel import parser_reason
+
+    for exc in (LineTooLong(b"Bearer SECRET", 10), InvalidHeader(b"Bearer SECRET\x00"),
+                BadStatusLine("GET /x?token=SECRET HTTP/1.1")):
+        assert "SECRET" not in parser_reason(exc, str(exc))
+    assert parser_reason(None, "Invalid header value char: b'SECRET'") == "Invalid header value char"
+    assert parser_reason(None, "b'SECRET'") == ""

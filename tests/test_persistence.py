@@ -169,3 +169,18 @@ def test_a_damaged_signing_key_stops_the_start_with_a_clear_error(tmp_path, caps
     (state / "signing-key.pem").write_text("not a key")
     assert main(["serve", "--state", str(state), "--port", "0", "--prod-port", "0"]) == 2
     assert "signing-key.pem is not a usable signing key" in capsys.readouterr().err
+
+
+def test_a_signing_key_others_can_read_is_warned_about(tmp_path, caplog):
+    from sandbox.journal import SIGNING_KEY, Journal
+    from sandbox.tokens import new_private_pem
+
+    journal = Journal(tmp_path)
+    made = journal.kept(SIGNING_KEY, new_private_pem)
+    assert (tmp_path / SIGNING_KEY).stat().st_mode & 0o777 == 0o600
+    assert not list(tmp_path.glob(".*.tmp"))  # made under a temporary name, then linked into place
+    assert journal.kept(SIGNING_KEY, lambda: "never used") == made  # never replaced
+    (tmp_path / SIGNING_KEY).chmod(0o644)
+    with caplog.at_level("WARNING"):
+        journal.kept(SIGNING_KEY, new_private_pem)
+    assert "can be read by other users" in caplog.text

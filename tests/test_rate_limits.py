@@ -134,7 +134,9 @@ async def test_a_journal_made_without_limits_replays_whole_with_them(tmp_path):
                 await proc.wait()
 
 
-@pytest.mark.parametrize("value,expected", [(None, False), ("1", True), ("0", False), ("false", False)])
+@pytest.mark.parametrize("value,expected", [(None, False), ("1", True), ("0", False), ("false", False),
+                                            ("False", False), ("no", False), ("off", False), (" ", False),
+                                            ("TRUE", True), ("yes", True), ("on", True)])
 def test_the_cli_flag_and_its_environment_variable(monkeypatch, value, expected):
     """The Docker image switches the limits on with VIPPS_SANDBOX_RATE_LIMITS=1 (its CMD is fixed)."""
     from sandbox.cli import build_parser
@@ -145,3 +147,56 @@ def test_the_cli_flag_and_its_environment_variable(monkeypatch, value, expected)
         monkeypatch.setenv("VIPPS_SANDBOX_RATE_LIMITS", value)
     assert build_parser().parse_args(["serve"]).rate_limits is expected
     assert build_parser().parse_args(["serve", "--rate-limits"]).rate_limits is True
+    assert build_parser().parse_args(["serve", "--no-rate-limits"]).rate_limits is False
+
+
+async def test_a_body_nested_too_deeply_is_still_a_400(sandbox):
+    shop = merchant(sandbox)
+    headers = await shop.headers({"Idempotency-Key": "deep", "Content-Type": "application/json"})
+    reply = await sandbox.request("POST", BASE, "test", data="[" * 100_000 + "]" * 100_000, headers=headers)
+    assert reply.status == 400, reply.text
+
+
+async def test_only_well_formed_references_get_a_window(sandbox):
+    """Malformed references are refused by the handler (400) and never kept: a megabyte-long one must not
+    be stored per request."""
+    shop = merchant(sandbox)
+    for i in range(3):
+        reply = await shop.create(create_body(f"{i:06d}" + "x" * 100_000))
+        assert reply.status == 400
+    assert (await shop.get("bad.reference")).status == 400
+    assert sandbox.runtime.rate_limiter.windows == {}
+    assert (await shop.create(create_body("order-counted"))).status == 201
+    assert len(sandbox.runtime.rate_limiter.windows) == 1
+
+
+async def test_restore_clears_the_windows(tmp_path):
+    """A restored clock may be earlier than the calls in the windows; they must not hold for a day."""
+    from sandbox.testing import started
+
+    async with started(Settings(port=0, prod_port=0, rate_limits=True, snapshot_dir=tmp_path)) as sandbox:
+        shop = merchant(sandbox)
+        await shop.authorized("order-restored")
+        assert (await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"name": "s"})).status == 200
+        await advance(sandbox, 86_400)
+        shop.forget_token()  # a day later: a new token
+        for _ in range(5):
+            assert (await shop.capture("order-restored", 10)).status == 200
+        assert (await shop.capture("order-restored", 10)).status == 429
+        assert (await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"name": "s"})).status == 200
+        shop.forget_token()  # the clock is back a day: that token is not valid yet
+        reply = await shop.capture("order-restored", 10)
+        assert reply.status == 200, reply.text
+
+
+def test_idle_windows_make_room_first():
+    from sandbox.rate_limits import LIMITS, MAX_WINDOWS, RateLimiter
+
+    limiter, limit = RateLimiter(), LIMITS["epayment.capture"]
+    for i in range(MAX_WINDOWS - 1):
+        assert limiter.take(("idle", i), limit, 0.0) is None
+    for _ in range(limit.per_minute):
+        assert limiter.take(("busy",), limit, 30.0) is None
+    assert limiter.take(("new",), limit, 61.0) is None  # full: the idle windows go, the busy one stays
+    assert set(limiter.windows) == {("busy",), ("new",)}
+    assert limiter.take(("busy",), limit, 61.0) == 29
