@@ -1,7 +1,8 @@
 """Typed errors, and the one place that renders them into the real APIs' error bodies.
 
-Handlers and backends raise; `render` (called by the gateway and the admin-token check only) picks the body
-format from the API the route belongs to, so no module ever builds an error body by hand.
+Handlers and backends raise; `render` (called only by the gateway, the admin-token check and
+sandbox/lowlevel.py) picks the body format from the API the route belongs to, so no module ever
+builds an error body by hand.
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ class GatewayNotFound(SandboxError):
     """The gateway's 404 for a path it does not serve (for example a production-only API in test)."""
 
     status = 404
+
+
+def rate_limited(retry_after: int, rule: str) -> GatewayError:
+    """The gateway's 429 (an injected fault or a documented rate limit), with its Retry-After."""
+    error = GatewayError(f"Rate limit is exceeded. Try again in {retry_after} seconds.", status=429, rule=rule)
+    error.headers = {"Retry-After": str(retry_after)}
+    return error
 
 
 class OAuthError(SandboxError):

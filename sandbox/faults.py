@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from sandbox.context import CallContext
-from sandbox.errors import HTTP_TITLES, Detail, GatewayError, Problem
+from sandbox.errors import HTTP_TITLES, Detail, GatewayError, Problem, rate_limited
 from sandbox.model import KeyType
 from sandbox.policy import Api
 
@@ -184,10 +184,7 @@ async def before_handler(request: web.Request, ctx: CallContext, book: FaultBook
         raise GatewayError(f"The connection was dropped by fault rule {rule.id}.", status=503, rule=RULE)
     assert rule.status is not None
     if rule.status == 429:
-        limited = GatewayError(f"Rate limit is exceeded. Try again in {rule.retry_after} seconds.", status=429,
-                               rule=RULE)
-        limited.headers = {"Retry-After": str(rule.retry_after)}
-        raise limited
+        raise rate_limited(rule.retry_after, RULE)
     reason = f"Injected by fault rule {rule.id} of the sandbox."
     if ctx.route is not None and ctx.route.api is Api.TOKEN:
         raise GatewayError(reason, status=rule.status, rule=RULE)

@@ -170,14 +170,18 @@ def check_body_size(request: web.Request) -> None:
                       rule="body-too-large")
 
 
+def method_not_allowed(request: web.Request) -> Problem:
+    return Problem(405, "Method Not Allowed", f"{request.method} is not allowed on {request.path}.",
+                   rule="method-not-allowed")
+
+
 def route_of(request: web.Request) -> RoutePolicy | None:
     """The policy entry of the route the request matched; None for the catch-all (see `unmatched`)."""
     info = request.match_info
     if info.http_exception is not None:  # only when a route is registered outside the front door's catch-all
         exc = info.http_exception
         if exc.status == 405:
-            raise Problem(405, "Method Not Allowed", f"{request.method} is not allowed on {request.path}.",
-                          rule="method-not-allowed")
+            raise method_not_allowed(request)
         raise GatewayNotFound(UNKNOWN_PATH, rule="unknown-path")
     name = info.route.name
     return None if name == UNMATCHED else ROUTES[name]
@@ -191,8 +195,7 @@ async def unmatched(request: web.Request) -> SandboxError:
             continue
         _, allowed = await resource.resolve(request)
         if allowed:
-            return Problem(405, "Method Not Allowed", f"{request.method} is not allowed on {request.path}.",
-                           rule="method-not-allowed")
+            return method_not_allowed(request)
     return GatewayNotFound(UNKNOWN_PATH, rule="unknown-path")
 
 
@@ -213,10 +216,7 @@ async def check_rate_limit(request: web.Request, ctx: CallContext, route: RouteP
     who = ctx.msn if limit.keyed_by == "msn" else request.headers.get(SUBSCRIPTION_KEY)
     retry_after = limiter.take((route.name, ctx.env, who, reference), limit, runtime.clock.time())
     if retry_after is not None:
-        limited = GatewayError(f"Rate limit is exceeded. Try again in {retry_after} seconds.", status=429,
-                               rule="rate-limited")
-        limited.headers = {"Retry-After": str(retry_after)}
-        raise limited
+        raise errors.rate_limited(retry_after, "rate-limited")
 
 
 def render_context(request: web.Request, ctx: CallContext) -> RenderContext:

@@ -8,7 +8,6 @@ and one line in the log is enough for a client's mistake.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -17,8 +16,9 @@ from http import HTTPStatus
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from sandbox import errors
 from sandbox.context import RUNTIME
-from sandbox.errors import clip
+from sandbox.errors import GatewayError, RenderContext, clip
 from sandbox.model import Env
 from sandbox.requestlog import REQUEST_LOG
 
@@ -53,16 +53,15 @@ def parser_reason(exc: BaseException | None, message: str | None) -> str:
     return clip(words, 80) if SAFE_WORDS.fullmatch(words) else ""
 
 
-def gateway_body(status: int, reason: str) -> str:
+def gateway_message(status: int, reason: str) -> str:
+    """The message of the gateway's JSON answer to a request the parser refused."""
+    if status >= 500:
+        return "The sandbox failed unexpectedly."
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:
         phrase = "Error"
-    if status >= 500:
-        text = "The sandbox failed unexpectedly."
-    else:
-        text = f"{phrase}: the request could not be parsed ({reason})." if reason else phrase + "."
-    return json.dumps({"statusCode": status, "message": text})
+    return f"{phrase}: the request could not be parsed ({reason})." if reason else phrase + "."
 
 
 class GatewayRequestHandler(RequestHandler):
@@ -77,14 +76,14 @@ class GatewayRequestHandler(RequestHandler):
             log.info("refused an unparsable request (%s): %s", status, reason)
         if request.writer.output_size > 0:
             raise ConnectionError("Response is sent already, cannot send another response with the error message")
-        body = gateway_body(status, reason)
-        response = web.Response(status=status, text=body, content_type="application/json")
+        text = gateway_message(status, reason)
+        response = errors.render(GatewayError(text, status=status), RenderContext(api="gateway", path="/"))
         response.force_close()
         refused = getattr(self._manager, "refused", None)
         if status < 500 and refused is not None:  # the request log shows what the parser refused, and why
             sockname = self.transport.get_extra_info("sockname") if self.transport is not None else None
             try:
-                refused(sockname[1] if sockname and len(sockname) >= 2 else None, status, json.loads(body)["message"])
+                refused(sockname[1] if sockname and len(sockname) >= 2 else None, status, text)
             except Exception:  # the log must never break an answer
                 log.exception("could not record a refused request in the request log")
         return response
