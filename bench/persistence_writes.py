@@ -23,13 +23,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sandbox.api.epayment import PAYMENTS  # noqa: E402
-from sandbox.context import RUNTIME  # noqa: E402
-from sandbox.journal import MIN_COMPACT_BYTES  # noqa: E402
-from sandbox.model import Env  # noqa: E402
-from sandbox.persistence import PERSISTENCE  # noqa: E402
+from sandbox.apis.epayment.routes import PAYMENTS  # noqa: E402
+from sandbox.core.model import Env  # noqa: E402
+from sandbox.core.settings import Settings  # noqa: E402
+from sandbox.gateway.context import RUNTIME  # noqa: E402
+from sandbox.ops.journal import MIN_COMPACT_BYTES  # noqa: E402
+from sandbox.ops.persistence import PERSISTENCE  # noqa: E402
 from sandbox.server import RunningSandbox  # noqa: E402
-from sandbox.settings import Settings  # noqa: E402
 
 CLIENT = r"""
 import asyncio, json, sys, time, aiohttp

@@ -22,9 +22,9 @@ import time
 
 import aiohttp
 
-from sandbox.api.report import REPORT_BACKEND
+from sandbox.apis.report.routes import REPORT_BACKEND
+from sandbox.core.settings import Settings
 from sandbox.server import RunningSandbox
-from sandbox.settings import Settings
 from sandbox.testing import SandboxClient
 
 ROUNDS = 200

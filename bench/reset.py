@@ -17,10 +17,10 @@ import time
 
 import aiohttp
 
-from sandbox.context import RUNTIME
+from sandbox.core.settings import Settings
+from sandbox.core.world import World
+from sandbox.gateway.context import RUNTIME
 from sandbox.server import RunningSandbox
-from sandbox.settings import Settings
-from sandbox.world import World
 
 GOAL_MS = 20.0
 ROUNDS = 200

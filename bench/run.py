@@ -40,10 +40,10 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sandbox.api.epayment import PAYMENTS  # noqa: E402
-from sandbox.model import Env  # noqa: E402
+from sandbox.apis.epayment.routes import PAYMENTS  # noqa: E402
+from sandbox.core.model import Env  # noqa: E402
+from sandbox.core.settings import Settings  # noqa: E402
 from sandbox.server import RunningSandbox  # noqa: E402
-from sandbox.settings import Settings  # noqa: E402
 from sandbox.testing import SandboxClient  # noqa: E402
 
 BARE_BODY = {"aggregate": {k: {"currency": "NOK", "value": 1000} for k in

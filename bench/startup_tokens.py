@@ -18,10 +18,10 @@ import jwt
 from aiohttp import web
 
 from sandbox.app import create_app
-from sandbox.context import RUNTIME
+from sandbox.core.model import Env, KeyType
+from sandbox.core.settings import Settings
 from sandbox.fixture import store
-from sandbox.model import Env, KeyType
-from sandbox.settings import Settings
+from sandbox.gateway.context import RUNTIME
 
 
 def timed(fn, repeat: int) -> list[float]:

@@ -8,23 +8,29 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sandbox import persistence
-from sandbox.admin import ADMIN_TOKEN_GENERATED, ensure_admin_token
-from sandbox.api import control, dashboard, epayment, management, report, token, webhooks
-from sandbox.api import controlplane as control_plane
-from sandbox.context import RUNTIME
-from sandbox.front_door import FRONT_DOOR, FrontDoor, add_catch_all, bypassing_message, unguarded_routes
-from sandbox.gateway import MAX_BODY, UNMATCHED
-from sandbox.policy import ROUTES
-from sandbox.runtime import Runtime
-from sandbox.settings import Settings
+from sandbox.apis.epayment import routes as epayment
+from sandbox.apis.management import routes as management
+from sandbox.apis.report import routes as report
+from sandbox.apis.token import routes as token
+from sandbox.apis.webhooks import routes as webhooks
+from sandbox.control import ops_routes as control_plane
+from sandbox.control import routes as control
+from sandbox.core.runtime import Runtime
+from sandbox.core.settings import Settings
+from sandbox.dashboard import routes as dashboard
+from sandbox.gateway.admin import ADMIN_TOKEN_GENERATED, ensure_admin_token
+from sandbox.gateway.checks import MAX_BODY, UNMATCHED
+from sandbox.gateway.context import RUNTIME
+from sandbox.gateway.front_door import FRONT_DOOR, FrontDoor, add_catch_all, bypassing_message, unguarded_routes
+from sandbox.gateway.policy import ROUTES
+from sandbox.ops import persistence
 
 API_MODULES = (token, epayment, management, report, webhooks, control, dashboard)
 CONTROL_PLANE = (control_plane,)
 
 
 class PolicyMissing(RuntimeError):
-    """A route without an entry in sandbox/policy.py: the app refuses to start."""
+    """A route without an entry in sandbox/gateway/policy.py: the app refuses to start."""
 
 
 def check_policy_coverage(app: web.Application) -> None:
@@ -37,7 +43,7 @@ def check_policy_coverage(app: web.Application) -> None:
         raise PolicyMissing(f"route {unnamed[0].method} {unnamed[0].resource} has no name, so no policy entry")
     missing = sorted(names - set(ROUTES))
     if missing:
-        raise PolicyMissing(f"routes without a policy entry in sandbox/policy.py: {', '.join(missing)}")
+        raise PolicyMissing(f"routes without a policy entry in sandbox/gateway/policy.py: {', '.join(missing)}")
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> web.Application:

@@ -9,13 +9,13 @@ import os
 import sys
 from pathlib import Path
 
+from sandbox.core.keys_listing import keyset_rows, table
+from sandbox.core.model import Env, KeyType
+from sandbox.core.settings import Settings
+from sandbox.core.world import World
 from sandbox.fixture import store
 from sandbox.fixture.generate import MIN_PARTNERS, generate
-from sandbox.keys_listing import keyset_rows, table
-from sandbox.model import Env, KeyType
 from sandbox.scenarios import args as scenario_args
-from sandbox.settings import Settings
-from sandbox.world import World
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from sandbox.runtime import Runtime
+    from sandbox.core.runtime import Runtime
     from sandbox.server import RunningSandbox
     from sandbox.testing import Reply
 
@@ -44,7 +44,7 @@ class ServerThread:
     """One sandbox (both environments) serving on free loopback ports from a background thread."""
 
     def __init__(self, fixture: str | None = None, seed: int | None = None, rate_limits: bool = False) -> None:
-        from sandbox.settings import Settings
+        from sandbox.core.settings import Settings
 
         self.settings = Settings(host="127.0.0.1", port=0, prod_port=0,
                                  fixture=Path(fixture) if fixture else None, seed=seed, rate_limits=rate_limits)
@@ -88,7 +88,7 @@ class ServerThread:
 
     @property
     def runtime(self) -> Runtime:
-        from sandbox.context import RUNTIME
+        from sandbox.gateway.context import RUNTIME
 
         assert self.running is not None
         return self.running.app[RUNTIME]
@@ -97,7 +97,7 @@ class ServerThread:
         """Runs on the loop thread: the runtime's reset, then the request log (which the runtime keeps)."""
         self.runtime.reset()
         try:
-            from sandbox.requestlog import REQUEST_LOG
+            from sandbox.ops.requestlog import REQUEST_LOG
         except ImportError:  # pragma: no cover - a sandbox without a request log
             return
         assert self.running is not None
@@ -157,8 +157,8 @@ class VippsSandbox:
     # -- keys and tokens -----------------------------------------------------------------------
     def keys(self, type: str | None = None, env: str | None = None, msn: str | None = None) -> list[dict]:
         """Key sets as plain dicts, the same fields as `vipps-sandbox keys --json`."""
-        from sandbox.keys_listing import keyset_rows
-        from sandbox.model import Env, KeyType
+        from sandbox.core.keys_listing import keyset_rows
+        from sandbox.core.model import Env, KeyType
 
         key_type, environment = KeyType(type) if type else None, Env(env) if env else None
         return self._server.call(lambda: keyset_rows(self._server.runtime.world, key_type, environment, msn))

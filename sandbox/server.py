@@ -8,14 +8,14 @@ import sys
 
 from aiohttp import web
 
-from sandbox import spec
-from sandbox.admin import ADMIN_TOKEN_GENERATED, admin_required
 from sandbox.app import create_app
-from sandbox.context import RUNTIME
-from sandbox.lowlevel import SandboxRunner
-from sandbox.model import Env
-from sandbox.persistence import PERSISTENCE
-from sandbox.settings import Settings
+from sandbox.core import spec
+from sandbox.core.model import Env
+from sandbox.core.settings import Settings
+from sandbox.gateway.admin import ADMIN_TOKEN_GENERATED, admin_required
+from sandbox.gateway.context import RUNTIME
+from sandbox.gateway.lowlevel import SandboxRunner
+from sandbox.ops.persistence import PERSISTENCE
 
 MAX_LINE = 128 * 1024
 

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from sandbox.context import RUNTIME
-from sandbox.keys_listing import keyset_rows
-from sandbox.model import Env, KeyType
-from sandbox.response_schemas import violations
-from sandbox.runtime import Runtime
+from sandbox.apis.epayment.response_schemas import violations
+from sandbox.core.keys_listing import keyset_rows
+from sandbox.core.model import Env, KeyType
+from sandbox.core.runtime import Runtime
+from sandbox.core.settings import Settings
+from sandbox.gateway.context import RUNTIME
 from sandbox.server import RunningSandbox
-from sandbox.settings import Settings
 
 
 @dataclass

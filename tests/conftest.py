@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from sandbox.settings import Settings
+from sandbox.core.settings import Settings
 from sandbox.testing import started
 
 

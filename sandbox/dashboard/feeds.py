@@ -11,11 +11,11 @@ from collections import defaultdict
 
 from aiohttp import web
 
-from sandbox.clock import iso_utc
-from sandbox.context import RUNTIME
-from sandbox.errors import Detail, Problem
-from sandbox.model import Env, KeySet, KeyType
-from sandbox.world import World
+from sandbox.core.clock import iso_utc
+from sandbox.core.errors import Detail, Problem
+from sandbox.core.model import Env, KeySet, KeyType
+from sandbox.core.world import World
+from sandbox.gateway.context import RUNTIME
 
 
 def mask(secret: str | None) -> str | None:
@@ -109,7 +109,7 @@ PAYMENT_ACTIONS = ("approve", "reject", "expire")
 
 
 def _payments(app: web.Application):
-    from sandbox.api.epayment import PAYMENTS
+    from sandbox.apis.epayment.routes import PAYMENTS
 
     return app.get(PAYMENTS)
 
@@ -150,7 +150,7 @@ def payment_action(app: web.Application, env: str, msn: str, reference: str, act
 
 def product_order_rows(app: web.Application) -> list[dict]:
     """Every product order, newest first, as the control plane shows it."""
-    from sandbox.api.management import BACKEND
+    from sandbox.apis.management.routes import BACKEND
 
     backend = app.get(BACKEND)
     if backend is None:

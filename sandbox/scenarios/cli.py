@@ -47,8 +47,8 @@ async def run_async(scenario: Scenario, base_url: str | None = None, prod_url: s
     if base_url or prod_url:
         async with aiohttp.ClientSession() as session:
             return await Runner(session, Target(base_url, prod_url, admin_token)).run(scenario, on_step)
+    from sandbox.core.settings import Settings
     from sandbox.server import RunningSandbox
-    from sandbox.settings import Settings
 
     running = RunningSandbox(Settings(port=0, prod_port=0))
     await running.start()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from sandbox.model import Env, KeyType
+from sandbox.core.model import Env, KeyType
 from sandbox.scenarios.paths import FILTERS, split_filters
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

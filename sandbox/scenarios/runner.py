@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from sandbox.model import Env, KeyType
+from sandbox.core.model import Env, KeyType
 from sandbox.scenarios.model import VARIABLE, KeySpec, Scenario, ScenarioError, Step, is_builtin, parse_keys
 from sandbox.scenarios.paths import MISSING, apply_filter, lookup, matches, split_filters
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from sandbox.core.settings import Settings
 from sandbox.server import RunningSandbox
-from sandbox.settings import Settings
 from sandbox.testing import SandboxClient
 
 SDK_DIR = Path(__file__).resolve().parent

@@ -1,0 +1,599 @@
+"""The ePayment backend: payments, their state machine, event log, idempotency and expiry.
+
+Knows nothing of HTTP. Every public method is synchronous, so each check-then-update runs
+without an `await` in between: concurrent captures on one payment can never overrun a limit.
+Payments live in a dict keyed by (env, msn, reference); idempotency records by
+(env, msn, route, key). CREATED payments also sit in a heap ordered by expiry time, so
+expiring them costs O(log n) per payment and nothing per request when none is due.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import heapq
+import hmac
+import json
+import logging
+import sys
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
+
+from sandbox.apis.epayment.rules import (
+    IDEMPOTENCY_CONFLICT_CODE,
+    MAGIC_AMOUNTS,
+    MAGIC_REFUND_AMOUNTS,
+    MINIMUM_AMOUNT,
+    check_reference,
+    iso,
+    parse_rfc3339,
+    problem,
+    validate,
+)
+from sandbox.core.errors import Detail, Problem
+from sandbox.core.model import Env
+from sandbox.core.runtime import Runtime
+
+log = logging.getLogger("sandbox.epayment")
+
+DEFAULT_EXPIRY_SECONDS = 600  # payments left in CREATED expire after 10 minutes
+LONG_LIVING_MIN, LONG_LIVING_MAX = 600, 60 * 86400
+PSP_REFERENCE_BASE = 3343121302  # the spec's example pspReference; numbers count up from it
+
+
+class State(StrEnum):
+    CREATED = "CREATED"
+    AUTHORIZED = "AUTHORIZED"
+    ABORTED = "ABORTED"
+    EXPIRED = "EXPIRED"
+    TERMINATED = "TERMINATED"
+
+
+# ---------------------------------------------------------------------------------------------
+# Records
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Event:
+    name: str
+    value: int
+    psp: int
+    timestamp: float
+    idempotency_key: str | None
+    success: bool = True
+
+
+@dataclass(slots=True)
+class Payment:
+    env: Env
+    msn: str
+    reference: str
+    value: int
+    currency: str
+    psp: int  # the CREATED event's pspReference
+    user_flow: str
+    method: str
+    expires_at: float
+    return_url: str | None = None
+    description: str | None = None
+    phone: str | None = None
+    metadata: dict | None = None
+    scope: str | None = None
+    origin: str | None = None  # where the user's links point (shared, interned); None for PUSH_MESSAGE
+    qr: str | None = None  # QR flow: "svg", "text" or "png:<size>"
+    state: State = State.CREATED
+    authorized: int = 0
+    cancelled: int = 0
+    captured: int = 0
+    refunded: int = 0
+    events: list[Event] = field(default_factory=list)
+
+    def amount(self, value: int) -> dict:
+        return {"currency": self.currency, "value": value}
+
+    def aggregate(self) -> dict:
+        return {"authorizedAmount": self.amount(self.authorized), "cancelledAmount": self.amount(self.cancelled),
+                "capturedAmount": self.amount(self.captured), "refundedAmount": self.amount(self.refunded)}
+
+    def modification_view(self, snapshot: tuple | None = None) -> dict:
+        """ModificationResponse (the pspReference is the CREATED event's), now or as `snapshot()` was."""
+        state, authorized, cancelled, captured, refunded = snapshot or self.snapshot()
+        aggregate = {"authorizedAmount": self.amount(authorized), "cancelledAmount": self.amount(cancelled),
+                     "capturedAmount": self.amount(captured), "refundedAmount": self.amount(refunded)}
+        return {"amount": self.amount(self.value), "state": str(state), "aggregate": aggregate,
+                "pspReference": str(self.psp), "reference": self.reference}
+
+    def snapshot(self) -> tuple:
+        return (self.state, self.authorized, self.cancelled, self.captured, self.refunded)
+
+    def view(self, redirect_url: str | None = None) -> dict:
+        """GetPaymentResponse."""
+        body = self.modification_view()
+        body["paymentMethod"] = {"type": self.method}
+        body["profile"] = {}
+        if self.scope and self.state is State.AUTHORIZED:
+            body["profile"]["sub"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.msn}/{self.phone or self.reference}"))
+        if redirect_url:
+            body["redirectUrl"] = redirect_url
+        if self.metadata:
+            body["metadata"] = self.metadata
+        return body
+
+    def event_views(self) -> list[dict]:
+        return [{"reference": self.reference, "pspReference": str(e.psp), "name": e.name,
+                 "amount": self.amount(e.value), "timestamp": iso(e.timestamp), "idempotencyKey": e.idempotency_key,
+                 "success": e.success} for e in self.events]
+
+
+@dataclass(slots=True)
+class IdempotencyRecord:
+    """Enough to give the first response again: for a modification, the aggregate it answered with."""
+
+    fingerprint: bytes
+    reference: str
+    snapshot: tuple | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# The backend
+# ---------------------------------------------------------------------------------------------
+
+
+def not_found(reference: str) -> Problem:
+    """404 5090, for unknown and other-MSN references alike."""
+    return problem("5090", f"Could not find a payment with reference {reference} for this sales unit.")
+
+
+class PaymentsBackend:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        # A fixed key: landing tokens are sandbox links, not secrets, and stay stable between runs.
+        self._token_key = hashlib.sha256(b"vipps-sandbox landing token").digest()
+        self._tokens: dict[str, str] = {}
+        self.clear()
+
+    def clear(self) -> None:
+        """The reset hook: no payments, no idempotency records, pspReferences count from the start."""
+        self.payments: dict[tuple[Env, str, str], Payment] = {}
+        self.idempotency: dict[tuple[Env, str, str, str], IdempotencyRecord] = {}
+        self._expiry_heap: list[tuple[float, tuple[Env, str, str]]] = []
+        self._seq = 0
+        self._views: dict[tuple[Env, str, str], tuple[int, bytes]] = {}
+
+    # -- snapshots (runtime.state_providers["payments"]) -----------------------------------------
+    def dump(self) -> dict[str, list[dict]]:
+        """Payments with their events, the idempotency records and the pspReference counter."""
+        payments = []
+        for payment in self.payments.values():
+            record = {name: getattr(payment, name) for name in PAYMENT_FIELDS}
+            record["env"], record["state"] = str(payment.env), str(payment.state)
+            record["events"] = [asdict(event) for event in payment.events]
+            payments.append(record)
+        idempotency = []
+        for (env, msn, route, key), r in self.idempotency.items():
+            snapshot = [str(r.snapshot[0]), *r.snapshot[1:]] if r.snapshot is not None else None
+            idempotency.append({"env": str(env), "msn": msn, "route": route, "key": key,
+                                "fingerprint": r.fingerprint.hex(), "reference": r.reference, "snapshot": snapshot})
+        return {"payments": payments, "idempotency": idempotency, "counters": [{"seq": self._seq}]}
+
+    def load(self, data: object) -> None:
+        """Replaces every payment with the snapshot's (a ValueError, and no change, if it is malformed)."""
+        tables = snapshot_tables(data, "payments", "idempotency", "counters")
+        payments = {}
+        for record in tables["payments"]:
+            record = dict(record)
+            record["env"], record["state"] = Env(record["env"]), State(record["state"])
+            record["events"] = [Event(**event) for event in record.get("events", [])]
+            payment = Payment(**record)
+            payments[(payment.env, payment.msn, payment.reference)] = payment
+        idempotency = {}
+        for r in tables["idempotency"]:
+            snapshot = (State(r["snapshot"][0]), *r["snapshot"][1:]) if r.get("snapshot") else None
+            idempotency[(Env(r["env"]), r["msn"], r["route"], r["key"])] = IdempotencyRecord(
+                bytes.fromhex(r["fingerprint"]), r["reference"], snapshot)
+        seq = int((tables["counters"] or [{"seq": 0}])[0]["seq"])
+        heap = [(p.expires_at, key) for key, p in payments.items() if p.state is State.CREATED]
+        heapq.heapify(heap)
+        self.clear()
+        self.payments, self.idempotency, self._expiry_heap, self._seq = payments, idempotency, heap, seq
+
+    # -- time and expiry ----------------------------------------------------------------------
+    def now(self) -> float:
+        return self.runtime.clock.time()
+
+    def sweep(self) -> int:
+        """Expires every CREATED payment whose time has come; O(1) when none is due."""
+        heap, now, expired = self._expiry_heap, self.runtime.clock.time(), 0
+        while heap and heap[0][0] <= now:
+            _, key = heapq.heappop(heap)
+            payment = self.payments.get(key)
+            if payment is not None and payment.state is State.CREATED and payment.expires_at <= now:
+                self._transition(payment, State.EXPIRED, "EXPIRED", payment.value, None, at=payment.expires_at)
+                expired += 1
+        return expired
+
+    def _next_psp(self) -> int:
+        self._seq += 1
+        return PSP_REFERENCE_BASE + self._seq
+
+    # -- lookups ------------------------------------------------------------------------------
+    def find(self, env: Env, msn: str, reference: str) -> Payment:
+        """The payment, after any due expiry; 404 5090 for unknown and other-MSN references alike."""
+        self.sweep()
+        payment = self.payments.get((env, msn, reference))
+        if payment is None:
+            raise not_found(reference)
+        return payment
+
+    # -- events -------------------------------------------------------------------------------
+    def _record(self, payment: Payment, name: str, value: int, key: str | None, at: float | None = None,
+                psp: int | None = None) -> Event:
+        event = Event(name, value, psp if psp is not None else self._next_psp(), self.now() if at is None else at, key)
+        payment.events.append(event)
+        payload = {"env": str(payment.env), "msn": payment.msn, "reference": payment.reference,
+                   "pspReference": str(event.psp), "name": name, "amount": payment.amount(value),
+                   "timestamp": event.timestamp, "idempotencyKey": key, "success": event.success,
+                   "paymentDescription": payment.description, "phoneNumber": payment.phone}
+        try:
+            self.runtime.publish("epayment." + name.lower(), payload)
+        except Exception:  # a broken listener must not undo or fail a payment that already moved
+            log.exception("a listener failed on epayment.%s", name.lower())
+        return event
+
+    def _transition(self, payment: Payment, state: State, name: str, value: int, key: str | None,
+                    at: float | None = None) -> None:
+        payment.state = state
+        self._record(payment, name, value, key, at)
+
+    # -- idempotency --------------------------------------------------------------------------
+    @staticmethod
+    def fingerprint(reference: str, body: object) -> bytes:
+        canonical = json.dumps([reference, body], sort_keys=True, separators=(",", ":"))
+        return hashlib.blake2b(canonical.encode(), digest_size=12).digest()
+
+    def replay(self, env: Env, msn: str, route: str, key: str, fingerprint: bytes) -> IdempotencyRecord | None:
+        """The record of this key's first success, or None; 409 when the key came with another body."""
+        record = self.idempotency.get((env, msn, route, key))
+        if record is None:
+            return None
+        if record.fingerprint != fingerprint:
+            raise problem(IDEMPOTENCY_CONFLICT_CODE[route],
+                          f"The Idempotency-Key {key!r} was already used with a different request body.")
+        return record
+
+    def _replayed_modification(self, env: Env, msn: str, record: IdempotencyRecord) -> dict:
+        payment = self.payments.get((env, msn, record.reference))
+        if payment is None:  # cannot happen: payments and records are only cleared together
+            raise problem("5090", f"Could not find a payment with reference {record.reference}.")
+        return payment.modification_view(record.snapshot)
+
+    def remember(self, env: Env, msn: str, route: str, key: str | None, fingerprint: bytes, payment: Payment,
+                 snapshot: tuple | None = None) -> None:
+        if key:
+            self.idempotency[(env, msn, route, key)] = IdempotencyRecord(fingerprint, payment.reference, snapshot)
+
+    # -- create -------------------------------------------------------------------------------
+    def create(self, env: Env, msn: str, body: object, key: str, origin: str) -> tuple[int, dict]:
+        """POST /payments: validate, check the market's currency and minimum, store, answer 201."""
+        validate("CreatePaymentRequest", body)
+        assert isinstance(body, dict)
+        fp = self.fingerprint("", body)
+        replayed = self.replay(env, msn, "create", key, fp)
+        if replayed is not None:
+            return 201, self._create_response(self.payments[(env, msn, replayed.reference)])
+        self.sweep()
+        reference, flow = body["reference"], body["userFlow"]
+        value, currency = body["amount"]["value"], body["amount"]["currency"]
+        method = body["paymentMethod"]["type"]
+        unit = self.runtime.world.sales_units[msn]
+        if currency != unit.currency:
+            raise problem("5040", f"The currency {currency} does not match sales unit {msn}'s market "
+                          f"({unit.market}, {unit.currency}).", details=[Detail("amount.currency", "Invalid currency")])
+        if value < MINIMUM_AMOUNT[currency]:
+            raise problem("6010", f"The amount is below the minimum of {MINIMUM_AMOUNT[currency]} (minor units) "
+                          f"for {currency}.", details=[Detail("amount.value", "Amount below minimum")])
+        self._check_flow(env, body, flow, method)
+        expires_at = self.now() + DEFAULT_EXPIRY_SECONDS
+        if body.get("expiresAt"):
+            expires_at = self._long_living_expiry(body)
+        if (env, msn, reference) in self.payments:
+            raise problem("4150", f"A payment with reference {reference} already exists for sales unit {msn}.")
+        customer = body.get("customer") or {}
+        payment = Payment(env=env, msn=unit.msn, reference=reference, value=value, currency=unit.currency,
+                          psp=0, user_flow=sys.intern(flow), method=sys.intern(method), expires_at=expires_at,
+                          return_url=body.get("returnUrl"), description=body.get("paymentDescription"),
+                          phone=customer.get("phoneNumber"), metadata=body.get("metadata") or None,
+                          scope=(body.get("profile") or {}).get("scope"))
+        if flow != "PUSH_MESSAGE":
+            payment.origin = sys.intern(origin)
+        if flow == "QR":
+            payment.qr = _qr_kind(body.get("qrFormat") or {})
+        stored_key = (env, unit.msn, reference)
+        self.payments[stored_key] = payment
+        payment.psp = self._record(payment, "CREATED", value, key).psp
+        heapq.heappush(self._expiry_heap, (expires_at, stored_key))
+        self.remember(env, msn, "create", key, fp, payment)
+        return 201, self._create_response(payment)
+
+    def _create_response(self, payment: Payment) -> dict:
+        redirect = self.redirect_url(payment)
+        return {"redirectUrl": redirect, "reference": payment.reference} if redirect \
+            else {"reference": payment.reference}
+
+    def _check_flow(self, env: Env, body: dict, flow: str, method: str) -> None:
+        if flow == "WEB_REDIRECT" and not body.get("returnUrl"):
+            raise problem("4140", "userFlow WEB_REDIRECT needs a returnUrl.",
+                          details=[Detail("returnUrl", "The returnUrl field is required for WEB_REDIRECT.")])
+        if flow == "PUSH_MESSAGE" and not body.get("customer"):
+            raise problem("4140", "userFlow PUSH_MESSAGE needs a customer.",
+                          details=[Detail("customer", "The customer field is required for PUSH_MESSAGE.")])
+        if method == "CARD" and (flow != "WEB_REDIRECT" or env is Env.TEST):
+            raise problem("4160", "paymentMethod CARD works only with userFlow WEB_REDIRECT, and not in the test "
+                          "environment.", details=[Detail("paymentMethod.type", "Invalid payment method type")])
+
+    def _long_living_expiry(self, body: dict) -> float:
+        try:
+            at = parse_rfc3339(body["expiresAt"])
+        except ValueError as exc:
+            raise Problem(400, "Bad Request", "See extraDetails for further details",
+                          details=[Detail("expiresAt", "Must be an RFC 3339 date-time.")]) from exc
+        ahead = at - self.now()
+        if not LONG_LIVING_MIN < ahead < LONG_LIVING_MAX:
+            raise Problem(400, "Bad Request", "See extraDetails for further details",
+                          details=[Detail("expiresAt", "Must be more than 10 minutes and less than 60 days ahead.")])
+        if not body.get("receipt"):
+            raise problem("4140", "A long-living payment (expiresAt) needs a receipt.",
+                          details=[Detail("receipt", "The receipt field is required with expiresAt.")])
+        return at
+
+    # -- the simulated user's links ------------------------------------------------------------
+    def landing_token(self, payment: Payment) -> str:
+        """A signed, opaque token naming the payment (and its CREATED event, so a reused reference
+        after a reset does not open the old link)."""
+        # References are [a-zA-Z0-9-] and MSNs digits, so "|" separates safely. GETs are hot, so recent
+        # tokens are kept in a small bounded cache rather than on every payment (memory per payment).
+        raw = f"{payment.env.value}|{payment.msn}|{payment.reference}|{payment.psp}"
+        token = self._tokens.get(raw)
+        if token is None:
+            data = raw.encode()
+            token = _b64(data) + "." + _b64(hmac.new(self._token_key, data, hashlib.sha256).digest()[:12])
+            if len(self._tokens) >= TOKEN_CACHE:
+                self._tokens.clear()
+            self._tokens[raw] = token
+        return token
+
+    def by_token(self, token: str) -> Payment:
+        try:
+            raw_b64, mac_b64 = token.split(".", 1)
+            raw, mac = _unb64(raw_b64), _unb64(mac_b64)
+            if not hmac.compare_digest(mac, hmac.new(self._token_key, raw, hashlib.sha256).digest()[:12]):
+                raise ValueError("bad signature")
+            env, msn, reference, psp_text = raw.decode("ascii").split("|")
+            psp = int(psp_text)
+            key = (Env(env), msn, reference)
+        except (ValueError, TypeError, UnicodeDecodeError, binascii.Error) as exc:
+            raise Problem(400, "Bad Request", "The token is not a landing page token of this sandbox.",
+                          details=[Detail("token", "Invalid token")]) from exc
+        self.sweep()
+        payment = self.payments.get(key)
+        if payment is None or payment.psp != psp:
+            raise problem("5090", "The payment behind this token no longer exists (was the sandbox reset?).")
+        return payment
+
+    def redirect_url(self, payment: Payment) -> str | None:
+        """Where the user goes: the sandbox's landing page, or for QR a picture of it. None for PUSH_MESSAGE."""
+        if payment.origin is None:
+            return None
+        token = self.landing_token(payment)
+        if payment.qr is None or payment.qr == "text":
+            return f"{payment.origin}/_sandbox/landing?token={token}"
+        url = f"{payment.origin}/_sandbox/qr?token={token}"
+        if payment.qr.startswith("png:"):
+            url += f"&format=png&size={payment.qr[4:]}"
+        return url
+
+    def view(self, payment: Payment) -> dict:
+        """GetPaymentResponse, with the redirectUrl the create response gave."""
+        return payment.view(self.redirect_url(payment))
+
+    def view_bytes(self, env: Env, msn: str, reference: str) -> bytes:
+        """GetPaymentResponse as JSON bytes, for `GET …/payments/{reference}`, the hot path.
+
+        A payment changes only with a new event, so the bytes of recently read payments are kept (bounded,
+        and emptied when a snapshot is loaded). The reference is checked against the spec's pattern (400
+        when malformed, as `find`'s callers answer) whenever those bytes are made, so a kept one passed."""
+        self.sweep()
+        key = (env, msn, reference)
+        payment = self.payments.get(key)
+        if payment is None:
+            check_reference(reference)
+            raise not_found(reference)
+        version = len(payment.events)
+        cached = self._views.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        check_reference(reference)  # a hand-edited snapshot can hold any reference
+        body = json.dumps(self.view(payment)).encode()
+        if len(self._views) >= TOKEN_CACHE:
+            self._views.clear()
+        self._views[key] = (version, body)
+        return body
+
+    # -- the user's side ---------------------------------------------------------------------------
+    def refusal(self, payment: Payment) -> tuple[str, str] | None:
+        """Why this payment can never be approved (a test-environment magic amount), or None."""
+        if payment.env is Env.TEST:
+            return MAGIC_AMOUNTS.get(payment.value)
+        return None
+
+    def approve(self, payment: Payment, phone: str | None = None) -> bool:
+        """The user approves: CREATED -> AUTHORIZED. False when it already was AUTHORIZED."""
+        self.sweep()
+        if payment.state is State.AUTHORIZED:
+            return False
+        if payment.state is not State.CREATED:
+            raise problem("10020", f"The payment is {payment.state} and can no longer be approved.")
+        refused = self.refusal(payment)
+        if refused is not None:
+            raise problem(refused[0], refused[1])
+        if phone and not payment.phone:
+            payment.phone = phone
+        payment.authorized = payment.value
+        self._transition(payment, State.AUTHORIZED, "AUTHORIZED", payment.value, None)
+        return True
+
+    def reject(self, payment: Payment) -> bool:
+        """The user rejects: CREATED -> ABORTED. False when it already was ABORTED."""
+        return self._end_created(payment, State.ABORTED, "be rejected")
+
+    def expire(self, payment: Payment) -> bool:
+        """Lets a CREATED payment expire now. False when it already was EXPIRED."""
+        return self._end_created(payment, State.EXPIRED, "expire")
+
+    def _end_created(self, payment: Payment, final: State, verb: str) -> bool:
+        """CREATED -> a final state (its event has the state's name); False when already there."""
+        self.sweep()
+        if payment.state is final:
+            return False
+        if payment.state is not State.CREATED:
+            raise Problem(409, "Conflict", f"The payment is {payment.state}; only a CREATED payment can {verb}.")
+        self._transition(payment, final, final.value, payment.value, None)
+        return True
+
+    def force_approve(self, env: Env, msn: str, reference: str, body: object) -> None:
+        """POST /test/payments/{reference}/approve (the policy keeps it out of production)."""
+        if body is not None:
+            validate("ForceApprove", body)
+        payment = self.find(env, msn, reference)
+        body = body or {}
+        assert isinstance(body, dict)
+        if body.get("token") and body["token"] != self.landing_token(payment):
+            raise Problem(400, "Bad Request", "The token does not belong to this payment.",
+                          details=[Detail("token", "The token from this payment's redirectUrl is expected.")])
+        phone = (body.get("customer") or {}).get("phoneNumber")
+        if phone and payment.phone and phone != payment.phone:
+            raise problem("10020", "The payment was created for another customer's phone number.")
+        self.approve(payment, phone)
+
+    # -- the merchant's modifications ------------------------------------------------------------
+    def _modification_amount(self, payment: Payment, body: dict) -> int:
+        amount = body["modificationAmount"]
+        if amount["currency"] != payment.currency:
+            raise problem("5040", f"The payment is in {payment.currency}, not {amount['currency']}.",
+                          details=[Detail("modificationAmount.currency", "Invalid currency")])
+        if amount["value"] < 1:
+            raise problem("4040", "The modification amount must be at least 1.",
+                          details=[Detail("modificationAmount.value", "Invalid amount")])
+        return amount["value"]
+
+    def capture(self, env: Env, msn: str, reference: str, body: object, key: str) -> dict:
+        validate("CaptureModificationRequest", body)
+        assert isinstance(body, dict)
+        fp = self.fingerprint(reference, body)
+        replayed = self.replay(env, msn, "capture", key, fp)
+        if replayed is not None:
+            return self._replayed_modification(env, msn, replayed)
+        payment = self.find(env, msn, reference)
+        value = self._modification_amount(payment, body)
+        state = payment.state
+        if state is State.CREATED:
+            raise problem("6080", "The amount you tried to capture is not reserved. The user must accept the "
+                          "payment before capture can be done.")
+        if state is State.TERMINATED or (state is State.AUTHORIZED and payment.cancelled):
+            raise problem("6070", "The payment was cancelled; nothing more can be captured.")
+        if state is not State.AUTHORIZED:
+            raise problem("6200", f"The payment is {state} and cannot be captured.")
+        capturable = payment.authorized - payment.cancelled - payment.captured
+        if value > capturable:
+            raise problem("6090", f"Only {capturable} of the authorized amount can still be captured; "
+                          f"tried {value}.")
+        payment.captured += value
+        self._record(payment, "CAPTURED", value, key)
+        snapshot = payment.snapshot()
+        self.remember(env, msn, "capture", key, fp, payment, snapshot)
+        return payment.modification_view(snapshot)
+
+    def refund(self, env: Env, msn: str, reference: str, body: object, key: str) -> dict:
+        validate("RefundModificationRequest", body)
+        assert isinstance(body, dict)
+        fp = self.fingerprint(reference, body)
+        replayed = self.replay(env, msn, "refund", key, fp)
+        if replayed is not None:
+            return self._replayed_modification(env, msn, replayed)
+        payment = self.find(env, msn, reference)
+        value = self._modification_amount(payment, body)
+        if payment.captured == 0:
+            raise problem("6020", "Nothing has been captured, so there is nothing to refund.")
+        refundable = payment.captured - payment.refunded
+        if value > refundable:
+            raise problem("6150", f"Only {refundable} of the captured amount can still be refunded; tried {value}.")
+        if env is Env.TEST and value in MAGIC_REFUND_AMOUNTS:
+            code, why = MAGIC_REFUND_AMOUNTS[value]
+            raise problem(code, why)
+        payment.refunded += value
+        self._record(payment, "REFUNDED", value, key)
+        snapshot = payment.snapshot()
+        self.remember(env, msn, "refund", key, fp, payment, snapshot)
+        return payment.modification_view(snapshot)
+
+    def cancel(self, env: Env, msn: str, reference: str, body: object, key: str | None) -> dict:
+        """Before authorization: TERMINATED. After: release the uncaptured remainder (state stays AUTHORIZED)."""
+        body = {} if body is None else body
+        validate("CancelModificationRequest", body)
+        assert isinstance(body, dict)
+        fp = self.fingerprint(reference, body)
+        if key:
+            replayed = self.replay(env, msn, "cancel", key, fp)
+            if replayed is not None:
+                return self._replayed_modification(env, msn, replayed)
+        payment = self.find(env, msn, reference)
+        state = payment.state
+        if state is State.CREATED:
+            payment.cancelled = payment.value
+            self._transition(payment, State.TERMINATED, "TERMINATED", payment.value, key)
+        elif state is State.AUTHORIZED:
+            if body.get("cancelTransactionOnly"):
+                raise problem("6060", "cancelTransactionOnly was set, but the payment is already authorized.")
+            remainder = payment.authorized - payment.captured - payment.cancelled
+            if remainder > 0:
+                payment.cancelled += remainder
+                self._record(payment, "CANCELLED", remainder, key)
+            elif not payment.cancelled:
+                raise problem("6040", "The payment is fully captured; there is nothing left to cancel. "
+                              "Use refund instead.")
+        elif state is not State.TERMINATED:
+            raise problem("6050", f"The payment is {state}: it is not reserved, so there is nothing to cancel.")
+        snapshot = payment.snapshot()
+        self.remember(env, msn, "cancel", key, fp, payment, snapshot)
+        return payment.modification_view(snapshot)
+
+
+TOKEN_CACHE = 4096
+PAYMENT_FIELDS = [f.name for f in fields(Payment)]
+
+
+def snapshot_tables(data: object, *names: str) -> dict[str, list[dict]]:
+    """The named tables of a snapshot part, or a ValueError saying what is missing."""
+    if not isinstance(data, dict) or any(not isinstance(data.get(name, []), list) for name in names):
+        raise ValueError(f"expected tables {', '.join(names)}")
+    return {name: data.get(name, []) for name in names}
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _qr_kind(qr_format: dict) -> str:
+    fmt = qr_format.get("format", "IMAGE/SVG+XML")
+    if fmt == "TEXT/TARGETURL":
+        return "text"
+    if fmt == "IMAGE/PNG":
+        return f"png:{qr_format.get('size') or 1024}"
+    return "svg"

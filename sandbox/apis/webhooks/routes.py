@@ -1,0 +1,125 @@
+"""The Webhooks API (/webhooks/v1, both environments) and its /_sandbox/ views: attempts and inboxes.
+
+Thin handlers over sandbox.apis.webhooks.backend.WebhookBackend. The gateway has already applied the
+key-type policy (merchant and partner keys; the MSN is optional for partner keys), so a handler
+only turns the caller into a scope: the sales unit it acts for, or the partner when partner keys
+send no Merchant-Serial-Number.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from aiohttp import web
+
+from sandbox.apis.webhooks.backend import Scope, WebhookBackend, WebhookError
+from sandbox.control.routes import read_json
+from sandbox.core.errors import Detail, Problem
+from sandbox.core.model import KeyType
+from sandbox.core.spec import SpecSchemas
+from sandbox.gateway.context import RUNTIME, call
+from sandbox.gateway.front_door import routes
+
+WEBHOOKS = web.AppKey("webhooks", WebhookBackend)
+INBOX_NAME = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
+_schemas: SpecSchemas | None = None
+
+
+def schemas() -> SpecSchemas:
+    global _schemas
+    if _schemas is None:
+        _schemas = SpecSchemas("webhooks.yaml")
+    return _schemas
+
+
+def scope_of(request: web.Request) -> Scope:
+    ctx = call(request)
+    assert ctx.keyset is not None
+    if ctx.msn is not None:
+        return ("msn", ctx.msn)
+    if ctx.keyset.type is KeyType.PARTNER:
+        return ("partner", ctx.keyset.owner)
+    return ("msn", ctx.keyset.owner)
+
+
+async def register(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    schemas().validate("RegisterRequest", body)
+    assert isinstance(body, dict)
+    try:
+        created = request.app[WEBHOOKS].register(call(request).env, scope_of(request), body["url"], body["events"])
+    except WebhookError as exc:
+        raise Problem(exc.status, "Bad Request", exc.reason, details=[Detail(exc.field, exc.reason)],
+                      rule="webhook-registration-invalid") from exc
+    return web.json_response(created, status=201)
+
+
+async def list_webhooks(request: web.Request) -> web.Response:
+    return web.json_response({"webhooks": request.app[WEBHOOKS].list(call(request).env, scope_of(request))})
+
+
+async def delete(request: web.Request) -> web.Response:
+    webhook_id = request.match_info["id"]
+    try:
+        uuid.UUID(webhook_id)
+    except ValueError as exc:
+        raise Problem(400, "Bad Request", "See extraDetails for further details",
+                      details=[Detail("id", f"The value '{webhook_id}' is not valid.")]) from exc
+    if not request.app[WEBHOOKS].delete(call(request).env, scope_of(request), webhook_id):
+        raise Problem(404, "Not Found", f"No webhook {webhook_id} is registered for these keys "
+                      "(and this Merchant-Serial-Number).", rule="webhook-not-found")
+    return web.Response(status=204)
+
+
+# -- /_sandbox/ -----------------------------------------------------------------------------------
+
+
+async def deliveries(request: web.Request) -> web.Response:
+    """Every delivery attempt: status, latency and the signature's inputs (never the secret)."""
+    query = request.query
+    attempts = request.app[WEBHOOKS].attempts(query.get("webhookId"), query.get("reference"))
+    return web.json_response({"attempts": attempts})
+
+
+def inbox_name(request: web.Request) -> str:
+    name = request.match_info["name"]
+    if not INBOX_NAME.match(name):
+        raise Problem(400, "Bad Request", "An inbox name is 1 to 64 letters, digits, '.', '_', '~' or '-'.",
+                      details=[Detail("name", "Invalid inbox name.")])
+    return name
+
+
+async def inbox_post(request: web.Request) -> web.Response:
+    name = inbox_name(request)
+    body = await request.read()
+    entry = request.app[WEBHOOKS].receive(name, request.method, request.path_qs, list(request.headers.items()),
+                                          body)
+    return web.json_response({"received": True, "receivedAt": entry["receivedAt"]})
+
+
+async def inbox_get(request: web.Request) -> web.Response:
+    name = inbox_name(request)
+    return web.json_response({"name": name, "deliveries": request.app[WEBHOOKS].inbox(name)})
+
+
+async def _start(app: web.Application) -> None:
+    await app[WEBHOOKS].start()
+
+
+async def _stop(app: web.Application) -> None:
+    await app[WEBHOOKS].stop()
+
+
+def setup(app: web.Application) -> None:
+    backend = app[WEBHOOKS] = WebhookBackend(app[RUNTIME])
+    app[RUNTIME].state_providers["webhooks"] = (backend.dump, backend.load)
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
+    router = routes(app)
+    router.add_post("/webhooks/v1/webhooks", register, name="webhooks.register")
+    router.add_get("/webhooks/v1/webhooks", list_webhooks, name="webhooks.list")
+    router.add_delete("/webhooks/v1/webhooks/{id}", delete, name="webhooks.delete")
+    router.add_get("/_sandbox/webhooks/deliveries", deliveries, name="sandbox.webhooks.deliveries")
+    router.add_post("/_sandbox/inbox/{name}", inbox_post, name="sandbox.inbox.post")
+    router.add_get("/_sandbox/inbox/{name}", inbox_get, name="sandbox.inbox.get")

@@ -1,0 +1,130 @@
+"""Everything one running sandbox holds: settings, clock, directory, tokens and API backends."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from collections.abc import Callable
+
+from sandbox.core.clock import VirtualClock
+from sandbox.core.ids import Ids
+from sandbox.core.model import Env
+from sandbox.core.settings import Settings
+from sandbox.core.world import World
+from sandbox.fixture import store
+from sandbox.gateway.rate_limits import RateLimiter
+from sandbox.gateway.tokens import TokenService
+
+#: A part of the live state that snapshots save and restore: (dump, load). `dump()` returns JSON-able
+#: data without tokens; `load(data)` replaces the live state with it.
+StateProvider = tuple[Callable[[], object], Callable[[object], None]]
+
+
+def load_tables(settings: Settings) -> dict[str, list[dict]]:
+    """The fixture tables this sandbox starts from (and returns to on reset)."""
+    if settings.seed is not None:
+        from sandbox.fixture.generate import generate  # Faker is slow to import: only when generating
+
+        return generate(settings.seed)
+    return store.read(settings.fixture or store.default_fixture_path())
+
+
+class Runtime:
+    def __init__(self, settings: Settings, tables: dict[str, list[dict]] | None = None) -> None:
+        self.settings = settings
+        self.fixture_tables = tables if tables is not None else load_tables(settings)
+        self.clock = VirtualClock()
+        self.ids = Ids(settings.id_seed)
+        self.port_env: dict[int, Env] = {}
+        # Reset must be fast (goal: 20 ms): unpickling a pre-built World beats rebuilding it from tables.
+        self._pristine_world = self._pickle_world(World(copy.deepcopy(self.fixture_tables)))
+        self.world = self._fresh_world()
+        self.tokens = TokenService(self.clock, self.world)
+        #: The documented ePayment rate limits, when switched on (--rate-limits); cleared on reset.
+        self.rate_limiter = RateLimiter() if settings.rate_limits else None
+        #: Called with (event kind, payload) for every domain event, e.g. ("epayment.captured", {...}).
+        self.listeners: list[Callable[[str, dict], None]] = []
+        #: Called when the control plane reads or moves the clock, so what fell due (expiries) happens now.
+        self.clock_hooks: list[Callable[[], object]] = []
+        #: Called on reset, after the directory and clock are back to the fixture.
+        self.reset_hooks: list[Callable[[], None]] = []
+        #: What snapshots hold, by name; backends register theirs. Loaded in this order (the world first).
+        self.state_providers: dict[str, StateProvider] = {
+            "world": (lambda: self.world.tables(secrets=False), self.load_world),
+            "clock": (self.clock.state, self._load_clock),
+            "ids": (self.ids.dump, self.ids.load),
+        }
+
+    def publish(self, kind: str, payload: dict) -> None:
+        """Tells every listener (ledgers, webhooks, the dashboard) that something happened."""
+        for listener in self.listeners:
+            listener(kind, payload)
+
+    def reset(self) -> None:
+        """Back to the fixture: directory, tokens and clock. Backends reset themselves too."""
+        self._install_world(self._fresh_world())
+        self.clock.reset()
+        self.ids.reset()
+        if self.rate_limiter is not None:
+            self.rate_limiter.clear()
+        for hook in self.reset_hooks:
+            hook()
+
+    # -- the directory --------------------------------------------------------------------------
+    def _pickle_world(self, world: World) -> bytes | None:
+        try:
+            return pickle.dumps(world, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError):  # something unpicklable: rebuild from tables
+            return None
+
+    def _fresh_world(self) -> World:
+        if self._pristine_world is not None:
+            return pickle.loads(self._pristine_world)
+        return World(copy.deepcopy(self.fixture_tables))
+
+    def _install_world(self, world: World) -> None:
+        self.world = world
+        self.tokens.world = world
+        self.tokens._cache.clear()
+
+    def load_world(self, tables: object) -> None:
+        """Replaces the directory with snapshot tables (World.tables() format)."""
+        if not isinstance(tables, dict):
+            raise ValueError("the world's state must be an object of tables")
+        known = {record["client_id"]: record for record in self.fixture_tables.get("keys", [])}
+        self._install_world(World(copy.deepcopy(tables), known_keys=known))
+
+    def _load_clock(self, state: object) -> None:
+        def number(value: object) -> bool:
+            return isinstance(value, int | float) and not isinstance(value, bool)
+
+        if not isinstance(state, dict) or not number(state.get("offset")) or not (
+                state.get("frozen_at") is None or number(state.get("frozen_at"))):
+            raise ValueError("the clock's state must be {\"offset\": seconds, \"frozen_at\": epoch or null}")
+        self.clock.load_state(state)
+
+    # -- snapshots ------------------------------------------------------------------------------
+    def dump_state(self, exclude: frozenset[str] = frozenset()) -> dict[str, object]:
+        """Every registered part of the live state, by provider name (but the excluded ones)."""
+        return {name: dump() for name, (dump, _) in self.state_providers.items() if name not in exclude}
+
+    def load_state(self, state: dict[str, object]) -> list[str]:
+        """Loads the parts present in `state`, in registration order; all or nothing.
+
+        Returns the names loaded. Any failure puts the state from before back and raises ValueError.
+        """
+        before = self.dump_state()
+        loaded = []
+        if self.rate_limiter is not None:  # a restored clock may be earlier than the windows' calls
+            self.rate_limiter.clear()
+        try:
+            for name, (_, load) in self.state_providers.items():
+                if name in state:
+                    load(state[name])
+                    loaded.append(name)
+        except Exception as exc:
+            failed = name
+            for part, (_, load) in self.state_providers.items():
+                load(before[part])
+            raise ValueError(f"the {failed!r} state cannot be loaded: {exc}") from exc
+        return loaded

@@ -1,0 +1,74 @@
+"""The dashboard at /_sandbox/: static files plus the JSON feeds only the dashboard needs.
+
+The page is plain HTML/CSS/JS bundled with the package (no CDN: it must work offline). It reads
+the building and the matrix from here, and the request log, clock, payments and product orders
+from the control plane, so everything it shows comes from the same state the APIs use.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from aiohttp import web
+
+from sandbox.control.routes import read_json
+from sandbox.core.errors import GatewayNotFound
+from sandbox.dashboard.feeds import PAYMENT_ACTIONS, building, payment_action, payment_rows, product_order_rows
+from sandbox.gateway.context import RUNTIME
+from sandbox.gateway.front_door import routes
+from sandbox.gateway.policy import matrix
+
+#: The only files served, so no path ever reaches the file system unchecked.
+ASSETS = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
+
+
+def _asset(name: str) -> str:
+    return resources.files("sandbox.dashboard").joinpath(name).read_text(encoding="utf-8")
+
+
+async def page(request: web.Request) -> web.Response:
+    return web.Response(text=_asset("index.html"), content_type="text/html",
+                        headers={"Cache-Control": "no-store"})
+
+
+async def asset(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in ASSETS:
+        raise GatewayNotFound(f"The dashboard has no file {name!r}.", rule="unknown-path")
+    return web.Response(text=_asset(name), content_type=ASSETS[name], headers={"Cache-Control": "no-store"})
+
+
+async def building_feed(request: web.Request) -> web.Response:
+    return web.json_response(building(request.app[RUNTIME].world))
+
+
+async def matrix_feed(request: web.Request) -> web.Response:
+    return web.json_response(matrix())
+
+
+async def payments_feed(request: web.Request) -> web.Response:
+    return web.json_response(payment_rows(request.app))
+
+
+async def product_orders_feed(request: web.Request) -> web.Response:
+    return web.json_response(product_order_rows(request.app))
+
+
+async def payment_action_route(request: web.Request) -> web.Response:
+    info = request.match_info
+    if info["action"] not in PAYMENT_ACTIONS:
+        raise GatewayNotFound(f"No payment action {info['action']!r}: approve, reject or expire.", rule="unknown-path")
+    await read_json(request)  # a malformed body still gets a clear 400
+    return web.json_response(payment_action(request.app, info["env"], info["msn"], info["reference"], info["action"]))
+
+
+def setup(app: web.Application) -> None:
+    router = routes(app)
+    router.add_get("/_sandbox/", page, name="sandbox.dashboard")
+    router.add_get("/_sandbox/dashboard/{name}", asset, name="sandbox.dashboard.asset")
+    router.add_get("/_sandbox/building", building_feed, name="sandbox.building")
+    router.add_get("/_sandbox/matrix", matrix_feed, name="sandbox.matrix")
+    router.add_get("/_sandbox/payments", payments_feed, name="sandbox.payments.list")
+    router.add_get("/_sandbox/product-orders", product_orders_feed, name="sandbox.product_orders.list")
+    router.add_post("/_sandbox/dashboard/payments/{env}/{msn}/{reference}/{action}", payment_action_route,
+                        name="sandbox.dashboard.payment_action")

@@ -1,0 +1,289 @@
+"""The gateway's checks, in the real order: environment, headers, subscription key, token, policy.
+
+The front door (sandbox/gateway/front_door.py) runs them for every request; every error is rendered
+through sandbox.core.errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+
+import jwt
+from aiohttp import web
+
+from sandbox.apis.epayment.rules import reference_is_valid
+from sandbox.core import errors
+from sandbox.core.errors import Detail, GatewayError, GatewayNotFound, Problem, RenderContext, SandboxError
+from sandbox.core.model import Env, KeyType
+from sandbox.core.runtime import Runtime
+from sandbox.gateway.context import RUNTIME, CallContext
+from sandbox.gateway.headers import (
+    AUTHORIZATION,
+    CONTENT_LENGTH,
+    HOST,
+    MERCHANT_SERIAL_NUMBER,
+    SANDBOX_DECISION,
+    SANDBOX_RULE,
+    SANDBOX_WARNING,
+    SUBSCRIPTION_KEY,
+    SYSTEM_HEADERS,
+)
+from sandbox.gateway.policy import ROUTES, Api, Auth, RoutePolicy, decide, environment_decision
+from sandbox.gateway.rate_limits import LIMITS, RateLimiter
+from sandbox.ops import faults
+
+log = logging.getLogger("sandbox")
+
+HOST_ENVS = {"apitest.vipps.no": Env.TEST, "api.vipps.no": Env.PRODUCTION}
+SYSTEM_HEADER_MAX = 30
+MSN_PATTERN = re.compile(r"^[0-9]{4,10}$")
+MAX_BODY = 1024 * 1024  # the app's client_max_size
+MISSING_SUBSCRIPTION_KEY = ("Access denied due to missing subscription key. Make sure to include subscription key "
+                            "when making requests to an API.")
+INVALID_SUBSCRIPTION_KEY = ("Access denied due to invalid subscription key. Make sure to provide a valid key for an "
+                            "active subscription.")
+
+
+#: The catch-all route's name (sandbox/gateway/front_door.py): paths and methods no other route serves.
+UNMATCHED = "gateway.unmatched"
+UNKNOWN_PATH = "Resource not found. No API of the sandbox serves this path."
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_HOST_SEEN: dict[str, Env | None] = {}
+
+
+def resolve_env(request: web.Request, runtime: Runtime) -> Env:
+    """The Host header decides when it names a Vipps host; otherwise the port the request came in on."""
+    header = request.headers.get(HOST) or ""
+    if header in _HOST_SEEN:
+        env = _HOST_SEEN[header]
+    else:
+        env = HOST_ENVS.get(header.split(":", 1)[0].strip().lower())
+        if len(_HOST_SEEN) < 256:  # a handful of Host values in practice; never unbounded
+            _HOST_SEEN[header] = env
+    if env is not None:
+        return env
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if sockname and len(sockname) >= 2:
+        return runtime.port_env.get(sockname[1], Env.TEST)
+    return Env.TEST
+
+
+def check_system_headers(request: web.Request, ctx: CallContext) -> list[str]:
+    """Each Vipps-System-* header is at most 30 characters. Returns the ones missing or empty."""
+    missing = []
+    headers = request.headers
+    for name in SYSTEM_HEADERS:
+        value = headers.get(name)
+        if value is None or value == "":
+            missing.append(name)
+        # A header sent twice is checked whole: the long copy must not hide behind a short one.
+        if value is not None and max(map(len, headers.getall(name))) > SYSTEM_HEADER_MAX:
+            raise Problem(400, "Bad Request", f"The {name} header is longer than {SYSTEM_HEADER_MAX} characters.",
+                          details=[Detail(name, f"The field {name} must be at most {SYSTEM_HEADER_MAX} characters.")],
+                          rule="system-header-too-long")
+    return missing
+
+
+def partner_header_warning(request: web.Request, ctx: CallContext, missing: list[str]) -> None:
+    """Vipps asks partners to send the Vipps-System-* headers: warn, or refuse in strict mode."""
+    if not missing:
+        return
+    if request.app[RUNTIME].settings.strict_headers:
+        raise Problem(400, "Bad Request", f"Partner keys must send the {missing[0]} header (strict mode).",
+                      details=[Detail(missing[0], "Required for partners and plugins.")],
+                      rule="system-headers-required")
+    ctx.warnings.append("Partner keys should send " + ", ".join(missing) + ".")
+
+
+def parse_msn(request: web.Request) -> str | None:
+    value = request.headers.get(MERCHANT_SERIAL_NUMBER)
+    if value is None or value == "":
+        return None
+    if not MSN_PATTERN.match(value):
+        raise Problem(400, "Bad Request", "The Merchant-Serial-Number header must be 4 to 10 digits.",
+                      details=[Detail("Merchant-Serial-Number", "The field must match '^[0-9]{4,10}$'.")],
+                      rule="msn-malformed")
+    return value
+
+
+def unverified_flow(token: str | None) -> str | None:
+    """The `flow` claim of a refused token, read without trusting it: it only picks which 401 the caller gets
+    (a stale miami token is told it is stale, not that a subscription key is missing)."""
+    if not token:
+        return None
+    try:
+        return str(jwt.decode(token, options={"verify_signature": False}).get("flow"))
+    except (jwt.PyJWTError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def authenticate(request: web.Request, runtime: Runtime, ctx: CallContext):
+    """The gateway's credential checks for a bearer route; returns the caller's key set."""
+    header = request.headers.get(AUTHORIZATION, "")
+    token = header[7:].strip() if header.startswith("Bearer ") else None
+    claims = keyset = None
+    token_error: GatewayError | None = None
+    if token:
+        try:
+            claims, keyset = runtime.tokens.verify(token, ctx.env)
+        except GatewayError as exc:
+            token_error = exc
+    world = runtime.world
+    owner_id = None
+    flow = claims.flow if claims is not None else unverified_flow(token)
+    if flow != "miami":  # /miami/v1/token tokens are used without a subscription key
+        sub = request.headers.get(SUBSCRIPTION_KEY)
+        if not sub:
+            raise GatewayError(MISSING_SUBSCRIPTION_KEY, rule="subscription-key-missing")
+        owner_id = world.subscription_owner(sub)
+        if owner_id is None:
+            rule, reason = "subscription-key-invalid", INVALID_SUBSCRIPTION_KEY
+            if world.retired_subscription_owner(sub) is not None:
+                rule = "keys-regenerated"
+                reason += " This subscription key was regenerated and no longer works."
+            raise GatewayError(reason, rule=rule)
+        if world.keys[owner_id].environment is not ctx.env:
+            raise GatewayError(INVALID_SUBSCRIPTION_KEY + " (It belongs to the other environment.)",
+                               rule="keys-stay-in-their-environment")
+    if token is None:
+        raise GatewayError("Access denied due to missing or malformed token. Send 'Authorization: Bearer <token>'.",
+                           rule="token-missing")
+    if token_error is not None:
+        raise token_error
+    assert claims is not None and keyset is not None
+    if claims.flow == "standard" and owner_id != keyset.client_id:  # owner_id was looked up above
+        raise GatewayError("The subscription key does not belong to the keys that issued the access token.",
+                           rule="subscription-key-mismatch")
+    return keyset
+
+
+def check_body_size(request: web.Request) -> None:
+    """An announced body over the limit gets its 413 at once, whether or not the handler reads the body."""
+    if CONTENT_LENGTH not in request.headers:  # GETs: nothing to check (chunked bodies are capped on read)
+        return
+    length = request.content_length
+    if length is not None and length > MAX_BODY:
+        raise Problem(413, "Payload Too Large", f"The request body is {length} bytes; the limit is {MAX_BODY} bytes.",
+                      rule="body-too-large")
+
+
+def method_not_allowed(request: web.Request) -> Problem:
+    return Problem(405, "Method Not Allowed", f"{request.method} is not allowed on {request.path}.",
+                   rule="method-not-allowed")
+
+
+def route_of(request: web.Request) -> RoutePolicy | None:
+    """The policy entry of the route the request matched; None for the catch-all (see `unmatched`)."""
+    info = request.match_info
+    if info.http_exception is not None:  # only when a route is registered outside the front door's catch-all
+        exc = info.http_exception
+        if exc.status == 405:
+            raise method_not_allowed(request)
+        raise GatewayNotFound(UNKNOWN_PATH, rule="unknown-path")
+    name = info.route.name
+    return None if name == UNMATCHED else ROUTES[name]
+
+
+async def unmatched(request: web.Request) -> SandboxError:
+    """For a request only the catch-all matched: 405 when some route serves the path with other methods,
+    else the gateway's 404."""
+    for resource in request.app.router.resources():
+        if resource.name == UNMATCHED:
+            continue
+        _, allowed = await resource.resolve(request)
+        if allowed:
+            return method_not_allowed(request)
+    return GatewayNotFound(UNKNOWN_PATH, rule="unknown-path")
+
+
+async def check_rate_limit(request: web.Request, ctx: CallContext, route: RoutePolicy, runtime: Runtime,
+                           limiter: RateLimiter) -> None:
+    """The documented per-reference limits (sandbox/gateway/rate_limits.py): a 429 like the gateway's when exceeded."""
+    limit = LIMITS[route.name]
+    if route.name == "epayment.create":  # the reference is in the body; a body without one is refused later
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, RecursionError):
+            return
+        reference = body.get("reference") if isinstance(body, dict) else None
+    else:
+        reference = request.match_info.get("reference")
+    if not isinstance(reference, str) or not reference_is_valid(reference):
+        return  # the handler refuses it (400); only real references get a window
+    who = ctx.msn if limit.keyed_by == "msn" else request.headers.get(SUBSCRIPTION_KEY)
+    retry_after = limiter.take((route.name, ctx.env, who, reference), limit, runtime.clock.time())
+    if retry_after is not None:
+        raise errors.rate_limited(retry_after, "rate-limited")
+
+
+def render_context(request: web.Request, ctx: CallContext) -> RenderContext:
+    """Made only when there is an error to render; "gateway" when no route matched."""
+    return RenderContext(api=ctx.route.api if ctx.route is not None else "gateway", path=request.path)
+
+
+async def through_gateway(request: web.Request, handler: Handler, ctx: CallContext, runtime: Runtime,
+                          book: faults.FaultBook | None, read_body: bool = False) -> web.StreamResponse:
+    """The gateway's checks, then the handler; every error rendered in its API's format (by sandbox.core.errors).
+    With read_body (journaled requests), the body is read before the handler runs, so one too large to keep
+    is refused before anything changes, whether or not the handler reads it."""
+    try:
+        route = route_of(request)
+        if route is None:
+            raise await unmatched(request)
+        ctx.route = route
+        check_body_size(request)
+        missing = check_system_headers(request, ctx)
+        if ctx.env not in route.envs:
+            env_denial = ctx.decision = environment_decision(route, ctx.env)
+            assert env_denial is not None
+            raise GatewayNotFound(env_denial.reason, rule=env_denial.rule)
+        if route.auth is Auth.BEARER:
+            msn = parse_msn(request)
+            keyset = ctx.keyset = authenticate(request, runtime, ctx)
+            if keyset.type is KeyType.PARTNER:
+                partner_header_warning(request, ctx, missing)
+            world = runtime.world
+            memo = (route.name, keyset.client_id, keyset.secret_version, ctx.env, msn)
+            decision = world.decisions.get(memo)
+            if decision is None:  # the same caller asks the same thing again and again: decide once
+                decision = decide(route, keyset, ctx.env, msn, world)
+                if len(world.decisions) < 10_000:
+                    world.decisions[memo] = decision
+            ctx.decision = decision
+            if not decision.allowed:
+                if decision.status == 401:
+                    raise GatewayError(decision.reason, rule=decision.rule)
+                raise errors.Denied(decision.reason, decision.rule, status=decision.status)
+            ctx.msn = decision.msn
+        ctx.missing_system_headers = missing
+        if runtime.rate_limiter is not None and route.name in LIMITS:
+            await check_rate_limit(request, ctx, route, runtime, runtime.rate_limiter)
+        if read_body:
+            await request.read()  # kept by aiohttp: the handler's read() gets the same bytes
+        if book is not None and book.rules:
+            await faults.before_handler(request, ctx, book)  # injected faults (sandbox/ops/faults.py)
+        response = await handler(request)
+    except SandboxError as exc:
+        response = errors.render(exc, render_context(request, ctx))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        title = errors.HTTP_TITLES.get(exc.status, "Error")
+        response = errors.render(Problem(exc.status, title, exc.reason or title), render_context(request, ctx))
+    except Exception:  # never a traceback to the client
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        response = errors.render(Problem(500, "Internal Server Error", "The sandbox failed unexpectedly."),
+                                 render_context(request, ctx))
+    if ctx.decision is not None:
+        response.headers[SANDBOX_DECISION] = "allow" if ctx.decision.allowed else "deny"
+    elif SANDBOX_RULE in response.headers and response.status >= 400:
+        response.headers[SANDBOX_DECISION] = "deny"  # refused before any policy decision (a bad token)
+    elif ctx.route is not None and ctx.route.api is not Api.SANDBOX and response.status < 400:
+        response.headers[SANDBOX_DECISION] = "allow"  # the token endpoints
+    if ctx.warnings:
+        response.headers[SANDBOX_WARNING] = errors.header_safe(" ".join(ctx.warnings))
+    return response

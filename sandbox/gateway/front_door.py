@@ -1,0 +1,192 @@
+"""The front door every request passes through, with its steps in a fixed order:
+
+1. open the call: a CallContext with the environment (Host header, else the port);
+2. the admin token, for the control plane under /_sandbox/ (sandbox/gateway/admin.py);
+3. the journal, for state-changing requests when --state is on (sandbox/ops/persistence.py);
+4. the gateway's checks and the handler (sandbox/gateway/checks.py);
+5. the request log, last, so it sees the final status of everything (sandbox/ops/requestlog.py).
+
+Every handler is registered behind it (`routes(app).add_get(...)`), and a catch-all resource brings
+every request target nothing else serves through it too: the gateway's 404 (or 405), and a log entry.
+It is a wrapper around each handler rather than an aiohttp middleware: the steps share one
+CallContext and the app's services directly, and a call pays for none of aiohttp's middleware
+machinery (which costs more than the gateway's checks themselves on a GET).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Mapping
+
+from aiohttp import web
+from yarl import URL
+
+from sandbox.core.runtime import Runtime
+from sandbox.gateway.admin import is_control_plane, refusal
+from sandbox.gateway.checks import UNMATCHED, Handler, resolve_env, through_gateway
+from sandbox.gateway.context import CALL, CallContext
+from sandbox.ops.faults import FAULTS, FaultBook
+from sandbox.ops.persistence import MUTATING, PERSISTENCE, Persistence, journaled
+from sandbox.ops.requestlog import QUIET, REQUEST_LOG, RequestLog
+
+log = logging.getLogger("sandbox")
+
+NO_HEADERS: Mapping[str, str] = {}
+
+
+class FrontDoor:
+    """Wraps handlers; `attach` hands it the app's services once every module has set them up."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.ring: RequestLog | None = None
+        self.book: FaultBook | None = None
+        self.persistence: Persistence | None = None
+        self.wrapped: set[Handler] = set()  # every wrapper made here, so the app can check none is missing
+
+    def attach(self, app: web.Application) -> None:
+        self.ring = app.get(REQUEST_LOG)
+        self.book = app.get(FAULTS)
+        self.persistence = app.get(PERSISTENCE)
+
+    def wrap(self, handler: Handler) -> Handler:
+        door = self
+        runtime = self.runtime
+        settings = runtime.settings
+
+        def serve(request: web.Request, ctx: CallContext) -> Awaitable[web.StreamResponse]:
+            """Steps 2 to 4, as one awaitable (a plain function: one coroutine less per call)."""
+            if is_control_plane(request.path):
+                refused = refusal(request, ctx, settings)
+                if refused is not None:
+                    return _ready(refused)
+            persistence = door.persistence
+            if persistence is not None and request.method in MUTATING:
+                return journaled(persistence, request, ctx, runtime.clock.time(),
+                                 through_gateway(request, handler, ctx, runtime, door.book, read_body=True))
+            return through_gateway(request, handler, ctx, runtime, door.book)
+
+        async def front_door(request: web.Request) -> web.StreamResponse:
+            ctx = request[CALL] = CallContext(env=resolve_env(request, runtime))
+            ring = door.ring
+            path = request.path
+            if ring is None or path in QUIET_PATHS and (request.method, path) in QUIET:
+                return await serve(request, ctx)
+            started = time.perf_counter()
+            status: int | None = None
+            headers: Mapping[str, str] = NO_HEADERS
+            interrupted = False
+            try:
+                response = await serve(request, ctx)
+                status, headers = response.status, response.headers
+                return response
+            except web.HTTPException as exc:  # redirects the gateway lets through
+                status, headers = exc.status, exc.headers
+                raise
+            except BaseException:  # the client went away (CancelledError) or worse: still one entry
+                interrupted = True
+                raise
+            finally:
+                try:
+                    ring.record(request, ctx, runtime.world, status, headers, started, interrupted)
+                except Exception:  # the log must never break a request
+                    log.exception("could not record %s %s in the request log", request.method, request.path)
+
+        front_door.__name__ = f"front_door({getattr(handler, '__name__', 'handler')})"
+        self.wrapped.add(front_door)
+        return front_door
+
+
+FRONT_DOOR = web.AppKey("front_door", FrontDoor)
+QUIET_PATHS = frozenset(path for _, path in QUIET)
+
+
+async def _ready(response: web.StreamResponse) -> web.StreamResponse:
+    return response
+
+
+class Routes:
+    """app.router's add_* methods, with every handler behind the front door. Modules register with this."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._router = app.router
+        self._door = app[FRONT_DOOR]
+
+    def add_route(self, method: str, path: str, handler: Handler, **kwargs) -> web.AbstractRoute:
+        return self._router.add_route(method, path, self._door.wrap(handler), **kwargs)
+
+    def add_get(self, path: str, handler: Handler, **kwargs) -> web.AbstractRoute:
+        return self._router.add_get(path, self._door.wrap(handler), **kwargs)
+
+    def add_post(self, path: str, handler: Handler, **kwargs) -> web.AbstractRoute:
+        return self._router.add_post(path, self._door.wrap(handler), **kwargs)
+
+    def add_put(self, path: str, handler: Handler, **kwargs) -> web.AbstractRoute:
+        return self._router.add_put(path, self._door.wrap(handler), **kwargs)
+
+    def add_patch(self, path: str, handler: Handler, **kwargs) -> web.AbstractRoute:
+        return self._router.add_patch(path, self._door.wrap(handler), **kwargs)
+
+    def add_delete(self, path: str, handler: Handler, **kwargs) -> web.AbstractRoute:
+        return self._router.add_delete(path, self._door.wrap(handler), **kwargs)
+
+
+def routes(app: web.Application) -> Routes:
+    return Routes(app)
+
+
+async def _unmatched(request: web.Request) -> web.StreamResponse:
+    raise AssertionError("the gateway answers unmatched paths itself")  # pragma: no cover
+
+
+class CatchAll(web.Resource):
+    """Matches every request target, even those a path pattern cannot (a decoded newline, `OPTIONS *`).
+
+    Indexed under "/", the router tries it after every other route: it gets exactly what nothing else serves.
+    """
+
+    def _match(self, path: str) -> dict[str, str] | None:
+        return {"tail": path}
+
+    def raw_match(self, path: str) -> bool:
+        return True
+
+    @property
+    def canonical(self) -> str:
+        return "/"
+
+    def url_for(self, **kwargs: str) -> URL:
+        return URL("/")
+
+    def add_prefix(self, prefix: str) -> None:
+        raise RuntimeError("the catch-all route takes no prefix")
+
+    def get_info(self) -> dict[str, str]:
+        return {"catch_all": UNMATCHED}
+
+
+def add_catch_all(app: web.Application) -> None:
+    """Last of all routes: whatever no other route matches (path or method) comes through the front door.
+    Also makes the app refuse to start if a route was added behind the front door's back after create_app."""
+    resource = CatchAll(name=UNMATCHED)
+    app.router.register_resource(resource)
+    resource.add_route("*", app[FRONT_DOOR].wrap(_unmatched))
+    app.on_startup.insert(0, _refuse_unguarded_routes)  # before any other startup work (webhook sessions)
+
+
+async def _refuse_unguarded_routes(app: web.Application) -> None:
+    bypassing = unguarded_routes(app)
+    if bypassing:
+        raise RuntimeError(bypassing_message(bypassing[0]))
+
+
+def bypassing_message(route: web.AbstractRoute) -> str:
+    return (f"route {route.method} {route.resource} was registered on app.router directly, so it bypasses the "
+            "gateway; register it with sandbox.gateway.front_door.routes(app)")
+
+
+def unguarded_routes(app: web.Application) -> list[web.AbstractRoute]:
+    """Routes whose handler is not behind the front door (registered on app.router directly)."""
+    wrapped = app[FRONT_DOOR].wrapped
+    return [route for route in app.router.routes() if route.handler not in wrapped]

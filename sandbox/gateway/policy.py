@@ -1,0 +1,455 @@
+"""The key-type policy: the ONE place that says who may call what, where, and for which MSN.
+
+Every named route of the app has an entry in ROUTES; `create_app` refuses to start otherwise.
+The dashboard's permission matrix and the permission tests are generated from this table.
+
+The rules come from the Vipps MobilePay documentation on API keys and partner keys:
+- merchant keys act for their own sales unit only;
+- partner keys act for the sales units connected to their partner, always with the
+  Merchant-Serial-Number header, only in production, and only if the partner is approved to
+  act on behalf of merchants (otherwise they manage only);
+- management keys manage sales units but never make payments or read reports;
+- accounting keys read reports only, and only for merchants that consented;
+- keys never work in the other environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from sandbox.core.model import Env, KeySet, KeyType
+from sandbox.core.world import World
+
+BOTH = frozenset({Env.TEST, Env.PRODUCTION})
+PRODUCTION = frozenset({Env.PRODUCTION})
+TEST = frozenset({Env.TEST})
+ALL_KEYS = frozenset(KeyType)
+
+
+class Api(StrEnum):
+    TOKEN = "token"
+    EPAYMENT = "epayment"
+    MANAGEMENT = "management"
+    REPORT = "report"
+    WEBHOOKS = "webhooks"
+    SANDBOX = "sandbox"
+
+
+class Auth(StrEnum):
+    NONE = "none"  # token endpoints and the control plane: no bearer token
+    BEARER = "bearer"  # an access token, plus the subscription key for standard-flow tokens
+
+
+class MsnRule(StrEnum):
+    ACT_FOR = "act-for"  # acting on behalf: partner keys must send the MSN; it must be in reach
+    OPTIONAL = "optional"  # managing: an MSN is optional, but must be in reach when sent
+    IGNORED = "ignored"  # the header plays no part
+
+
+@dataclass(frozen=True)
+class ApiRule:
+    """What holds for every route of one API."""
+
+    environments: frozenset[Env]
+    key_types: frozenset[KeyType]
+    msn: MsnRule
+    auth: Auth
+    title: str
+
+
+APIS: dict[Api, ApiRule] = {
+    Api.TOKEN: ApiRule(BOTH, ALL_KEYS, MsnRule.IGNORED, Auth.NONE, "Access token API"),
+    Api.EPAYMENT: ApiRule(BOTH, frozenset({KeyType.MERCHANT, KeyType.PARTNER}), MsnRule.ACT_FOR, Auth.BEARER,
+                          "ePayment API"),
+    Api.MANAGEMENT: ApiRule(PRODUCTION, frozenset({KeyType.MERCHANT, KeyType.PARTNER, KeyType.MANAGEMENT}),
+                            MsnRule.OPTIONAL, Auth.BEARER, "Management API"),
+    Api.REPORT: ApiRule(PRODUCTION, frozenset({KeyType.MERCHANT, KeyType.ACCOUNTING}), MsnRule.IGNORED,
+                        Auth.BEARER, "Report API"),
+    Api.WEBHOOKS: ApiRule(BOTH, frozenset({KeyType.MERCHANT, KeyType.PARTNER}), MsnRule.OPTIONAL, Auth.BEARER,
+                          "Webhooks API"),
+    Api.SANDBOX: ApiRule(BOTH, ALL_KEYS, MsnRule.IGNORED, Auth.NONE, "Sandbox control plane"),
+}
+
+
+@dataclass(frozen=True)
+class RoutePolicy:
+    name: str
+    method: str
+    path: str
+    api: Api
+    environments: frozenset[Env] | None = None  # None: the API's environments
+    summary: str = ""
+    partners_only: bool = False  # things that belong to partners (price packages, product orders)
+    #: Worked out once (the gateway asks on every request): the environments and the auth of this route.
+    envs: frozenset[Env] = field(init=False, repr=False, compare=False)
+    auth: Auth = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "envs", self.environments if self.environments is not None
+                           else APIS[self.api].environments)
+        object.__setattr__(self, "auth", APIS[self.api].auth)
+
+    @property
+    def rule(self) -> ApiRule:
+        return APIS[self.api]
+
+    @property
+    def allowed_envs(self) -> frozenset[Env]:
+        return self.envs
+
+
+def _routes(*entries: RoutePolicy) -> dict[str, RoutePolicy]:
+    table: dict[str, RoutePolicy] = {}
+    for entry in entries:
+        if entry.name in table:
+            raise ValueError(f"duplicate policy entry {entry.name}")
+        table[entry.name] = entry
+    return table
+
+
+R = RoutePolicy
+TEST_ONLY = TEST
+
+TOKEN_ROUTES = (
+    R("token.accesstoken", "POST", "/accesstoken/get", Api.TOKEN, summary="standard token (merchant, partner keys)"),
+    R("token.miami", "POST", "/miami/v1/token", Api.TOKEN, summary="specialized token (management, accounting keys)"),
+)
+EPAYMENT_ROUTES = (
+    R("epayment.create", "POST", "/epayment/v1/payments", Api.EPAYMENT, summary="create a payment"),
+    R("epayment.get", "GET", "/epayment/v1/payments/{reference}", Api.EPAYMENT, summary="get a payment"),
+    R("epayment.events", "GET", "/epayment/v1/payments/{reference}/events", Api.EPAYMENT, summary="event log"),
+    R("epayment.capture", "POST", "/epayment/v1/payments/{reference}/capture", Api.EPAYMENT, summary="capture"),
+    R("epayment.refund", "POST", "/epayment/v1/payments/{reference}/refund", Api.EPAYMENT, summary="refund"),
+    R("epayment.cancel", "POST", "/epayment/v1/payments/{reference}/cancel", Api.EPAYMENT, summary="cancel"),
+    R("epayment.force_approve", "POST", "/epayment/v1/test/payments/{reference}/approve", Api.EPAYMENT,
+      environments=TEST_ONLY, summary="force approve (test only)"),
+)
+MANAGEMENT_ROUTES = (
+    R("management.sales_units.list", "GET", "/management/v1/sales-units", Api.MANAGEMENT, summary="list sales units"),
+    R("management.sales_units.get", "GET", "/management/v1/sales-units/{msn}", Api.MANAGEMENT,
+      summary="sales unit details"),
+    R("management.merchants.get", "GET", "/management/v1/merchants/{scheme}/{id}", Api.MANAGEMENT,
+      summary="merchant details"),
+    R("management.merchants.sales_units", "GET", "/management/v1/merchants/{scheme}/{id}/sales-units",
+      Api.MANAGEMENT, summary="a merchant's sales units"),
+    R("management.price_packages", "GET", "/management/v1/partners/price-packages", Api.MANAGEMENT,
+      partners_only=True, summary="the partner's price packages"),
+    R("management.product_orders.create", "POST", "/management/v1/product-orders", Api.MANAGEMENT,
+      partners_only=True, summary="prefill a product order"),
+    R("management.product_orders.delete", "DELETE", "/management/v1/product-orders/{productOrderId}", Api.MANAGEMENT,
+      partners_only=True, summary="delete a product order"),
+    R("management.product_orders.list", "GET", "/management/v2/product-orders", Api.MANAGEMENT,
+      partners_only=True, summary="list product orders"),
+    R("management.product_orders.details", "GET", "/management/v2/product-orders/{productOrderId}/details",
+      Api.MANAGEMENT, partners_only=True, summary="product order details"),
+)
+REPORT_ROUTES = (
+    R("report.ledgers", "GET", "/settlement/v1/ledgers", Api.REPORT, summary="list ledgers"),
+    R("report.dates", "GET", "/report/v2/ledgers/{ledgerId}/{topic}/dates/{ledgerDate}", Api.REPORT,
+      summary="report for one ledger date"),
+    R("report.feed", "GET", "/report/v2/ledgers/{ledgerId}/{topic}/feed", Api.REPORT, summary="endless feed"),
+)
+WEBHOOKS_ROUTES = (
+    R("webhooks.register", "POST", "/webhooks/v1/webhooks", Api.WEBHOOKS, summary="register a webhook"),
+    R("webhooks.list", "GET", "/webhooks/v1/webhooks", Api.WEBHOOKS, summary="list webhooks"),
+    R("webhooks.delete", "DELETE", "/webhooks/v1/webhooks/{id}", Api.WEBHOOKS, summary="delete a webhook"),
+)
+SANDBOX_ROUTES = (
+    R("sandbox.health", "GET", "/_sandbox/health", Api.SANDBOX, summary="health check"),
+    R("sandbox.clock.get", "GET", "/_sandbox/clock", Api.SANDBOX, summary="read the virtual clock"),
+    R("sandbox.clock.set", "POST", "/_sandbox/clock", Api.SANDBOX, summary="move or freeze the virtual clock"),
+    R("sandbox.keys", "GET", "/_sandbox/keys", Api.SANDBOX, summary="list key sets"),
+)
+# The simulated user and the control plane of the ePayment API (issue 3).
+SANDBOX_EPAYMENT_ROUTES = (
+    R("sandbox.landing", "GET", "/_sandbox/landing", Api.SANDBOX, summary="the simulated user's landing page"),
+    R("sandbox.landing.approve", "POST", "/_sandbox/landing/approve", Api.SANDBOX, summary="landing page: approve"),
+    R("sandbox.landing.reject", "POST", "/_sandbox/landing/reject", Api.SANDBOX, summary="landing page: reject"),
+    R("sandbox.qr", "GET", "/_sandbox/qr", Api.SANDBOX, summary="QR code of a landing URL"),
+    R("sandbox.payments.approve", "POST", "/_sandbox/payments/{msn}/{reference}/approve", Api.SANDBOX,
+      summary="approve a payment as the user"),
+    R("sandbox.payments.reject", "POST", "/_sandbox/payments/{msn}/{reference}/reject", Api.SANDBOX,
+      summary="reject a payment as the user"),
+    R("sandbox.payments.expire", "POST", "/_sandbox/payments/{msn}/{reference}/expire", Api.SANDBOX,
+      summary="let a payment expire"),
+)
+# The merchant's side of product orders (issue 4).
+SANDBOX_MANAGEMENT_ROUTES = (
+    R("sandbox.product_orders.page", "GET", "/_sandbox/product-orders/{id}", Api.SANDBOX,
+      summary="the merchant's product order page"),
+    R("sandbox.product_orders.view", "POST", "/_sandbox/product-orders/{id}/view", Api.SANDBOX,
+      summary="the merchant opens the order"),
+    R("sandbox.product_orders.submit", "POST", "/_sandbox/product-orders/{id}/submit", Api.SANDBOX,
+      summary="the merchant submits the order"),
+    R("sandbox.product_orders.complete", "POST", "/_sandbox/product-orders/{id}/complete", Api.SANDBOX,
+      summary="Vipps MobilePay completes the order"),
+    R("sandbox.product_orders.reject", "POST", "/_sandbox/product-orders/{id}/reject", Api.SANDBOX,
+      summary="Vipps MobilePay rejects the order"),
+)
+# Accounting consent, granted and revoked live (issue 5).
+SANDBOX_REPORT_ROUTES = (
+    R("sandbox.consents.list", "GET", "/_sandbox/consents", Api.SANDBOX, summary="list consents"),
+    R("sandbox.consents.grant", "POST", "/_sandbox/consents", Api.SANDBOX, summary="grant accounting consent"),
+    R("sandbox.consents.revoke", "DELETE", "/_sandbox/consents/{accountingPartnerId}/{merchantId}", Api.SANDBOX,
+      summary="revoke accounting consent"),
+)
+# The dashboard at /_sandbox/ and the feeds only it reads (issue 6).
+SANDBOX_DASHBOARD_ROUTES = (
+    R("sandbox.dashboard", "GET", "/_sandbox/", Api.SANDBOX, summary="the dashboard"),
+    R("sandbox.dashboard.asset", "GET", "/_sandbox/dashboard/{name}", Api.SANDBOX, summary="the dashboard's files"),
+    R("sandbox.building", "GET", "/_sandbox/building", Api.SANDBOX,
+      summary="partners, merchants and sales units with their keys (secrets masked)"),
+    R("sandbox.matrix", "GET", "/_sandbox/matrix", Api.SANDBOX, summary="key type x API x environment matrix"),
+    R("sandbox.payments.list", "GET", "/_sandbox/payments", Api.SANDBOX, summary="every payment, both environments"),
+    R("sandbox.product_orders.list", "GET", "/_sandbox/product-orders", Api.SANDBOX,
+      summary="every product order"),
+    R("sandbox.dashboard.payment_action", "POST", "/_sandbox/dashboard/payments/{env}/{msn}/{reference}/{action}",
+      Api.SANDBOX, summary="approve, reject or expire a payment of either environment from the dashboard"),
+)
+
+# The request log and the control plane: reset, snapshots, key regeneration, faults (issue 6).
+SANDBOX_CONTROL_ROUTES = (
+    R("sandbox.requests.list", "GET", "/_sandbox/requests", Api.SANDBOX, summary="the request log, newest first"),
+    R("sandbox.requests.clear", "DELETE", "/_sandbox/requests", Api.SANDBOX, summary="empty the request log"),
+    R("sandbox.reset", "POST", "/_sandbox/reset", Api.SANDBOX, summary="back to the fixture"),
+    R("sandbox.snapshot", "POST", "/_sandbox/snapshot", Api.SANDBOX, summary="save the live state to a file"),
+    R("sandbox.restore", "POST", "/_sandbox/restore", Api.SANDBOX, summary="load the live state from a file"),
+    R("sandbox.keys.regenerate", "POST", "/_sandbox/keys/{client_id}/regenerate", Api.SANDBOX,
+      summary="issue a new client_secret"),
+    R("sandbox.keys.regenerate_subscription_key", "POST", "/_sandbox/keys/{client_id}/regenerate-subscription-key",
+      Api.SANDBOX, summary="replace the primary or secondary subscription key"),
+    R("sandbox.faults.create", "POST", "/_sandbox/faults", Api.SANDBOX, summary="add a fault injection rule"),
+    R("sandbox.faults.list", "GET", "/_sandbox/faults", Api.SANDBOX, summary="list fault injection rules"),
+    R("sandbox.faults.clear", "DELETE", "/_sandbox/faults", Api.SANDBOX, summary="delete every fault rule"),
+    R("sandbox.faults.delete", "DELETE", "/_sandbox/faults/{id}", Api.SANDBOX, summary="delete one fault rule"),
+)
+# Webhook delivery attempts and the built-in receiver (issue 7).
+SANDBOX_WEBHOOKS_ROUTES = (
+    R("sandbox.webhooks.deliveries", "GET", "/_sandbox/webhooks/deliveries", Api.SANDBOX,
+      summary="every webhook delivery attempt"),
+    R("sandbox.inbox.post", "POST", "/_sandbox/inbox/{name}", Api.SANDBOX, summary="an inbox collects a delivery"),
+    R("sandbox.inbox.get", "GET", "/_sandbox/inbox/{name}", Api.SANDBOX, summary="what an inbox received"),
+)
+
+ROUTES: dict[str, RoutePolicy] = _routes(
+    *TOKEN_ROUTES, *EPAYMENT_ROUTES, *MANAGEMENT_ROUTES, *REPORT_ROUTES, *WEBHOOKS_ROUTES,
+    *SANDBOX_ROUTES, *SANDBOX_EPAYMENT_ROUTES, *SANDBOX_MANAGEMENT_ROUTES, *SANDBOX_REPORT_ROUTES,
+    *SANDBOX_DASHBOARD_ROUTES,
+    *SANDBOX_CONTROL_ROUTES, *SANDBOX_WEBHOOKS_ROUTES,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Reasons: every denial names its rule and says why in plain words.
+# ---------------------------------------------------------------------------------------------
+
+KEY_TYPE_NAMES = {KeyType.MERCHANT: "Merchant keys", KeyType.PARTNER: "Partner keys",
+                  KeyType.MANAGEMENT: "Management keys", KeyType.ACCOUNTING: "Accounting keys"}
+
+#: (key type, API) -> (rule id, reason) for key types an API refuses outright.
+KEY_TYPE_DENIALS: dict[tuple[KeyType, Api], tuple[str, str]] = {
+    (KeyType.MANAGEMENT, Api.EPAYMENT): (
+        "management-keys-never-act-on-behalf",
+        "Management keys cannot act on behalf of merchants: they reach the Management API only."),
+    (KeyType.MANAGEMENT, Api.WEBHOOKS): (
+        "management-keys-never-act-on-behalf",
+        "Management keys cannot act on behalf of merchants: they reach the Management API only."),
+    (KeyType.MANAGEMENT, Api.REPORT): (
+        "report-needs-accounting-keys",
+        "Management keys do not reach the Report API: it needs accounting keys and the merchant's consent, "
+        "because prices and fees are regulated by GDPR."),
+    (KeyType.PARTNER, Api.REPORT): (
+        "report-needs-accounting-keys",
+        "Partner keys do not reach the Report API: it needs accounting keys and the merchant's consent, "
+        "because prices and fees are regulated by GDPR."),
+    (KeyType.ACCOUNTING, Api.EPAYMENT): (
+        "accounting-keys-report-only",
+        "Accounting keys reach the Report API only: they cannot make payments or manage sales units."),
+    (KeyType.ACCOUNTING, Api.WEBHOOKS): (
+        "accounting-keys-report-only",
+        "Accounting keys reach the Report API only: they cannot make payments or manage sales units."),
+    (KeyType.ACCOUNTING, Api.MANAGEMENT): (
+        "accounting-keys-report-only",
+        "Accounting keys reach the Report API only: they cannot use the Management API. Manage sales units "
+        "with partner keys or management keys."),
+}
+
+
+#: One answer for a sales unit that is missing, deactivated or not the caller's (the Management API's 404).
+MANAGEMENT_NOT_FOUND_RULE = "not-active-or-not-yours"
+MANAGEMENT_NOT_FOUND = "The sales unit does not exist, is not active, or is not available to the caller."
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    rule: str
+    reason: str
+    status: int = 200
+    msn: str | None = None  # the sales unit the call acts for, when there is one
+
+
+def allow(rule: str, reason: str, msn: str | None = None) -> Decision:
+    return Decision(True, rule, reason, 200, msn)
+
+
+def deny(rule: str, reason: str, status: int = 403) -> Decision:
+    return Decision(False, rule, reason, status)
+
+
+def environment_decision(route: RoutePolicy, env: Env) -> Decision | None:
+    """A route that does not exist in this environment: the gateway answers 404."""
+    if env in route.allowed_envs:
+        return None
+    if route.environments is not None and route.api is Api.EPAYMENT:
+        return deny("force-approve-test-only",
+                    "Force approve exists only in the test environment (apitest.vipps.no); in production "
+                    "the user approves in the app, or on the sandbox's landing page.", 404)
+    return deny(f"{route.api}-production-only",
+                f"The {route.rule.title} exists only in the production environment (api.vipps.no), "
+                "not in the test environment.", 404)
+
+
+def decide(route: RoutePolicy, keyset: KeySet, env: Env, msn: str | None, world: World) -> Decision:
+    """May these keys call this route in this environment, with this Merchant-Serial-Number?"""
+    rule = route.rule
+    who = KEY_TYPE_NAMES[keyset.type]
+    if keyset.environment is not env:
+        return deny("keys-stay-in-their-environment",
+                    f"{who} of the {keyset.environment} environment never work in the {env} environment.", 401)
+    if keyset.type not in rule.key_types:
+        rule_id, reason = KEY_TYPE_DENIALS.get(
+            (keyset.type, route.api), ("key-type-not-allowed", f"{who} do not reach the {rule.title}."))
+        return deny(rule_id, reason)
+
+    if route.partners_only and keyset.owner not in world.partners:
+        mine = "Merchant keys" if keyset.type is KeyType.MERCHANT else "A merchant's own management keys"
+        return deny("partners-only", f"{mine} cannot use price packages or product orders: they belong to "
+                    "partners. Use the partner's partner keys or management keys.")
+    if rule.msn is MsnRule.IGNORED:
+        return allow("key-type-allowed", f"{who} may use the {rule.title}.",
+                     keyset.owner if keyset.type is KeyType.MERCHANT else None)
+
+    acting = route.api in (Api.EPAYMENT, Api.WEBHOOKS)
+    dead_keys = keyset.type is KeyType.MERCHANT and not world.is_active(keyset.owner)  # refused just below
+    if route.api is Api.MANAGEMENT and msn is not None and not dead_keys and not (
+            world.can_reach(keyset, msn) and world.is_active(msn)):
+        # The Management API's 404 means "not active or not yours": the header must not tell them apart.
+        return deny(MANAGEMENT_NOT_FOUND_RULE, MANAGEMENT_NOT_FOUND, 404)
+    if keyset.type is KeyType.MERCHANT:
+        if msn is not None and msn != keyset.owner:
+            return deny("merchant-keys-own-sales-unit-only",
+                        f"Merchant keys act for their own sales unit only: these keys belong to MSN "
+                        f"{keyset.owner}, not {msn}.")
+        if not world.is_active(keyset.owner):
+            return deny("sales-unit-not-active", f"Sales unit {keyset.owner} belongs to a deactivated merchant.")
+        return allow("merchant-keys-own-sales-unit", f"Merchant keys act for their own sales unit {keyset.owner}.",
+                     keyset.owner)
+
+    if keyset.type is KeyType.PARTNER and acting:
+        partner = world.partners[keyset.owner]
+        if not partner.act_on_behalf_approved:
+            return deny("partner-not-approved-to-act-on-behalf",
+                        f"{partner.name} ({partner.level}) is not approved to act on behalf of merchants: "
+                        "its partner keys can manage sales units, not make payments.")
+        if msn is None and not (route.api is Api.WEBHOOKS and rule.msn is MsnRule.OPTIONAL):
+            return deny("partner-keys-need-msn",
+                        "Partner keys must send the Merchant-Serial-Number header to say which sales unit "
+                        "they act on behalf of.")
+
+    if msn is None:
+        return allow("managing-without-msn", f"{who} act for all the sales units they reach.")
+    if not world.can_reach(keyset, msn):
+        if keyset.type is KeyType.PARTNER:
+            return deny("partner-keys-connected-sales-units-only",
+                        f"Sales unit {msn} is not connected to partner {keyset.owner}: partner keys open only "
+                        "the doors of the partner's own sales units.")
+        return deny("management-keys-own-sales-units-only",
+                    f"Sales unit {msn} is not one of the sales units these management keys manage.")
+    if not world.is_active(msn):
+        return deny("sales-unit-not-active", f"Sales unit {msn} belongs to a deactivated merchant.")
+    verb = "act on behalf of" if acting else "manage"
+    return allow(f"{keyset.type}-keys-connected-sales-unit", f"{who} {verb} connected sales unit {msn}.", msn)
+
+
+def can_read_ledger(keyset: KeySet, msn: str, world: World) -> bool:
+    """Report API visibility, asked on every request so consent changes count at once: merchant keys
+    read their own sales unit's ledger; accounting keys the ledgers of merchants that consented."""
+    if keyset.type not in (KeyType.MERCHANT, KeyType.ACCOUNTING):
+        return False
+    return world.can_reach(keyset, msn)
+
+
+def readable_ledger_msns(keyset: KeySet, world: World) -> list[str]:
+    """The sales units whose ledgers these keys may list (see can_read_ledger)."""
+    if keyset.type not in (KeyType.MERCHANT, KeyType.ACCOUNTING):
+        return []
+    return [msn for msn in world.reach(keyset) if msn in world.sales_units]
+
+
+# ---------------------------------------------------------------------------------------------
+# The token endpoints' own rules (they run before any token exists).
+# ---------------------------------------------------------------------------------------------
+
+TOKEN_ENDPOINT_KEY_TYPES = {"token.accesstoken": frozenset({KeyType.MERCHANT, KeyType.PARTNER}),
+                            "token.miami": frozenset({KeyType.MANAGEMENT, KeyType.ACCOUNTING})}
+
+
+def token_decision(route_name: str, keyset: KeySet, env: Env) -> Decision:
+    """May these keys get a token from this endpoint in this environment?"""
+    who = KEY_TYPE_NAMES[keyset.type]
+    if keyset.type not in TOKEN_ENDPOINT_KEY_TYPES[route_name]:
+        if route_name == "token.accesstoken":
+            return deny("miami-keys-use-miami-token",
+                        f"{who} get their access token from POST /miami/v1/token "
+                        "(Basic auth, grant_type=client_credentials), not from /accesstoken/get.", 401)
+        return deny("standard-keys-use-accesstoken",
+                    f"{who} get their access token from POST /accesstoken/get "
+                    "(client_id, client_secret and Ocp-Apim-Subscription-Key headers), not from /miami/v1/token.",
+                    401)
+    if keyset.type is KeyType.PARTNER and env is Env.TEST:
+        return deny("partner-keys-production-only",
+                    "Partner keys only work in the production environment. In the test environment, use the "
+                    "merchant's own test keys (merchant keys) instead.", 401)
+    if keyset.environment is not env:
+        return deny("keys-stay-in-their-environment",
+                    f"These are {keyset.environment} keys; keys never work in the other environment "
+                    f"({env}).", 401)
+    return allow("token-endpoint-allowed", f"{who} get tokens from this endpoint in {env}.")
+
+
+def matrix() -> list[dict]:
+    """Key type x API x environment: allowed or not, with the reason. Feeds the dashboard."""
+    rows = []
+    for api, rule in APIS.items():
+        if api in (Api.TOKEN, Api.SANDBOX):
+            continue
+        for key_type in KeyType:
+            for env in Env:
+                if env not in rule.environments:
+                    rows.append({"keyType": str(key_type), "api": rule.title, "environment": str(env),
+                                 "allowed": False,
+                                 "reason": f"The {rule.title} exists only in production."})
+                elif key_type not in rule.key_types:
+                    reason = KEY_TYPE_DENIALS.get((key_type, api), ("", f"Not for {key_type} keys."))[1]
+                    rows.append({"keyType": str(key_type), "api": rule.title, "environment": str(env),
+                                 "allowed": False, "reason": reason})
+                elif key_type is KeyType.PARTNER and env is Env.TEST:
+                    rows.append({"keyType": str(key_type), "api": rule.title, "environment": str(env),
+                                 "allowed": False, "reason": "Partner keys only work in production."})
+                else:
+                    rows.append({"keyType": str(key_type), "api": rule.title, "environment": str(env),
+                                 "allowed": True, "reason": _allowed_reason(key_type, api)})
+    return rows
+
+
+def _allowed_reason(key_type: KeyType, api: Api) -> str:
+    if key_type is KeyType.MERCHANT:
+        return "For their own sales unit."
+    if key_type is KeyType.PARTNER:
+        if api is Api.MANAGEMENT:
+            return "For every connected sales unit."
+        return "For connected sales units, with Merchant-Serial-Number, if the partner is approved."
+    if key_type is KeyType.MANAGEMENT:
+        return "For the sales units they manage."
+    return "For merchants that consented."

@@ -1,0 +1,123 @@
+"""The dashboard's JSON feeds, over real HTTP: building, matrix, listings and the payment buttons."""
+
+from __future__ import annotations
+
+import json
+
+from sandbox.gateway.policy import matrix
+
+
+async def make_payment(sandbox, reference: str, env: str = "production") -> None:
+    keyset = (sandbox.key("partner", owner=sandbox.partner_role("premium")) if env == "production"
+              else sandbox.key("merchant", "test", msn=sandbox.msn_role("premium-shop-1")))
+    reply = await sandbox.request("POST", "/epayment/v1/payments", env, keyset=keyset,
+                                  msn=sandbox.msn_role("premium-shop-1"), headers={"Idempotency-Key": reference},
+                                  json_body={"amount": {"currency": "NOK", "value": 1000},
+                                             "paymentMethod": {"type": "WALLET"}, "reference": reference,
+                                             "userFlow": "WEB_REDIRECT", "returnUrl": "https://example.com/r"})
+    assert reply.status == 201, reply.text
+
+
+async def test_the_building_masks_every_secret_and_shows_every_client_id(sandbox):
+    reply = await sandbox.request("GET", "/_sandbox/building", "test")
+    assert reply.status == 200
+    text = reply.text
+    for row in sandbox.keys():
+        assert row["client_id"] in text
+        for secret in (row["client_secret"], row["subscription_key_primary"], row["subscription_key_secondary"]):
+            if secret:
+                assert json.dumps(secret) not in text and secret not in text
+    building = reply.json
+    premium = next(p for p in building["partners"] if p["role"] == "premium")
+    assert [k["type"] for k in premium["ring"]] == ["partner"]
+    assert premium["ring"][0]["clientSecret"].startswith("••••") and len(premium["ring"][0]["clientSecret"]) == 8
+    units = [u for m in premium["merchants"] for u in m["salesUnits"]]
+    assert sandbox.msn_role("premium-shop-1") in {u["msn"] for u in units}
+    assert set(premium["ring"][0]["doors"]) == {u["msn"] for u in units}  # partner keys: every connected door
+    accountant = next(p for p in building["partners"] if p["role"] == "accountant")
+    assert accountant["ring"][0]["type"] == "accounting" and accountant["ledgerRoom"]
+    independent = [u["msn"] for m in building["independent"] for u in m["salesUnits"]]
+    assert independent == [sandbox.msn_role("independent-1")]
+    assert building["roles"]["salesUnits"]["premium-shop-1"] == sandbox.msn_role("premium-shop-1")
+
+
+async def test_the_matrix_is_the_policy_table(sandbox):
+    reply = await sandbox.request("GET", "/_sandbox/matrix", "production")
+    assert reply.status == 200 and reply.json == matrix()
+
+
+async def test_payments_of_both_environments_are_listed_newest_first(sandbox):
+    await make_payment(sandbox, "feed-test-0001", "test")
+    await make_payment(sandbox, "feed-prod-0001", "production")
+    rows = (await sandbox.request("GET", "/_sandbox/payments", "test")).json
+    assert [(r["environment"], r["reference"], r["state"]) for r in rows] == [
+        ("production", "feed-prod-0001", "CREATED"), ("test", "feed-test-0001", "CREATED")]
+    assert rows[0]["landingUrl"].startswith("/_sandbox/landing?token=")
+
+
+async def test_the_dashboard_buttons_reach_the_other_environment(sandbox):
+    """The page lives on the test port; a production payment is approved through the env in the path."""
+    await make_payment(sandbox, "feed-prod-0002", "production")
+    msn = sandbox.msn_role("premium-shop-1")
+    reply = await sandbox.request("POST", f"/_sandbox/dashboard/payments/production/{msn}/feed-prod-0002/approve",
+                                  "test")
+    assert reply.status == 200, reply.text
+    assert reply.json["state"] == "AUTHORIZED"
+    again = await sandbox.request("POST", f"/_sandbox/dashboard/payments/production/{msn}/feed-prod-0002/expire",
+                                  "test")
+    assert again.status == 409, again.text
+
+
+async def test_the_dashboard_buttons_refuse_bad_input_with_4xx(sandbox):
+    msn = sandbox.msn_role("premium-shop-1")
+    await make_payment(sandbox, "feed-prod-0003", "production")
+    cases = [(f"/_sandbox/dashboard/payments/staging/{msn}/feed-prod-0003/approve", 400),
+             (f"/_sandbox/dashboard/payments/production/{msn}/feed-prod-0003/capture", 404),
+             (f"/_sandbox/dashboard/payments/test/{msn}/feed-prod-0003/approve", 404),
+             (f"/_sandbox/dashboard/payments/production/{msn}/no-such-reference/approve", 404)]
+    for path, status in cases:
+        reply = await sandbox.request("POST", path, "test")
+        assert reply.status == status, (path, reply.text)
+    malformed = await sandbox.request("POST", f"/_sandbox/dashboard/payments/production/{msn}/feed-prod-0003/approve",
+                                      "test", data="{not json", headers={"Content-Type": "application/json"})
+    assert malformed.status == 400
+
+
+async def test_product_orders_are_listed(sandbox):
+    assert (await sandbox.request("GET", "/_sandbox/product-orders", "test")).json == []
+    partner = sandbox.key("partner", owner=sandbox.partner_role("premium"))
+    packages = await sandbox.request("GET", "/management/v1/partners/price-packages", "production", keyset=partner)
+    body = {"businessIdentifier": {"scheme": "business:NO:ORG", "id": "912345688"},
+            "pricePackageId": next(p["pricePackageId"] for p in packages.json if p["market"] == "NO"),
+            "productType": "PAYMENT_INTEGRATION", "salesUnitName": "Feed Sykler",
+            "settlementBankAccount": {"scheme": "BBAN:NO", "id": "86011117947"}, "productUseCase": "Website",
+            "annualTurnover": 1000000, "hasRecurring": False,
+            "website": {"url": "https://sykler.example.no", "termsUrl": "https://sykler.example.no/terms"}}
+    created = await sandbox.request("POST", "/management/v1/product-orders", "production", keyset=partner,
+                                    json_body=body, headers={"Idempotency-Key": "feed-order-1"})
+    assert created.status == 201, created.text
+    rows = (await sandbox.request("GET", "/_sandbox/product-orders", "test")).json
+    order_id = created.json["prefilledOrderId"]
+    assert [(r["id"], r["status"], r["partnerId"], r["merchant"]) for r in rows] == [
+        (order_id, "RECEIVED", partner["owner"], "business:NO:ORG/912345688")]
+    for action in ("submit", "complete"):
+        assert (await sandbox.request("POST", f"/_sandbox/product-orders/{order_id}/{action}", "test")).status == 200
+    done = (await sandbox.request("GET", "/_sandbox/product-orders", "test")).json[0]
+    assert done["status"] == "COMPLETED" and done["salesUnit"]["msn"]
+    # The new merchant and its sales unit, with fresh merchant keys, appear in the building at once.
+    building = (await sandbox.request("GET", "/_sandbox/building", "test")).json
+    premium = next(p for p in building["partners"] if p["role"] == "premium")
+    new = next(m for m in premium["merchants"] if m["key"] == "business:NO:ORG/912345688")
+    assert [u["msn"] for u in new["salesUnits"]] == [done["salesUnit"]["msn"]]
+    assert {k["environment"] for k in new["salesUnits"][0]["ring"]} == {"test", "production"}
+
+
+async def test_only_the_dashboard_files_are_served(sandbox):
+    for name, kind in (("dashboard.js", "text/javascript"), ("dashboard.css", "text/css")):
+        reply = await sandbox.request("GET", f"/_sandbox/dashboard/{name}", "test")
+        assert reply.status == 200 and reply.headers["Content-Type"].startswith(kind)
+    for name in ("feeds.py", "__init__.py", "..%2F..%2Fpolicy.py", "index.html"):
+        assert (await sandbox.request("GET", f"/_sandbox/dashboard/{name}", "test")).status == 404
+    page = await sandbox.request("GET", "/_sandbox/", "production")
+    assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "http://" not in page.text and "https://" not in page.text  # nothing from a CDN

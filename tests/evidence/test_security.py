@@ -1,0 +1,340 @@
+"""Attacks that must be refused, and secrets that must never leak (request log, stdout, snapshots).
+
+Forged JWTs (alg none, HS256 with the public key, kid swap, expiry, nbf, other environment) are in
+tests/test_jwt_forgery.py; here: regenerated keys, tenancy, the control plane off loopback, and leaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from sandbox.apis.report.ledger import ledger_id_for
+
+PAY = "/epayment/v1/payments"
+
+
+def create_body(reference: str, currency: str = "NOK") -> dict:
+    return {"amount": {"currency": currency, "value": 1000}, "paymentMethod": {"type": "WALLET"},
+            "reference": reference, "userFlow": "WEB_REDIRECT", "returnUrl": "https://example.com/back"}
+
+
+def refused(reply, status: int, rule: str | None = None) -> None:
+    assert reply.status == status, reply.text
+    assert reply.headers.get("Vipps-Sandbox-Decision", "deny") == "deny"
+    if rule is not None:
+        assert reply.headers["Vipps-Sandbox-Rule"] == rule, reply.headers
+
+
+# -- keys regenerated -----------------------------------------------------------------------------------------
+
+
+async def test_a_token_from_regenerated_keys_is_refused(sandbox):
+    keyset = sandbox.key("merchant", "test")
+    token = await sandbox.token(keyset)
+    reply = await sandbox.request("POST", f"/_sandbox/keys/{keyset['client_id']}/regenerate", "test")
+    assert reply.status == 200 and reply.json["client_secret"] != keyset["client_secret"]
+    headers = {"Authorization": f"Bearer {token}", "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"]}
+    refused(await sandbox.request("GET", f"{PAY}/regen-ref-0001", "test", headers=headers), 401, "keys-regenerated")
+    # the old secret no longer gets a token; the new one does
+    old = await sandbox.request("POST", "/accesstoken/get", "test", headers={
+        "client_id": keyset["client_id"], "client_secret": keyset["client_secret"],
+        "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"]})
+    assert old.status == 401, old.text
+    fresh = sandbox.key("merchant", "test", owner=keyset["owner"])
+    reply = await sandbox.request("GET", f"{PAY}/regen-ref-0001", "test", keyset=fresh)
+    assert reply.status == 404  # through the gateway: the payment just does not exist
+
+
+async def test_a_regenerated_subscription_key_is_refused(sandbox):
+    keyset = sandbox.key("merchant", "test")
+    token = await sandbox.token(keyset)
+    reply = await sandbox.request("POST", f"/_sandbox/keys/{keyset['client_id']}/regenerate-subscription-key",
+                                  "test", json_body={"which": "primary"})
+    assert reply.status == 200, reply.text
+    headers = {"Authorization": f"Bearer {token}", "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"]}
+    refused(await sandbox.request("GET", f"{PAY}/regen-ref-0002", "test", headers=headers), 401, "keys-regenerated")
+
+
+async def test_regenerated_miami_keys_are_refused(sandbox):
+    keyset = sandbox.key("management", "production", owner=sandbox.partner_role("basic"))
+    token = await sandbox.token(keyset)
+    reply = await sandbox.request("POST", f"/_sandbox/keys/{keyset['client_id']}/regenerate", "production")
+    assert reply.status == 200
+    refused(await sandbox.request("GET", "/management/v1/sales-units", "production",
+                                  headers={"Authorization": f"Bearer {token}"}), 401, "keys-regenerated")
+
+
+# -- tenancy ---------------------------------------------------------------------------------------------------
+
+
+async def test_partner_a_cannot_reach_partner_bs_merchant(sandbox):
+    premium = sandbox.key("partner", "production", owner=sandbox.partner_role("premium"))
+    foreign = sandbox.msn_role("dual-shop-1")
+    assert foreign not in premium["msns"]
+    reply = await sandbox.request("POST", PAY, "production", keyset=premium, msn=foreign,
+                                  json_body=create_body("tenancy-ref-0001"), headers={"Idempotency-Key": "t-1"})
+    refused(reply, 403, "partner-keys-connected-sales-units-only")
+    owner = sandbox.key("merchant", "production", msn=foreign)  # B's merchant sees no such payment
+    assert (await sandbox.request("GET", f"{PAY}/tenancy-ref-0001", "production", keyset=owner)).status == 404
+    # and reading a payment of B's merchant is refused the same way, not a 404 that leaks existence
+    refused(await sandbox.request("GET", f"{PAY}/tenancy-ref-0001", "production", keyset=premium, msn=foreign),
+            403, "partner-keys-connected-sales-units-only")
+
+
+async def test_partner_a_cannot_read_partner_bs_payment_by_reference(sandbox):
+    """Even with its own MSN, a partner never sees a payment of another sales unit with the same reference."""
+    dual_shop = sandbox.msn_role("dual-shop-1")
+    dual = sandbox.key("merchant", "production", msn=dual_shop)
+    reply = await sandbox.request("POST", PAY, "production", keyset=dual, json_body=create_body("tenancy-ref-0002"),
+                                  headers={"Idempotency-Key": "t-2"})
+    assert reply.status == 201, reply.text
+    premium = sandbox.key("partner", "production", owner=sandbox.partner_role("premium"))
+    own = sandbox.msn_role("premium-shop-1")
+    reply = await sandbox.request("GET", f"{PAY}/tenancy-ref-0002", "production", keyset=premium, msn=own)
+    assert reply.status == 404, reply.text
+
+
+async def test_merchant_keys_with_a_foreign_msn(sandbox):
+    keyset = sandbox.key("merchant", "test")
+    other = next(k for k in sandbox.keys("merchant", "test") if k["owner"] != keyset["owner"])
+    reply = await sandbox.request("POST", PAY, "test", keyset=keyset, msn=other["owner"],
+                                  json_body=create_body("tenancy-ref-0003"), headers={"Idempotency-Key": "t-3"})
+    refused(reply, 403, "merchant-keys-own-sales-unit-only")
+    assert reply.json["status"] == 403 and "traceId" in reply.json  # the ePayment problem format
+
+
+async def test_accounting_partner_without_consent(sandbox):
+    accountant = sandbox.key("accounting", "production", owner=sandbox.partner_role("accountant"))
+    not_consented = sandbox.msn_role("dual-shop-1")
+    consented = sandbox.msn_role("premium-shop-1")
+    ok = await sandbox.request("GET", f"/report/v2/ledgers/{ledger_id_for(consented)}/funds/feed", "production",
+                               keyset=accountant)
+    assert ok.status == 200, ok.text
+    reply = await sandbox.request("GET", f"/report/v2/ledgers/{ledger_id_for(not_consented)}/funds/feed",
+                                  "production", keyset=accountant)
+    assert reply.status == 404, reply.text
+    assert reply.json["detail"] == "No such ledgerId"
+    listed = await sandbox.request("GET", "/settlement/v1/ledgers", "production", keyset=accountant)
+    assert ledger_id_for(not_consented) not in {item["ledgerId"] for item in listed.json["items"]}
+
+
+async def test_a_management_key_cannot_make_a_payment(sandbox):
+    keyset = sandbox.key("management", "production", owner=sandbox.partner_role("basic"))
+    msn = keyset["msns"][0]
+    reply = await sandbox.request("POST", PAY, "production", keyset=keyset, msn=msn,
+                                  json_body=create_body("tenancy-ref-0004"), headers={"Idempotency-Key": "t-4"})
+    refused(reply, 403, "management-keys-never-act-on-behalf")
+    assert reply.json["status"] == 403
+    assert "tenancy-ref-0004" not in str(await sandbox.request("GET", "/_sandbox/payments", "production"))
+
+
+# -- the control plane off loopback ------------------------------------------------------------------------------
+
+
+def non_loopback_address() -> str | None:
+    """An address of this machine that is not loopback (the control plane then needs the admin token)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: no packet is sent for a UDP connect
+        address = probe.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if address.startswith("127.") else address
+
+
+async def test_control_plane_off_loopback_needs_the_admin_token():
+    from sandbox.core.settings import Settings
+    from sandbox.server import RunningSandbox
+
+    address = non_loopback_address() or "0.0.0.0"  # as in Docker: every interface
+    running = RunningSandbox(Settings(host=address, port=0, prod_port=0, admin_token="s3cret-admin-token-xyz"))
+    await running.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            for method, path in (("POST", "/_sandbox/reset"), ("GET", "/_sandbox/keys"), ("GET", "/_sandbox/requests"),
+                                 ("POST", "/_sandbox/snapshot"), ("POST", "/_sandbox/clock"),
+                                 ("POST", "/_sandbox/keys/x/regenerate")):
+                for auth in (None, "Bearer wrong", "Basic s3cret-admin-token-xyz", "Bearer "):
+                    headers = {"Authorization": auth} if auth else {}
+                    async with session.request(method, running.test_url + path, headers=headers) as resp:
+                        body = await resp.json(content_type=None)
+                        assert resp.status == 401, (method, path, auth, body)
+                        assert resp.headers["Vipps-Sandbox-Rule"] in ("admin-token-required", "admin-token-wrong")
+            async with session.get(running.test_url + "/_sandbox/keys",
+                                   headers={"Authorization": "Bearer s3cret-admin-token-xyz"}) as resp:
+                assert resp.status == 200
+            async with session.get(running.test_url + "/_sandbox/health") as resp:
+                assert resp.status == 200  # the health check stays open
+    finally:
+        await running.stop()
+
+
+# -- secrets never leak ---------------------------------------------------------------------------------------
+
+
+def secrets_of(keys: list[dict]) -> set[str]:
+    out = set()
+    for k in keys:
+        out |= {k["client_secret"], k["subscription_key_primary"], k["subscription_key_secondary"]}
+    return {s for s in out if s}
+
+
+def leaks(text: str, secrets: set[str]) -> list[str]:
+    """Every secret found whole, or any 8-character piece beyond its last four characters."""
+    found = []
+    for secret in secrets:
+        # A JWT's header and claims are only encoded (their base64 pieces turn up in any base64 text); its
+        # signature is what makes it a credential, so that is what is searched for, whole or in pieces.
+        head = secret.rsplit(".", 1)[1][:-4] if secret.count(".") == 2 else secret[:-4]
+        pieces = [head[i:i + 8] for i in range(0, max(1, len(head) - 7), 4)] if len(head) >= 8 else [head]
+        if secret in text or any(p and p in text for p in pieces):
+            found.append(secret[-4:])
+    return found
+
+
+async def traffic(base: dict[str, str], keys: dict[str, dict], tokens: dict[str, str]) -> None:
+    """Every kind of credential through every door, right and wrong, in both environments."""
+    async with aiohttp.ClientSession() as session:
+        for name, keyset in keys.items():
+            env = keyset["environment"]
+            url = base[env]
+            if keyset["type"] in ("management", "accounting"):
+                basic = base64.b64encode(f"{keyset['client_id']}:{keyset['client_secret']}".encode()).decode()
+                async with session.post(url + "/miami/v1/token", data="grant_type=client_credentials", headers={
+                        "Authorization": f"Basic {basic}",
+                        "Content-Type": "application/x-www-form-urlencoded"}) as resp:
+                    tokens[name] = (await resp.json())["access_token"]
+                auth = {"Authorization": "Bearer " + tokens[name]}
+            else:
+                creds = {"client_id": keyset["client_id"], "client_secret": keyset["client_secret"],
+                         "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"]}
+                async with session.post(url + "/accesstoken/get", headers=creds) as resp:
+                    tokens[name] = (await resp.json())["access_token"]
+                async with session.post(url + "/accesstoken/get", headers=creds | {"client_secret": "wrong"}):
+                    pass
+                auth = {"Authorization": "Bearer " + tokens[name],
+                        "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"]}
+            for path in (PAY + "/leak-ref-0001", "/management/v1/sales-units", "/settlement/v1/ledgers",
+                         "/webhooks/v1/webhooks"):
+                for use in (base["test"], base["production"]):
+                    async with session.get(use + path, headers=auth | {"Merchant-Serial-Number": "1234"}):
+                        pass
+            async with session.post(url + PAY, headers=auth | {"Idempotency-Key": "leak-1"},
+                                    json=create_body(f"leak-ref-{name}")):
+                pass
+            # a secret sent where it does not belong: as a bearer token and as a subscription key
+            async with session.get(url + PAY + "/leak-ref-0002", headers={
+                    "Authorization": "Bearer " + keyset["client_secret"],
+                    "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"] or keyset["client_secret"]}):
+                pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def state_text(directory: Path) -> str:
+    files = sorted(path for path in directory.rglob("*") if path.is_file())
+    return "\n".join(f"== {path.name}\n" + path.read_text("utf-8", "replace") for path in files)
+
+
+async def collect(tmp_path: Path) -> dict:
+    """Serves `python -m sandbox serve` as a subprocess, sends traffic, and gathers what could leak."""
+    port, prod_port = free_port(), free_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "serve", "--port", str(port), "--prod-port",
+                             str(prod_port), "--snapshot-dir", str(tmp_path), "--state", str(tmp_path / "state")],
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=env, cwd=Path(__file__).resolve().parents[2])
+    base = {"test": f"http://127.0.0.1:{port}", "production": f"http://127.0.0.1:{prod_port}"}
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                try:
+                    async with session.get(base["test"] + "/_sandbox/health") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+            async with session.get(base["test"] + "/_sandbox/keys") as resp:
+                all_keys = await resp.json()
+            keys = {}
+            for row in all_keys:  # one key set of each type and environment
+                keys.setdefault(f"{row['type']}-{row['environment']}", row)
+            tokens: dict[str, str] = {}
+            await traffic(base, keys, tokens)
+            client_id = keys["merchant-test"]["client_id"]
+            async with session.post(base["test"] + f"/_sandbox/keys/{client_id}/regenerate") as resp:
+                regenerated = (await resp.json())["client_secret"]
+            async with session.get(base["test"] + "/_sandbox/requests?limit=100000") as resp:
+                request_log = await resp.text()
+            async with session.post(base["test"] + "/_sandbox/snapshot", json={"name": "leak-check"}) as resp:
+                assert resp.status == 200, await resp.text()
+                snapshot_path = Path((await resp.json())["path"])
+                snapshot, snapshot_mode = snapshot_path.read_text(), snapshot_path.stat().st_mode
+            journal = state_text(tmp_path / "state")
+            async with session.post(base["test"] + "/_sandbox/restore", json={"name": "leak-check"}) as resp:
+                assert resp.status == 200, await resp.text()  # with --state, a restore compacts at once
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=10)[0].decode("utf-8", "replace")
+    state = journal + state_text(tmp_path / "state")
+    return {"keys": secrets_of(list(keys.values())) | {regenerated}, "tokens": set(tokens.values()), "state": state,
+            "snapshot_mode": snapshot_mode,
+            "count": (len(tokens), len(keys)), "request_log": request_log, "output": output, "snapshot": snapshot}
+
+
+@pytest.fixture(scope="module")
+def leaked(tmp_path_factory):
+    return asyncio.run(collect(tmp_path_factory.mktemp("snapshots")))
+
+
+def test_the_leak_search_saw_traffic(leaked):
+    tokens, keys = leaked["count"]
+    assert tokens == keys >= 5 and len(leaked["request_log"]) > 1000 and json.loads(leaked["snapshot"])
+    assert "serving the test environment" in leaked["output"]
+    assert leaks("x" + next(iter(leaked["keys"])) + "x", leaked["keys"])  # the search itself can find one
+
+
+def test_no_secret_or_token_in_the_request_log(leaked):
+    assert not leaks(leaked["request_log"], leaked["keys"] | leaked["tokens"])
+
+
+def test_no_secret_or_token_on_stdout_or_stderr(leaked):
+    assert not leaks(leaked["output"], leaked["keys"] | leaked["tokens"]), leaked["output"][-2000:]
+
+
+def test_no_token_in_a_snapshot(leaked):
+    assert not leaks(leaked["snapshot"], leaked["tokens"])
+
+
+def test_no_secret_or_token_in_the_state_files(leaked):
+    """--state journals every acknowledged change (headers it needs to replay, never credentials)."""
+    assert "Idempotency-Key" in leaked["state"]  # the journal did record the traffic
+    assert "== snapshot" in leaked["state"]  # and the restore compacted it into a snapshot
+    assert not leaks(leaked["state"], leaked["tokens"] | leaked["keys"])
+
+
+def test_a_snapshot_is_readable_by_its_owner_only(leaked):
+    """Snapshots hold the directory (with digests, not secrets); still, nobody else on the machine reads them."""
+    assert leaked["snapshot_mode"] & 0o077 == 0, oct(leaked["snapshot_mode"])
+
+
+def test_no_client_secret_or_subscription_key_in_a_snapshot(leaked):
+    """Snapshots keep SHA-256 digests of secrets, never the secrets (sandbox/core/world.py World.tables)."""
+    found = leaks(leaked["snapshot"], leaked["keys"])
+    assert not found, f"client secrets or subscription keys in the snapshot (last 4: {found})"

@@ -1,0 +1,175 @@
+"""The permission matrix: every bearer route of sandbox/gateway/policy.py x key type x environment x MSN case.
+
+The parameters are generated from the policy table, so a new route is covered the moment it is
+added. The expected outcome comes from an independent oracle written from the seed pages (the
+"which keys give access to what" table), not from policy.decide(), so the two can disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+
+from sandbox.gateway.context import RUNTIME
+from sandbox.gateway.policy import ROUTES, Auth
+
+# -- the oracle: the seed pages' rules, written out independently --------------------------------
+REACHES = {  # API -> key types that reach it at all
+    "epayment": {"merchant", "partner"},  # acting on behalf of merchants (payments)
+    "webhooks": {"merchant", "partner"},  # acting on behalf of merchants
+    "management": {"merchant", "partner", "management"},  # managing sales units
+    "report": {"merchant", "accounting"},  # reports: own ledger, or accounting keys with consent
+}
+PRODUCTION_ONLY = {"management", "report"}
+TEST_ONLY_ROUTES = {"epayment.force_approve"}
+# Price packages and product orders belong to partners: a merchant's keys have none (Management API docs).
+PARTNER_THINGS = {"management.price_packages", "management.product_orders.create", "management.product_orders.delete",
+                  "management.product_orders.list", "management.product_orders.details"}
+ACTING_APIS = {"epayment", "webhooks"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    key_type: str
+    owner_role: str  # partner role, or the sales unit role for merchant keys
+    own_msn_role: str
+    approved: bool = True
+
+
+VARIANTS = [
+    Variant("merchant", "merchant", "premium-shop-1", "premium-shop-1"),
+    Variant("partner", "partner", "premium", "premium-shop-1"),
+    Variant("partner-not-approved", "partner", "pending", "pending-shop-1", approved=False),
+    Variant("management", "management", "basic", "self-managed-1"),
+    Variant("accounting", "accounting", "accountant", "premium-shop-1"),
+]
+OTHER_MSN_ROLE = "independent-1"  # connected to no partner, consented to nobody
+MSN_CASES = ["own", "other", "missing"]
+
+
+def expected(route, variant: Variant, env: str, msn_case: str) -> str:
+    api = str(route.api)
+    route_envs = {"test"} if route.name in TEST_ONLY_ROUTES else (
+        {"production"} if api in PRODUCTION_ONLY else {"test", "production"})
+    if env not in route_envs:
+        return "404"
+    key_env = {"production"} if variant.key_type != "merchant" else {"test", "production"}
+    if env not in key_env:
+        return "401"
+    if variant.key_type not in REACHES[api]:
+        return "403"
+    if route.name in PARTNER_THINGS and variant.key_type == "merchant":
+        return "403"
+    if api == "report":
+        return "allow"  # the MSN header plays no part; ledger visibility is checked per ledger
+    if api in ACTING_APIS and variant.key_type == "partner" and not variant.approved:
+        return "403"
+    if msn_case == "other":
+        # The Management API answers "not active or not yours" with a 404 that reveals nothing.
+        return "404" if api == "management" else "403"
+    if msn_case == "missing" and variant.key_type == "partner" and api == "epayment":
+        return "403"
+    return "allow"
+
+
+BEARER_ROUTES = [route for route in ROUTES.values() if route.rule.auth is Auth.BEARER]
+CASES = [(route.name, variant, env, msn_case) for route in BEARER_ROUTES for variant in VARIANTS
+         for env in ("test", "production") for msn_case in MSN_CASES]
+
+
+def fill_path(path: str, sandbox, own_msn: str) -> str:
+    unit = sandbox.runtime.world.sales_units[own_msn]
+    scheme, business_id = unit.merchant.split("/", 1)
+    values = {"reference": "matrix-ref-0001", "msn": own_msn, "scheme": scheme, "id": business_id,
+              "ledgerId": "100000001", "topic": "funds", "ledgerDate": "2026-01-04",
+              "productOrderId": "00000000-0000-4000-8000-000000000000"}
+    return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
+
+
+def keyset_for(sandbox, variant: Variant, env: str) -> dict:
+    if variant.key_type == "merchant":
+        msn = sandbox.msn_role(variant.owner_role)
+        return sandbox.key("merchant", env, owner=msn)
+    partner = sandbox.partner_role(variant.owner_role)
+    return sandbox.key(variant.key_type, "production", owner=partner)
+
+
+@pytest.mark.parametrize("route_name,variant,env,msn_case", CASES,
+                         ids=[f"{r}-{v.label}-{e}-{m}" for r, v, e, m in CASES])
+async def test_permission(sandbox, route_name, variant, env, msn_case):
+    route = ROUTES[route_name]
+    registered = {r.name for r in sandbox.running.app.router.routes()}
+    if route_name not in registered:
+        pytest.skip(f"{route_name} is not implemented yet")
+    own_msn = sandbox.msn_role(variant.own_msn_role)
+    msn = {"own": own_msn, "other": sandbox.msn_role(OTHER_MSN_ROLE), "missing": None}[msn_case]
+    keyset = keyset_for(sandbox, variant, env)
+    headers = await sandbox.auth_headers(keyset, msn, env=keyset["environment"])
+    headers["Idempotency-Key"] = "matrix-idem-0001"
+    path = fill_path(route.path, sandbox, own_msn)
+    body = {} if route.method in ("POST", "PUT", "PATCH") else None
+    reply = await sandbox.request(route.method, path, env, headers=headers, json_body=body)
+    want = expected(route, variant, env, msn_case)
+    decision = reply.headers.get("Vipps-Sandbox-Decision")
+    context = f"{route.method} {path} -> {reply.status} {reply.text[:300]}"
+    if want == "allow":
+        assert reply.status not in (401, 403), context
+        assert decision == "allow", context
+    else:
+        assert reply.status == int(want), context
+        assert "Vipps-Sandbox-Reason" in reply.headers, context
+        if want in ("403", "404") and str(route.api) != "management" or want == "403":
+            assert decision == "deny", context
+
+
+def test_every_policy_entry_has_a_route():
+    """The table and the app agree both ways (the app itself refuses routes without an entry)."""
+    from sandbox.app import create_app
+
+    app = create_app()
+    registered = {r.name for r in app.router.routes() if r.name}
+    assert set(ROUTES) - registered == set(), "policy entries without a route"
+    assert app[RUNTIME] is not None
+
+
+def test_app_refuses_to_start_with_a_route_without_policy(monkeypatch):
+    from aiohttp import web
+
+    from sandbox import app as app_module
+    from sandbox.gateway.front_door import routes
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response()
+
+    def rogue(app: web.Application) -> None:
+        routes(app).add_get("/epayment/v1/rogue", ok, name="epayment.rogue")
+
+    class RogueModule:
+        setup = staticmethod(rogue)
+
+    monkeypatch.setattr(app_module, "API_MODULES", (*app_module.API_MODULES, RogueModule))
+    with pytest.raises(app_module.PolicyMissing, match="without a policy entry.*epayment.rogue"):
+        app_module.create_app()
+
+
+def test_app_refuses_to_start_with_a_route_that_bypasses_the_front_door(monkeypatch):
+    """A handler registered on app.router directly would skip the gateway's checks: the app refuses to start."""
+    from aiohttp import web
+
+    from sandbox import app as app_module
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response()
+
+    def sneaky(app: web.Application) -> None:
+        app.router.add_get("/epayment/v1/sneaky", ok)
+
+    class SneakyModule:
+        setup = staticmethod(sneaky)
+
+    monkeypatch.setattr(app_module, "API_MODULES", (*app_module.API_MODULES, SneakyModule))
+    with pytest.raises(app_module.PolicyMissing, match="bypasses the gateway"):
+        app_module.create_app()

@@ -1,0 +1,186 @@
+"""--state DIR: every acknowledged change survives SIGKILL at any moment, and nothing is half-applied."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from sandbox.testing import spawn
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = "/epayment/v1/payments"
+
+
+class Server:
+    """`python -m sandbox serve --state DIR` in its own process, killed with SIGKILL when told."""
+
+    def __init__(self, state: Path, compact_bytes: int | None = None) -> None:
+        self.state = state
+        self.env = dict(os.environ)
+        if compact_bytes is not None:  # compact often, so kills also land during and after compactions
+            self.env["VIPPS_SANDBOX_COMPACT_BYTES"] = str(compact_bytes)
+        self.proc: asyncio.subprocess.Process | None = None
+        self.url = ""
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        # The server picks its own free ports each time (no race with other processes for them).
+        self.proc, self.url, _ = await spawn(["--state", str(self.state), "--id-seed", "7"], env=self.env,
+                                             cwd=str(ROOT))
+
+    async def kill(self) -> None:
+        if self.proc and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+            await self.proc.wait()
+
+
+def merchant_keys() -> dict:
+    out = subprocess.run([sys.executable, "-m", "sandbox", "keys", "--json", "--type", "merchant", "--env", "test"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return json.loads(out)[0]
+
+
+async def token_headers(session: aiohttp.ClientSession, server: Server, keys: dict) -> dict:
+    creds = {"client_id": keys["client_id"], "client_secret": keys["client_secret"],
+             "Ocp-Apim-Subscription-Key": keys["subscription_key_primary"]}
+    async with session.post(server.url + "/accesstoken/get", headers=creds) as resp:
+        token = (await resp.json())["access_token"]
+    return {"Authorization": f"Bearer {token}", "Ocp-Apim-Subscription-Key": keys["subscription_key_primary"],
+            "Merchant-Serial-Number": keys["owner"]}
+
+
+def create_body(reference: str) -> dict:
+    return {"amount": {"currency": "NOK", "value": 10000}, "paymentMethod": {"type": "WALLET"},
+            "reference": reference, "userFlow": "WEB_REDIRECT", "returnUrl": "https://shop.example.com/r"}
+
+
+async def workload(session, server, headers, acked: dict, round_no: int, stop: asyncio.Event) -> None:
+    """Creates, approves and captures payments, recording every request that got a 2xx."""
+    n = 0
+    while not stop.is_set():
+        n += 1
+        ref = f"crash-{round_no}-{n:05d}"
+        try:
+            async with session.post(server.url + BASE, json=create_body(ref),
+                                    headers=headers | {"Idempotency-Key": f"c-{ref}"}) as resp:
+                if resp.status != 201:
+                    continue
+            acked["created"].add(ref)
+            async with session.post(f"{server.url}/epayment/v1/test/payments/{ref}/approve", json={},
+                                    headers=headers) as resp:
+                if resp.status != 200:
+                    continue
+            acked["approved"].add(ref)
+            for part in (1, 2):
+                async with session.post(f"{server.url}{BASE}/{ref}/capture",
+                                        json={"modificationAmount": {"currency": "NOK", "value": 1000}},
+                                        headers=headers | {"Idempotency-Key": f"k-{ref}-{part}"}) as resp:
+                    if resp.status != 200:
+                        break
+                acked["captures"].add((ref, f"k-{ref}-{part}"))
+        except (TimeoutError, aiohttp.ClientError, ConnectionError):
+            return
+
+
+@pytest.mark.parametrize("compact_bytes", [None, 20_000], ids=["journal-only", "frequent-compaction"])
+async def test_sigkill_at_random_points_loses_nothing_acknowledged(tmp_path, compact_bytes):
+    state = tmp_path / "state"
+    keys = merchant_keys()
+    acked = {"created": set(), "approved": set(), "captures": set()}
+    rng = random.Random(1234)
+    server = Server(state, compact_bytes)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        try:
+            for round_no in range(5):
+                await server.start(session)
+                headers = await token_headers(session, server, keys)
+                stop = asyncio.Event()
+                tasks = [asyncio.create_task(workload(session, server, headers, acked, round_no * 10 + i, stop))
+                         for i in range(4)]
+                await asyncio.sleep(rng.uniform(0.3, 1.2))
+                await server.kill()  # mid-flight: some requests are acknowledged, some cut off
+                stop.set()
+                await asyncio.gather(*tasks)
+            await server.start(session)  # the files always load
+            headers = await token_headers(session, server, keys)
+            assert acked["captures"], "the workload acknowledged nothing: the test proves nothing"
+            for ref in sorted(acked["created"]):
+                async with session.get(f"{server.url}{BASE}/{ref}", headers=headers) as resp:
+                    assert resp.status == 200, (ref, await resp.text())
+                    payment = await resp.json()
+                async with session.get(f"{server.url}{BASE}/{ref}/events", headers=headers) as resp:
+                    events = await resp.json()
+                captured = sum(e["amount"]["value"] for e in events if e["name"] == "CAPTURED" and e["success"])
+                # nothing half-applied: the aggregate is exactly what the event log says
+                assert payment["aggregate"]["capturedAmount"]["value"] == captured, (ref, payment, events)
+                if ref in acked["approved"]:
+                    assert payment["state"] == "AUTHORIZED", (ref, payment)
+                keys_seen = {e.get("idempotencyKey") for e in events if e["name"] == "CAPTURED"}
+                for acked_ref, key in acked["captures"]:
+                    if acked_ref == ref:
+                        assert key in keys_seen, (ref, key, events)
+        finally:
+            await server.kill()
+    assert os.path.exists(state / "journal.jsonl")
+    if compact_bytes is not None:
+        assert os.path.exists(state / "snapshot.json")
+
+
+async def test_tokens_outlive_a_restart_with_state_and_the_signing_key_is_private(tmp_path):
+    """With --state the signing key is kept (mode 0600), so a client's token works after a restart, as
+    a real API's does; without it every process signs with its own key."""
+    state = tmp_path / "state"
+    keys = merchant_keys()
+    server = Server(state)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        try:
+            await server.start(session)
+            headers = await token_headers(session, server, keys)
+            async with session.get(f"{server.url}{BASE}/never-made-1", headers=headers) as resp:
+                assert resp.status == 404, await resp.text()  # let through: the payment is unknown
+            await server.kill()
+            await server.start(session)
+            async with session.get(f"{server.url}{BASE}/never-made-1", headers=headers) as resp:
+                assert resp.status == 404, await resp.text()
+                assert resp.headers["Vipps-Sandbox-Decision"] == "allow"
+        finally:
+            await server.kill()
+    key_file = state / "signing-key.pem"
+    assert key_file.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    for name in ("journal.jsonl", "snapshot.json"):
+        if (state / name).exists():
+            assert "PRIVATE KEY" not in (state / name).read_text()
+
+
+def test_a_damaged_signing_key_stops_the_start_with_a_clear_error(tmp_path, capsys):
+    from sandbox.cli import main
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "signing-key.pem").write_text("not a key")
+    assert main(["serve", "--state", str(state), "--port", "0", "--prod-port", "0"]) == 2
+    assert "signing-key.pem is not a usable signing key" in capsys.readouterr().err
+
+
+def test_a_signing_key_others_can_read_is_warned_about(tmp_path, caplog):
+    from sandbox.gateway.tokens import new_private_pem
+    from sandbox.ops.journal import SIGNING_KEY, Journal
+
+    journal = Journal(tmp_path)
+    made = journal.kept(SIGNING_KEY, new_private_pem)
+    assert (tmp_path / SIGNING_KEY).stat().st_mode & 0o777 == 0o600
+    assert not list(tmp_path.glob(".*.tmp"))  # made under a temporary name, then linked into place
+    assert journal.kept(SIGNING_KEY, lambda: "never used") == made  # never replaced
+    (tmp_path / SIGNING_KEY).chmod(0o644)
+    with caplog.at_level("WARNING"):
+        journal.kept(SIGNING_KEY, new_private_pem)
+    assert "can be read by other users" in caplog.text

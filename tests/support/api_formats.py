@@ -1,0 +1,44 @@
+"""The error body formats of the real APIs, told apart by their fields; shared by the hostile-input and fuzz tests."""
+
+from __future__ import annotations
+
+import json
+
+from sandbox.gateway.policy import Api
+
+
+def shape(body: object) -> str:
+    if not isinstance(body, dict):
+        return "not-an-object"
+    keys = set(body)
+    if keys == {"statusCode", "message"}:
+        return "gateway"
+    if {"responseInfo", "result"} <= keys:
+        return "apim"
+    if keys == {"error", "error_description"}:
+        return "oauth"
+    if keys == {"code", "message"}:
+        return "report-401"
+    if {"type", "title", "status", "detail", "instance"} <= keys and "traceId" not in keys:
+        return "management-problem"
+    if {"type", "title", "status", "traceId"} <= keys:
+        return "problem"
+    return "unknown"
+
+
+#: The bodies each API may refuse with: its own, or the gateway's (which answers before any API does).
+SHAPES = {Api.TOKEN: {"oauth", "gateway", "apim"}, Api.EPAYMENT: {"problem", "gateway", "apim"},
+          Api.WEBHOOKS: {"problem", "gateway", "apim"}, Api.MANAGEMENT: {"management-problem", "gateway", "apim"},
+          Api.REPORT: {"problem", "report-401", "gateway", "apim"}, Api.SANDBOX: {"problem", "gateway", "apim"}}
+JSON_TYPES = ("application/json", "application/problem+json")
+
+
+def error_format_problem(api: Api, content_type: str, body: bytes | str) -> str | None:
+    """None when a 4xx body is in this API's format; otherwise what is wrong with it."""
+    if content_type.split(";")[0].strip() not in JSON_TYPES:
+        return f"content type {content_type!r} is not JSON"
+    try:
+        kind = shape(json.loads(body))
+    except ValueError:
+        return "the body is not JSON"
+    return None if kind in SHAPES[api] else f"a {kind} body is not a {api} error"
