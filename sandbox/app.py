@@ -6,6 +6,8 @@ came in on), so the same app works behind two ports, in-process under pytest, an
 
 from __future__ import annotations
 
+from types import ModuleType
+
 from aiohttp import web
 
 from sandbox.apis.epayment import routes as epayment
@@ -13,7 +15,6 @@ from sandbox.apis.management import routes as management
 from sandbox.apis.report import routes as report
 from sandbox.apis.token import routes as token
 from sandbox.apis.webhooks import routes as webhooks
-from sandbox.control import ops_routes as control_plane
 from sandbox.control import routes as control
 from sandbox.core.runtime import Runtime
 from sandbox.core.settings import Settings
@@ -25,8 +26,17 @@ from sandbox.gateway.front_door import FRONT_DOOR, FrontDoor, add_catch_all, byp
 from sandbox.gateway.policy import ROUTES
 from sandbox.ops import persistence
 
-API_MODULES = (token, epayment, management, report, webhooks, control, dashboard)
-CONTROL_PLANE = (control_plane,)
+#: Every package that serves routes, in the order they register. Adding an API adds one line here
+#: (and its entries in sandbox/gateway/policy.py); see docs/architecture.md.
+PACKAGES = (
+    token,
+    epayment,
+    management,
+    report,
+    webhooks,
+    control,
+    dashboard,
+)
 
 
 class PolicyMissing(RuntimeError):
@@ -46,14 +56,33 @@ def check_policy_coverage(app: web.Application) -> None:
         raise PolicyMissing(f"routes without a policy entry in sandbox/gateway/policy.py: {', '.join(missing)}")
 
 
+def package_of(module: ModuleType) -> str:
+    """sandbox.apis.epayment.routes -> "epayment"; sandbox.control.routes -> "control"."""
+    return module.__name__.split(".")[-2]
+
+
+def check_served_by(app: web.Application, module: ModuleType, before: set[str | None]) -> None:
+    """The routes a package just registered must be the ones the policy table says it serves."""
+    package = package_of(module)
+    for route in app.router.routes():
+        entry = ROUTES.get(route.name or "")
+        if route.name in before or entry is None:
+            continue  # entries that are missing are reported by check_policy_coverage, with all the others
+        if entry.package != package:
+            raise PolicyMissing(f"route {route.name} is registered by the {package} package, but "
+                                f"sandbox/gateway/policy.py says the {entry.package} package serves it")
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> web.Application:
     settings = settings or Settings()
     app = web.Application(client_max_size=MAX_BODY)
     app[RUNTIME] = runtime or Runtime(settings)
     door = app[FRONT_DOOR] = FrontDoor(app[RUNTIME])
     app[ADMIN_TOKEN_GENERATED] = ensure_admin_token(app[RUNTIME].settings)
-    for module in (*API_MODULES, *CONTROL_PLANE):
+    for module in PACKAGES:
+        registered = {route.name for route in app.router.routes()}
         module.setup(app)
+        check_served_by(app, module, registered)
     add_catch_all(app)
     check_policy_coverage(app)
     if settings.state is not None:

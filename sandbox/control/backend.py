@@ -1,30 +1,15 @@
-"""The control plane's backends: key regeneration and snapshots. They know nothing of HTTP.
+"""The control plane's backends: key regeneration and the virtual clock. They know nothing of HTTP.
 
 Key regeneration does what the business portal's Regenerate button does: the old secret (and
-every token made with it) stops working at once, with a reason that says so. Snapshots save every
-registered part of the live state (runtime.state_providers) to one TinyDB file; tokens are
-never part of it, keys are (they are the fixture).
+every token made with it) stops working at once, with a reason that says so. Snapshots live in
+sandbox/ops/snapshots.py, since --state's compaction uses them too.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import tempfile
-from pathlib import Path
-
-from tinydb import JSONStorage, TinyDB
-from tinydb.middlewares import CachingMiddleware
-
 from sandbox.core.errors import Detail, Problem
 from sandbox.core.model import KeySet
 from sandbox.core.runtime import Runtime
-
-SNAPSHOT_FORMAT = "vipps-sandbox-snapshot"
-SNAPSHOT_VERSION = 1
-META_TABLE = "_snapshot"
-DEFAULT_NAME = "snapshot"
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def _bad(name: str, reason: str, rule: str) -> Problem:
@@ -64,117 +49,36 @@ class KeyRotation:
         return {"client_id": client_id, "which": which, "subscription_key": new}
 
 
-class Snapshots:
+class ClockBackend:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    @property
-    def directory(self) -> Path:
-        configured = self.runtime.settings.snapshot_dir
-        return Path(configured) if configured else Path(tempfile.gettempdir()) / "vipps-sandbox-snapshots"
+    def read(self) -> dict:
+        """The clock, after whatever fell due by now has happened (payments expire, and tell listeners)."""
+        for hook in self.runtime.clock_hooks:
+            hook()
+        clock = self.runtime.clock
+        return {"now": clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "frozen": clock.frozen}
 
-    def path_for(self, body: object) -> Path:
-        """{"path": ...} (relative to the snapshot directory), {"name": ...}, or nothing: the default file."""
-        if body is None:
-            body = {}
-        if not isinstance(body, dict) or set(body) - {"path", "name"} or len(body) > 1:
-            raise _bad("body", 'Send nothing, {"name": "before-capture"} or {"path": "/some/file.json"}.',
-                       "snapshot-body-invalid")
-        if "path" in body:
-            if not isinstance(body["path"], str) or not body["path"].strip():
-                raise _bad("path", "Must be a file path.", "snapshot-body-invalid")
-            return self.directory / Path(body["path"]).expanduser()
-        name = body.get("name", DEFAULT_NAME)
-        if not isinstance(name, str) or not NAME.match(name):
-            raise _bad("name", "Must be 1 to 64 letters, digits, '.', '_' or '-'.", "snapshot-body-invalid")
-        return self.directory / (name if name.endswith(".json") else name + ".json")
-
-    def save(self, body: object) -> dict:
-        path = self.path_for(body)
-        # Not the ids generator's state: from it anyone could compute the secrets it hands out next.
-        state = self.runtime.dump_state(exclude=frozenset({"ids"}))
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_snapshot(state, path, self.runtime.clock.iso())
-        except OSError as exc:
-            raise Problem(400, "Bad Request", f"Cannot write the snapshot to {path}: {exc.strerror or exc}",
-                          rule="snapshot-write-failed") from exc
-        return {"path": str(path), "providers": list(state), "virtualTime": self.runtime.clock.iso()}
-
-    def restore(self, body: object) -> dict:
-        path = self.path_for(body)
-        if not path.is_file():
-            raise Problem(404, "Not Found", f"No snapshot file at {path}.", rule="snapshot-not-found")
-        state = read_snapshot(path)
-        try:
-            restored = self.runtime.load_state(state)
-        except ValueError as exc:
-            raise Problem(400, "Bad Request", f"The snapshot {path} cannot be restored: {exc}",
-                          rule="snapshot-invalid") from exc
-        providers = self.runtime.state_providers
-        return {"path": str(path), "restored": restored, "ignored": sorted(set(state) - set(providers)),
-                "missing": [name for name in providers if name not in state], "virtualTime": self.runtime.clock.iso()}
-
-
-def _is_tables(data: object) -> bool:
-    return isinstance(data, dict) and all(
-        isinstance(rows, list) and all(isinstance(row, dict) for row in rows) for rows in data.values())
-
-
-def write_snapshot(state: dict[str, object], path: Path, virtual_time: str) -> None:
-    """One TinyDB file: tables of records become `<provider>.<table>` tables, anything else one document.
-
-    Written to a temporary file first and renamed, so a crash never leaves half a snapshot.
-    """
-    layout = {name: "tables" if _is_tables(data) else "value" for name, data in state.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-", suffix=".json")
-    os.close(fd)
-    try:
-        # The caching middleware writes the file once, on close, instead of once per table.
-        with TinyDB(tmp, storage=CachingMiddleware(JSONStorage), sort_keys=True, indent=1, ensure_ascii=True) as db:
-            db.drop_tables()
-            db.table(META_TABLE).insert({"format": SNAPSHOT_FORMAT, "version": SNAPSHOT_VERSION,
-                                         "virtualTime": virtual_time, "layout": layout})
-            for name, data in state.items():
-                if layout[name] == "tables":
-                    assert isinstance(data, dict)
-                    for table, rows in data.items():
-                        db.table(f"{name}.{table}").insert_multiple(rows)
-                else:
-                    db.table(name).insert({"value": data})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_snapshot(path: Path) -> dict[str, object]:
-    """The provider states of a snapshot file, or a 400 problem naming what is wrong with it."""
-    def invalid(reason: str) -> Problem:
-        return Problem(400, "Bad Request", f"{path} is not a sandbox snapshot: {reason}", rule="snapshot-invalid")
-
-    try:
-        with TinyDB(path, storage=CachingMiddleware(JSONStorage), access_mode="r") as db:
-            meta = db.table(META_TABLE).all()
-            if not meta or meta[0].get("format") != SNAPSHOT_FORMAT:
-                raise invalid(f"no {META_TABLE} table with format {SNAPSHOT_FORMAT!r}")
-            layout = meta[0].get("layout")
-            if not isinstance(layout, dict):
-                raise invalid("its layout is missing")
-            names = db.tables()
-            state: dict[str, object] = {}
-            for name, kind in layout.items():
-                if kind == "tables":
-                    prefix = f"{name}."
-                    # sort_keys wrote doc ids as text ("1", "10", "2"): put the records back in their order.
-                    state[name] = {t[len(prefix):]: [dict(doc) for doc in sorted(db.table(t).all(),
-                                                                                  key=lambda doc: doc.doc_id)]
-                                   for t in names if t.startswith(prefix)}
-                else:
-                    docs = db.table(name).all()
-                    if len(docs) != 1 or "value" not in docs[0]:
-                        raise invalid(f"table {name!r} must hold one document with a value")
-                    state[name] = docs[0]["value"]
-            return state
-    except ValueError as exc:  # broken JSON
-        raise invalid(str(exc)) from exc
+    def change(self, body: object) -> dict:
+        """Checks the whole body first, then applies it: a bad field changes nothing."""
+        if not isinstance(body, dict):
+            raise Problem(400, "Bad Request", "The body must be a JSON object such as {\"advanceSeconds\": 60}.")
+        unknown = sorted(set(body) - {"advanceSeconds", "freeze"})
+        if unknown:
+            raise Problem(400, "Bad Request", f"Unknown field {unknown[0]!r}.",
+                          details=[Detail(unknown[0], "Unknown field.")])
+        if "freeze" in body and not isinstance(body["freeze"], bool):
+            raise Problem(400, "Bad Request", "freeze must be true or false.",
+                          details=[Detail("freeze", "Must be a boolean.")])
+        seconds = body.get("advanceSeconds", 0)
+        number = isinstance(seconds, int | float) and not isinstance(seconds, bool)
+        if not number or not 0 <= seconds <= 10 * 365 * 86400:
+            raise Problem(400, "Bad Request", "advanceSeconds must be a number from 0 to ten years.",
+                          details=[Detail("advanceSeconds", "Must be a non-negative number of seconds.")])
+        clock = self.runtime.clock
+        if "freeze" in body:
+            clock.freeze() if body["freeze"] else clock.unfreeze()
+        if "advanceSeconds" in body:
+            clock.advance(seconds)
+        return self.read()

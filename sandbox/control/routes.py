@@ -1,72 +1,114 @@
-"""The sandbox's own control plane under /_sandbox/: health, the virtual clock, the key list."""
+"""The sandbox's own control plane under /_sandbox/: health, the clock, keys, the request log, reset,
+snapshots, key regeneration and faults. Thin handlers over sandbox/control/backend.py and sandbox/ops/.
+"""
 
 from __future__ import annotations
 
-import json
+import time
 
 from aiohttp import web
 
-from sandbox.core.errors import Detail, Problem, clip
+from sandbox.control.backend import ClockBackend, KeyRotation
+from sandbox.core.errors import Detail, Problem
 from sandbox.core.keys_listing import keyset_rows
 from sandbox.core.model import Env, KeyType
-from sandbox.core.runtime import Runtime
+from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
+from sandbox.ops.faults import FAULTS, FaultBook
+from sandbox.ops.requestlog import DEFAULT_LIMIT, REQUEST_LOG, RequestLog
+from sandbox.ops.snapshots import Snapshots
+
+KEY_ROTATION = web.AppKey("key_rotation", KeyRotation)
+SNAPSHOTS = web.AppKey("snapshots", Snapshots)
 
 
-class ClockBackend:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    def read(self) -> dict:
-        """The clock, after whatever fell due by now has happened (payments expire, and tell listeners)."""
-        for hook in self.runtime.clock_hooks:
-            hook()
-        clock = self.runtime.clock
-        return {"now": clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "frozen": clock.frozen}
-
-    def change(self, body: object) -> dict:
-        """Checks the whole body first, then applies it: a bad field changes nothing."""
-        if not isinstance(body, dict):
-            raise Problem(400, "Bad Request", "The body must be a JSON object such as {\"advanceSeconds\": 60}.")
-        unknown = sorted(set(body) - {"advanceSeconds", "freeze"})
-        if unknown:
-            raise Problem(400, "Bad Request", f"Unknown field {unknown[0]!r}.",
-                          details=[Detail(unknown[0], "Unknown field.")])
-        if "freeze" in body and not isinstance(body["freeze"], bool):
-            raise Problem(400, "Bad Request", "freeze must be true or false.",
-                          details=[Detail("freeze", "Must be a boolean.")])
-        seconds = body.get("advanceSeconds", 0)
-        number = isinstance(seconds, int | float) and not isinstance(seconds, bool)
-        if not number or not 0 <= seconds <= 10 * 365 * 86400:
-            raise Problem(400, "Bad Request", "advanceSeconds must be a number from 0 to ten years.",
-                          details=[Detail("advanceSeconds", "Must be a non-negative number of seconds.")])
-        clock = self.runtime.clock
-        if "freeze" in body:
-            clock.freeze() if body["freeze"] else clock.unfreeze()
-        if "advanceSeconds" in body:
-            clock.advance(seconds)
-        return self.read()
+def _bad_query(name: str, reason: str) -> Problem:
+    return Problem(400, "Bad Request", f"{name}: {reason}", details=[Detail(name, reason)], rule="query-invalid")
 
 
-async def read_json(request: web.Request) -> object:
-    """The request body as JSON, or a 400 problem saying why it is not."""
-    raw = await request.read()
-    if not raw:
-        return None
+def _int_param(query, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
     try:
-        return json.loads(raw, parse_constant=_not_json)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Problem(400, "Bad Request", f"The body is not valid JSON: {clip(str(exc), 200)}",
-                      details=[Detail("body", "Malformed JSON.")]) from exc
-    except RecursionError as exc:  # [[[[...]]]] nested past the parser's stack
-        raise Problem(400, "Bad Request", "The body is not valid JSON: nested too deeply.",
-                      details=[Detail("body", "Nested too deeply.")]) from exc
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise _bad_query(name, f"Must be a whole number from {low} to {high}.")
+    return value
 
 
-def _not_json(constant: str) -> object:
-    """NaN and Infinity are not JSON (RFC 8259); Python's parser would accept them."""
-    raise ValueError(f"{constant} is not a JSON value")
+async def requests_list(request: web.Request) -> web.Response:
+    """GET /_sandbox/requests?limit=&keyType=&decision=allow|deny&msn=&since= — newest first."""
+    ring = request.app[REQUEST_LOG]
+    query = request.query
+    limit = _int_param(query, "limit", DEFAULT_LIMIT, 1, 100_000)
+    since = _int_param(query, "since", None, 0, 2**62)
+    key_type = query.get("keyType") or None
+    if key_type is not None and key_type not in set(KeyType):
+        raise _bad_query("keyType", "Must be merchant, partner, management or accounting.")
+    decision = query.get("decision") or None
+    if decision not in (None, "allow", "deny"):
+        raise _bad_query("decision", "Must be allow or deny.")
+    entries = ring.query(limit or DEFAULT_LIMIT, KeyType(key_type) if key_type else None,
+                         None if decision is None else decision == "allow", query.get("msn") or None, since)
+    return web.json_response({"entries": entries, "size": len(ring), "capacity": ring.capacity})
+
+
+async def requests_clear(request: web.Request) -> web.Response:
+    request.app[REQUEST_LOG].clear()
+    return web.Response(status=204)
+
+
+async def reset(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    started = time.perf_counter()
+    runtime.reset()
+    elapsed = (time.perf_counter() - started) * 1000
+    return web.json_response({"status": "reset", "virtualTime": runtime.clock.iso(), "resetMs": round(elapsed, 3)})
+
+
+async def snapshot(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SNAPSHOTS].save(await read_json(request)))
+
+
+async def restore(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SNAPSHOTS].restore(await read_json(request)))
+
+
+async def regenerate(request: web.Request) -> web.Response:
+    await request.read()
+    return web.json_response(request.app[KEY_ROTATION].regenerate_secret(request.match_info["client_id"]),
+                             headers={"Cache-Control": "no-store"})
+
+
+async def regenerate_subscription_key(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    result = request.app[KEY_ROTATION].regenerate_subscription_key(request.match_info["client_id"], body)
+    return web.json_response(result, headers={"Cache-Control": "no-store"})
+
+
+async def faults_create(request: web.Request) -> web.Response:
+    rule = request.app[FAULTS].add(await read_json(request))
+    return web.json_response(rule.as_json(), status=201)
+
+
+async def faults_list(request: web.Request) -> web.Response:
+    return web.json_response([rule.as_json() for rule in request.app[FAULTS].rules.values()])
+
+
+async def faults_clear(request: web.Request) -> web.Response:
+    request.app[FAULTS].rules.clear()
+    return web.Response(status=204)
+
+
+async def faults_delete(request: web.Request) -> web.Response:
+    raw = request.match_info["id"]
+    if not raw.isdigit() or not request.app[FAULTS].delete(int(raw)):
+        raise Problem(404, "Not Found", f"No fault rule with id {raw!r}.", rule="fault-rule-unknown")
+    return web.Response(status=204)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -94,8 +136,26 @@ async def keys_list(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    runtime = app[RUNTIME]
+    app[REQUEST_LOG] = RequestLog(runtime.settings.request_log_size, runtime.clock)
+    book = app[FAULTS] = FaultBook()
+    runtime.reset_hooks.append(book.reset)  # faults are part of a test's set-up: reset removes them
+    app[KEY_ROTATION] = KeyRotation(runtime)
+    app[SNAPSHOTS] = Snapshots(runtime)
     router = routes(app)
     router.add_get("/_sandbox/health", health, name="sandbox.health")
     router.add_get("/_sandbox/clock", clock_get, name="sandbox.clock.get")
     router.add_post("/_sandbox/clock", clock_set, name="sandbox.clock.set")
     router.add_get("/_sandbox/keys", keys_list, name="sandbox.keys")
+    router.add_get("/_sandbox/requests", requests_list, name="sandbox.requests.list")
+    router.add_delete("/_sandbox/requests", requests_clear, name="sandbox.requests.clear")
+    router.add_post("/_sandbox/reset", reset, name="sandbox.reset")
+    router.add_post("/_sandbox/snapshot", snapshot, name="sandbox.snapshot")
+    router.add_post("/_sandbox/restore", restore, name="sandbox.restore")
+    router.add_post("/_sandbox/keys/{client_id}/regenerate", regenerate, name="sandbox.keys.regenerate")
+    router.add_post("/_sandbox/keys/{client_id}/regenerate-subscription-key", regenerate_subscription_key,
+                    name="sandbox.keys.regenerate_subscription_key")
+    router.add_post("/_sandbox/faults", faults_create, name="sandbox.faults.create")
+    router.add_get("/_sandbox/faults", faults_list, name="sandbox.faults.list")
+    router.add_delete("/_sandbox/faults", faults_clear, name="sandbox.faults.clear")
+    router.add_delete("/_sandbox/faults/{id}", faults_delete, name="sandbox.faults.delete")

@@ -11,9 +11,9 @@ from importlib import resources
 
 from aiohttp import web
 
-from sandbox.control.routes import read_json
 from sandbox.core.errors import GatewayNotFound
 from sandbox.dashboard.feeds import PAYMENT_ACTIONS, building, payment_action, payment_rows, product_order_rows
+from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME
 from sandbox.gateway.front_door import routes
 from sandbox.gateway.policy import matrix

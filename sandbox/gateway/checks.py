@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 import jwt
 from aiohttp import web
 
-from sandbox.apis.epayment.rules import reference_is_valid
 from sandbox.core import errors
 from sandbox.core.errors import Detail, GatewayError, GatewayNotFound, Problem, RenderContext, SandboxError
 from sandbox.core.model import Env, KeyType
@@ -204,7 +203,7 @@ async def check_rate_limit(request: web.Request, ctx: CallContext, route: RouteP
                            limiter: RateLimiter) -> None:
     """The documented per-reference limits (sandbox/gateway/rate_limits.py): a 429 like the gateway's when exceeded."""
     limit = LIMITS[route.name]
-    if route.name == "epayment.create":  # the reference is in the body; a body without one is refused later
+    if limit.reference_in_body:  # create: a body without a reference is refused later
         try:
             body = json.loads(await request.read())
         except (ValueError, RecursionError):
@@ -212,7 +211,7 @@ async def check_rate_limit(request: web.Request, ctx: CallContext, route: RouteP
         reference = body.get("reference") if isinstance(body, dict) else None
     else:
         reference = request.match_info.get("reference")
-    if not isinstance(reference, str) or not reference_is_valid(reference):
+    if not isinstance(reference, str) or not limit.reference_is_valid(reference):
         return  # the handler refuses it (400); only real references get a window
     who = ctx.msn if limit.keyed_by == "msn" else request.headers.get(SUBSCRIPTION_KEY)
     retry_after = limiter.take((route.name, ctx.env, who, reference), limit, runtime.clock.time())

@@ -12,7 +12,7 @@ from sandbox.core.runtime import Runtime
 from sandbox.gateway.policy import Decision, RoutePolicy
 
 if TYPE_CHECKING:
-    from sandbox.ops.faults import FaultRule
+    from sandbox.ops.fault_rule import FaultRule
 
 RUNTIME = web.AppKey("runtime", Runtime)
 

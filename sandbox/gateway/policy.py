@@ -15,7 +15,7 @@ The rules come from the Vipps MobilePay documentation on API keys and partner ke
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from sandbox.core.model import Env, KeySet, KeyType
@@ -56,19 +56,20 @@ class ApiRule:
     msn: MsnRule
     auth: Auth
     title: str
+    package: str  # the package under sandbox/apis/ (or sandbox/) that serves its routes
 
 
 APIS: dict[Api, ApiRule] = {
-    Api.TOKEN: ApiRule(BOTH, ALL_KEYS, MsnRule.IGNORED, Auth.NONE, "Access token API"),
+    Api.TOKEN: ApiRule(BOTH, ALL_KEYS, MsnRule.IGNORED, Auth.NONE, "Access token API", "token"),
     Api.EPAYMENT: ApiRule(BOTH, frozenset({KeyType.MERCHANT, KeyType.PARTNER}), MsnRule.ACT_FOR, Auth.BEARER,
-                          "ePayment API"),
+                          "ePayment API", "epayment"),
     Api.MANAGEMENT: ApiRule(PRODUCTION, frozenset({KeyType.MERCHANT, KeyType.PARTNER, KeyType.MANAGEMENT}),
-                            MsnRule.OPTIONAL, Auth.BEARER, "Management API"),
+                            MsnRule.OPTIONAL, Auth.BEARER, "Management API", "management"),
     Api.REPORT: ApiRule(PRODUCTION, frozenset({KeyType.MERCHANT, KeyType.ACCOUNTING}), MsnRule.IGNORED,
-                        Auth.BEARER, "Report API"),
+                        Auth.BEARER, "Report API", "report"),
     Api.WEBHOOKS: ApiRule(BOTH, frozenset({KeyType.MERCHANT, KeyType.PARTNER}), MsnRule.OPTIONAL, Auth.BEARER,
-                          "Webhooks API"),
-    Api.SANDBOX: ApiRule(BOTH, ALL_KEYS, MsnRule.IGNORED, Auth.NONE, "Sandbox control plane"),
+                          "Webhooks API", "webhooks"),
+    Api.SANDBOX: ApiRule(BOTH, ALL_KEYS, MsnRule.IGNORED, Auth.NONE, "Sandbox control plane", "control"),
 }
 
 
@@ -81,6 +82,9 @@ class RoutePolicy:
     environments: frozenset[Env] | None = None  # None: the API's environments
     summary: str = ""
     partners_only: bool = False  # things that belong to partners (price packages, product orders)
+    #: The package that serves the route (sandbox/apis/<package>/ or sandbox/<package>/); None: its API's.
+    #: The app refuses to start if another package registers it.
+    package: str | None = None
     #: Worked out once (the gateway asks on every request): the environments and the auth of this route.
     envs: frozenset[Env] = field(init=False, repr=False, compare=False)
     auth: Auth = field(init=False, repr=False, compare=False)
@@ -89,6 +93,8 @@ class RoutePolicy:
         object.__setattr__(self, "envs", self.environments if self.environments is not None
                            else APIS[self.api].environments)
         object.__setattr__(self, "auth", APIS[self.api].auth)
+        if self.package is None:
+            object.__setattr__(self, "package", APIS[self.api].package)
 
     @property
     def rule(self) -> ApiRule:
@@ -106,6 +112,11 @@ def _routes(*entries: RoutePolicy) -> dict[str, RoutePolicy]:
             raise ValueError(f"duplicate policy entry {entry.name}")
         table[entry.name] = entry
     return table
+
+
+def served_by(package: str, *entries: RoutePolicy) -> tuple[RoutePolicy, ...]:
+    """Control-plane routes that an API's own package serves (its simulated-user pages, its test helpers)."""
+    return tuple(replace(entry, package=package) for entry in entries)
 
 
 R = RoutePolicy
@@ -162,7 +173,8 @@ SANDBOX_ROUTES = (
     R("sandbox.keys", "GET", "/_sandbox/keys", Api.SANDBOX, summary="list key sets"),
 )
 # The simulated user and the control plane of the ePayment API (issue 3).
-SANDBOX_EPAYMENT_ROUTES = (
+SANDBOX_EPAYMENT_ROUTES = served_by(
+    "epayment",
     R("sandbox.landing", "GET", "/_sandbox/landing", Api.SANDBOX, summary="the simulated user's landing page"),
     R("sandbox.landing.approve", "POST", "/_sandbox/landing/approve", Api.SANDBOX, summary="landing page: approve"),
     R("sandbox.landing.reject", "POST", "/_sandbox/landing/reject", Api.SANDBOX, summary="landing page: reject"),
@@ -175,7 +187,8 @@ SANDBOX_EPAYMENT_ROUTES = (
       summary="let a payment expire"),
 )
 # The merchant's side of product orders (issue 4).
-SANDBOX_MANAGEMENT_ROUTES = (
+SANDBOX_MANAGEMENT_ROUTES = served_by(
+    "management",
     R("sandbox.product_orders.page", "GET", "/_sandbox/product-orders/{id}", Api.SANDBOX,
       summary="the merchant's product order page"),
     R("sandbox.product_orders.view", "POST", "/_sandbox/product-orders/{id}/view", Api.SANDBOX,
@@ -188,14 +201,16 @@ SANDBOX_MANAGEMENT_ROUTES = (
       summary="Vipps MobilePay rejects the order"),
 )
 # Accounting consent, granted and revoked live (issue 5).
-SANDBOX_REPORT_ROUTES = (
+SANDBOX_REPORT_ROUTES = served_by(
+    "report",
     R("sandbox.consents.list", "GET", "/_sandbox/consents", Api.SANDBOX, summary="list consents"),
     R("sandbox.consents.grant", "POST", "/_sandbox/consents", Api.SANDBOX, summary="grant accounting consent"),
     R("sandbox.consents.revoke", "DELETE", "/_sandbox/consents/{accountingPartnerId}/{merchantId}", Api.SANDBOX,
       summary="revoke accounting consent"),
 )
 # The dashboard at /_sandbox/ and the feeds only it reads (issue 6).
-SANDBOX_DASHBOARD_ROUTES = (
+SANDBOX_DASHBOARD_ROUTES = served_by(
+    "dashboard",
     R("sandbox.dashboard", "GET", "/_sandbox/", Api.SANDBOX, summary="the dashboard"),
     R("sandbox.dashboard.asset", "GET", "/_sandbox/dashboard/{name}", Api.SANDBOX, summary="the dashboard's files"),
     R("sandbox.building", "GET", "/_sandbox/building", Api.SANDBOX,
@@ -225,7 +240,8 @@ SANDBOX_CONTROL_ROUTES = (
     R("sandbox.faults.delete", "DELETE", "/_sandbox/faults/{id}", Api.SANDBOX, summary="delete one fault rule"),
 )
 # Webhook delivery attempts and the built-in receiver (issue 7).
-SANDBOX_WEBHOOKS_ROUTES = (
+SANDBOX_WEBHOOKS_ROUTES = served_by(
+    "webhooks",
     R("sandbox.webhooks.deliveries", "GET", "/_sandbox/webhooks/deliveries", Api.SANDBOX,
       summary="every webhook delivery attempt"),
     R("sandbox.inbox.post", "POST", "/_sandbox/inbox/{name}", Api.SANDBOX, summary="an inbox collects a delivery"),

@@ -9,11 +9,8 @@ Probabilities use one seeded random per rule: the same traffic fires the same fa
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import itertools
-import random
 import re
-from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -21,6 +18,7 @@ from sandbox.core.errors import HTTP_TITLES, Detail, GatewayError, Problem, rate
 from sandbox.core.model import KeyType
 from sandbox.gateway.context import CallContext
 from sandbox.gateway.policy import Api
+from sandbox.ops.fault_rule import FaultRule
 
 METHODS = frozenset({"*", "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 FIELDS = frozenset({"method", "path", "keyType", "msn", "status", "latencyMs", "drop", "retryAfterSeconds",
@@ -28,54 +26,6 @@ FIELDS = frozenset({"method", "path", "keyType", "msn", "status", "latencyMs", "
 MSN = re.compile(r"^[0-9]{4,10}$")
 MAX_LATENCY_MS = 60_000
 RULE = "fault-injected"
-
-
-@dataclass
-class FaultRule:
-    id: int
-    method: str
-    path: str
-    key_type: KeyType | None
-    msn: str | None
-    status: int | None
-    latency_ms: float | None
-    drop: bool
-    retry_after: int
-    remaining: int | None  # None: no limit
-    probability: float | None  # None: always
-    seed: int
-    hits: int = 0
-    rng: random.Random = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.rng = random.Random(self.seed)
-
-    @property
-    def active(self) -> bool:
-        return self.remaining is None or self.remaining > 0
-
-    def matches(self, method: str, path: str, key_type: KeyType | None, msn: str | None) -> bool:
-        return (self.active and self.method in ("*", method) and fnmatch.fnmatchcase(path, self.path)
-                and (self.key_type is None or self.key_type is key_type) and (self.msn is None or self.msn == msn))
-
-    def fire(self) -> bool:
-        """Draws (when there is a probability) and counts; True when the fault happens now."""
-        if self.probability is not None and self.rng.random() >= self.probability:
-            return False
-        self.hits += 1
-        if self.remaining is not None:
-            self.remaining -= 1
-        return True
-
-    def as_json(self) -> dict:
-        effect = {"status": self.status} if self.status is not None else \
-            {"latencyMs": self.latency_ms} if self.latency_ms is not None else {"drop": True}
-        if self.status == 429:
-            effect["retryAfterSeconds"] = self.retry_after
-        return {"id": self.id, "method": self.method, "path": self.path,
-                "keyType": str(self.key_type) if self.key_type else None, "msn": self.msn, **effect,
-                "count": self.remaining, "probability": self.probability, "seed": self.seed, "hits": self.hits,
-                "active": self.active}
 
 
 def _bad(name: str, reason: str) -> Problem:

@@ -17,12 +17,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from sandbox.control.backend import read_snapshot, write_snapshot
 from sandbox.core.model import MIAMI_KEY_TYPES, Env
 from sandbox.core.runtime import Runtime
 from sandbox.gateway.context import RUNTIME, CallContext
 from sandbox.gateway.tokens import new_private_pem
 from sandbox.ops.journal import SIGNING_KEY, Journal, fsync_dir, fsync_file
+from sandbox.ops.snapshots import read_snapshot, write_snapshot
 
 log = logging.getLogger("sandbox.persistence")
 

@@ -8,11 +8,16 @@ added. The expected outcome comes from an independent oracle written from the se
 from __future__ import annotations
 
 import re
+import types
 from dataclasses import dataclass
 
 import pytest
+from aiohttp import web
 
+from sandbox.core.runtime import Runtime
+from sandbox.core.settings import Settings
 from sandbox.gateway.context import RUNTIME
+from sandbox.gateway.front_door import FRONT_DOOR, FrontDoor
 from sandbox.gateway.policy import ROUTES, Auth
 
 # -- the oracle: the seed pages' rules, written out independently --------------------------------
@@ -135,6 +140,48 @@ def test_every_policy_entry_has_a_route():
     assert app[RUNTIME] is not None
 
 
+def fake_package(name: str, setup) -> types.ModuleType:
+    """A module as the app lists it: a name under sandbox/ and a setup(app)."""
+    module = types.ModuleType(name)
+    module.setup = setup
+    return module
+
+
+def test_every_route_is_served_by_the_package_the_policy_names():
+    """The policy table names the package of every route; create_app checks it route by route."""
+    from sandbox import app as app_module
+
+    served = {}
+    app = web.Application()
+    app[RUNTIME] = Runtime(Settings())
+    app[FRONT_DOOR] = FrontDoor(app[RUNTIME])
+    for module in app_module.PACKAGES:
+        module.setup(app)
+        for route in app.router.routes():
+            if route.name and route.name not in served:
+                served[route.name] = app_module.package_of(module)
+    assert served == {name: entry.package for name, entry in ROUTES.items()}
+
+
+def test_app_refuses_to_start_when_another_package_registers_a_route(monkeypatch):
+    """The Report package registering an ePayment route is refused: each route lives in the package the table names."""
+    from sandbox import app as app_module
+    from sandbox.gateway.front_door import routes
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response()
+
+    def squatter(app: web.Application) -> None:
+        routes(app).add_get("/epayment/v1/payments/{reference}", ok, name="epayment.get")
+
+    real_epayment = next(m for m in app_module.PACKAGES if app_module.package_of(m) == "epayment")
+    squatting = fake_package("sandbox.apis.report.routes", squatter)
+    packages = tuple(squatting if m is real_epayment else m for m in app_module.PACKAGES)
+    monkeypatch.setattr(app_module, "PACKAGES", packages)
+    with pytest.raises(app_module.PolicyMissing, match="epayment.get is registered by the report package"):
+        app_module.create_app()
+
+
 def test_app_refuses_to_start_with_a_route_without_policy(monkeypatch):
     from aiohttp import web
 
@@ -147,10 +194,8 @@ def test_app_refuses_to_start_with_a_route_without_policy(monkeypatch):
     def rogue(app: web.Application) -> None:
         routes(app).add_get("/epayment/v1/rogue", ok, name="epayment.rogue")
 
-    class RogueModule:
-        setup = staticmethod(rogue)
-
-    monkeypatch.setattr(app_module, "API_MODULES", (*app_module.API_MODULES, RogueModule))
+    rogue_module = fake_package("sandbox.apis.epayment.rogue", rogue)
+    monkeypatch.setattr(app_module, "PACKAGES", (*app_module.PACKAGES, rogue_module))
     with pytest.raises(app_module.PolicyMissing, match="without a policy entry.*epayment.rogue"):
         app_module.create_app()
 
@@ -167,9 +212,7 @@ def test_app_refuses_to_start_with_a_route_that_bypasses_the_front_door(monkeypa
     def sneaky(app: web.Application) -> None:
         app.router.add_get("/epayment/v1/sneaky", ok)
 
-    class SneakyModule:
-        setup = staticmethod(sneaky)
-
-    monkeypatch.setattr(app_module, "API_MODULES", (*app_module.API_MODULES, SneakyModule))
+    sneaky_module = fake_package("sandbox.apis.epayment.sneaky", sneaky)
+    monkeypatch.setattr(app_module, "PACKAGES", (*app_module.PACKAGES, sneaky_module))
     with pytest.raises(app_module.PolicyMissing, match="bypasses the gateway"):
         app_module.create_app()

@@ -190,7 +190,8 @@ async def test_restore_clears_the_windows(tmp_path):
 
 
 def test_idle_windows_make_room_first():
-    from sandbox.gateway.rate_limits import LIMITS, MAX_WINDOWS, RateLimiter
+    from sandbox.apis.epayment.rules import RATE_LIMITS as LIMITS
+    from sandbox.gateway.rate_limits import MAX_WINDOWS, RateLimiter
 
     limiter, limit = RateLimiter(), LIMITS["epayment.capture"]
     for i in range(MAX_WINDOWS - 1):

@@ -14,8 +14,8 @@ import segno
 from aiohttp import web
 
 from sandbox.apis.epayment.backend import Payment, PaymentsBackend, State
-from sandbox.control.routes import read_json
 from sandbox.core.errors import Detail, Problem
+from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
 

@@ -12,9 +12,10 @@ from aiohttp import web
 
 from sandbox.apis.epayment import pages as epayment_user
 from sandbox.apis.epayment.backend import PaymentsBackend
-from sandbox.apis.epayment.rules import check_reference
-from sandbox.control.routes import read_json
+from sandbox.apis.epayment.rules import RATE_LIMITS, check_reference
 from sandbox.core.errors import Detail, Problem
+from sandbox.gateway import rate_limits
+from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
 
@@ -121,6 +122,7 @@ def setup(app: web.Application) -> None:
     app[RUNTIME].reset_hooks.append(payments.clear)
     app[RUNTIME].state_providers["payments"] = (payments.dump, payments.load)
     app[RUNTIME].clock_hooks.append(payments.sweep)
+    rate_limits.register(RATE_LIMITS)
     router = routes(app)
     # GET first: the router tries routes sharing a prefix in this order, and GET is the hot path.
     router.add_get("/epayment/v1/payments/{reference}", get_payment, name="epayment.get")

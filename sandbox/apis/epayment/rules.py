@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from sandbox.core.errors import Detail, Problem, ValidationProblem
 from sandbox.core.spec import SpecSchemas
+from sandbox.gateway.rate_limits import Limit
 
 SPEC = SpecSchemas("epayment-1.8.1.yaml")
 MINIMUM_AMOUNT = {"NOK": 100, "DKK": 1, "EUR": 1}  # reference §2: NOK 100 øre, DKK 1 øre, EUR 1 cent
@@ -156,3 +157,16 @@ def check_reference(reference: str) -> None:
     errors = SPEC.errors("Reference", reference)
     raise Problem(400, "Bad Request", "See extraDetails for further details",
                   details=[Detail("reference", errors[0][1] if errors else "Invalid reference.")])
+
+
+#: The documented rate limits (reference section 2), applied by the gateway when --rate-limits is on:
+#: create, capture, cancel and refund 5 a minute per reference + MSN; GET payment and events 120 a minute
+#: per reference + subscription key.
+RATE_LIMITS: dict[str, Limit] = {
+    "epayment.create": Limit(5, "msn", reference_is_valid, reference_in_body=True),
+    "epayment.capture": Limit(5, "msn", reference_is_valid),
+    "epayment.cancel": Limit(5, "msn", reference_is_valid),
+    "epayment.refund": Limit(5, "msn", reference_is_valid),
+    "epayment.get": Limit(120, "subscription-key", reference_is_valid),
+    "epayment.events": Limit(120, "subscription-key", reference_is_valid),
+}

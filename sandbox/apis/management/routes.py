@@ -10,9 +10,9 @@ from aiohttp import web
 
 from sandbox.apis.management.backend import ManagementBackend
 from sandbox.apis.management.pages import render_page
-from sandbox.control.routes import read_json
 from sandbox.core.errors import Detail, Problem
 from sandbox.core.model import KeySet
+from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from sandbox.apis.report.backend import MAX_PAGE_SIZE, ReportBackend, parse_page_size
-from sandbox.control.routes import read_json
 from sandbox.core.model import KeySet
+from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
 

@@ -14,10 +14,10 @@ import uuid
 from aiohttp import web
 
 from sandbox.apis.webhooks.backend import Scope, WebhookBackend, WebhookError
-from sandbox.control.routes import read_json
 from sandbox.core.errors import Detail, Problem
 from sandbox.core.model import KeyType
 from sandbox.core.spec import SpecSchemas
+from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
 
