@@ -14,6 +14,8 @@ from enum import StrEnum
 
 from sandbox.clock import iso_utc
 from sandbox.errors import Detail, Problem, ValidationProblem
+from sandbox.fixture.bank_accounts import ACCOUNT_FORMAT, RAW_RANGE, SCHEME_OF_MARKET, account_for
+from sandbox.fixture.bank_accounts import is_valid as is_valid_account
 from sandbox.fixture.business_ids import SCHEMES, is_valid
 from sandbox.fixture.generate import CONFIG_DEFAULTS
 from sandbox.model import MARKET_CURRENCY, Env, KeySet, KeyType, Merchant, SalesUnit
@@ -151,6 +153,17 @@ class ProductOrderBook:
             details.append(Detail("businessIdentifier.scheme", "Must be one of " + ", ".join(SCHEMES.values()) + "."))
         elif not is_valid(bid["scheme"], bid["id"]):
             details.append(Detail("businessIdentifier.id", f"Not a valid {bid['scheme']} number (check digit)."))
+        account = body.get("settlementBankAccount")
+        if account is not None and bid["scheme"] in COUNTRY_OF_SCHEME:
+            # A unit pays out in its market's currency, so to an account in that market (UNCERTAIN: the
+            # 1.1.6 spec says only BBAN:NO is supported yet; the sandbox takes each market's own BBAN).
+            wanted = SCHEME_OF_MARKET[COUNTRY_OF_SCHEME[bid["scheme"]]]
+            if account["scheme"] != wanted:
+                details.append(Detail("settlementBankAccount.scheme", f"Must be {wanted} for a {bid['scheme']} "
+                                      "merchant: the sales unit is paid out to an account in its own market."))
+            elif not is_valid_account(wanted, account["id"]):
+                details.append(Detail("settlementBankAccount.id", f"Not a valid {wanted} account number "
+                                      f"({ACCOUNT_FORMAT[wanted]})."))
         package = body.get("pricePackageId")
         if package is not None and package not in {p.id for p in self.runtime.world.price_packages.get(partner_id, [])}:
             details.append(Detail("pricePackageId", "Not one of the partner's price packages "
@@ -246,12 +259,15 @@ class ProductOrderBook:
         msn = self._new_msn()
         configuration = dict(CONFIG_DEFAULTS, recurringAllowed=bool(order.request.get("hasRecurring")),
                              paymentAllowed=order.product_type != "LOGIN")
-        account = order.request.get("settlementBankAccount") or {}
+        ids = self.runtime.ids  # seeded: a journal replay hands out the same MSN, keys and account again
+        keys = [KeySet(KeyType.MERCHANT, env, ids.uuid4(), ids.b64(16), ids.hex(16), ids.hex(16), msn) for env in Env]
+        account = order.request.get("settlementBankAccount")
+        if not account:  # the merchant gives one on the order form: an account in the unit's own market
+            account = account_for(country, RAW_RANGE[0] + ids.below(RAW_RANGE[1] - RAW_RANGE[0]))
         world.add_sales_unit(SalesUnit(msn, (name or merchant.name)[:50], merchant.key, order.partner_id, country,
                                        MARKET_CURRENCY[country], configuration, now_iso, dict(account)))
-        ids = self.runtime.ids  # seeded: a journal replay hands out the same MSN and keys again
-        for env in Env:
-            world.add_keys(KeySet(KeyType.MERCHANT, env, ids.uuid4(), ids.b64(16), ids.hex(16), ids.hex(16), msn))
+        for keyset in keys:
+            world.add_keys(keyset)
         return msn
 
     def _new_msn(self) -> str:
