@@ -311,7 +311,8 @@ async def test_old_product_type_names_are_accepted_and_reported_with_the_new_nam
 async def test_dk_and_fi_businesses_can_be_ordered(sandbox):
     premium = partner_keys(sandbox)
     for scheme, business_id in (("business:DK:CVR", "72473175"), ("business:FI:Y-tunnus", "9805009-9")):
-        created = await create(sandbox, premium, body() | {"businessIdentifier": {"scheme": scheme, "id": business_id}})
+        ordered = body(settlementBankAccount=None) | {"businessIdentifier": {"scheme": scheme, "id": business_id}}
+        created = await create(sandbox, premium, ordered)
         assert created.status == 201, created.text
 
 
@@ -386,7 +387,7 @@ async def test_an_existing_merchant_gets_another_sales_unit_and_a_deactivated_on
     assert new_msn in [u["msn"] for u in units.json] and len(units.json) == 4
 
     gone = world.merchants[world.sales_units[sandbox.msn_role("deactivated-1")].merchant]
-    ordered = body() | {"businessIdentifier": {"scheme": gone.scheme, "id": gone.id}}
+    ordered = body(settlementBankAccount=None) | {"businessIdentifier": {"scheme": gone.scheme, "id": gone.id}}
     order_id = (await create(sandbox, premium, ordered)).json["prefilledOrderId"]
     await move(sandbox, order_id, "submit")
     assert_control_problem(await move(sandbox, order_id, "complete"), 409)

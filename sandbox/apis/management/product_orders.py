@@ -17,6 +17,7 @@ from sandbox.core.clock import iso_utc
 from sandbox.core.errors import Detail, Problem, ValidationProblem
 from sandbox.core.model import MARKET_CURRENCY, Env, KeySet, KeyType, Merchant, SalesUnit
 from sandbox.core.runtime import Runtime
+from sandbox.fixture.bank_accounts import RAW_RANGE, account_for
 from sandbox.fixture.business_ids import SCHEMES, is_valid
 from sandbox.fixture.generate import CONFIG_DEFAULTS
 from sandbox.gateway.policy import MANAGEMENT_NOT_FOUND_RULE
@@ -246,12 +247,15 @@ class ProductOrderBook:
         msn = self._new_msn()
         configuration = dict(CONFIG_DEFAULTS, recurringAllowed=bool(order.request.get("hasRecurring")),
                              paymentAllowed=order.product_type != "LOGIN")
-        account = order.request.get("settlementBankAccount") or {}
+        ids = self.runtime.ids  # seeded: a journal replay hands out the same MSN, keys and account again
+        keys = [KeySet(KeyType.MERCHANT, env, ids.uuid4(), ids.b64(16), ids.hex(16), ids.hex(16), msn) for env in Env]
+        account = order.request.get("settlementBankAccount")
+        if not account:  # the merchant gives one on the order form: an account in the unit's own market
+            account = account_for(country, RAW_RANGE[0] + ids.below(RAW_RANGE[1] - RAW_RANGE[0]))
         world.add_sales_unit(SalesUnit(msn, (name or merchant.name)[:50], merchant.key, order.partner_id, country,
                                        MARKET_CURRENCY[country], configuration, now_iso, dict(account)))
-        ids = self.runtime.ids  # seeded: a journal replay hands out the same MSN and keys again
-        for env in Env:
-            world.add_keys(KeySet(KeyType.MERCHANT, env, ids.uuid4(), ids.b64(16), ids.hex(16), ids.hex(16), msn))
+        for keyset in keys:
+            world.add_keys(keyset)
         return msn
 
     def _new_msn(self) -> str:
