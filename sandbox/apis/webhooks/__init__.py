@@ -1,0 +1,1 @@
+"""The Webhooks API: registrations, HMAC-signed deliveries with retries on the virtual clock, and inboxes."""
