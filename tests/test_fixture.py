@@ -105,7 +105,7 @@ def test_keys_json_lists_every_field(tmp_path):
     rows = json.loads(result.stdout)
     assert rows and all(row["type"] == "partner" and row["environment"] == "production" for row in rows)
     assert set(rows[0]) == {"type", "environment", "client_id", "client_secret", "subscription_key_primary",
-                            "subscription_key_secondary", "owner", "msns", "description"}
+                            "subscription_key_secondary", "owner", "role", "msns", "description"}
     premium = next(r for r in rows if "Partner Premium" in r["description"])
     assert premium["description"].endswith(f"act on behalf of its {len(premium['msns'])} sales units")
     accounting = json.loads(cli("keys", "--json", "--type", "accounting").stdout)
