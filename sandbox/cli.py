@@ -48,10 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="apply the ePayment API's documented rate limits (default: $VIPPS_SANDBOX_RATE_LIMITS, "
                        "one of 1/true/yes/on)")
 
-    keys = commands.add_parser("keys", help="list the key sets of a fixture")
-    keys.add_argument("--json", action="store_true")
+    keys = commands.add_parser("keys", help="list the key sets of a fixture (secrets masked; --json: full values)")
+    keys.add_argument("--json", action="store_true", help="every field in full, secrets included, as JSON")
     keys.add_argument("--type", choices=[str(t) for t in KeyType])
     keys.add_argument("--env", choices=[str(e) for e in Env])
+    keys.add_argument("--role", help="only the key sets whose owner has this role (e.g. premium, premium-shop-1)")
     keys.add_argument("--fixture", type=Path)
     keys.add_argument("--seed", type=int)
 
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "keys":
             world = World(tables_for(args.fixture, args.seed))
-            rows = keyset_rows(world, KeyType(args.type) if args.type else None, Env(args.env) if args.env else None)
+            rows = keyset_rows(world, KeyType(args.type) if args.type else None, Env(args.env) if args.env else None,
+                               role=args.role)
             print(json.dumps(rows, indent=2) if args.json else table(rows))
             return 0
         if args.command == "fixture":

@@ -9,8 +9,8 @@ import time
 from aiohttp import web
 
 from sandbox.control.backend import ClockBackend, KeyRotation
-from sandbox.core.errors import Detail, Problem
-from sandbox.core.keys_listing import keyset_rows
+from sandbox.core.errors import Detail, Problem, clip
+from sandbox.core.keys_listing import UnknownRole, keyset_rows
 from sandbox.core.model import Env, KeyType
 from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME, call
@@ -132,7 +132,11 @@ async def keys_list(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise Problem(400, "Bad Request", f"{exc}; type is merchant|partner|management|accounting and env is "
                       "test|production.") from exc
-    return web.json_response(keyset_rows(request.app[RUNTIME].world, key_type, env, query.get("msn")))
+    try:
+        rows = keyset_rows(request.app[RUNTIME].world, key_type, env, query.get("msn"), query.get("role"))
+    except UnknownRole as exc:
+        raise Problem(400, "Bad Request", clip(str(exc), 2000), details=[Detail("role", "Unknown role.")]) from exc
+    return web.json_response(rows)
 
 
 def setup(app: web.Application) -> None:

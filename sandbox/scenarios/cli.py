@@ -44,9 +44,10 @@ async def run_async(scenario: Scenario, base_url: str | None = None, prod_url: s
                     printer: Printer | None = None, admin_token: str | None = None) -> ScenarioResult:
     """Runs against the given URLs, or against a fresh in-process sandbox when there are none."""
     on_step = printer.step if printer is not None else None
+    secrets = printer.secrets if printer is not None else None  # the printer masks what the runner sees
     if base_url or prod_url:
         async with aiohttp.ClientSession() as session:
-            return await Runner(session, Target(base_url, prod_url, admin_token)).run(scenario, on_step)
+            return await Runner(session, Target(base_url, prod_url, admin_token), secrets).run(scenario, on_step)
     from sandbox.core.settings import Settings
     from sandbox.server import RunningSandbox
 
@@ -54,7 +55,7 @@ async def run_async(scenario: Scenario, base_url: str | None = None, prod_url: s
     await running.start()
     try:
         async with aiohttp.ClientSession() as session:
-            return await Runner(session, Target(running.test_url, running.prod_url)).run(scenario, on_step)
+            return await Runner(session, Target(running.test_url, running.prod_url), secrets).run(scenario, on_step)
     finally:
         await running.stop()
 
@@ -82,7 +83,7 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"vipps-sandbox: scenario error: {exc}", file=sys.stderr)
         return 2
     except (StepError, aiohttp.ClientError, OSError, ValueError) as exc:
-        print(f"vipps-sandbox: cannot run the scenario: {exc}", file=sys.stderr)
+        print(f"vipps-sandbox: cannot run the scenario: {printer.secrets.redact_text(str(exc))}", file=sys.stderr)
         return 2
     printer.summary(result)
     return 0 if result.ok else 1

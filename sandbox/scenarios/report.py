@@ -6,29 +6,30 @@ Colours only when the output is a terminal, so logs and CI stay plain text.
 from __future__ import annotations
 
 import json
-import re
 import textwrap
 from typing import TextIO
 
 from sandbox.scenarios.model import Scenario
 from sandbox.scenarios.paths import MISSING
 from sandbox.scenarios.runner import ScenarioResult, StepResult
+from sandbox.scenarios.secrets import Secrets
 
-#: Values of fields with these names are secrets: printed as their last 4 characters only.
-SECRET_LABEL = re.compile(r"(token|secret|subscription_key|password)", re.IGNORECASE)
 COLOURS = {"ok": "32", "bad": "31", "dim": "2", "bold": "1", "title": "1;36"}
 
 
 class Printer:
-    def __init__(self, out: TextIO, colour: bool | None = None) -> None:
+    def __init__(self, out: TextIO, colour: bool | None = None, secrets: Secrets | None = None) -> None:
         self.out = out
         self.colour = out.isatty() if colour is None else colour
+        #: filled by the runner (run_async hands it over): what must never be printed
+        self.secrets = secrets if secrets is not None else Secrets()
 
     def paint(self, text: str, style: str) -> str:
         return f"\033[{COLOURS[style]}m{text}\033[0m" if self.colour else text
 
     def line(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
+        """Every line goes out with the secrets the run has seen masked, whatever put them there."""
+        print(self.secrets.redact_text(text), file=self.out, flush=True)
 
     def header(self, scenario: Scenario) -> None:
         self.line(self.paint(f"▶ {scenario.title}", "title") + self.paint(f"  ({scenario.source})", "dim"))
@@ -54,9 +55,9 @@ class Printer:
                 actual = "(missing)" if actual is MISSING else "(present)"
                 self.line(f"    {sign} {check.label}: expected {show(check.expected)}, got {actual}")
                 continue
-            expected = check.expected
-            if SECRET_LABEL.search(check.label):
-                expected, actual = mask(expected), mask(actual)
+            # masked before show() shortens a long value, so that no secret is cut into an unrecognisable part
+            expected = self.secrets.redact(check.expected, check.secret)
+            actual = self.secrets.redact(actual, check.secret)
             self.line(f"    {sign} {check.label}: expected {show(expected)}, got {show(actual)}")
         if result.reason:
             self.line(f"      reason: {result.reason}")
@@ -77,7 +78,3 @@ def show(value: object) -> str:
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else json.dumps(value,
                                                                                                ensure_ascii=False)
     return text if len(text) <= 160 else text[:157] + "..."
-
-
-def mask(value: object) -> object:
-    return "…" + value[-4:] if isinstance(value, str) and len(value) > 4 else value

@@ -17,6 +17,7 @@ import aiohttp
 from sandbox.core.model import Env, KeyType
 from sandbox.scenarios.model import VARIABLE, KeySpec, Scenario, ScenarioError, Step, is_builtin, parse_keys
 from sandbox.scenarios.paths import MISSING, apply_filter, lookup, matches, split_filters
+from sandbox.scenarios.secrets import Secrets, is_secret_name, is_secret_path
 
 TOKEN_PATHS = {"/accesstoken/get": "standard", "/miami/v1/token": "miami"}
 HOSTS = {Env.TEST: "apitest.vipps.no", Env.PRODUCTION: "api.vipps.no"}
@@ -34,6 +35,7 @@ class Check:
     expected: object
     actual: object
     ok: bool
+    secret: bool = False  # the checked field or header holds a secret: print it masked
 
 
 @dataclass
@@ -81,9 +83,12 @@ class Target:
 
 
 class Runner:
-    def __init__(self, session: aiohttp.ClientSession, target: Target) -> None:
+    def __init__(self, session: aiohttp.ClientSession, target: Target, secrets: Secrets | None = None) -> None:
         self.session = session
         self.target = target
+        #: every secret this run has seen, so that whoever prints the results can mask them
+        self.secrets = secrets if secrets is not None else Secrets()
+        self.secrets.add(target.admin_token)
         self.variables: dict[str, object] = {"run": uuid.uuid4().hex[:10]}
         self.roles: dict[str, dict[str, str]] = {}
 
@@ -161,12 +166,14 @@ class Runner:
         for json_path, expected in step.fields.items():
             expected = self.render(expected, keyset)
             actual = lookup(body, json_path)
-            outcome.checks.append(Check(json_path, expected, actual, matches(expected, actual)))
+            outcome.checks.append(Check(json_path, expected, actual, matches(expected, actual),
+                                        is_secret_path(json_path)))
         lowered = {k.lower(): v for k, v in response_headers.items()}
         for name, expected in step.expect_headers.items():
             expected = self.render(expected, keyset)
             actual = lowered.get(name.lower(), MISSING)
-            outcome.checks.append(Check(f"header {name}", expected, actual, matches(expected, actual)))
+            outcome.checks.append(Check(f"header {name}", expected, actual, matches(expected, actual),
+                                        is_secret_name(str(name))))
         for name, source in step.save.items():
             path, filters = split_filters(source)
             value = self.render(path, keyset) if VARIABLE.search(path) else lookup(body, path)
@@ -304,6 +311,7 @@ class Runner:
         url, extra = self.target.url(env, path)
         if self.target.admin_token and path.startswith("/_sandbox") and "Authorization" not in headers:
             extra["Authorization"] = f"Bearer {self.target.admin_token}"
+        self.secrets.learn_headers(headers)  # client_secret, subscription keys, bearer tokens sent
         async with self.session.request(method, url, headers={**extra, **headers}, data=data,
                                         allow_redirects=False) as response:
             text = await response.text()
@@ -311,6 +319,7 @@ class Runner:
                 body: object = json.loads(text) if text else MISSING
             except ValueError:
                 body = text
+            self.secrets.learn(body)  # key lists, tokens, regenerated secrets: masked wherever they are printed
             return response.status, dict(response.headers), body
 
     async def _get_json(self, path: str) -> object:
