@@ -70,11 +70,14 @@ class Detail:
 
 
 class Problem(SandboxError):
-    """An RFC 7807 problem. `code` becomes the `{"name":"ErrorCode","reason":code}` detail."""
+    """An RFC 7807 problem. `code` becomes the `{"name":"ErrorCode","reason":code}` detail.
+
+    `detail` is what the caller's body says; `reason`, when given, is what only the sandbox's own layer
+    says (the Vipps-Sandbox-Reason header and the request log), for a body that must say less."""
 
     def __init__(self, status: int, title: str, detail: str, *, code: str | None = None,
-                 details: list[Detail] | None = None, rule: str | None = None) -> None:
-        super().__init__(detail, status=status, rule=rule)
+                 details: list[Detail] | None = None, rule: str | None = None, reason: str | None = None) -> None:
+        super().__init__(reason or detail, status=status, rule=rule)
         self.title = title
         self.detail = detail
         self.code = code
@@ -82,10 +85,21 @@ class Problem(SandboxError):
 
 
 class Denied(Problem):
-    """A valid caller that the key-type policy does not allow here: 403 with the rule's reason."""
+    """A valid caller that the key-type policy does not allow here: 403 with the rule's reason. With `detail`
+    (an opaque 404), the body says only that, and the reason goes to the sandbox's headers and log."""
 
-    def __init__(self, reason: str, rule: str, *, status: int = 403) -> None:
-        super().__init__(status, HTTP_TITLES.get(status, "Forbidden"), reason, rule=rule)
+    def __init__(self, reason: str, rule: str, *, status: int = 403, detail: str | None = None) -> None:
+        super().__init__(status, HTTP_TITLES.get(status, "Forbidden"), detail or reason, rule=rule, reason=reason)
+
+
+class OpaqueDenial(Problem):
+    """A deliberately opaque answer from a backend, after the gateway let the call through: the caller's body is
+    the one given for something that does not exist (the real API's privacy rule), while `rule` and `reason`
+    say why, in plain words, to the sandbox's own layer only (Vipps-Sandbox-* headers, the request log). The
+    gateway turns the call's decision to deny (sandbox/gateway/checks.py)."""
+
+    def __init__(self, status: int, title: str, detail: str, *, rule: str, reason: str) -> None:
+        super().__init__(status, title, detail, rule=rule, reason=reason)
 
 
 class ValidationProblem(Problem):

@@ -30,7 +30,7 @@ from sandbox.gateway.headers import (
     SUBSCRIPTION_KEY,
     SYSTEM_HEADERS,
 )
-from sandbox.gateway.policy import ROUTES, Api, Auth, RoutePolicy, decide, environment_decision
+from sandbox.gateway.policy import ROUTES, Api, Auth, RoutePolicy, decide, deny, environment_decision
 from sandbox.gateway.rate_limits import LIMITS, RateLimiter
 from sandbox.ops import faults
 
@@ -256,7 +256,7 @@ async def through_gateway(request: web.Request, handler: Handler, ctx: CallConte
             if not decision.allowed:
                 if decision.status == 401:
                     raise GatewayError(decision.reason, rule=decision.rule)
-                raise errors.Denied(decision.reason, decision.rule, status=decision.status)
+                raise errors.Denied(decision.reason, decision.rule, status=decision.status, detail=decision.detail)
             ctx.msn = decision.msn
         ctx.missing_system_headers = missing
         if runtime.rate_limiter is not None and route.name in LIMITS:
@@ -267,6 +267,8 @@ async def through_gateway(request: web.Request, handler: Handler, ctx: CallConte
             await faults.before_handler(request, ctx, book)  # injected faults (sandbox/ops/faults.py)
         response = await handler(request)
     except SandboxError as exc:
+        if isinstance(exc, errors.OpaqueDenial):  # let through, then hidden by the backend: a denial, explained
+            ctx.decision = deny(str(exc.rule), exc.reason, exc.status)
         response = errors.render(exc, render_context(request, ctx))
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -291,9 +291,10 @@ KEY_TYPE_DENIALS: dict[tuple[KeyType, Api], tuple[str, str]] = {
 }
 
 
-#: One answer for a sales unit that is missing, deactivated or not the caller's (the Management API's 404).
-MANAGEMENT_NOT_FOUND_RULE = "not-active-or-not-yours"
+#: One answer for a sales unit that is missing, deactivated or not the caller's (the Management API's 404):
+#: the caller's body never tells them apart; the rule and reason (the sandbox's headers and log) do.
 MANAGEMENT_NOT_FOUND = "The sales unit does not exist, is not active, or is not available to the caller."
+SALES_UNIT_UNKNOWN = "sales-unit-unknown"
 
 
 @dataclass(frozen=True)
@@ -303,14 +304,62 @@ class Decision:
     reason: str
     status: int = 200
     msn: str | None = None  # the sales unit the call acts for, when there is one
+    #: What the caller's body says when it must say less than `reason` (an opaque 404); None: the reason.
+    detail: str | None = None
 
 
 def allow(rule: str, reason: str, msn: str | None = None) -> Decision:
     return Decision(True, rule, reason, 200, msn)
 
 
-def deny(rule: str, reason: str, status: int = 403) -> Decision:
-    return Decision(False, rule, reason, status)
+def deny(rule: str, reason: str, status: int = 403, detail: str | None = None) -> Decision:
+    return Decision(False, rule, reason, status, detail=detail)
+
+
+def partner_named(partner_id: str | None, world: World) -> str:
+    """A partner in plain words for a reason: "partner Andersen ASA (partner-1003)", or "no partner"."""
+    if not partner_id:
+        return "no partner"
+    partner = world.partners.get(partner_id)
+    return f"partner {partner.name} ({partner_id})" if partner is not None else f"partner {partner_id}"
+
+
+def out_of_reach(keyset: KeySet, subject: str, connected: str, world: World, plural: bool = False) -> tuple[str, str]:
+    """The rule and plain reason why `subject` (a sales unit, or a merchant's sales units, connected to the
+    partners `connected` names) is out of these keys' reach."""
+    owner = keyset.owner
+    are, they = ("are", "they are") if plural else ("is", "it is")
+    if keyset.type is KeyType.MERCHANT:
+        return ("merchant-keys-own-sales-unit-only",
+                f"{subject} {are} not the merchant keys' own sales unit {owner}: merchant keys see only their own.")
+    if keyset.type is KeyType.PARTNER:
+        return ("partner-keys-connected-sales-units-only",
+                f"{subject} {are} not connected to {partner_named(owner, world)}: {they} connected to {connected}.")
+    if owner in world.partners:
+        return ("management-keys-own-sales-units-only",
+                f"{subject} {are} not connected to {partner_named(owner, world)}, whose management keys these are: "
+                f"{they} connected to {connected}.")
+    return ("management-keys-own-sales-units-only",
+            f"{subject} {are} not merchant {owner}'s, whose management keys these are.")
+
+
+def sales_unit_out_of_sight(keyset: KeySet, msn: str, world: World) -> Decision | None:
+    """Why these keys may not see sales unit `msn` in the Management API (None: they may). The caller always
+    gets the same 404 (MANAGEMENT_NOT_FOUND: a foreign or deactivated sales unit looks like a missing one);
+    the rule and reason say which it was, for the sandbox's headers and request log only."""
+    unit = world.sales_units.get(msn)
+    if unit is None:
+        return deny(SALES_UNIT_UNKNOWN, f"No sales unit has MSN {msn}.", 404, MANAGEMENT_NOT_FOUND)
+    if not world.can_reach(keyset, msn):
+        rule, reason = out_of_reach(keyset, f"Sales unit {msn}", partner_named(unit.partner_id, world), world)
+        return deny(rule, reason + " The caller gets the 404 of a sales unit that does not exist.", 404,
+                    MANAGEMENT_NOT_FOUND)
+    if not world.is_active(msn):
+        merchant = world.merchants[unit.merchant]
+        return deny("sales-unit-not-active", f"Sales unit {msn} belongs to merchant {merchant.name} "
+                    f"({merchant.key}), which is deactivated. The caller gets the 404 of a sales unit that does "
+                    "not exist.", 404, MANAGEMENT_NOT_FOUND)
+    return None
 
 
 def environment_decision(route: RoutePolicy, env: Env) -> Decision | None:
@@ -348,10 +397,11 @@ def decide(route: RoutePolicy, keyset: KeySet, env: Env, msn: str | None, world:
 
     acting = route.api in (Api.EPAYMENT, Api.WEBHOOKS)
     dead_keys = keyset.type is KeyType.MERCHANT and not world.is_active(keyset.owner)  # refused just below
-    if route.api is Api.MANAGEMENT and msn is not None and not dead_keys and not (
-            world.can_reach(keyset, msn) and world.is_active(msn)):
-        # The Management API's 404 means "not active or not yours": the header must not tell them apart.
-        return deny(MANAGEMENT_NOT_FOUND_RULE, MANAGEMENT_NOT_FOUND, 404)
+    if route.api is Api.MANAGEMENT and msn is not None and not dead_keys:
+        # The Management API's 404 means "not active or not yours": the body must not tell them apart.
+        hidden = sales_unit_out_of_sight(keyset, msn, world)
+        if hidden is not None:
+            return hidden
     if keyset.type is KeyType.MERCHANT:
         if msn is not None and msn != keyset.owner:
             return deny("merchant-keys-own-sales-unit-only",

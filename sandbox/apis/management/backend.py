@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import re
 
-from sandbox.apis.management.product_orders import NOT_FOUND_RULE, ProductOrderBook
-from sandbox.core.errors import Detail, Problem
-from sandbox.core.model import KeySet, Merchant
+from sandbox.apis.management.product_orders import ProductOrderBook
+from sandbox.core.errors import Detail, OpaqueDenial, Problem, clip
+from sandbox.core.model import KeySet, KeyType, Merchant
 from sandbox.core.runtime import Runtime
-from sandbox.gateway.policy import MANAGEMENT_NOT_FOUND
+from sandbox.core.world import World
+from sandbox.gateway.policy import (
+    MANAGEMENT_NOT_FOUND,
+    SALES_UNIT_UNKNOWN,
+    Decision,
+    out_of_reach,
+    partner_named,
+    sales_unit_out_of_sight,
+)
 
 PATH_MSN = re.compile(r"^\d{3,10}$")
 
@@ -22,10 +30,37 @@ NOT_FOUND = {
     "sales-unit": MANAGEMENT_NOT_FOUND,
     "merchant": "The merchant does not exist, is not active, or is not available to the caller.",
 }
+#: Said after each reason a merchant's 404 hides (the sales units' are in sandbox.gateway.policy).
+SAME_404 = " The caller gets the 404 of a merchant that does not exist."
 
 
-def not_found(kind: str) -> Problem:
-    return Problem(404, "Not Found", NOT_FOUND[kind], rule=NOT_FOUND_RULE)
+def not_found(kind: str, rule: str, reason: str) -> Problem:
+    """What really is not there: the 404, with the sandbox's reason (the call was allowed)."""
+    return Problem(404, "Not Found", NOT_FOUND[kind], rule=rule, reason=reason)
+
+
+def hidden(kind: str, rule: str, reason: str) -> OpaqueDenial:
+    """What the caller may not see: the same 404, but a denial, and the true reason for the sandbox's layer."""
+    return OpaqueDenial(404, "Not Found", NOT_FOUND[kind], rule=rule, reason=reason)
+
+
+def sales_unit_hidden(decision: Decision) -> Problem:
+    if decision.rule == SALES_UNIT_UNKNOWN:
+        return not_found("sales-unit", decision.rule, decision.reason)
+    return hidden("sales-unit", decision.rule, decision.reason)
+
+
+def partners_of(msns: list[str], world: World) -> str:
+    """The partners these sales units are connected to, in plain words."""
+    partners = sorted({world.sales_units[msn].partner_id or "" for msn in msns})
+    return " and ".join(partner_named(p or None, world) for p in partners) or "no partner"
+
+
+def merchant_out_of_reach(keyset: KeySet, merchant: Merchant, world: World) -> OpaqueDenial:
+    """Why none of a merchant's sales units is within these keys' reach, for the sandbox's headers and log."""
+    rule, reason = out_of_reach(keyset, f"The sales units of merchant {merchant.name} ({merchant.key})",
+                                partners_of(world.merchant_msns.get(merchant.key, []), world), world, plural=True)
+    return hidden("merchant", rule, reason + SAME_404)
 
 
 class ManagementBackend:
@@ -33,26 +68,32 @@ class ManagementBackend:
         self.runtime = runtime
         self.book = ProductOrderBook(runtime)
 
-    # -- who sees what ----------------------------------------------------------------------------
-    def visible(self, keyset: KeySet, msn: str) -> bool:
-        """Within the keys' reach and active: O(1)."""
-        world = self.runtime.world
-        return world.can_reach(keyset, msn) and world.is_active(msn)
-
+    # -- who sees what (sandbox.gateway.policy.sales_unit_out_of_sight for one sales unit) -------------
     def _unit_info(self, msn: str) -> dict:
         unit = self.runtime.world.sales_units[msn]
         return {"msn": unit.msn, "name": unit.name}
 
-    def list_sales_units(self, keyset: KeySet) -> list[dict]:
+    def list_sales_units(self, keyset: KeySet, notes: list[str] | None = None) -> list[dict]:
+        """`notes`, when given, gets the caller's own sales units the list leaves out, in plain words
+        (for Vipps-Sandbox-Warning: the caller's body says nothing of them)."""
         world = self.runtime.world
-        return [self._unit_info(msn) for msn in world.reach(keyset) if world.is_active(msn)]
+        listed = []
+        for msn in world.reach(keyset):
+            if world.is_active(msn):
+                listed.append(self._unit_info(msn))
+            elif notes is not None:
+                merchant = world.merchants[world.sales_units[msn].merchant]
+                notes.append(f"Left out sales unit {msn}: its merchant {merchant.name} ({merchant.key}) is "
+                             "deactivated.")
+        return listed
 
     def sales_unit(self, keyset: KeySet, msn: str) -> dict:
         if not PATH_MSN.match(msn):
             raise Problem(400, "Bad Request", "The MSN in the path must be 3 to 10 digits.",
                           details=[Detail("msn", "The field must match '^\\d{3,10}$'.")])
-        if not self.visible(keyset, msn):
-            raise not_found("sales-unit")
+        denial = sales_unit_out_of_sight(keyset, msn, self.runtime.world)
+        if denial is not None:
+            raise sales_unit_hidden(denial)
         unit = self.runtime.world.sales_units[msn]
         merchant = self.runtime.world.merchants[unit.merchant]
         body = {"msn": unit.msn, "name": unit.name,
@@ -66,11 +107,15 @@ class ManagementBackend:
         """The merchant and its sales units these keys see; 404 when they see none of them."""
         world = self.runtime.world
         merchant = world.merchants.get(f"{scheme}/{business_id}")
-        if merchant is None or not merchant.active:
-            raise not_found("merchant")
+        if merchant is None:
+            raise not_found("merchant", "merchant-unknown",
+                            f"No merchant has the business id {clip(scheme)}/{clip(business_id)}.")
         msns = [msn for msn in world.merchant_msns.get(merchant.key, []) if world.can_reach(keyset, msn)]
         if not msns:
-            raise not_found("merchant")
+            raise merchant_out_of_reach(keyset, merchant, world)
+        if not merchant.active:
+            raise hidden("merchant", "merchant-deactivated",
+                         f"Merchant {merchant.name} ({merchant.key}) is deactivated." + SAME_404)
         return merchant, msns
 
     def merchant(self, keyset: KeySet, scheme: str, business_id: str) -> dict:
@@ -83,8 +128,21 @@ class ManagementBackend:
             body["businessPostAddress"] = dict(merchant.address)
         return body
 
-    def merchant_sales_units(self, keyset: KeySet, scheme: str, business_id: str) -> list[dict]:
-        _, msns = self._merchant_msns(keyset, scheme, business_id)
+    def merchant_sales_units(self, keyset: KeySet, scheme: str, business_id: str,
+                             notes: list[str] | None = None) -> list[dict]:
+        """`notes`, when given, gets the merchant's sales units the list leaves out (out of these keys' reach)."""
+        merchant, msns = self._merchant_msns(keyset, scheme, business_id)
+        world = self.runtime.world
+        others = [msn for msn in world.merchant_msns.get(merchant.key, []) if msn not in msns]
+        if others and notes is not None:
+            if keyset.type is KeyType.MERCHANT:
+                why = f"merchant keys see only their own sales unit {keyset.owner}"
+            elif keyset.owner in world.partners:
+                why = f"connected to {partners_of(others, world)}, not to {partner_named(keyset.owner, world)}"
+            else:
+                why = "not among the sales units these management keys manage"
+            notes.append(f"Left out sales unit{'s' if len(others) > 1 else ''} {', '.join(others)} of merchant "
+                         f"{merchant.name} ({merchant.key}): {why}.")
         return [self._unit_info(msn) for msn in msns]
 
     @staticmethod

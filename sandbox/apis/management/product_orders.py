@@ -14,18 +14,19 @@ from enum import StrEnum
 
 from sandbox.apis.management.schema import PRODUCT_TYPE_V2, validate_product_order
 from sandbox.core.clock import iso_utc
-from sandbox.core.errors import Detail, Problem, ValidationProblem
+from sandbox.core.errors import Detail, OpaqueDenial, Problem, ValidationProblem, clip
 from sandbox.core.model import MARKET_CURRENCY, Env, KeySet, KeyType, Merchant, SalesUnit
 from sandbox.core.runtime import Runtime
 from sandbox.fixture.bank_accounts import RAW_RANGE, account_for
 from sandbox.fixture.business_ids import SCHEMES, is_valid
 from sandbox.fixture.generate import CONFIG_DEFAULTS
-from sandbox.gateway.policy import MANAGEMENT_NOT_FOUND_RULE
+from sandbox.gateway.policy import partner_named
 
 EXPIRY_SECONDS = 14 * 86400  # "the URL expires after 14 days"
 IDEMPOTENCY_KEY = re.compile(r"^[a-zA-Z0-9-]{1,50}$")
 COUNTRY_OF_SCHEME = {scheme: country for country, scheme in SCHEMES.items()}
-NOT_FOUND_RULE = MANAGEMENT_NOT_FOUND_RULE
+#: One text for an order that does not exist and another partner's: the real 404 must not reveal which.
+NOT_FOUND = "The product order does not exist or was not made by the caller."
 
 
 class Status(StrEnum):
@@ -160,11 +161,18 @@ class ProductOrderBook:
             raise ValidationProblem(details)
 
     def own(self, partner_id: str, order_id: str) -> ProductOrder:
-        """The partner's order; another partner's is the same 404 as one that does not exist."""
+        """The partner's order; another partner's is the same 404 as one that does not exist (only the sandbox's
+        headers and request log tell them apart)."""
         order = self.orders.get(order_id)
-        if order is None or order.partner_id != partner_id:
-            raise Problem(404, "Not Found", "The product order does not exist or was not made by the caller.",
-                          rule=NOT_FOUND_RULE)
+        if order is None:
+            raise Problem(404, "Not Found", NOT_FOUND, rule="product-order-unknown",
+                          reason=f"No product order has the id {clip(order_id)} (deleted orders are gone).")
+        if order.partner_id != partner_id:
+            world = self.runtime.world
+            raise OpaqueDenial(404, "Not Found", NOT_FOUND, rule="product-order-of-another-partner",
+                               reason=f"Product order {order.id} was made by {partner_named(order.partner_id, world)}, "
+                               f"not by {partner_named(partner_id, world)}: each partner sees only its own product "
+                               "orders. The caller gets the 404 of a product order that does not exist.")
         return self._fresh(order)
 
     def delete(self, partner_id: str, order_id: str) -> None:

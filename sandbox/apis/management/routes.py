@@ -35,7 +35,7 @@ def reply(body: object, status: int = 200) -> web.Response:
 
 
 async def sales_units_list(request: web.Request) -> web.Response:
-    return reply(backend(request).list_sales_units(keyset(request)))
+    return reply(backend(request).list_sales_units(keyset(request), notes=call(request).warnings))
 
 
 async def sales_unit_get(request: web.Request) -> web.Response:
@@ -49,7 +49,8 @@ async def merchant_get(request: web.Request) -> web.Response:
 
 async def merchant_sales_units(request: web.Request) -> web.Response:
     info = request.match_info
-    return reply(backend(request).merchant_sales_units(keyset(request), info["scheme"], info["id"]))
+    return reply(backend(request).merchant_sales_units(keyset(request), info["scheme"], info["id"],
+                                                       notes=call(request).warnings))
 
 
 async def price_packages(request: web.Request) -> web.Response:

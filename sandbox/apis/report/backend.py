@@ -22,10 +22,11 @@ from sandbox.apis.report.ledger import (
     recipient_handle,
     utc_date,
 )
-from sandbox.core.errors import Detail, Problem
-from sandbox.core.model import KeySet
+from sandbox.core.clock import iso_utc
+from sandbox.core.errors import Detail, OpaqueDenial, Problem
+from sandbox.core.model import KeySet, KeyType, SalesUnit
 from sandbox.core.runtime import Runtime
-from sandbox.gateway.policy import can_read_ledger, readable_ledger_msns
+from sandbox.gateway.policy import can_read_ledger, partner_named, readable_ledger_msns
 
 MAX_PAGE_SIZE = 1000
 LEDGER_ID = re.compile(r"^[0-9]{1,20}$")
@@ -40,9 +41,13 @@ def bad_request(name: str, reason: str) -> Problem:
                    rule="report-input-invalid")
 
 
-def no_such_ledger() -> Problem:
-    """The same answer for a ledger that does not exist and one the caller may not see."""
-    return Problem(404, "Not Found", NO_SUCH_LEDGER, rule="report-no-such-ledger")
+def no_such_ledger(ledger_id: str) -> Problem:
+    """A ledger that does not exist. One the caller may not see gets the same body (ReportBackend._why_hidden)."""
+    return Problem(404, "Not Found", NO_SUCH_LEDGER, rule="report-no-such-ledger",
+                   reason=f"No sales unit has a ledger with the id {ledger_id}.")
+
+
+SAME_404 = " The caller gets the 404 of a ledger that does not exist."
 
 
 def encode_cursor(data: dict) -> str:
@@ -119,21 +124,78 @@ class ReportBackend:
         runtime.listeners.append(self.book.on_event)
         runtime.reset_hooks.append(self.book.clear)
         runtime.state_providers["ledgers"] = (self.book.dump, self.book.load)
+        #: (accounting partner id, merchant key) -> virtual time of the revocation, to say so when it hides a
+        #: ledger. Forgotten when the consent is granted again, and on reset.
+        self.revoked: dict[tuple[str, str], float] = {}
+        runtime.reset_hooks.append(self.revoked.clear)
 
     # -- visibility ---------------------------------------------------------------------------------
     def _readable(self, keyset: KeySet, ledger_id: str) -> Ledger | None:
         """The ledger if these keys may read it (None when it has no entries yet); else the 404."""
         msn = self.book.msn_of(ledger_id)
-        if msn is None or not can_read_ledger(keyset, msn, self.runtime.world):
-            raise no_such_ledger()
+        if msn is None:
+            raise no_such_ledger(ledger_id)
+        if not can_read_ledger(keyset, msn, self.runtime.world):
+            rule, reason = self._why_hidden(keyset, msn)
+            raise OpaqueDenial(404, "Not Found", NO_SUCH_LEDGER, rule=rule, reason=reason + SAME_404)
         ledger = self.book.ledgers.get(msn)
         if ledger is not None:
             ledger.settle(self.runtime.clock.time())
         return ledger
 
+    def _why_hidden(self, keyset: KeySet, msn: str) -> tuple[str, str]:
+        """The rule and plain reason these keys may not read sales unit `msn`'s ledger (for the sandbox's headers
+        and request log only: the caller's answer is the one for a ledger that does not exist)."""
+        world = self.runtime.world
+        unit = world.sales_units[msn]
+        ledger = f"Ledger {ledger_id_for(msn)} belongs to sales unit {msn}"
+        if keyset.type is KeyType.MERCHANT:
+            return ("merchant-keys-own-ledger-only",
+                    f"{ledger}; merchant keys read only their own sales unit's ledger (sales unit {keyset.owner}).")
+        if keyset.type is not KeyType.ACCOUNTING:  # the gateway refuses these keys first (policy.decide)
+            return "report-needs-accounting-keys", f"{ledger}; only merchant and accounting keys read ledgers."
+        merchant = world.merchants[unit.merchant]
+        revoked = self.revoked.get((keyset.owner, merchant.key))
+        if revoked is not None:
+            return ("report-consent-revoked",
+                    f"{ledger} of merchant {merchant.name} ({merchant.key}), which revoked its consent to accounting "
+                    f"{partner_named(keyset.owner, world)} at {iso_utc(revoked)} (virtual clock).")
+        return ("report-no-consent",
+                f"{ledger} of merchant {merchant.name} ({merchant.key}), which has not consented to accounting "
+                f"{partner_named(keyset.owner, world)} reading its reports (POST /_sandbox/consents grants it).")
+
+    def _left_out(self, keyset: KeySet, handles: list[str] | None) -> list[str]:
+        """What the ledger list leaves out without a word to the caller, in plain words for the sandbox's
+        Vipps-Sandbox-Warning: each filtered handle it cannot show, and (unfiltered) ledgers a revoked consent
+        hides."""
+        world = self.runtime.world
+        notes = []
+        if handles is not None:
+            units: dict[str, list[SalesUnit]] = {}
+            for unit in world.sales_units.values():
+                units.setdefault(recipient_handle(unit), []).append(unit)
+            for handle in dict.fromkeys(handles):
+                found = units.get(handle)
+                if not found:
+                    notes.append(f"No sales unit settles as {handle}.")
+                    continue
+                for unit in found:
+                    if not can_read_ledger(keyset, unit.msn, world):
+                        notes.append(f"Left out {handle}. {self._why_hidden(keyset, unit.msn)[1]}")
+        elif keyset.type is KeyType.ACCOUNTING:
+            for (partner_id, merchant_key), when in sorted(self.revoked.items()):
+                merchant = world.merchants.get(merchant_key)
+                if partner_id != keyset.owner or merchant is None or (partner_id, merchant_key) in world.consents:
+                    continue
+                notes.append(f"Left out the ledgers of merchant {merchant.name} ({merchant_key}): it revoked its "
+                             f"consent to accounting {partner_named(partner_id, world)} at {iso_utc(when)} "
+                             "(virtual clock).")
+        return notes
+
     # -- GET /settlement/v1/ledgers -------------------------------------------------------------------
     def list_ledgers(self, keyset: KeySet, handles_text: str | None, cursor_text: str | None,
-                     page_size_text: str | None) -> dict:
+                     page_size_text: str | None, notes: list[str] | None = None) -> dict:
+        """`notes`, when given, gets what the list leaves out, in plain words (for Vipps-Sandbox-Warning)."""
         size = parse_page_size(page_size_text)
         handles = parse_handles(handles_text)
         after = None
@@ -145,6 +207,8 @@ class ReportBackend:
                 raise bad_request("cursor", "The cursor belongs to another settlesForRecipientHandles filter.")
             handles = cursor_handles
         world = self.runtime.world
+        if notes is not None:
+            notes.extend(self._left_out(keyset, handles))
         wanted = set(handles) if handles is not None else None
         rows = []
         for msn in readable_ledger_msns(keyset, world):
@@ -283,11 +347,15 @@ class ReportBackend:
         world = self.runtime.world
         created = (partner_id, merchant_key) not in world.consents
         world.grant_consent(partner_id, merchant_key)
+        self.revoked.pop((partner_id, merchant_key), None)
         return self._consent(partner_id, merchant_key), created
 
     def revoke(self, partner_id: str, business_id: str) -> None:
         world = self.runtime.world
         keys = [f"{s}/{business_id}" for s in ("business:NO:ORG", "business:DK:CVR", "business:FI:Y-tunnus")]
-        if not any(world.revoke_consent(partner_id, key) for key in keys):
+        revoked = [key for key in keys if world.revoke_consent(partner_id, key)]
+        for key in revoked:
+            self.revoked[(partner_id, key)] = self.runtime.clock.time()
+        if not revoked:
             raise Problem(404, "Not Found", f"There is no consent from merchant {business_id} to accounting "
                           f"partner {partner_id}.", rule="consent-not-found")

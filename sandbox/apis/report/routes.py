@@ -35,7 +35,7 @@ def page_response(request: web.Request, body: dict) -> web.Response:
 async def ledgers(request: web.Request) -> web.Response:
     query = request.query
     body = backend(request).list_ledgers(keyset(request), query.get("settlesForRecipientHandles"),
-                                         query.get("cursor"), query.get("pageSize"))
+                                         query.get("cursor"), query.get("pageSize"), notes=call(request).warnings)
     return web.json_response(body)
 
 
