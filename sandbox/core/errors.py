@@ -98,8 +98,9 @@ class OpaqueDenial(Problem):
     say why, in plain words, to the sandbox's own layer only (Vipps-Sandbox-* headers, the request log). The
     gateway turns the call's decision to deny (sandbox/gateway/checks.py)."""
 
-    def __init__(self, status: int, title: str, detail: str, *, rule: str, reason: str) -> None:
-        super().__init__(status, title, detail, rule=rule, reason=reason)
+    def __init__(self, status: int, title: str, detail: str, *, rule: str, reason: str,
+                 code: str | None = None) -> None:
+        super().__init__(status, title, detail, code=code, rule=rule, reason=reason)
 
 
 class ValidationProblem(Problem):

@@ -32,7 +32,7 @@ from sandbox.apis.epayment.rules import (
     problem,
     validate,
 )
-from sandbox.core.errors import Detail, Problem
+from sandbox.core.errors import Detail, OpaqueDenial, Problem
 from sandbox.core.model import Env
 from sandbox.core.runtime import Runtime
 
@@ -144,7 +144,9 @@ class IdempotencyRecord:
 
 def not_found(reference: str) -> Problem:
     """404 5090, for unknown and other-MSN references alike."""
-    return problem("5090", f"Could not find a payment with reference {reference} for this sales unit.")
+    answer = problem("5090", f"Could not find a payment with reference {reference} for this sales unit.")
+    answer.rule = "payment-not-found"
+    return answer
 
 
 class PaymentsBackend:
@@ -225,8 +227,29 @@ class PaymentsBackend:
         self.sweep()
         payment = self.payments.get((env, msn, reference))
         if payment is None:
-            raise not_found(reference)
+            raise self._not_found(env, msn, reference)
         return payment
+
+    def _not_found(self, env: Env, msn: str, reference: str) -> Problem:
+        """404 5090, with the same body whether the reference is unknown or another sales unit's (or the other
+        environment's); the sandbox's headers and log say which. Looked up on this error path only, over the
+        directory's sales units."""
+        answer = not_found(reference)
+        for other_env in (env, *(e for e in Env if e is not env)):
+            for other_msn in self.runtime.world.sales_units:
+                if (other_env, other_msn) == (env, msn) or (other_env, other_msn, reference) not in self.payments:
+                    continue
+                if other_env is env:
+                    rule, why = "payment-of-another-sales-unit", (
+                        f"Payment {reference} belongs to sales unit {other_msn}, not to {msn} that this call acts for: "
+                        "a sales unit sees only its own payments.")
+                else:
+                    rule, why = "payment-in-the-other-environment", (
+                        f"Payment {reference} of sales unit {other_msn} was made in the {other_env} environment; "
+                        f"this call is in {env}, and the environments share nothing.")
+                return OpaqueDenial(answer.status, answer.title, answer.detail, code=answer.code, rule=rule,
+                                    reason=why + " The caller gets the 404 of a reference that does not exist.")
+        return answer
 
     # -- events -------------------------------------------------------------------------------
     def _record(self, payment: Payment, name: str, value: int, key: str | None, at: float | None = None,
@@ -410,7 +433,7 @@ class PaymentsBackend:
         payment = self.payments.get(key)
         if payment is None:
             check_reference(reference)
-            raise not_found(reference)
+            raise self._not_found(env, msn, reference)
         version = len(payment.events)
         cached = self._views.get(key)
         if cached is not None and cached[0] == version:

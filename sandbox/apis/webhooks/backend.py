@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from sandbox.core.clock import iso_utc
+from sandbox.core.errors import OpaqueDenial, Problem
 from sandbox.core.model import Env
 from sandbox.core.net import is_loopback
 from sandbox.core.runtime import Runtime
@@ -53,6 +54,11 @@ ATTEMPT_LOG_SIZE = 10_000
 INBOX_SIZE = 1000
 
 Scope = tuple[str, str]  # ("msn", "123456") or ("partner", "<partner id>")
+
+
+def _scope_words(scope: Scope) -> str:
+    kind, owner = scope
+    return f"sales unit {owner}" if kind == "msn" else f"partner {owner} (all its sales units)"
 
 
 class WebhookError(Exception):
@@ -236,15 +242,29 @@ class WebhookBackend:
     def list(self, env: Env, scope: Scope) -> list[dict]:
         return [r.public() for r in self.by_scope.get((env, scope), {}).values()]
 
-    def delete(self, env: Env, scope: Scope, webhook_id: str) -> bool:
+    def delete(self, env: Env, scope: Scope, webhook_id: str) -> None:
+        """Deletes the caller's registration; a 404 with one body for an unknown id and another caller's."""
         registration = self.by_scope.get((env, scope), {}).pop(webhook_id, None)
         if registration is None:
-            return False
+            raise self._not_found(env, scope, webhook_id)
         del self.registrations[webhook_id]
         for event in registration.events:
             self.by_event.get((env, scope, event), {}).pop(webhook_id, None)
         self._cancel(registration)
         return True
+
+    def _not_found(self, env: Env, scope: Scope, webhook_id: str) -> Problem:
+        detail = f"No webhook {webhook_id} is registered for these keys (and this Merchant-Serial-Number)."
+        other = self.registrations.get(webhook_id)
+        if other is None:
+            return Problem(404, "Not Found", detail, rule="webhook-not-found")
+        if other.env is not env:
+            why = f"Webhook {webhook_id} was registered in the {other.env} environment, not in {env}."
+        else:
+            why = (f"Webhook {webhook_id} belongs to {_scope_words(other.scope)}, not to {_scope_words(scope)} that "
+                   "this call acts for: each registers and deletes its own webhooks.")
+        return OpaqueDenial(404, "Not Found", detail, rule="webhook-of-another-owner",
+                            reason=why + " The caller gets the 404 of a webhook that does not exist.")
 
     # -- events in ------------------------------------------------------------------------------
     def on_event(self, kind: str, payload: dict) -> None:

@@ -66,9 +66,7 @@ async def delete(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise Problem(400, "Bad Request", "See extraDetails for further details",
                       details=[Detail("id", f"The value '{webhook_id}' is not valid.")]) from exc
-    if not request.app[WEBHOOKS].delete(call(request).env, scope_of(request), webhook_id):
-        raise Problem(404, "Not Found", f"No webhook {webhook_id} is registered for these keys "
-                      "(and this Merchant-Serial-Number).", rule="webhook-not-found")
+    request.app[WEBHOOKS].delete(call(request).env, scope_of(request), webhook_id)
     return web.Response(status=204)
 
 
