@@ -147,7 +147,8 @@ def bad_answers(block: Block, entries: list[dict]) -> list[str]:
             continue
         if status >= 500 or (status >= 400 and not block.errors_expected):
             error, decision = entry.get("error") or {}, entry.get("decision") or {}
-            why = error.get("reason") or error.get("rule") or decision.get("reason") or ""
+            why = error.get("reason") or error.get("rule") or (
+                decision.get("reason") if decision.get("allowed") is False else "the log gives no reason")
             bad.append(f"{entry['method']} {entry['path']} [{entry['environment']}] -> {status}: {why}")
     return bad
 
