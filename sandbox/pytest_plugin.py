@@ -4,8 +4,8 @@ The server runs in a thread of its own with its own event loop, so the fixture w
 plain synchronous tests and in async tests (whatever loop those use). Its helpers block the thread
 that calls them; async tests use their twins under `vipps_sandbox.aio` (`await
 vipps_sandbox.aio.token(keys)`), which run the same helper in a worker thread so the test's event
-loop keeps running meanwhile (under pytest-asyncio, or anyio with its asyncio backend). It starts once per test
-session (under pytest-xdist: once per worker process, each on its own free ports) and is reset
+loop keeps running meanwhile (under pytest-asyncio, or anyio with its asyncio backend). The server
+starts once per test session (under pytest-xdist: once per worker process, each on its own free ports) and is reset
 before every test. `@pytest.mark.vipps_sandbox(fixture=..., seed=..., faults=[...])` picks another
 fixture or seed (a separate server, also started once and reset between its tests) and injects
 faults. A relative `fixture=` path is taken from pytest's rootdir, so it works whatever directory
