@@ -1,8 +1,11 @@
 """The pytest plugin (a `pytest11` entry point): a `vipps_sandbox` fixture with no conftest needed.
 
 The server runs in a thread of its own with its own event loop, so the fixture works the same in
-plain synchronous tests and in async tests (whatever loop those use). It starts once per test
-session (under pytest-xdist: once per worker process, each on its own free ports) and is reset
+plain synchronous tests and in async tests (whatever loop those use). Its helpers block the thread
+that calls them; async tests use their twins under `vipps_sandbox.aio` (`await
+vipps_sandbox.aio.token(keys)`), which run the same helper in a worker thread so the test's event
+loop keeps running meanwhile (under pytest-asyncio, or anyio with its asyncio backend). The server
+starts once per test session (under pytest-xdist: once per worker process, each on its own free ports) and is reset
 before every test. `@pytest.mark.vipps_sandbox(fixture=..., seed=..., faults=[...])` picks another
 fixture or seed (a separate server, also started once and reset between its tests) and injects
 faults. A relative `fixture=` path is taken from pytest's rootdir, so it works whatever directory
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import threading
 import urllib.error
@@ -135,11 +139,15 @@ class SandboxClock:
 
 
 class VippsSandbox:
-    """What a test gets: URLs, keys, tokens, the clock, the simulated user and the request log."""
+    """What a test gets: URLs, keys, tokens, the clock, the simulated user and the request log.
+
+    Every helper blocks the calling thread until the sandbox answers; `.aio` has the same helpers as
+    coroutines for async tests."""
 
     def __init__(self, server: ServerThread) -> None:
         self._server = server
         self.clock = SandboxClock(server)
+        self.aio = AsyncVippsSandbox(self)
 
     @property
     def test_url(self) -> str:
@@ -254,6 +262,100 @@ class VippsSandbox:
     def reset(self) -> None:
         """Back to the fixture: directory, payments, webhooks, clock, faults; and an empty request log."""
         self._server.call(self._server.reset)
+
+
+async def _off_the_loop(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Runs a blocking helper in a worker thread and awaits it, so the caller's event loop keeps running.
+
+    The helper's HTTP call (to the server's own loop, on the server's thread) and its cross-thread calls
+    block only that worker thread. Nothing here is bound to one loop: any asyncio loop may await it."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(
+            "vipps_sandbox.aio needs a running asyncio event loop (pytest-asyncio, or anyio with its asyncio "
+            "backend); elsewhere call the blocking helpers on vipps_sandbox itself from a worker thread") from None
+    return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+
+
+class AsyncSandboxClock:
+    """`vipps_sandbox.aio.clock`: the virtual clock's helpers as coroutines."""
+
+    def __init__(self, clock: SandboxClock) -> None:
+        self._clock = clock
+
+    async def now(self) -> datetime:
+        return await _off_the_loop(self._clock.now)
+
+    async def time(self) -> float:
+        return await _off_the_loop(self._clock.time)
+
+    async def advance(self, seconds: float) -> datetime:
+        return await _off_the_loop(self._clock.advance, seconds)
+
+    async def freeze(self) -> datetime:
+        return await _off_the_loop(self._clock.freeze)
+
+    async def unfreeze(self) -> None:
+        await _off_the_loop(self._clock.unfreeze)
+
+
+class AsyncVippsSandbox:
+    """`vipps_sandbox.aio`: every helper of the fixture as a coroutine that never blocks the test's event loop.
+
+    Same names, arguments and results as the blocking helpers (`await vipps_sandbox.aio.token(keys)` is
+    `vipps_sandbox.token(keys)`); each runs in a worker thread, so several may run at once (`asyncio.gather`)."""
+
+    def __init__(self, sandbox: VippsSandbox) -> None:
+        self._sandbox = sandbox
+        self.clock = AsyncSandboxClock(sandbox.clock)
+
+    @property
+    def test_url(self) -> str:
+        return self._sandbox.test_url
+
+    @property
+    def prod_url(self) -> str:
+        return self._sandbox.prod_url
+
+    def url(self, env: str = "production") -> str:
+        return self._sandbox.url(env)
+
+    async def keys(self, type: str | None = None, env: str | None = None, msn: str | None = None) -> list[dict]:
+        return await _off_the_loop(self._sandbox.keys, type, env, msn)
+
+    async def key(self, type: str, env: str = "production", msn: str | None = None) -> dict:
+        return await _off_the_loop(self._sandbox.key, type, env, msn)
+
+    async def msn(self, role: str) -> str:
+        return await _off_the_loop(self._sandbox.msn, role)
+
+    async def token(self, keyset: dict) -> str:
+        return await _off_the_loop(self._sandbox.token, keyset)
+
+    async def headers(self, keyset: dict, msn: str | None = None) -> dict[str, str]:
+        return await _off_the_loop(self._sandbox.headers, keyset, msn)
+
+    async def request(self, method: str, path: str, env: str = "production", *, keyset: dict | None = None,
+                      msn: str | None = None, json_body: object = None, data: bytes | None = None,
+                      headers: dict | None = None) -> Reply:
+        return await _off_the_loop(self._sandbox.request, method, path, env, keyset=keyset, msn=msn,
+                                   json_body=json_body, data=data, headers=headers)
+
+    async def approve(self, msn: str, reference: str, env: str | None = None) -> dict:
+        return await _off_the_loop(self._sandbox.approve, msn, reference, env)
+
+    async def requests(self, **query: str | int) -> list[dict]:
+        return await _off_the_loop(self._sandbox.requests, **query)
+
+    async def add_fault(self, rule: dict) -> dict:
+        return await _off_the_loop(self._sandbox.add_fault, rule)
+
+    async def inbox(self, name: str) -> list[dict]:
+        return await _off_the_loop(self._sandbox.inbox, name)
+
+    async def reset(self) -> None:
+        await _off_the_loop(self._sandbox.reset)
 
 
 class _Servers:
