@@ -1,0 +1,199 @@
+"""Instructions per authorized GET payment, counted by callgrind: the stable figure on a noisy VM.
+
+    python bench/callgrind_get.py [--requests 2000] [--repo DIR]
+
+The server runs under `valgrind --tool=callgrind` as `python -m sandbox serve` (from --repo, default this
+checkout, so an older checkout can be measured with the same script); a client in this process sends N,
+then 2N, keep-alive GETs of one approved payment. Everything else (start, set-up, shutdown) is the same in
+both runs, so (Ir(2N) - Ir(N)) / N is the cost of one GET. The sandbox runs with --state and a signing key
+made here (RSA key generation would add a random count), and PYTHONHASHSEED=0. The baseline is a bare aiohttp handler
+answering the same-sized JSON body, measured the same way in the same run; the ratio is bare / sandbox.
+Needs Debian's valgrind (`apt-get install valgrind`). Takes a few minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+ROOT = Path(__file__).resolve().parents[1]
+SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+
+BARE_SERVER = """
+import json, sys
+from aiohttp import web
+BODY = json.dumps({"aggregate": {k: {"currency": "NOK", "value": 1000} for k in
+                   ("authorizedAmount", "cancelledAmount", "capturedAmount", "refundedAmount")},
+                   "amount": {"currency": "NOK", "value": 1000}, "state": "AUTHORIZED",
+                   "paymentMethod": {"type": "WALLET"}, "profile": {}, "pspReference": "0123456789",
+                   "reference": "bench-ref-000001"})
+app = web.Application()
+app.router.add_get("/_sandbox/health", lambda r: web.json_response({"status": "ok"}))
+app.router.add_get("/payment", lambda r: web.Response(text=BODY, content_type="application/json"))
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port: int, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                sock.sendall(b"GET /_sandbox/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                if sock.recv(64).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"no server on port {port}")
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection that reads whole responses (Content-Length bodies)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.buffer = b""
+
+    def request(self, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, bytes]:
+        lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self._recv()
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+        while len(self.buffer) < length:
+            self.buffer += self._recv()
+        payload, self.buffer = self.buffer[:length], self.buffer[length:]
+        return int(head.split(b" ", 2)[1]), payload
+
+    def _recv(self) -> bytes:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        return chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def sandbox_get(port: int) -> tuple[str, dict[str, str]]:
+    """Token, create, approve over HTTP (the same on every checkout): the path and headers of one GET.
+    Takes the first merchant test keys whose sales unit can take a payment."""
+    conn = Connection(port)
+    status, body = conn.request("GET", "/_sandbox/keys?type=merchant&env=test", {})
+    assert status == 200, body
+    create = json.dumps({"amount": {"currency": "NOK", "value": 1000}, "paymentMethod": {"type": "WALLET"},
+                         "reference": "callgrind-0001", "userFlow": "WEB_REDIRECT",
+                         "returnUrl": "https://example.com/back"}).encode()
+    for keys in json.loads(body):
+        msn = keys["owner"]
+        status, body = conn.request("POST", "/accesstoken/get", {
+            "client_id": keys["client_id"], "client_secret": keys["client_secret"],
+            "Ocp-Apim-Subscription-Key": keys["subscription_key_primary"]})
+        if status != 200:
+            continue
+        headers = {"Authorization": f"Bearer {json.loads(body)['access_token']}",
+                   "Ocp-Apim-Subscription-Key": keys["subscription_key_primary"], "Merchant-Serial-Number": msn,
+                   "Vipps-System-Name": "bench", "Vipps-System-Version": "1",
+                   "Vipps-System-Plugin-Name": "bench", "Vipps-System-Plugin-Version": "1"}
+        status, body = conn.request("POST", "/epayment/v1/payments", {
+            **headers, "Idempotency-Key": "cg-1", "Content-Type": "application/json"}, create)
+        if status != 201:
+            continue
+        status, body = conn.request("POST", f"/_sandbox/payments/{msn}/callgrind-0001/approve", {})
+        assert status == 200, body
+        conn.close()
+        return "/epayment/v1/payments/callgrind-0001", headers
+    raise RuntimeError("no merchant test keys could create a payment")
+
+
+def instructions(cmd: list[str], port: int, requests: int, sandbox: bool, cwd: Path) -> int:
+    """Total instructions (Ir) of one server process that answered `requests` GETs."""
+    work = Path(tempfile.mkdtemp(prefix="callgrind-"))
+    out = work / "out"
+    if sandbox:  # a kept signing key: RSA key generation takes a random number of instructions
+        state = work / "state"
+        state.mkdir(mode=0o700)
+        (state / "signing-key.pem").write_text(SIGNING_KEY)
+        (state / "signing-key.pem").chmod(0o600)
+        cmd = [*cmd, "--state", str(state)]
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd],
+                            cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        wait_ready(port)
+        path, headers = sandbox_get(port) if sandbox else ("/payment", {})
+        conn = Connection(port)
+        for _ in range(requests):
+            status, _ = conn.request("GET", path, headers)
+            assert status == 200
+        conn.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    text = out.read_text(errors="replace")
+    total = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
+    shutil.rmtree(work, ignore_errors=True)
+    if total is None:
+        raise RuntimeError("callgrind wrote no totals (did the server exit cleanly?)")
+    return int(total.group(1))
+
+
+def per_request(cmd_for, requests: int, sandbox: bool, cwd: Path) -> float:
+    runs = []
+    for n in (requests, 2 * requests):
+        port = free_port()
+        runs.append(instructions(cmd_for(port), port, n, sandbox, cwd))
+    return (runs[1] - runs[0]) / requests
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="N: the runs answer N and 2N GETs")
+    parser.add_argument("--repo", type=Path, default=ROOT, help="the checkout whose sandbox is measured")
+    args = parser.parse_args()
+    if not shutil.which("valgrind"):
+        sys.exit("valgrind is not installed (apt-get install valgrind)")
+    repo = args.repo.resolve()
+
+    def sandbox_cmd(port: int) -> list[str]:
+        return [sys.executable, "-m", "sandbox", "serve", "--port", str(port), "--prod-port", str(free_port())]
+
+    def bare_cmd(port: int) -> list[str]:
+        return [sys.executable, "-c", BARE_SERVER, str(port)]
+
+    ours = per_request(sandbox_cmd, args.requests, True, repo)
+    bare = per_request(bare_cmd, args.requests, False, repo)
+    print(f"checkout: {repo.name}; {args.requests} and {2 * args.requests} GETs per run")
+    print(f"authorized GET payment: {ours / 1000:.0f}k instructions per request")
+    print(f"bare aiohttp handler:   {bare / 1000:.0f}k instructions per request")
+    print(f"ratio bare / sandbox:   {bare / ours:.2f}")
+
+
+if __name__ == "__main__":
+    main()
