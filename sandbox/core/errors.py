@@ -107,7 +107,9 @@ class ValidationProblem(Problem):
     """A request that fails the spec's schema: 400 naming each field."""
 
     def __init__(self, details: list[Detail]) -> None:
-        super().__init__(400, "Bad Request", "See extraDetails for further details", details=details)
+        fields = "; ".join(f"{d.name}: {d.reason}" for d in details[:5]) + ("; ..." if len(details) > 5 else "")
+        super().__init__(400, "Bad Request", "See extraDetails for further details", details=details,
+                         rule="request-invalid", reason=f"The request does not match the API's spec: {fields}")
 
 
 @dataclass(slots=True)

@@ -145,7 +145,7 @@ class IdempotencyRecord:
 def not_found(reference: str) -> Problem:
     """404 5090, for unknown and other-MSN references alike."""
     answer = problem("5090", f"Could not find a payment with reference {reference} for this sales unit.")
-    answer.rule = "payment-not-found"
+    answer.rule = "payment-not-found"  # the error-code rule would be epayment-error-5090: this one says more
     return answer
 
 

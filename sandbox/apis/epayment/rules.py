@@ -77,7 +77,7 @@ MAGIC_REFUND_AMOUNTS: dict[int, tuple[str, str]] = {
 def problem(code: str, detail: str, *, details: list[Detail] | None = None) -> Problem:
     """A domain error with its ErrorCode, status and title from the tables above."""
     return Problem(CODE_STATUS.get(code, 400), CODE_TITLES.get(code, "Bad Request"), detail, code=code,
-                   details=details)
+                   details=details, rule=f"epayment-error-{code}")
 
 
 CUSTOMER_KINDS = {"phoneNumber": "CustomerPhoneNumber", "personalQr": "PersonalQrCode",
