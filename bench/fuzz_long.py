@@ -2,7 +2,7 @@
 
     python bench/fuzz_long.py [--examples 500] [--negative 200] [--only epayment]
 
-Same targets, hook and spec-bug exceptions as tests/test_fuzz_schemathesis.py (tests/fuzz_support.py),
+Same targets, hook and spec-bug exceptions as tests/evidence/test_fuzz_schemathesis.py (tests/support/fuzz_support.py),
 but it keeps going after a failure and prints a table of statuses per operation. Exit status 1 if
 anything failed.
 """

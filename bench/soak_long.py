@@ -1,4 +1,4 @@
-"""The long soak (by hand): tests/test_soak.py with a longer duration, its summary line printed.
+"""The long soak (by hand): tests/evidence/test_soak.py with a longer duration, its summary line printed.
 
     python bench/soak_long.py [seconds]      # default 1800
 

@@ -3,7 +3,7 @@
 Positive cases (data the spec allows) must never give a 5xx and every response must conform to the
 spec: a documented status code, its content type and its schema. Negative cases (data the spec
 forbids) must never give a 5xx, and every refusal is a 4xx with a JSON body. Credentials, MSNs and
-real ids come from a hook (tests/fuzz_support.py); known bugs of the official specs are listed there
+real ids come from a hook (tests/support/fuzz_support.py); known bugs of the official specs are listed there
 in SPEC_BUGS and are the only exceptions. The example count is fixed and derandomized, so CI runs the
 same cases every time; bench/fuzz_long.py runs many more.
 """

@@ -1,7 +1,7 @@
 """Attacks that must be refused, and secrets that must never leak (request log, stdout, snapshots).
 
 Forged JWTs (alg none, HS256 with the public key, kid swap, expiry, nbf, other environment) are in
-tests/test_jwt_forgery.py; here: regenerated keys, tenancy, the control plane off loopback, and leaks.
+tests/token/test_jwt_forgery.py; here: regenerated keys, tenancy, the control plane off loopback, and leaks.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Schemathesis against the bundled official specs: a sandbox in a thread, credentials and real ids by hook.
 
-Shared by tests/test_fuzz_schemathesis.py (bounded, in CI) and bench/fuzz_long.py (long runs).
+Shared by tests/evidence/test_fuzz_schemathesis.py (bounded, in CI) and bench/fuzz_long.py (long runs).
 Schemathesis speaks `requests` (blocking), so the sandbox runs its own event loop in a thread.
 """
 
