@@ -145,6 +145,7 @@ async def test_a_failing_button_says_why_in_plain_words_beside_its_row(sandbox):
         page, errors = await open_dashboard(browser, sandbox)
         approve = row(page, "class-late-approve-1").locator('button[data-action="approve"]')
         assert await approve.is_enabled()
+        await page.wait_for_load_state("networkidle")  # the first refreshes are done: the lists stay as they are
         sandbox.runtime.clock.advance(601)  # time passes in the sandbox; no request, so the page cannot know
         await approve.click()
         message = row(page, "class-late-approve-1").locator('[data-message="bad"]')
