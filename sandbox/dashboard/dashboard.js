@@ -65,12 +65,13 @@ function ring(keys) {
   return [...byType.entries()].map(([type, sets]) => el("div", { class: `ring ring-${type}` },
     el("div", { class: "ring-title" }, el("span", { class: `keytype kt-${type}` }, `${type} keys`),
       ` open ${sets[0].opens}`),
+    // Each part keeps together; the line wraps between parts (never cut with an ellipsis).
     sets.map((k) => el("div", { class: "key", title: k.description, "data-client-id": k.clientId },
       el("span", { class: `env env-${k.environment}` }, k.environment), " ",
       el("span", { class: "cid" }, k.clientId), " ",
-      el("span", { class: "secret" }, `secret ${k.clientSecret}`),
+      el("span", { class: "secret" }, `secret ${k.clientSecret}`), " ",
       k.subscriptionKeyPrimary
-        ? el("span", { class: "secret" }, ` · sub ${k.subscriptionKeyPrimary} / ${k.subscriptionKeySecondary}`)
+        ? el("span", { class: "secret" }, `sub ${k.subscriptionKeyPrimary} / ${k.subscriptionKeySecondary}`)
         : null))));
 }
 
@@ -144,6 +145,13 @@ function isDenied(entry) {
   return decision === false || decision === "deny" || decision === "denied";
 }
 
+// A path may break after a slash, a "?" or an "&" (so ids stay whole where the column allows).
+function pathNode(text) {
+  const node = el("span", { class: "path" });
+  for (const part of String(text).split(/(?<=[/?&])/)) node.append(part, document.createElement("wbr"));
+  return node;
+}
+
 function logRow(entry) {
   const denied = isDenied(entry);
   const time = String(field(entry, "time", "timestamp") || "");
@@ -160,36 +168,44 @@ function logRow(entry) {
   return el("tr", { class: denied ? "denied" : "", "data-path": field(entry, "path") },
     el("td", { title: time }, time.replace(/^.*T/, "").replace(/\.\d+Z?$/, "")),
     el("td", {}, field(entry, "environment", "env") || ""),
-    el("td", {}, el("span", { class: "path" }, `${field(entry, "method") || ""} ${field(entry, "path") || ""}`)),
+    el("td", {}, el("strong", {}, field(entry, "method") || ""), " ", pathNode(field(entry, "path") || "")),
     el("td", { title: clientId ? `client_id ${clientId}` : "" }, keyType ? `${keyType} keys` : "–",
-      owner ? el("span", { class: "muted" }, ` · ${owner}`) : null),
-    el("td", {}, field(entry, "msn", "merchantSerialNumber") || ""),
+      owner ? el("div", { class: "muted" }, owner) : null),
+    el("td", { class: "msn-cell" }, field(entry, "msn", "merchantSerialNumber") || ""),
     el("td", { class: `decision ${denied ? "deny" : (decision === undefined ? "" : "allow")}` },
-      el("strong", {}, decisionText), rule ? el("span", { class: "muted" }, ` ${rule}`) : null,
+      el("strong", {}, decisionText), rule ? el("span", { class: "muted rule" }, ` ${rule}`) : null,
       reason ? el("div", { class: "reason" }, reason) : null),
-    el("td", {}, field(entry, "status") ?? ""),
-    el("td", {}, field(entry, "latencyMs", "latency_ms", "latency") ?? ""));
+    el("td", { class: "num" }, field(entry, "status") ?? ""),
+    el("td", { class: "num" }, field(entry, "latencyMs", "latency_ms", "latency") ?? ""));
 }
 
 // The dashboard's own reads: they never make the lists refresh (or each refresh would cause the next).
 const OWN_READS = /^\/_sandbox\/(building|matrix|payments|product-orders|clock|health|dashboard\/|$)/;
 let lastSeenId = 0;
 
+// The sandbox's own calls, hidden unless asked for: its control plane, and a browser asking for the icon.
+function ownCall(entry) {
+  const path = String(field(entry, "path") || "");
+  return path.startsWith("/_sandbox") || path === "/favicon.ico";
+}
+
 async function refreshLog() {
   try {
     const data = await getJSON("/_sandbox/requests?limit=300");
     let entries = Array.isArray(data) ? data : (data.requests || data.entries || []);
     const fresh = entries.filter((e) => Number(e.id) > lastSeenId
-      && !(field(e, "method") === "GET" && OWN_READS.test(String(field(e, "path") || ""))));
+      && !(field(e, "method") === "GET" && (OWN_READS.test(String(field(e, "path") || ""))
+        || field(e, "path") === "/favicon.ico")));
     lastSeenId = Math.max(lastSeenId, ...entries.map((e) => Number(e.id) || 0));
     if (fresh.length) refreshLists();  // something happened: payments, orders or the clock may have changed
-    if (!$("#log-show-control").checked) {
-      entries = entries.filter((e) => !String(field(e, "path") || "").startsWith("/_sandbox"));
-    }
+    if (!$("#log-show-control").checked) entries = entries.filter((e) => !ownCall(e));
     const newestFirst = entries.slice().sort((a, b) =>
       String(field(b, "time", "timestamp") || "").localeCompare(String(field(a, "time", "timestamp") || "")));
-    $("#log-table tbody").replaceChildren(...newestFirst.slice(0, 100).map(logRow));
-    $("#log-status").textContent = `${entries.length} entries`;
+    const rows = Number($("#log-rows").value) || 15;
+    $("#log-table tbody").replaceChildren(...newestFirst.slice(0, rows).map(logRow));
+    const denied = entries.filter(isDenied).length;
+    $("#log-status").textContent = `${entries.length} entries${denied ? `, ${denied} denied` : ""}`
+      + (entries.length > rows ? ` (newest ${rows} shown)` : "");
   } catch (error) {
     $("#log-status").textContent = `request log unavailable (${error.message})`;
   }
@@ -198,12 +214,82 @@ async function refreshLog() {
 // ---------------------------------------------------------------------------------------------
 // 4. Payments, product orders and the clock
 // ---------------------------------------------------------------------------------------------
-function say(text) { $("#action-result").textContent = text; }
+// What a button did, shown beside its row until the next action on it (errors until dismissed).
+const messages = new Map();
+const GOOD_FOR_MS = 10_000;
 
-async function act(path, label) {
-  const result = await post(path);
-  say(`${label}: HTTP ${result.status}${result.ok ? "" : " " + result.text}`);
+// An error answer in plain words: the API's own sentence, never its JSON.
+function plainWords(status, text) {
+  let body;
+  try { body = JSON.parse(text); } catch { body = undefined; }
+  const parts = [];
+  let code;
+  if (body && typeof body === "object" && !Array.isArray(body)) {
+    const main = body.detail || body.message || body.error_description || (body.result && body.result.message)
+      || body.title;
+    const extras = Array.isArray(body.extraDetails) ? body.extraDetails : [];
+    for (const d of extras) {
+      if (!d || typeof d !== "object") continue;
+      const name = d.name ?? d.key;
+      const reason = d.reason ?? d.value;
+      if (name === "ErrorCode") code = reason;
+      else if (reason !== undefined) parts.push(`${name}: ${reason}`);
+    }
+    if (typeof main === "string" && !/^See extraDetails/i.test(main)) parts.unshift(main);
+  } else if (text && text.length < 300 && !/^\s*[<{[]/.test(text)) {
+    parts.push(text.trim());
+  }
+  const said = parts.join(" ").trim() || "the sandbox refused it.";
+  return `${said} (HTTP ${status}${code ? `, error code ${code}` : ""})`;
+}
+
+const DONE = { approve: "Approved", reject: "Rejected", expire: "Expired", complete: "Completed" };
+
+async function act(path, action, key, what) {
+  messages.delete(key);
+  let message;
+  try {
+    const result = await post(path);
+    if (result.status === 401) askForToken();
+    message = result.ok ? { tone: "good", text: `${DONE[action] || "Done"}.` }
+      : { tone: "bad", text: `Could not ${action} ${what}: ${plainWords(result.status, result.text)}` };
+  } catch (error) {
+    message = { tone: "bad", text: `Could not ${action} ${what}: the sandbox did not answer (${error.message}).` };
+  }
+  messages.set(key, { ...message, at: Date.now() });
   await refreshLists();
+}
+
+function rowMessage(key) {
+  const message = messages.get(key);
+  if (!message) return null;
+  if (message.tone === "good" && Date.now() - message.at > GOOD_FOR_MS) {
+    messages.delete(key);
+    return null;
+  }
+  return el("div", { class: `row-message ${message.tone}`, role: message.tone === "bad" ? "alert" : "status",
+    "data-message": message.tone },
+  message.text, message.tone === "bad" ? el("button", { class: "link", type: "button", title: "dismiss",
+    "aria-label": "dismiss", onclick: () => { messages.delete(key); refreshLists(); } }, "✕") : null);
+}
+
+function say(text, tone) {
+  const node = $("#lists-status");
+  node.textContent = text;
+  node.hidden = !text;
+  node.className = `row-message ${tone || "bad"}`;
+}
+
+// A virtual-clock time as date and time of day (UTC), on two short lines.
+function when(iso) {
+  if (!iso) return "";
+  const [date, time] = String(iso).replace(/(\.\d+)?Z$/, "").split("T");
+  return el("span", { class: "when", title: `${iso} (UTC)` }, el("span", { class: "nowrap" }, date), " ",
+    el("span", { class: "nowrap" }, time || ""));
+}
+
+function statePill(state) {
+  return el("span", { class: `state-pill state-${state}` }, state);
 }
 
 function money(amount) {
@@ -214,31 +300,43 @@ function money(amount) {
 function paymentRow(p) {
   // The dashboard lives on one port, so it names the environment in the path.
   const base = "/_sandbox/dashboard/payments/" + [p.environment, p.msn, p.reference].map(encodeURIComponent).join("/");
+  const key = `payment|${p.environment}|${p.msn}|${p.reference}`;
   const open = p.state === "CREATED";
-  const button = (action, cls) => el("button", { class: cls, "data-action": action, disabled: !open,
-    onclick: () => act(`${base}/${action}`, `${action} ${p.reference}`) }, action);
+  const refusal = open ? p.approveRefusal : null;  // a magic amount: the landing page refuses it too
+  const button = (action, cls, why) => el("button", { class: cls, type: "button", "data-action": action,
+    disabled: !open || Boolean(why), title: why || (open ? null : `the payment is ${p.state}`),
+    onclick: () => act(`${base}/${action}`, action, key, "this payment") }, action);
   return el("tr", { "data-reference": p.reference, "data-state": p.state },
-    el("td", {}, p.environment || ""), el("td", {}, p.msn), el("td", { class: "path" }, p.reference,
-      p.description ? el("div", { class: "muted" }, p.description) : null),
-    el("td", {}, money(p.amount)), el("td", { class: "state" }, p.state), el("td", {}, p.createdAt || ""),
-    el("td", {}, button("approve"), button("reject", "secondary"), button("expire", "secondary"),
-      open ? el("a", { href: p.landingUrl, target: "_blank" }, "landing page") : null));
+    el("td", {}, el("div", { class: `env env-${p.environment}` }, p.environment || ""),
+      el("div", { class: "msn-cell" }, p.msn)),
+    el("td", {}, el("span", { class: "id" }, p.reference), p.description ? el("div", { class: "muted" }, p.description) : null),
+    el("td", { class: "num" }, money(p.amount)), el("td", { class: "state" }, statePill(p.state)),
+    el("td", {}, when(p.createdAt)),
+    el("td", { class: "actions" },
+      button("approve", "", refusal ? `Cannot be approved: ${refusal.reason}` : null),
+      button("reject", "secondary"), button("expire", "secondary"),
+      open ? el("a", { href: p.landingUrl, target: "_blank" }, "landing page ↗") : null,
+      refusal ? el("div", { class: "why", "data-error-code": refusal.code },
+        `Approve is off: ${refusal.reason}`) : null,
+      rowMessage(key)));
 }
 
 function orderRow(o) {
   const base = `/_sandbox/product-orders/${encodeURIComponent(o.id)}`;
   // Vipps MobilePay completes only what the merchant submitted; anything not final can be rejected.
   const final = ["COMPLETED", "REJECTED", "EXPIRED"].includes(o.status);
+  const key = `order|${o.id}`;
   return el("tr", { "data-order": o.id, "data-status": o.status },
-    el("td", { class: "path" }, el("a", { href: o.page, target: "_blank" }, o.id)), el("td", {}, o.partner || ""),
+    el("td", {}, el("a", { class: "id", href: o.page, target: "_blank" }, o.id)), el("td", {}, o.partner || ""),
     el("td", {}, o.merchant || "", o.salesUnit ? el("div", { class: "muted" }, `MSN ${o.salesUnit.msn}`) : null),
-    el("td", { class: "state" }, o.status), el("td", {}, o.createdAt || ""),
-    el("td", {},
-      el("button", { "data-action": "complete", disabled: o.status !== "ORDER_SUBMITTED",
-        title: "the merchant must submit the order first",
-        onclick: () => act(`${base}/complete`, `complete ${o.id}`) }, "complete"),
-      el("button", { class: "secondary", "data-action": "reject", disabled: final,
-        onclick: () => act(`${base}/reject`, `reject ${o.id}`) }, "reject")));
+    el("td", { class: "state" }, statePill(o.status)), el("td", {}, when(o.createdAt)),
+    el("td", { class: "actions" },
+      el("button", { type: "button", "data-action": "complete", disabled: o.status !== "ORDER_SUBMITTED",
+        title: o.status === "ORDER_SUBMITTED" ? null : "the merchant must submit the order first",
+        onclick: () => act(`${base}/complete`, "complete", key, "this order") }, "complete"),
+      el("button", { class: "secondary", type: "button", "data-action": "reject", disabled: final,
+        onclick: () => act(`${base}/reject`, "reject", key, "this order") }, "reject"),
+      rowMessage(key)));
 }
 
 function emptyRow(columns, text) {
@@ -246,16 +344,20 @@ function emptyRow(columns, text) {
 }
 
 async function refreshLists() {
+  const problems = [];
   try {
     const payments = await getJSON("/_sandbox/payments");
     $("#payments-table tbody").replaceChildren(...(payments.length ? payments.map(paymentRow)
-      : [emptyRow(7, "No payments yet.")]));
-  } catch (error) { say(`payments unavailable (${error.message})`); }
+      : [emptyRow(6, "No payments yet: create one with the ePayment API, or run a scenario.")]));
+    $("#payments-count").textContent = payments.length ? `(${payments.length})` : "";
+  } catch (error) { problems.push(`The payments could not be read (${error.message}).`); }
   try {
     const orders = await getJSON("/_sandbox/product-orders");
     $("#orders-table tbody").replaceChildren(...(orders.length ? orders.map(orderRow)
       : [emptyRow(6, "No product orders yet.")]));
-  } catch (error) { say(`product orders unavailable (${error.message})`); }
+    $("#orders-count").textContent = orders.length ? `(${orders.length})` : "";
+  } catch (error) { problems.push(`The product orders could not be read (${error.message}).`); }
+  say(problems.join(" "));
   try {
     const clock = await getJSON("/_sandbox/clock");
     clockState = { offset: new Date(clock.now).getTime() - Date.now(), frozen: clock.frozen, now: clock.now };
@@ -272,6 +374,12 @@ function tickClock() {
   $("#clock-frozen").textContent = clockState.frozen ? "(frozen)" : "";
 }
 
+function duration(seconds) {
+  if (seconds % 86400 === 0) return seconds === 86400 ? "1 day" : `${seconds / 86400} days`;
+  if (seconds % 3600 === 0) return seconds === 3600 ? "1 hour" : `${seconds / 3600} hours`;
+  return `${seconds} s`;
+}
+
 async function advanceClock() {
   const choice = $("#clock-step").value;
   let seconds = Number(choice);
@@ -280,9 +388,28 @@ async function advanceClock() {
     const midnight = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1);
     seconds = Math.ceil((midnight - now.getTime()) / 1000) + 1;
   }
-  const result = await post("/_sandbox/clock", { advanceSeconds: seconds });
-  say(`clock advanced by ${seconds} s: HTTP ${result.status}`);
+  const node = $("#action-result");
+  try {
+    const result = await post("/_sandbox/clock", { advanceSeconds: seconds });
+    if (result.status === 401) askForToken();
+    node.className = `row-message ${result.ok ? "good" : "bad"}`;
+    node.textContent = result.ok ? `The clock advanced by ${duration(seconds)}.`
+      : `Could not advance the clock: ${plainWords(result.status, result.text)}`;
+  } catch (error) {
+    node.className = "row-message bad";
+    node.textContent = `Could not advance the clock: the sandbox did not answer (${error.message}).`;
+  }
   await refreshLists();
+}
+
+// Folded sections stay folded across reloads (a trainer folds the log once).
+function rememberFolds() {
+  for (const details of document.querySelectorAll("details.fold")) {
+    const saved = localStorage.getItem(`vipps-sandbox-fold-${details.id}`);
+    if (saved) details.open = saved === "open";
+    details.addEventListener("toggle", () =>
+      localStorage.setItem(`vipps-sandbox-fold-${details.id}`, details.open ? "open" : "closed"));
+  }
 }
 
 async function start() {
@@ -293,6 +420,8 @@ async function start() {
     .catch((e) => { $("#matrix-table").textContent = `unavailable (${e.message})`; });
   $("#clock-advance").addEventListener("click", advanceClock);
   $("#log-show-control").addEventListener("change", refreshLog);
+  $("#log-rows").addEventListener("change", refreshLog);
+  rememberFolds();
   await Promise.all([refreshLog(), refreshLists()]);
   setInterval(refreshLog, 1000);
   setInterval(tickClock, 1000);

@@ -123,12 +123,14 @@ def payment_rows(app: web.Application) -> list[dict]:
     rows = []
     for payment in reversed(backend.payments.values()):
         created = payment.events[0].timestamp if payment.events else None
+        refused = backend.refusal(payment)  # a test-environment magic amount: the landing page refuses it too
         rows.append({
             "environment": str(payment.env), "msn": payment.msn, "reference": payment.reference,
             "state": str(payment.state), "amount": payment.amount(payment.value),
             "aggregate": payment.aggregate(), "description": payment.description, "userFlow": payment.user_flow,
             "createdAt": iso_utc(created) if created is not None else None,
             "landingUrl": f"/_sandbox/landing?token={backend.landing_token(payment)}",
+            "approveRefusal": {"code": refused[0], "reason": refused[1]} if refused is not None else None,
         })
     return rows
 

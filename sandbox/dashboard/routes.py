@@ -13,6 +13,7 @@ from aiohttp import web
 
 from sandbox.core.errors import GatewayNotFound
 from sandbox.dashboard.feeds import PAYMENT_ACTIONS, building, payment_action, payment_rows, product_order_rows
+from sandbox.dashboard.icon import ICON_SVG
 from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME
 from sandbox.gateway.front_door import routes
@@ -20,6 +21,8 @@ from sandbox.gateway.policy import matrix
 
 #: The only files served, so no path ever reaches the file system unchecked.
 ASSETS = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
+#: The favicon is kept a day: a browser asks for it on every page otherwise.
+ICON_HEADERS = {"Cache-Control": "public, max-age=86400"}
 
 
 def _asset(name: str) -> str:
@@ -33,9 +36,20 @@ async def page(request: web.Request) -> web.Response:
 
 async def asset(request: web.Request) -> web.Response:
     name = request.match_info["name"]
+    if name == "favicon.svg":
+        return favicon(request)
     if name not in ASSETS:
         raise GatewayNotFound(f"The dashboard has no file {name!r}.", rule="unknown-path")
     return web.Response(text=_asset(name), content_type=ASSETS[name], headers={"Cache-Control": "no-store"})
+
+
+def favicon(request: web.Request) -> web.Response:
+    return web.Response(text=ICON_SVG, content_type="image/svg+xml", headers=ICON_HEADERS)
+
+
+async def root_favicon(request: web.Request) -> web.Response:
+    """GET /favicon.ico: what a browser asks for when a page names no icon (a QR code or a feed opened alone)."""
+    return favicon(request)
 
 
 async def building_feed(request: web.Request) -> web.Response:
@@ -72,3 +86,4 @@ def setup(app: web.Application) -> None:
     router.add_get("/_sandbox/product-orders", product_orders_feed, name="sandbox.product_orders.list")
     router.add_post("/_sandbox/dashboard/payments/{env}/{msn}/{reference}/{action}", payment_action_route,
                         name="sandbox.dashboard.payment_action")
+    router.add_get("/favicon.ico", root_favicon, name="sandbox.favicon")

@@ -221,6 +221,8 @@ SANDBOX_DASHBOARD_ROUTES = served_by(
       summary="every product order"),
     R("sandbox.dashboard.payment_action", "POST", "/_sandbox/dashboard/payments/{env}/{msn}/{reference}/{action}",
       Api.SANDBOX, summary="approve, reject or expire a payment of either environment from the dashboard"),
+    R("sandbox.favicon", "GET", "/favicon.ico", Api.SANDBOX,
+      summary="the sandbox's icon, for a browser that opens a page naming none (a QR code)"),
 )
 
 # The request log and the control plane: reset, snapshots, key regeneration, faults (issue 6).

@@ -157,6 +157,7 @@ async def test_dashboard_buttons_act_on_payments_orders_and_the_clock(browser, s
         await sandbox.request("GET", "/epayment/v1/payments/dash-button-1", "production", keyset=management,
                               msn=sandbox.msn_role("self-managed-1"))
         await page.locator("#log-table tr.denied").first.wait_for()
+        await page.set_viewport_size({"width": 1280, "height": 800})  # a laptop or a classroom projector
         await page.screenshot(path=target, full_page=True)
 
 

@@ -42,9 +42,13 @@ def render_page(view: dict) -> str:
     history = "".join(f"<li>{escape(h['at'])}: {escape(h['status'])}</li>" for h in view["history"])
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Product order {escape(order_id)}</title>
+<link rel="icon" href="/_sandbox/dashboard/favicon.svg" type="image/svg+xml">
 <style>body{{font-family:sans-serif;max-width:46em;margin:2em auto}}th{{text-align:left;padding-right:1em}}
-form{{margin:.5em 0}}</style></head>
-<body><h1>Product order</h1><p><code>{escape(order_id)}</code> (vipps-sandbox: the merchant's view)</p>
+form{{margin:.5em 0}}.sandbox-marker{{background:#1d1d24;color:#fff;border-radius:8px;padding:.5em .75em}}
+.sandbox-marker strong{{color:#ffd23f;letter-spacing:.08em;margin-right:.4em}}</style></head>
+<body><p class="sandbox-marker" data-sandbox-marker role="note"><strong>SANDBOX</strong>A simulated
+Vipps MobilePay portal page: no real merchant agreement is made.</p>
+<h1>Product order</h1><p><code>{escape(order_id)}</code> (vipps-sandbox: the merchant's view)</p>
 <table>{''.join(rows)}</table>
 <h2>Actions</h2>{''.join(forms) or '<p>None: this order is finished.</p>'}
 <h2>History</h2><ul>{history}</ul>
