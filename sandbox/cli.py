@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("--type", choices=[str(t) for t in KeyType])
     keys.add_argument("--env", choices=[str(e) for e in Env])
     keys.add_argument("--role", help="only the key sets whose owner has this role (e.g. premium, premium-shop-1)")
-    keys.add_argument("--fixture", type=Path)
-    keys.add_argument("--seed", type=int)
+    keys.add_argument("--fixture", type=Path, default=os.environ.get("VIPPS_SANDBOX_FIXTURE") or None,
+                      help="TinyDB fixture file (default: $VIPPS_SANDBOX_FIXTURE, else the bundled one), as serve")
+    keys.add_argument("--seed", type=int, help="a fixture generated from this seed, as serve --seed")
 
     fixture = commands.add_parser("fixture", help="fixture tools")
     fixture_commands = fixture.add_subparsers(dest="fixture_command", required=True)

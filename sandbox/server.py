@@ -76,7 +76,9 @@ async def serve_forever(settings: Settings) -> None:
     print(f"vipps-sandbox serving the test environment (apitest.vipps.no) on {sandbox.test_url}{bound}", flush=True)
     print(f"vipps-sandbox serving the production environment (api.vipps.no) on {sandbox.prod_url}{bound}",
           flush=True)
-    print(f"List the keys with `vipps-sandbox keys` or GET {sandbox.test_url}/_sandbox/keys", flush=True)
+    same = f" --seed {settings.seed}" if settings.seed is not None else \
+        f" --fixture {settings.fixture}" if settings.fixture is not None else ""
+    print(f"List the keys with `vipps-sandbox keys{same}` or GET {sandbox.test_url}/_sandbox/keys", flush=True)
     if sandbox.app[ADMIN_TOKEN_GENERATED]:
         print(f"The control plane (/_sandbox/) needs 'Authorization: Bearer {settings.admin_token}' "
               "(generated; choose one with --admin-token or VIPPS_SANDBOX_ADMIN_TOKEN).", flush=True)

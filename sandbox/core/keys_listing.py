@@ -69,6 +69,10 @@ def table(rows: list[dict]) -> str:
     what is copied (type, environment, role, owner, client_id in full), then indented lines with its
     masked secrets, the MSNs it reaches and what it opens; long lines wrap, nothing is cut."""
     headers = ["type", "env", "role", "owner", "client_id"]
+    # One owner's key sets together, by role (then owner), each type's test keys before production's.
+    kinds, envs = [str(t) for t in KeyType], [str(e) for e in Env]
+    rows = sorted(rows, key=lambda r: (r["role"] is None, r["role"] or "", r["owner"], kinds.index(r["type"]),
+                                       envs.index(r["environment"])))
     lines = [[r["type"], r["environment"], r["role"] or "-", r["owner"], r["client_id"]] for r in rows]
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(headers)]
     count = f"{len(rows)} key set{'s' if len(rows) != 1 else ''}."

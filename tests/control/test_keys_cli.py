@@ -164,3 +164,30 @@ async def test_control_plane_refuses_an_unknown_role_in_the_problem_format(sandb
     assert reply.status == 400
     assert reply.headers["Content-Type"].startswith("application/problem+json")
     assert "nobody" in reply.json["detail"] and "premium-shop-1" in reply.json["detail"]
+
+
+def test_the_table_keeps_one_owners_key_sets_together(table_output, fixture_tables):
+    """A newcomer looks for a shop by role: its test and production merchant keys stand next to each other,
+    test first, for every sales unit of the fixture."""
+    table = table_output.splitlines()
+    for unit in fixture_tables["sales_units"]:
+        ids = [r["client_id"] for r in fixture_tables["keys"] if r["owner"] == unit["msn"]]
+        lines = sorted(n for n, line in enumerate(table) if any(i in line for i in ids))
+        assert len(lines) == len(ids), (unit["msn"], lines)
+        if len(lines) == 2:
+            assert lines[1] - lines[0] <= 4, (unit["role"], unit["msn"], lines)  # a key set takes 2-4 lines
+            assert " test " in table[lines[0]] and " production " in table[lines[1]], unit["msn"]
+
+
+def test_keys_reads_the_fixture_serve_reads(tmp_path):
+    """VIPPS_SANDBOX_FIXTURE chooses the fixture of `keys` as it does for `serve`, so the keys listed are the
+    keys the server knows."""
+    out = tmp_path / "shop.json"
+    made = subprocess.run([sys.executable, "-m", "sandbox", "fixture", "generate", "--seed", "7", "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert made.returncode == 0, made.stderr
+    wanted = {r["client_id"] for r in store.read(out)["keys"]}
+    result = subprocess.run([sys.executable, "-m", "sandbox", "keys", "--json"], capture_output=True, text=True,
+                            cwd=ROOT, timeout=60, env=dict(os.environ, VIPPS_SANDBOX_FIXTURE=str(out)))
+    assert result.returncode == 0, result.stderr
+    assert {r["client_id"] for r in json.loads(result.stdout)} == wanted
