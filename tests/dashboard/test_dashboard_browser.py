@@ -6,29 +6,17 @@ Set DASHBOARD_SCREENSHOT=docs/dashboard.png to save the screenshot the README sh
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
+from browser_support import TIMEOUT_MS, chromium, needs_chromium, prefilled_order
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TIMEOUT_MS = 10_000
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 async def browser():
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 async def create_payment(sandbox, reference: str, role: str = "premium-shop-1", value: int = 24900) -> dict:
@@ -163,19 +151,7 @@ async def test_dashboard_buttons_act_on_payments_orders_and_the_clock(browser, s
 
 async def product_order(sandbox) -> str:
     """A partner prefills a product order for a new merchant, who submits it (the Management API's flow)."""
-    partner = sandbox.key("partner", owner=sandbox.partner_role("premium"))
-    packages = await sandbox.request("GET", "/management/v1/partners/price-packages", "production", keyset=partner)
-    assert packages.status == 200, packages.text
-    body = {"businessIdentifier": {"scheme": "business:NO:ORG", "id": "912345688"},
-            "pricePackageId": next(p["pricePackageId"] for p in packages.json if p["market"] == "NO"),
-            "productType": "PAYMENT_INTEGRATION", "salesUnitName": "Dashboard Sykler",
-            "settlementBankAccount": {"scheme": "BBAN:NO", "id": "86011117947"}, "productUseCase": "Website",
-            "annualTurnover": 1000000, "hasRecurring": False,
-            "website": {"url": "https://sykler.example.no", "termsUrl": "https://sykler.example.no/terms"}}
-    reply = await sandbox.request("POST", "/management/v1/product-orders", "production", keyset=partner,
-                                  json_body=body, headers={"Idempotency-Key": "dash-order-1"})
-    assert reply.status == 201, reply.text
-    order_id = reply.json["prefilledOrderId"]
+    order_id = await prefilled_order(sandbox, "Dashboard Sykler", "dash-order-1")
     submitted = await sandbox.request("POST", f"/_sandbox/product-orders/{order_id}/submit", "production")
     assert submitted.status == 200, submitted.text
     return order_id

@@ -5,7 +5,7 @@ In Debian's headless Chromium (see browser_support), because only a real browser
 
 from __future__ import annotations
 
-from browser_support import chromium, log_entries, needs_chromium, new_page, wait_for_entry
+from browser_support import chromium, log_entries, needs_chromium, new_page, prefilled_order, wait_for_entry
 from epayment_support import create_body, merchant
 
 pytestmark = needs_chromium
@@ -77,7 +77,7 @@ async def test_the_rejected_and_product_order_pages_say_sandbox_too(sandbox):
         await assert_visible_marker(page)
         assert (await shop.get("landing-marker-3")).json["state"] == "ABORTED"
 
-        order_id = await prefilled_order(sandbox)
+        order_id = await prefilled_order(sandbox, "Marker Sykler", "marker-order-1")
         response = await page.goto(sandbox.url("production") + f"/_sandbox/product-orders/{order_id}")
         assert response is not None and response.status == 200
         await assert_visible_marker(page)
@@ -85,19 +85,3 @@ async def test_the_rejected_and_product_order_pages_say_sandbox_too(sandbox):
         assert (icon["path"], icon["status"]) == ("/_sandbox/dashboard/favicon.svg", 200)
         assert errors == []
     assert not [e for e in await log_entries(sandbox) if e["path"] == "/favicon.ico"]
-
-
-async def prefilled_order(sandbox) -> str:
-    partner_keys = sandbox.key("partner", owner=sandbox.partner_role("premium"))
-    packages = await sandbox.request("GET", "/management/v1/partners/price-packages", "production",
-                                     keyset=partner_keys)
-    body = {"businessIdentifier": {"scheme": "business:NO:ORG", "id": "912345688"},
-            "pricePackageId": next(p["pricePackageId"] for p in packages.json if p["market"] == "NO"),
-            "productType": "PAYMENT_INTEGRATION", "salesUnitName": "Marker Sykler",
-            "settlementBankAccount": {"scheme": "BBAN:NO", "id": "86011117947"}, "productUseCase": "Website",
-            "annualTurnover": 1000000, "hasRecurring": False,
-            "website": {"url": "https://sykler.example.no", "termsUrl": "https://sykler.example.no/terms"}}
-    reply = await sandbox.request("POST", "/management/v1/product-orders", "production", keyset=partner_keys,
-                                  json_body=body, headers={"Idempotency-Key": "marker-order-1"})
-    assert reply.status == 201, reply.text
-    return reply.json["prefilledOrderId"]

@@ -58,3 +58,20 @@ async def wait_for_entry(sandbox, matches, timeout: float = 8.0) -> dict:
         if loop.time() > deadline:
             raise AssertionError("no such request reached the sandbox")
         await asyncio.sleep(0.1)
+
+
+async def prefilled_order(sandbox, name: str, idempotency_key: str) -> str:
+    """A partner prefills a product order for a new Norwegian merchant (the Management API's flow): its id."""
+    partner = sandbox.key("partner", owner=sandbox.partner_role("premium"))
+    packages = await sandbox.request("GET", "/management/v1/partners/price-packages", "production", keyset=partner)
+    assert packages.status == 200, packages.text
+    body = {"businessIdentifier": {"scheme": "business:NO:ORG", "id": "912345688"},
+            "pricePackageId": next(p["pricePackageId"] for p in packages.json if p["market"] == "NO"),
+            "productType": "PAYMENT_INTEGRATION", "salesUnitName": name,
+            "settlementBankAccount": {"scheme": "BBAN:NO", "id": "86011117947"}, "productUseCase": "Website",
+            "annualTurnover": 1000000, "hasRecurring": False,
+            "website": {"url": "https://sykler.example.no", "termsUrl": "https://sykler.example.no/terms"}}
+    reply = await sandbox.request("POST", "/management/v1/product-orders", "production", keyset=partner,
+                                  json_body=body, headers={"Idempotency-Key": idempotency_key})
+    assert reply.status == 201, reply.text
+    return reply.json["prefilledOrderId"]
