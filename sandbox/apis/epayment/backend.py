@@ -163,6 +163,9 @@ class PaymentsBackend:
     def clear(self) -> None:
         """The reset hook: no payments, no idempotency records, pspReferences count from the start."""
         self.payments: dict[tuple[Env, str, str], Payment] = {}
+        #: Every payment's key in the order made (payments are never removed one by one), so that a page of the
+        #: newest ones is a slice: O(page), however many payments there are.
+        self.order: list[tuple[Env, str, str]] = []
         self.idempotency: dict[tuple[Env, str, str, str], IdempotencyRecord] = {}
         self._expiry_heap: list[tuple[float, tuple[Env, str, str]]] = []
         self._seq = 0
@@ -204,6 +207,7 @@ class PaymentsBackend:
         heapq.heapify(heap)
         self.clear()
         self.payments, self.idempotency, self._expiry_heap, self._seq = payments, idempotency, heap, seq
+        self.order = list(payments)
 
     # -- time and expiry ----------------------------------------------------------------------
     def now(self) -> float:
@@ -253,6 +257,15 @@ class PaymentsBackend:
                 return OpaqueDenial(answer.status, answer.title, answer.detail, code=answer.code, rule=rule,
                                     reason=why + " The caller gets the 404 of a reference that does not exist.")
         return answer
+
+    def newest(self, limit: int, before: int | None = None) -> tuple[list[Payment], int | None]:
+        """A page of payments, newest first: at most `limit` of those made before the `before`-th (all, when
+        None), and the cursor of the next, older page (None when this one reaches the oldest). O(limit)."""
+        end = len(self.order) if before is None else max(0, min(before, len(self.order)))
+        start = max(0, end - limit)
+        payments = self.payments
+        page = [payments[key] for key in reversed(self.order[start:end])]
+        return page, (start or None)
 
     # -- events -------------------------------------------------------------------------------
     def _record(self, payment: Payment, name: str, value: int, key: str | None, at: float | None = None,
@@ -340,6 +353,7 @@ class PaymentsBackend:
             payment.qr = _qr_kind(body.get("qrFormat") or {})
         stored_key = (env, unit.msn, reference)
         self.payments[stored_key] = payment
+        self.order.append(stored_key)
         payment.psp = self._record(payment, "CREATED", value, key).psp
         heapq.heappush(self._expiry_heap, (expires_at, stored_key))
         self.remember(env, msn, "create", key, fp, payment)
