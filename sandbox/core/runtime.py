@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import secrets
 from collections.abc import Callable
 
 from sandbox.core.clock import VirtualClock
@@ -40,6 +41,9 @@ class Runtime:
         self._pristine_world = self._pickle_world(World(copy.deepcopy(self.fixture_tables)))
         self.world = self._fresh_world()
         self.tokens = TokenService(self.clock, self.world)
+        #: The key of the landing pages' tokens (HMAC-SHA256): random per process; with --state, the one kept
+        #: in the state directory (sandbox/ops/persistence.py), so links outlive a restart.
+        self.landing_key: bytes = secrets.token_bytes(32)
         #: The documented ePayment rate limits, when switched on (--rate-limits); cleared on reset.
         self.rate_limiter = RateLimiter() if settings.rate_limits else None
         #: Called with (event kind, payload) for every domain event, e.g. ("epayment.captured", {...}).

@@ -343,13 +343,41 @@ function emptyRow(columns, text) {
   return el("tr", {}, el("td", { colspan: columns, class: "muted" }, text));
 }
 
+// The payment feed is paged (newest first): the page shows the newest PAYMENTS_STEP, and more on request.
+const PAYMENTS_STEP = 100;
+const FEED_PAGE_MAX = 1000;  // the most one request of the feed may ask for
+let paymentsWanted = PAYMENTS_STEP;
+
+async function fetchPayments(wanted) {
+  const rows = [];
+  let before = null;
+  let total = 0;
+  while (rows.length < wanted) {
+    const limit = Math.min(wanted - rows.length, FEED_PAGE_MAX);
+    const page = await getJSON(`/_sandbox/payments?limit=${limit}`
+      + (before === null ? "" : `&before=${encodeURIComponent(before)}`));
+    rows.push(...page.payments);
+    total = page.total;
+    if (page.next === null || page.next === undefined) break;
+    before = page.next;
+  }
+  return { rows, total };
+}
+
+function showMorePayments() {
+  paymentsWanted += PAYMENTS_STEP;
+  refreshLists();
+}
+
 async function refreshLists() {
   const problems = [];
   try {
-    const payments = await getJSON("/_sandbox/payments");
+    const { rows: payments, total } = await fetchPayments(paymentsWanted);
     $("#payments-table tbody").replaceChildren(...(payments.length ? payments.map(paymentRow)
       : [emptyRow(6, "No payments yet: create one with the ePayment API, or run a scenario.")]));
-    $("#payments-count").textContent = payments.length ? `(${payments.length})` : "";
+    $("#payments-count").textContent = !total ? ""
+      : (payments.length < total ? `(newest ${payments.length} of ${total})` : `(${total})`);
+    $("#payments-more").hidden = payments.length >= total;
   } catch (error) { problems.push(`The payments could not be read (${error.message}).`); }
   try {
     const orders = await getJSON("/_sandbox/product-orders");
@@ -419,6 +447,7 @@ async function start() {
   getJSON("/_sandbox/matrix").then(renderMatrix)
     .catch((e) => { $("#matrix-table").textContent = `unavailable (${e.message})`; });
   $("#clock-advance").addEventListener("click", advanceClock);
+  $("#payments-more").addEventListener("click", showMorePayments);
   $("#log-show-control").addEventListener("change", refreshLog);
   $("#log-rows").addEventListener("change", refreshLog);
   rememberFolds();

@@ -114,14 +114,22 @@ def _payments(app: web.Application):
     return app.get(PAYMENTS)
 
 
-def payment_rows(app: web.Application) -> list[dict]:
-    """Every payment of both environments, newest first, with a link to its landing page."""
+#: Payments per page of the feed when none is asked for, and the most one page may hold.
+PAGE_DEFAULT, PAGE_MAX = 100, 1000
+
+
+def payment_page(app: web.Application, limit: int = PAGE_DEFAULT, before: int | None = None) -> dict:
+    """A page of the payments of both environments, newest first, each with a link to its landing page.
+
+    {"payments": [...], "total": every payment, "next": the `before` of the next (older) page, or None}. The
+    work is O(page): rows are made only for the page, so a sandbox with many payments never blocks the loop."""
     backend = _payments(app)
     if backend is None:
-        return []
+        return {"payments": [], "total": 0, "next": None}
     backend.sweep()  # payments due to expire on the virtual clock show as EXPIRED
+    page, cursor = backend.newest(limit, before)
     rows = []
-    for payment in reversed(backend.payments.values()):
+    for payment in page:
         created = payment.events[0].timestamp if payment.events else None
         refused = backend.refusal(payment)  # a test-environment magic amount: the landing page refuses it too
         rows.append({
@@ -132,7 +140,7 @@ def payment_rows(app: web.Application) -> list[dict]:
             "landingUrl": f"/_sandbox/landing?token={backend.landing_token(payment)}",
             "approveRefusal": {"code": refused[0], "reason": refused[1]} if refused is not None else None,
         })
-    return rows
+    return {"payments": rows, "total": len(backend.payments), "next": None if cursor is None else str(cursor)}
 
 
 def payment_action(app: web.Application, env: str, msn: str, reference: str, action: str) -> dict:

@@ -11,8 +11,16 @@ from importlib import resources
 
 from aiohttp import web
 
-from sandbox.core.errors import GatewayNotFound
-from sandbox.dashboard.feeds import PAYMENT_ACTIONS, building, payment_action, payment_rows, product_order_rows
+from sandbox.core.errors import Detail, GatewayNotFound, Problem
+from sandbox.dashboard.feeds import (
+    PAGE_DEFAULT,
+    PAGE_MAX,
+    PAYMENT_ACTIONS,
+    building,
+    payment_action,
+    payment_page,
+    product_order_rows,
+)
 from sandbox.dashboard.icon import ICON_SVG
 from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME
@@ -60,8 +68,21 @@ async def matrix_feed(request: web.Request) -> web.Response:
     return web.json_response(matrix())
 
 
+def _whole_number(request: web.Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.isascii() and raw.isdigit() and len(raw) <= 19 and low <= int(raw) <= high:
+        return int(raw)
+    reason = f"Must be a whole number from {low} to {high}."
+    raise Problem(400, "Bad Request", f"{name}: {reason}", details=[Detail(name, reason)], rule="query-invalid")
+
+
 async def payments_feed(request: web.Request) -> web.Response:
-    return web.json_response(payment_rows(request.app))
+    """GET /_sandbox/payments?limit=&before= — a page of payments, newest first (the `next` of the last page)."""
+    limit = _whole_number(request, "limit", PAGE_DEFAULT, 1, PAGE_MAX)
+    before = _whole_number(request, "before", None, 0, 2**62)
+    return web.json_response(payment_page(request.app, limit or PAGE_DEFAULT, before))
 
 
 async def product_orders_feed(request: web.Request) -> web.Response:

@@ -21,6 +21,7 @@ SNAPSHOT = "snapshot.json"
 JOURNAL = "journal.jsonl"
 IDS_SEED = "ids-seed"
 SIGNING_KEY = "signing-key.pem"  # the token signing key, so tokens outlive a restart
+LANDING_KEY = "landing-key"  # the landing pages' token key (hex), so landing links outlive a restart
 #: Compact when the journal is this big, or bigger than twice the last snapshot: amortised O(1) a write.
 MIN_COMPACT_BYTES = int(os.environ.get("VIPPS_SANDBOX_COMPACT_BYTES", 4 * 1024 * 1024))
 

@@ -21,7 +21,7 @@ from sandbox.core.model import MIAMI_KEY_TYPES, Env
 from sandbox.core.runtime import Runtime
 from sandbox.gateway.context import RUNTIME, CallContext
 from sandbox.gateway.tokens import new_private_pem
-from sandbox.ops.journal import SIGNING_KEY, Journal, fsync_dir, fsync_file
+from sandbox.ops.journal import LANDING_KEY, SIGNING_KEY, Journal, fsync_dir, fsync_file
 from sandbox.ops.snapshots import read_snapshot, write_snapshot
 
 log = logging.getLogger("sandbox.persistence")
@@ -173,6 +173,11 @@ def enable(app: web.Application, directory: Path) -> Persistence:
     except ValueError as exc:
         raise ValueError(f"{directory / SIGNING_KEY} is not a usable signing key ({exc}). Remove it and a new one "
                          "is made at start; tokens signed with the old one then stop working.") from exc
+    landing = persistence.journal.kept(LANDING_KEY, lambda: secrets.token_hex(32)).strip()
+    if len(landing) < 32:
+        raise ValueError(f"{directory / LANDING_KEY} is too short to be a landing-token key. Remove it and a new one "
+                         "is made at start; landing links made before then stop working.")
+    app[RUNTIME].landing_key = landing.encode()
     app[PERSISTENCE] = persistence
     app.on_cleanup.append(_close_journal)
     return persistence

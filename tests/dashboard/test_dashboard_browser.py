@@ -181,3 +181,23 @@ async def test_off_loopback_the_page_asks_for_the_admin_token(browser):
         await page.locator("#log-status").filter(has_text="entries").wait_for()
     finally:
         await running.stop()
+
+
+async def test_the_payments_table_shows_the_newest_page_and_older_ones_on_request(browser, sandbox):
+    """The feed is paged (finding 15): the page shows the newest 100 payments, and 100 more per click."""
+    from snapshot_support import add_copies, edit_state, payment_records
+
+    await create_payment(sandbox, "dash-page-seed")
+    await edit_state(sandbox, lambda data: add_copies(data, payment_records(data)[0], 149, "dash-page"))
+    page, errors = await open_dashboard(browser, sandbox)
+    rows = page.locator("#payments-table tbody tr[data-reference]")
+    await page.locator('#payments-table tr[data-reference="dash-page-00148"]').wait_for()
+    assert await rows.count() == 100
+    assert await page.locator("#payments-count").inner_text() == "(newest 100 of 150)"
+    more = page.locator("#payments-more")
+    await more.click()
+    await page.locator('#payments-table tr[data-reference="dash-page-seed"]').wait_for()
+    assert await rows.count() == 150
+    assert await page.locator("#payments-count").inner_text() == "(150)"
+    assert await more.is_hidden()
+    assert errors == []

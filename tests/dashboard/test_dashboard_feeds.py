@@ -4,7 +4,23 @@ from __future__ import annotations
 
 import json
 
+from snapshot_support import add_copies, edit_state, payment_records
+
+from sandbox.apis.epayment.routes import PAYMENTS
+from sandbox.dashboard.feeds import PAGE_DEFAULT, PAGE_MAX
 from sandbox.gateway.policy import matrix
+
+
+def count_calls(obj, name: str):
+    """Counts the calls of obj.name from now on (the real method still runs); returns a reader of the count."""
+    real, calls = getattr(obj, name), [0]
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    setattr(obj, name, counted)
+    return lambda: calls[0]
 
 
 async def make_payment(sandbox, reference: str, env: str = "production") -> None:
@@ -49,7 +65,7 @@ async def test_the_matrix_is_the_policy_table(sandbox):
 async def test_payments_of_both_environments_are_listed_newest_first(sandbox):
     await make_payment(sandbox, "feed-test-0001", "test")
     await make_payment(sandbox, "feed-prod-0001", "production")
-    rows = (await sandbox.request("GET", "/_sandbox/payments", "test")).json
+    rows = (await sandbox.request("GET", "/_sandbox/payments", "test")).json["payments"]
     assert [(r["environment"], r["reference"], r["state"]) for r in rows] == [
         ("production", "feed-prod-0001", "CREATED"), ("test", "feed-test-0001", "CREATED")]
     assert rows[0]["landingUrl"].startswith("/_sandbox/landing?token=")
@@ -121,3 +137,49 @@ async def test_only_the_dashboard_files_are_served(sandbox):
     page = await sandbox.request("GET", "/_sandbox/", "production")
     assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
     assert "http://" not in page.text and "https://" not in page.text  # nothing from a CDN
+
+
+async def test_the_payment_feed_is_paged_and_a_page_costs_o_page_with_20000_payments(sandbox):
+    """Finding 15: the feed made a row for every payment on each call (and the dashboard calls it every few
+    seconds), blocking the event loop. Now a page of rows, newest first, with a cursor to the older ones."""
+    await make_payment(sandbox, "feed-many-seed")
+    await edit_state(sandbox, lambda data: add_copies(data, payment_records(data)[0], 20_000, "feed-many"))
+    backend = sandbox.running.app[PAYMENTS]
+    assert len(backend.payments) == 20_001
+    rows_made = count_calls(backend, "refusal")  # one call per row the feed makes (a spy: the real method runs)
+
+    first = await sandbox.request("GET", "/_sandbox/payments", "test")
+    assert first.status == 200, first.text
+    page = first.json
+    assert len(page["payments"]) == PAGE_DEFAULT and page["total"] == 20_001
+    assert [r["reference"] for r in page["payments"][:2]] == ["feed-many-19999", "feed-many-19998"]
+    assert len(first.text) < 1000 * PAGE_DEFAULT  # a page, not 20,000 rows
+    assert rows_made() == PAGE_DEFAULT
+
+    # The next pages follow on exactly, and the last one ends with the oldest payment.
+    second = (await sandbox.request("GET", f"/_sandbox/payments?before={page['next']}", "test")).json
+    assert second["payments"][0]["reference"] == f"feed-many-{19999 - PAGE_DEFAULT:05d}"
+    deep = (await sandbox.request("GET", "/_sandbox/payments?limit=3&before=3", "test")).json
+    assert [r["reference"] for r in deep["payments"]] == ["feed-many-00001", "feed-many-00000", "feed-many-seed"]
+    assert deep["next"] is None and rows_made() == 2 * PAGE_DEFAULT + 3
+    seen, before = [], None
+    while True:
+        query = f"?limit={PAGE_MAX}" + (f"&before={before}" if before is not None else "")
+        got = (await sandbox.request("GET", "/_sandbox/payments" + query, "test")).json
+        assert len(got["payments"]) <= PAGE_MAX
+        seen += [r["reference"] for r in got["payments"]]
+        if got["next"] is None:
+            break
+        before = got["next"]
+    assert seen == [f"feed-many-{n:05d}" for n in range(19_999, -1, -1)] + ["feed-many-seed"]
+    # A new payment goes on top without moving the pages already read.
+    await make_payment(sandbox, "feed-many-newest")
+    again = (await sandbox.request("GET", f"/_sandbox/payments?before={page['next']}", "test")).json
+    assert again["payments"] == second["payments"]
+
+
+async def test_the_payment_feed_refuses_bad_paging_with_400(sandbox):
+    for query in ("limit=0", f"limit={PAGE_MAX + 1}", "limit=ten", "before=-1", "before=1e3", "limit=%EF%BC%91"):
+        reply = await sandbox.request("GET", f"/_sandbox/payments?{query}", "test")
+        assert reply.status == 400, (query, reply.text)
+        assert reply.json["extraDetails"][0]["name"] in ("limit", "before")

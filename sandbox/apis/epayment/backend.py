@@ -27,6 +27,7 @@ from sandbox.apis.epayment.rules import (
     MAGIC_REFUND_AMOUNTS,
     MINIMUM_AMOUNT,
     check_reference,
+    check_return_url,
     iso,
     parse_rfc3339,
     problem,
@@ -152,14 +153,19 @@ def not_found(reference: str) -> Problem:
 class PaymentsBackend:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        # A fixed key: landing tokens are sandbox links, not secrets, and stay stable between runs.
-        self._token_key = hashlib.sha256(b"vipps-sandbox landing token").digest()
+        # Landing tokens are signed with the runtime's landing key: random per process, or kept in the state
+        # directory with --state (so links outlive a restart). Whoever holds a token may approve, reject or
+        # read its payment, so it must be unforgeable.
         self._tokens: dict[str, str] = {}
+        self._tokens_key: bytes | None = None  # the key the cached tokens were signed with
         self.clear()
 
     def clear(self) -> None:
         """The reset hook: no payments, no idempotency records, pspReferences count from the start."""
         self.payments: dict[tuple[Env, str, str], Payment] = {}
+        #: Every payment's key in the order made (payments are never removed one by one), so that a page of the
+        #: newest ones is a slice: O(page), however many payments there are.
+        self.order: list[tuple[Env, str, str]] = []
         self.idempotency: dict[tuple[Env, str, str, str], IdempotencyRecord] = {}
         self._expiry_heap: list[tuple[float, tuple[Env, str, str]]] = []
         self._seq = 0
@@ -201,6 +207,7 @@ class PaymentsBackend:
         heapq.heapify(heap)
         self.clear()
         self.payments, self.idempotency, self._expiry_heap, self._seq = payments, idempotency, heap, seq
+        self.order = list(payments)
 
     # -- time and expiry ----------------------------------------------------------------------
     def now(self) -> float:
@@ -250,6 +257,15 @@ class PaymentsBackend:
                 return OpaqueDenial(answer.status, answer.title, answer.detail, code=answer.code, rule=rule,
                                     reason=why + " The caller gets the 404 of a reference that does not exist.")
         return answer
+
+    def newest(self, limit: int, before: int | None = None) -> tuple[list[Payment], int | None]:
+        """A page of payments, newest first: at most `limit` of those made before the `before`-th (all, when
+        None), and the cursor of the next, older page (None when this one reaches the oldest). O(limit)."""
+        end = len(self.order) if before is None else max(0, min(before, len(self.order)))
+        start = max(0, end - limit)
+        payments = self.payments
+        page = [payments[key] for key in reversed(self.order[start:end])]
+        return page, (start or None)
 
     # -- events -------------------------------------------------------------------------------
     def _record(self, payment: Payment, name: str, value: int, key: str | None, at: float | None = None,
@@ -303,6 +319,7 @@ class PaymentsBackend:
         """POST /payments: validate, check the market's currency and minimum, store, answer 201."""
         validate("CreatePaymentRequest", body)
         assert isinstance(body, dict)
+        check_return_url(body)
         fp = self.fingerprint("", body)
         replayed = self.replay(env, msn, "create", key, fp)
         if replayed is not None:
@@ -336,6 +353,7 @@ class PaymentsBackend:
             payment.qr = _qr_kind(body.get("qrFormat") or {})
         stored_key = (env, unit.msn, reference)
         self.payments[stored_key] = payment
+        self.order.append(stored_key)
         payment.psp = self._record(payment, "CREATED", value, key).psp
         heapq.heappush(self._expiry_heap, (expires_at, stored_key))
         self.remember(env, msn, "create", key, fp, payment)
@@ -373,16 +391,24 @@ class PaymentsBackend:
         return at
 
     # -- the simulated user's links ------------------------------------------------------------
+    def _token_mac(self, data: bytes) -> bytes:
+        return hmac.new(self.runtime.landing_key, LANDING_TOKEN_CONTEXT + data, hashlib.sha256).digest()[:TOKEN_MAC]
+
     def landing_token(self, payment: Payment) -> str:
-        """A signed, opaque token naming the payment (and its CREATED event, so a reused reference
-        after a reset does not open the old link)."""
+        """A signed token naming the payment: HMAC-SHA256 over its environment, MSN, reference and pspReference
+        (the CREATED event's, so a reused reference after a reset does not open the old link), with this
+        sandbox's landing key. Another sandbox's token, or one for another payment, does not verify."""
         # References are [a-zA-Z0-9-] and MSNs digits, so "|" separates safely. GETs are hot, so recent
         # tokens are kept in a small bounded cache rather than on every payment (memory per payment).
+        key = self.runtime.landing_key
+        if key is not self._tokens_key:  # the key was set after start (--state): forget tokens of the old one
+            self._tokens.clear()
+            self._tokens_key = key
         raw = f"{payment.env.value}|{payment.msn}|{payment.reference}|{payment.psp}"
         token = self._tokens.get(raw)
         if token is None:
             data = raw.encode()
-            token = _b64(data) + "." + _b64(hmac.new(self._token_key, data, hashlib.sha256).digest()[:12])
+            token = _b64(data) + "." + _b64(self._token_mac(data))
             if len(self._tokens) >= TOKEN_CACHE:
                 self._tokens.clear()
             self._tokens[raw] = token
@@ -392,19 +418,26 @@ class PaymentsBackend:
         try:
             raw_b64, mac_b64 = token.split(".", 1)
             raw, mac = _unb64(raw_b64), _unb64(mac_b64)
-            if not hmac.compare_digest(mac, hmac.new(self._token_key, raw, hashlib.sha256).digest()[:12]):
+            if not hmac.compare_digest(mac, self._token_mac(raw)):
                 raise ValueError("bad signature")
             env, msn, reference, psp_text = raw.decode("ascii").split("|")
             psp = int(psp_text)
             key = (Env(env), msn, reference)
         except (ValueError, TypeError, UnicodeDecodeError, binascii.Error) as exc:
             raise Problem(400, "Bad Request", "The token is not a landing page token of this sandbox.",
-                          details=[Detail("token", "Invalid token")]) from exc
+                          details=[Detail("token", "Invalid token")], rule="landing-token-invalid",
+                          reason="The landing token is malformed, or was not signed by this sandbox (another "
+                          "instance, or one started without this --state directory), or names another "
+                          "payment than it was made for.") from exc
         self.sweep()
         payment = self.payments.get(key)
         if payment is None or payment.psp != psp:
             raise problem("5090", "The payment behind this token no longer exists (was the sandbox reset?).")
         return payment
+
+    def token_matches(self, payment: Payment, token: object) -> bool:
+        """True when `token` is this payment's landing token (compared in constant time)."""
+        return isinstance(token, str) and hmac.compare_digest(token.encode(), self.landing_token(payment).encode())
 
     def redirect_url(self, payment: Payment) -> str | None:
         """Where the user goes: the sandbox's landing page, or for QR a picture of it. None for PUSH_MESSAGE."""
@@ -493,7 +526,7 @@ class PaymentsBackend:
         payment = self.find(env, msn, reference)
         body = body or {}
         assert isinstance(body, dict)
-        if body.get("token") and body["token"] != self.landing_token(payment):
+        if body.get("token") and not self.token_matches(payment, body["token"]):
             raise Problem(400, "Bad Request", "The token does not belong to this payment.",
                           details=[Detail("token", "The token from this payment's redirectUrl is expected.")])
         phone = (body.get("customer") or {}).get("phoneNumber")
@@ -595,6 +628,8 @@ class PaymentsBackend:
 
 
 TOKEN_CACHE = 4096
+TOKEN_MAC = 16  # bytes of the HMAC-SHA256 kept in a landing token: 128 bits
+LANDING_TOKEN_CONTEXT = b"vipps-sandbox landing token v2|"  # what the MAC is for, so it signs nothing else
 PAYMENT_FIELDS = [f.name for f in fields(Payment)]
 
 

@@ -15,9 +15,11 @@ from aiohttp import web
 
 from sandbox.apis.epayment.backend import Payment, PaymentsBackend, State
 from sandbox.core.errors import Detail, Problem
+from sandbox.core.urls import browser_view, is_safe_link
 from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
+from sandbox.gateway.page_security import policy
 
 PAGE_CSS = ("body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;color:#222}"
             ".card{border:1px solid #ddd;border-radius:12px;padding:1.5rem}.amount{font-size:2rem;font-weight:600}"
@@ -55,12 +57,6 @@ async def _token(request: web.Request) -> str:
         raise Problem(400, "Bad Request", "The token query parameter (from the payment's redirectUrl) is missing.",
                       details=[Detail("token", "Required.")])
     return token
-
-
-def _linkable(url: str | None) -> bool:
-    """A returnUrl worth a link: https or an app's custom scheme, never script or data URLs."""
-    scheme = (url or "").split(":", 1)[0].strip().lower()
-    return bool(url) and ":" in (url or "") and scheme not in ("javascript", "data", "vbscript")
 
 
 def _page(title: str, body: str, status: int = 200) -> web.Response:
@@ -107,13 +103,18 @@ def setup(app: web.Application, key: web.AppKey) -> None:
         payments = _backend(request, key)
         token = await _token(request)
         payment = payments.by_token(token)
-        return _page("Vipps MobilePay sandbox: approve payment", _landing_html(request, payments, payment, token))
+        page = _page("Vipps MobilePay sandbox: approve payment", _landing_html(request, payments, payment, token))
+        if payment.return_url and is_safe_link(payment.return_url):
+            # Approve posts here and is redirected on to the returnUrl: the policy's form-action must allow it.
+            page.headers["Content-Security-Policy"] = policy([f"{browser_view(payment.return_url).scheme}:"])
+        return page
 
     async def landing_approve(request: web.Request) -> web.Response:
         payments = _backend(request, key)
         payment = payments.by_token(await _token(request))
         payments.approve(payment)
-        if payment.return_url:
+        # Checked again here, as a browser reads it (a snapshot may hold anything): never a script or data URL.
+        if payment.return_url and is_safe_link(payment.return_url):
             raise web.HTTPSeeOther(payment.return_url)
         return _page("Payment approved", "<p class=\"state\">Payment <strong>AUTHORIZED</strong>. "
                      "You can close this page.</p>")
@@ -123,7 +124,7 @@ def setup(app: web.Application, key: web.AppKey) -> None:
         payment = payments.by_token(await _token(request))
         payments.reject(payment)
         back = (f"<p><a href=\"{html.escape(payment.return_url)}\">Back to the merchant</a></p>"
-                if _linkable(payment.return_url) else "")
+                if payment.return_url and is_safe_link(payment.return_url) else "")
         return _page("Payment rejected", f"<p class=\"state\">Payment <strong>ABORTED</strong>.</p>{back}")
 
     async def qr(request: web.Request) -> web.Response:

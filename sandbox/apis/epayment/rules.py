@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from sandbox.core.errors import Detail, Problem, ValidationProblem
 from sandbox.core.spec import SpecSchemas
+from sandbox.core.urls import return_url_problem
 from sandbox.gateway.rate_limits import Limit
 
 SPEC = SpecSchemas("epayment-1.8.1.yaml")
@@ -103,6 +104,20 @@ def validate(schema: str, body: object) -> None:
                      for name, why in SPEC.errors(CUSTOMER_KINDS[kinds[0]], customer)]
     if problems:
         raise ValidationProblem([Detail(name, why) for name, why in problems])
+
+
+def check_return_url(body: dict) -> None:
+    """returnUrl as a browser would read it: https(s) with a host, or an app's custom scheme (the spec says
+    "https:// or a custom URL scheme"; http is allowed too, for merchants on localhost). Never javascript:,
+    data:, file: and the like, however they are spelled: the user's browser follows it from a sandbox page."""
+    if "returnUrl" not in body:
+        return
+    why = return_url_problem(body["returnUrl"])
+    if why is not None:
+        raise Problem(400, "Bad Request", "See extraDetails for further details",
+                      details=[Detail("returnUrl", why)], rule="return-url-refused",
+                      reason=f"returnUrl is refused: {why} A browser would read it as a link the user must "
+                      "not follow from the sandbox's pages.")
 
 
 def iso(epoch: float) -> str:
