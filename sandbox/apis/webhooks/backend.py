@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from sandbox.apis.webhooks.targets import GuardedResolver, Rules, Target, TargetError, parse
@@ -222,7 +223,7 @@ class WebhookBackend:
     # -- the API ---------------------------------------------------------------------------------
     async def register(self, env: Env, scope: Scope, url: str, events: list[str]) -> dict:
         try:
-            await self.rules.check(parse(url))
+            await self.rules.check(parse(url), self._resolver())
         except TargetError as exc:
             raise WebhookError("url", str(exc)) from exc
         if not events:
@@ -313,14 +314,16 @@ class WebhookBackend:
         if session is not None and loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(lambda: loop.create_task(session.close()))
 
+    def _resolver(self) -> AbstractResolver:
+        return self.base_resolver() if self.base_resolver is not None else ThreadedResolver()
+
     def _session(self, registration: Registration, target: Target) -> aiohttp.ClientSession:
         """The registration's own session: a pool of one connection, and a resolver that applies the URL rules
         to every address it connects to (a host name that now resolves somewhere refused gets nothing)."""
         session = registration.session
         if session is None or session.closed:
-            base = self.base_resolver() if self.base_resolver is not None else None
             connector = aiohttp.TCPConnector(limit=CONNECTIONS_PER_REGISTRATION, use_dns_cache=False,
-                                             resolver=GuardedResolver(self.rules, target, base))
+                                             resolver=GuardedResolver(self.rules, target, self._resolver()))
             session = registration.session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
                                                                    trust_env=False)
         return session

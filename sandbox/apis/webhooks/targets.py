@@ -209,20 +209,21 @@ class Rules:
             raise TargetError(f"The URL points at the sandbox itself (port {target.port} on this machine): only "
                               "its inbox, /_sandbox/inbox/{name}, may receive webhooks there.")
 
-    async def check(self, target: Target) -> None:
+    async def check(self, target: Target, resolver: AbstractResolver) -> None:
         """The registration check: the static rules, then, for a host name on one of the sandbox's ports, every
         address it resolves to (where DNS answers: it may be this machine). Every delivery resolves again."""
         self.check_static(target)
         if target.address is not None or target.port not in self.own_ports():
             return
-        loop = asyncio.get_running_loop()
         try:
-            infos = await asyncio.wait_for(loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM),
-                                           RESOLVE_SECONDS)
-        except (OSError, TimeoutError, UnicodeError):
-            return  # offline, or not resolvable now: checked again, resolved, at every delivery
-        for info in infos:
-            self.check_address(target, ipaddress.ip_address(info[4][0].split("%", 1)[0]))
+            results = await asyncio.wait_for(resolver.resolve(target.host, target.port, socket.AF_UNSPEC),
+                                             RESOLVE_SECONDS)
+        except (OSError, TimeoutError):
+            return  # offline, or not resolvable now: resolved and checked again at every delivery
+        finally:
+            await resolver.close()
+        for result in results:
+            self.check_address(target, ipaddress.ip_address(result["host"].split("%", 1)[0]))
 
 
 def _control_plane_path(path_and_query: str) -> bool:
@@ -263,7 +264,7 @@ class GuardedResolver(AbstractResolver):
                       ) -> list[ResolveResult]:
         target = self.target
         allowed = []
-        for result in await self.base.resolve(host, port, family):
+        for result in await self.base.resolve(host, port, socket.AF_UNSPEC):
             try:
                 self.rules.check_address(target, ipaddress.ip_address(result["host"].split("%", 1)[0]))
             except (TargetError, ValueError):
