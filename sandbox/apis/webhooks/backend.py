@@ -106,12 +106,6 @@ def authorization(secret: str, signed: str) -> str:
     return f"HMAC-SHA256 SignedHeaders={SIGNED_HEADERS}&Signature={signature(secret, signed)}"
 
 
-def url_parts(url: str) -> tuple[str, str]:
-    """(host as in the Host header, path and query as on the wire) of a delivery URL."""
-    target = parse(url)
-    return target.host_header, target.path_and_query
-
-
 class InboxTooLarge(Exception):
     """A message bigger than one inbox message may be."""
 

@@ -194,6 +194,8 @@ class Rules:
 
     def check_address(self, target: Target, address: Address) -> None:
         """One address the URL's host is (or resolves to), on the URL's port."""
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
         kind = address_class(address)
         if kind in CLASS_WORDS and not (kind == "private" and self.allow_private):
             raise TargetError(f"The URL's host is {CLASS_WORDS[kind]}: webhooks are not delivered there.")
