@@ -47,6 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
                        default=os.environ.get("VIPPS_SANDBOX_RATE_LIMITS", "").strip().lower() in TRUE_WORDS,
                        help="apply the ePayment API's documented rate limits (default: $VIPPS_SANDBOX_RATE_LIMITS, "
                        "one of 1/true/yes/on)")
+    serve.add_argument("--webhook-allow-private", action=argparse.BooleanOptionalAction,
+                       default=os.environ.get("VIPPS_SANDBOX_WEBHOOK_ALLOW_PRIVATE", "").strip().lower() in TRUE_WORDS,
+                       help="accept webhook URLs on private and link-local addresses, for receivers on your LAN "
+                       "(default: $VIPPS_SANDBOX_WEBHOOK_ALLOW_PRIVATE, one of 1/true/yes/on)")
+    defaults = Settings()
+    serve.add_argument("--inbox-count", type=positive_int, default=defaults.inbox_count,
+                       help=f"webhook inboxes kept; the one written least recently goes first "
+                       f"(default {defaults.inbox_count})")
+    serve.add_argument("--inbox-messages", type=positive_int, default=defaults.inbox_messages,
+                       help=f"messages kept per inbox; the oldest goes first (default {defaults.inbox_messages})")
+    serve.add_argument("--inbox-bytes", type=positive_int, default=defaults.inbox_bytes,
+                       help=f"bytes kept in all inboxes; the oldest messages go first (default {defaults.inbox_bytes})")
+    serve.add_argument("--inbox-message-bytes", type=positive_int, default=defaults.inbox_message_bytes,
+                       help=f"bytes one inbox message may have; more is a 413 (default {defaults.inbox_message_bytes})")
 
     keys = commands.add_parser("keys", help="list the key sets of a fixture (secrets masked; --json: full values)")
     keys.add_argument("--json", action="store_true", help="every field in full, secrets included, as JSON")
@@ -91,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
                                 seed=args.seed, strict_headers=args.strict_headers,
                                 admin_token=args.admin_token or os.environ.get("VIPPS_SANDBOX_ADMIN_TOKEN") or None,
                                 snapshot_dir=args.snapshot_dir, request_log_size=args.request_log_size,
-                                state=args.state, id_seed=args.id_seed, rate_limits=args.rate_limits)
+                                state=args.state, id_seed=args.id_seed, rate_limits=args.rate_limits,
+                                webhook_allow_private=args.webhook_allow_private, inbox_count=args.inbox_count,
+                                inbox_messages=args.inbox_messages, inbox_bytes=args.inbox_bytes,
+                                inbox_message_bytes=args.inbox_message_bytes)
             try:
                 asyncio.run(serve_forever(settings))
             except KeyboardInterrupt:

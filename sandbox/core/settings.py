@@ -23,3 +23,12 @@ class Settings:
     id_seed: int | None = None  # makes run-time ids and secrets reproducible
     snapshot_dir: Path | None = None  # where POST /_sandbox/snapshot writes by default (None: a temp directory)
     rate_limits: bool = False  # the ePayment API's documented rate limits (sandbox/gateway/rate_limits.py)
+    # Webhook URLs on private, link-local and unique-local addresses (and *.localhost names), for receivers
+    # on a LAN; off by default (sandbox/apis/webhooks/targets.py). Metadata and unspecified addresses never.
+    webhook_allow_private: bool = False
+    # The webhook inboxes (POST /_sandbox/inbox/{name}): at most this many inboxes, messages per inbox and
+    # bytes in all (the oldest go first), and bytes per message (more is a 413).
+    inbox_count: int = 100
+    inbox_messages: int = 1000
+    inbox_bytes: int = 16 * 1024 * 1024
+    inbox_message_bytes: int = 256 * 1024

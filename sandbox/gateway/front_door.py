@@ -26,6 +26,7 @@ from sandbox.core.runtime import Runtime
 from sandbox.gateway.admin import is_control_plane, refusal
 from sandbox.gateway.checks import UNMATCHED, Handler, resolve_env, through_gateway
 from sandbox.gateway.context import CALL, CallContext
+from sandbox.gateway.delivery_guard import delivery_refusal
 from sandbox.ops.faults import FAULTS, FaultBook
 from sandbox.ops.persistence import MUTATING, PERSISTENCE, Persistence, journaled
 from sandbox.ops.requestlog import QUIET, REQUEST_LOG, RequestLog
@@ -58,7 +59,9 @@ class FrontDoor:
         def serve(request: web.Request, ctx: CallContext) -> Awaitable[web.StreamResponse]:
             """Steps 2 to 4, as one awaitable (a plain function: one coroutine less per call)."""
             if is_control_plane(request.path):
-                refused = refusal(request, ctx, settings)
+                refused = delivery_refusal(request, ctx)  # deliveries first: they never get control-plane power
+                if refused is None:
+                    refused = refusal(request, ctx, settings)
                 if refused is not None:
                     return _ready(refused)
             persistence = door.persistence

@@ -358,7 +358,9 @@ async def test_no_answer_in_time_is_a_timeout(sandbox, flaky_receiver):
     await sandbox.request("POST", PATH, "test", keyset=keys, json_body={"url": url, "events": [CAPTURED]})
     sandbox.runtime.publish("epayment.captured", event(msn))
     [attempt] = await eventually(lambda: _attempts_done(sandbox, 1))
-    assert attempt["outcome"] == "timeout" and attempt["status"] is None
+    # Coarse on purpose: the same failure as a closed port (see test_webhook_security.py).
+    assert attempt["outcome"] == "failed" and attempt["status"] is None
+    assert attempt["error"] == "no 2xx response within 0.2 s"
     assert attempt["nextAttemptAt"] is not None
 
 

@@ -8,6 +8,13 @@ Each registration has its own queue and background task, so deliveries keep thei
 registration while a slow receiver never holds up another. A failed attempt (non-2xx, no answer
 within the timeout, connection error) is retried with backoff on the VIRTUAL clock, so a test
 moves the clock forward instead of waiting.
+
+Each registration also has its own HTTP client session with a one-connection pool, so receivers that
+never answer hold up their own registration only, never another tenant's deliveries. Where a webhook
+may be delivered (and never: the sandbox's own control plane) is sandbox/apis/webhooks/targets.py,
+checked at registration and again on every delivery; the attempt log says only "delivered", "the
+receiver answered N" or one coarse failure, so it cannot be used to tell closed, silent and refused
+ports apart.
 """
 
 from __future__ import annotations
@@ -20,18 +27,23 @@ import json
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import ThreadedResolver
+from yarl import URL
 
+from sandbox.apis.webhooks.targets import GuardedResolver, Rules, Target, TargetError, parse
 from sandbox.core.clock import iso_utc
 from sandbox.core.errors import OpaqueDenial, Problem
 from sandbox.core.model import Env
-from sandbox.core.net import is_loopback
 from sandbox.core.runtime import Runtime
+from sandbox.gateway.delivery_guard import delivery_headers
 
 log = logging.getLogger("sandbox.webhooks")
 
@@ -51,7 +63,7 @@ RETRY_MAX_SECONDS = 3600.0
 GIVE_UP_AFTER_SECONDS = 7 * 86400.0  # the real API retries for up to 7 days
 CLOCK_POLL_SECONDS = 0.02
 ATTEMPT_LOG_SIZE = 10_000
-INBOX_SIZE = 1000
+CONNECTIONS_PER_REGISTRATION = 1  # each registration delivers one at a time, in order, on its own pool
 
 Scope = tuple[str, str]  # ("msn", "123456") or ("partner", "<partner id>")
 
@@ -94,37 +106,13 @@ def authorization(secret: str, signed: str) -> str:
     return f"HMAC-SHA256 SignedHeaders={SIGNED_HEADERS}&Signature={signature(secret, signed)}"
 
 
-def url_parts(url: str) -> tuple[str, str]:
-    """(host as in the Host header, path and query) of a delivery URL."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    if parts.port is not None and parts.port != default:
-        host = f"{host}:{parts.port}"
-    path = parts.path or "/"
-    return host, path + (f"?{parts.query}" if parts.query else "")
+class InboxTooLarge(Exception):
+    """A message bigger than one inbox message may be."""
 
-
-
-
-def check_url(url: str) -> None:
-    """https anywhere; http only on loopback, so local receivers and the sandbox's inbox work."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        raise WebhookError("url", f"The URL is not valid: {exc}.") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WebhookError("url", "The URL must be an absolute https:// URL with a host.")
-    if parts.username or parts.password:
-        raise WebhookError("url", "The URL must not carry user credentials.")
-    if parts.fragment:
-        raise WebhookError("url", "The URL must not have a fragment.")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise WebhookError("url", "The URL must use HTTPS. (The sandbox accepts http:// only on loopback hosts "
-                                  "such as 127.0.0.1 or localhost.)")
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"{size} > {limit}")
+        self.size = size
+        self.limit = limit
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,6 +141,7 @@ class Registration:
     secret: str
     queue: deque[Delivery] = field(default_factory=deque)
     task: asyncio.Task | None = None
+    session: aiohttp.ClientSession | None = None  # its own, with its own small pool: see _session
 
     def public(self) -> dict:
         return {"id": self.id, "url": self.url, "events": list(self.events)}
@@ -164,13 +153,18 @@ class WebhookBackend:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.timeout_seconds = 10.0  # the real API's limit; tests may lower it
+        settings = runtime.settings
+        self.rules = Rules(lambda: runtime.port_env.keys(), settings.webhook_allow_private)
+        #: The name resolver behind each registration's GuardedResolver (None: the system's, in a thread).
+        self.base_resolver: Callable[[], AbstractResolver] | None = None
         self.registrations: dict[str, Registration] = {}
         self.by_scope: dict[tuple[Env, Scope], dict[str, Registration]] = {}
         self.by_event: dict[tuple[Env, Scope, str], dict[str, Registration]] = {}
         self.attempt_log: deque[dict] = deque(maxlen=ATTEMPT_LOG_SIZE)
-        self.inboxes: dict[str, deque[dict]] = {}
+        self.inboxes: OrderedDict[str, deque[tuple[int, int, dict]]] = OrderedDict()  # (seq, size, entry)
+        self.inbox_bytes = 0
+        self._inbox_seq = 0
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.session: aiohttp.ClientSession | None = None
         self._attempt_seq = 0
         self._delivery_seq = 0
         self._loop_thread: int | None = None
@@ -181,13 +175,13 @@ class WebhookBackend:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self.session = aiohttp.ClientSession(auto_decompress=False)
 
     async def stop(self) -> None:
+        sessions = [r.session for r in self.registrations.values() if r.session is not None]
         for registration in self.registrations.values():
             self._cancel(registration)
-        if self.session is not None:
-            await self.session.close()
+        for session in sessions:
+            await session.close()
 
     def reset(self) -> None:
         for registration in self.registrations.values():
@@ -197,6 +191,7 @@ class WebhookBackend:
         self.by_event.clear()
         self.attempt_log.clear()
         self.inboxes.clear()
+        self.inbox_bytes = 0
         self._attempt_seq = self._delivery_seq = 0
 
     # -- snapshots (runtime.state_providers["webhooks"]) ------------------------------------------
@@ -220,8 +215,11 @@ class WebhookBackend:
                 self.by_event.setdefault((*key, event), {})[registration.id] = registration
 
     # -- the API ---------------------------------------------------------------------------------
-    def register(self, env: Env, scope: Scope, url: str, events: list[str]) -> dict:
-        check_url(url)
+    async def register(self, env: Env, scope: Scope, url: str, events: list[str]) -> dict:
+        try:
+            await self.rules.check(parse(url), self._resolver())
+        except TargetError as exc:
+            raise WebhookError("url", str(exc)) from exc
         if not events:
             raise WebhookError("events", "At least one event type is required.")
         unique = list(dict.fromkeys(events))
@@ -305,6 +303,24 @@ class WebhookBackend:
         if registration.task is not None and not registration.task.done():
             registration.task.cancel()
         registration.queue.clear()
+        session, registration.session = registration.session, None
+        loop = self.loop
+        if session is not None and loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(lambda: loop.create_task(session.close()))
+
+    def _resolver(self) -> AbstractResolver:
+        return self.base_resolver() if self.base_resolver is not None else ThreadedResolver()
+
+    def _session(self, registration: Registration, target: Target) -> aiohttp.ClientSession:
+        """The registration's own session: a pool of one connection, and a resolver that applies the URL rules
+        to every address it connects to (a host name that now resolves somewhere refused gets nothing)."""
+        session = registration.session
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(limit=CONNECTIONS_PER_REGISTRATION, use_dns_cache=False,
+                                             resolver=GuardedResolver(self.rules, target, self._resolver()))
+            session = registration.session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
+                                                                   trust_env=False)
+        return session
 
     # -- deliveries out -------------------------------------------------------------------------
     async def _worker(self, registration: Registration) -> None:
@@ -327,40 +343,57 @@ class WebhookBackend:
                 await asyncio.sleep(min(CLOCK_POLL_SECONDS, max(due - clock.time(), 0.001)))
 
     async def _attempt(self, registration: Registration, delivery: Delivery) -> dict:
-        """One signed POST; returns its record in the attempt log."""
-        assert self.session is not None
+        """One signed POST; returns its record in the attempt log.
+
+        The URL is sent exactly as stored (yarl's encoded=True: no re-quoting), so the path and query signed
+        are the ones on the wire. Whatever keeps a 2xx from coming back (nothing listening, no answer in time,
+        a URL the rules refuse now) is the same coarse failure in the log."""
         clock = self.runtime.clock
         now = clock.time()
         if delivery.first_attempt_at is None:
             delivery.first_attempt_at = now
         delivery.attempts += 1
-        host, path_and_query = url_parts(registration.url)
         date = formatdate(now, usegmt=True)
         content_hash = content_sha256(delivery.body)
-        signed = string_to_sign(path_and_query, date, host, content_hash)
-        headers = {"Content-Type": "application/json", "Host": host, "x-ms-date": date,
-                   "x-ms-content-sha256": content_hash, "Authorization": authorization(registration.secret, signed)}
         status: int | None = None
         error: str | None = None
         started = time.perf_counter()
         try:
+            target = parse(registration.url)
+            host, path_and_query = target.host_header, target.path_and_query
+        except TargetError:  # only from a snapshot made by hand: registrations are checked
+            parts = urlsplit(registration.url)
+            host, path_and_query = parts.netloc, parts.path
+            target = None
+        signed = string_to_sign(path_and_query, date, host, content_hash)
+        headers = {"Content-Type": "application/json", "Host": host, "x-ms-date": date,
+                   "x-ms-content-sha256": content_hash, "Authorization": authorization(registration.secret, signed),
+                   **delivery_headers()}
+        try:
+            if target is None:
+                raise TargetError("not a valid URL")
+            self.rules.check_static(target)  # again: the sandbox's ports may have changed since (a restart)
             timeout = aiohttp.ClientTimeout(total=self.timeout_seconds)
-            async with self.session.post(registration.url, data=delivery.body, headers=headers, timeout=timeout,
-                                         allow_redirects=False) as response:
+            async with self._session(registration, target).post(
+                    URL(registration.url, encoded=True), data=delivery.body, headers=headers, timeout=timeout,
+                    allow_redirects=False) as response:  # a redirect is an answer, never followed
                 status = response.status
                 await response.read()
             outcome = "delivered" if 200 <= status < 300 else "failed"
-        except TimeoutError:
-            outcome, error = "timeout", f"no answer within {self.timeout_seconds:g} s"
-        except aiohttp.ClientError as exc:
-            outcome, error = "error", f"{type(exc).__name__}: {exc}"
+            if outcome == "failed":
+                error = f"the receiver answered {status}, not 2xx"
+        except Exception as exc:  # noqa: BLE001 - every way of getting no answer is the same failure
+            log.debug("webhook %s: attempt %s got no answer (%s)", registration.id, delivery.attempts,
+                      type(exc).__name__)
+            outcome, error = "failed", f"no 2xx response within {self.timeout_seconds:g} s"
+        latency = round((time.perf_counter() - started) * 1000, 3) if status is not None else None
         self._attempt_seq += 1
         record = {
             "attemptId": self._attempt_seq, "deliveryId": delivery.id, "webhookId": registration.id,
             "environment": str(registration.env), "event": delivery.event, "msn": delivery.msn,
             "reference": delivery.reference, "url": registration.url, "attempt": delivery.attempts,
             "sentAt": iso_utc(now), "status": status, "outcome": outcome, "error": error,
-            "latencyMs": round((time.perf_counter() - started) * 1000, 3), "nextAttemptAt": None,
+            "latencyMs": latency, "nextAttemptAt": None,
             "body": delivery.body.decode("utf-8"),
             "signature": {"method": "POST", "pathAndQuery": path_and_query, "xMsDate": date, "host": host,
                           "xMsContentSha256": content_hash, "signedHeaders": SIGNED_HEADERS,
@@ -377,13 +410,37 @@ class WebhookBackend:
     # -- the inbox: a receiver inside the sandbox, so a test needs no server of its own --------
     def receive(self, name: str, method: str, path_and_query: str, headers: list[tuple[str, str]],
                 body: bytes) -> dict:
+        """Keeps one message, within the limits: inboxes, messages per inbox and bytes in all (the oldest go
+        first); a message over the per-message limit raises InboxTooLarge."""
+        settings = self.runtime.settings
+        size = len(body) + len(path_and_query) + sum(len(k) + len(v) for k, v in headers)
+        if size > settings.inbox_message_bytes:
+            raise InboxTooLarge(size, settings.inbox_message_bytes)
         entry = {"receivedAt": self.runtime.clock.iso(), "method": method, "path": path_and_query,
                  "headers": dict(headers), "body": body.decode("utf-8", "replace")}
-        self.inboxes.setdefault(name, deque(maxlen=INBOX_SIZE)).append(entry)
+        inbox = self.inboxes.get(name)
+        if inbox is None:
+            while len(self.inboxes) >= max(settings.inbox_count, 1):
+                _, dropped = self.inboxes.popitem(last=False)  # the inbox written to least recently
+                self.inbox_bytes -= sum(item[1] for item in dropped)
+            inbox = self.inboxes[name] = deque()
+        else:
+            self.inboxes.move_to_end(name)
+        self._inbox_seq += 1
+        inbox.append((self._inbox_seq, size, entry))
+        self.inbox_bytes += size
+        while len(inbox) > max(settings.inbox_messages, 1):
+            self.inbox_bytes -= inbox.popleft()[1]
+        while self.inbox_bytes > settings.inbox_bytes:
+            oldest = min(self.inboxes, key=lambda n: self.inboxes[n][0][0] if self.inboxes[n] else 0)
+            queue = self.inboxes[oldest]
+            self.inbox_bytes -= queue.popleft()[1]
+            if not queue:
+                del self.inboxes[oldest]
         return entry
 
     def inbox(self, name: str) -> list[dict]:
-        return list(self.inboxes.get(name, ()))
+        return [item[2] for item in self.inboxes.get(name, ())]
 
 
 def webhook_payload(payload: dict) -> dict:

@@ -13,7 +13,7 @@ import uuid
 
 from aiohttp import web
 
-from sandbox.apis.webhooks.backend import Scope, WebhookBackend, WebhookError
+from sandbox.apis.webhooks.backend import InboxTooLarge, Scope, WebhookBackend, WebhookError
 from sandbox.core.errors import Detail, Problem
 from sandbox.core.model import KeyType
 from sandbox.core.spec import SpecSchemas
@@ -48,7 +48,8 @@ async def register(request: web.Request) -> web.Response:
     schemas().validate("RegisterRequest", body)
     assert isinstance(body, dict)
     try:
-        created = request.app[WEBHOOKS].register(call(request).env, scope_of(request), body["url"], body["events"])
+        created = await request.app[WEBHOOKS].register(call(request).env, scope_of(request), body["url"],
+                                                       body["events"])
     except WebhookError as exc:
         raise Problem(exc.status, "Bad Request", exc.reason, details=[Detail(exc.field, exc.reason)],
                       rule="webhook-registration-invalid") from exc
@@ -88,11 +89,37 @@ def inbox_name(request: web.Request) -> str:
     return name
 
 
+def too_large(size: int | None, limit: int) -> Problem:
+    said = f"is {size} bytes" if size is not None else "is larger than that"
+    return Problem(413, "Payload Too Large", f"An inbox message (body, headers and path) may be at most {limit} "
+                   f"bytes; this one {said}. (Settings.inbox_message_bytes, --inbox-message-bytes.)",
+                   rule="inbox-message-too-large")
+
+
+async def read_capped(request: web.Request, limit: int) -> bytes:
+    """The body, read no further than `limit` + 1 bytes, announced or chunked."""
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large(request.content_length, limit)
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = await request.content.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise too_large(None, limit)
+    return b"".join(chunks)
+
+
 async def inbox_post(request: web.Request) -> web.Response:
     name = inbox_name(request)
-    body = await request.read()
-    entry = request.app[WEBHOOKS].receive(name, request.method, request.path_qs, list(request.headers.items()),
-                                          body)
+    backend = request.app[WEBHOOKS]
+    body = await read_capped(request, backend.runtime.settings.inbox_message_bytes)
+    try:
+        entry = backend.receive(name, request.method, request.path_qs, list(request.headers.items()), body)
+    except InboxTooLarge as exc:
+        raise too_large(exc.size, exc.limit) from exc
     return web.json_response({"received": True, "receivedAt": entry["receivedAt"]})
 
 
