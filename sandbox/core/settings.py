@@ -23,3 +23,6 @@ class Settings:
     id_seed: int | None = None  # makes run-time ids and secrets reproducible
     snapshot_dir: Path | None = None  # where POST /_sandbox/snapshot writes by default (None: a temp directory)
     rate_limits: bool = False  # the ePayment API's documented rate limits (sandbox/gateway/rate_limits.py)
+    # When a Report API ledger date ends, in the merchant's local time ("HH:MM"; the docs: "Normally, a ledger
+    # date lasts from midnight to midnight in the timezone of the merchant", other cutoffs such as 04:00 exist).
+    ledger_cutoff: str = "00:00"
