@@ -70,10 +70,11 @@ async def past_midnight(sandbox: SandboxClient, now: datetime, market: str = "NO
 
 
 async def advance_to(sandbox: SandboxClient, moment: datetime) -> datetime:
-    """Moves the (frozen) virtual clock forward to exactly this instant."""
+    """Moves the (frozen) virtual clock forward to this instant, or at most a few microseconds after it (the
+    clock is a float of epoch seconds: without the margin, rounding could land just before a midnight)."""
     now = await advance(sandbox, 0)
     assert moment >= now, (moment, now)
-    return await advance(sandbox, (moment - now).total_seconds())
+    return await advance(sandbox, (moment - now).total_seconds() + 2e-6)
 
 
 async def ledger_id(sandbox: SandboxClient, headers: dict, msn: str) -> str:

@@ -4,6 +4,7 @@ The test client (sandbox/testing.py) calls `violations()` on each reply. The bun
 1.1.6; the live API is 2.0.9 (reference §3), which the sandbox serves. So the 1.1.6 schemas are taken
 from the file and patched here to 2.0.9, one difference at a time (nothing else is restated):
 
+- `MSN`: 4 to 10 digits (1.1.6: 5 or 6).
 - `businessIdentifier`: `id` pattern `^[\\d-]{4,50}$` (1.1.6: nine digits, Norway only), `scheme` up to 30.
 - `SalesUnit`: `configuration` required, with the five 2.0.9 flags (partialCaptureAllowed,
   lateCaptureAllowed, landingPagePhoneNumberLocked, longLivingPaymentAllowed, creditCardPaymentAllowed),
@@ -62,6 +63,7 @@ def patched_spec() -> dict:
     """management.yaml 1.1.6 with the 2.0.9 differences above."""
     spec = copy.deepcopy(load_spec("management.yaml"))
     schemas = spec["components"]["schemas"]
+    schemas["MSN"].update({"pattern": r"^\d{4,10}$", "minLength": 4, "maxLength": 10})
     bid = schemas["businessIdentifier"]["properties"]
     bid["id"]["pattern"] = r"^[\d-]{4,50}$"
     bid["scheme"]["maxLength"] = 30
