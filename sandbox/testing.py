@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from sandbox.apis.epayment.response_schemas import violations
+from sandbox.apis.epayment import response_schemas as epayment_responses
+from sandbox.apis.management import response_schemas as management_responses
+from sandbox.apis.report import response_schemas as report_responses
 from sandbox.core.keys_listing import keyset_rows
 from sandbox.core.model import Env, KeyType
 from sandbox.core.runtime import Runtime
@@ -30,6 +32,10 @@ class Reply:
     @property
     def json(self):
         return json.loads(self.text) if self.text else None
+
+
+#: Each API's check of a successful response body against its spec (sandbox/apis/*/response_schemas.py).
+RESPONSE_CHECKS = (epayment_responses.violations, management_responses.violations, report_responses.violations)
 
 
 class SandboxClient:
@@ -96,7 +102,7 @@ class SandboxClient:
             all_headers.setdefault("Content-Type", "application/json")
         async with self.session.request(method, self.url(env) + path, data=data, headers=all_headers) as resp:
             reply = Reply(resp.status, dict(resp.headers), await resp.text())
-        problems = violations(method, path, reply.status, reply.text)
+        problems = [problem for check in RESPONSE_CHECKS for problem in check(method, path, reply.status, reply.text)]
         if problems:
             raise AssertionError(f"{method} {path} answered {reply.status} with a body the spec does not allow: "
                                  f"{problems}")

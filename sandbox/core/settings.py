@@ -32,3 +32,6 @@ class Settings:
     inbox_messages: int = 1000
     inbox_bytes: int = 16 * 1024 * 1024
     inbox_message_bytes: int = 256 * 1024
+    # When a Report API ledger date ends, in the merchant's local time ("HH:MM"; the docs: "Normally, a ledger
+    # date lasts from midnight to midnight in the timezone of the merchant", other cutoffs such as 04:00 exist).
+    ledger_cutoff: str = "00:00"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from opaque_support import caller_view
-from report_support import check_ledgers_schema, freeze, ledger_id
+from report_support import check_ledgers_schema, freeze, ledger_id, local_date
 
 from sandbox.gateway.policy import REPORT_ROUTES
 
@@ -39,7 +39,7 @@ async def test_permission_matrix(sandbox):
     assert {r.name for r in REPORT_ROUTES} == {"report.ledgers", "report.dates", "report.feed"}
     seen = 0
     for route in REPORT_ROUTES:
-        path = concrete(route.path, lid, now.date().isoformat())
+        path = concrete(route.path, lid, local_date(now).isoformat())
         for keyset in keysets:
             for env in ("test", "production"):
                 reply = await sandbox.request(route.method, path, env, keyset=keyset)

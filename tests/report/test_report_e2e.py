@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from epayment_support import merchant
-from report_support import assert_chain, check_page_schema, freeze, ledger_id, past_midnight
+from report_support import assert_chain, check_page_schema, freeze, ledger_id, local_date, past_midnight
 
 
 async def test_payment_to_ledger_and_payout(sandbox):
@@ -25,7 +25,7 @@ async def test_payment_to_ledger_and_payout(sandbox):
 
     accountant = await sandbox.auth_headers(sandbox.key("accounting", owner=sandbox.partner_role("accountant")))
     lid = await ledger_id(sandbox, accountant, shop.msn)
-    day = now.date().isoformat()
+    day = local_date(now).isoformat()
     world = sandbox.runtime.world
     packages = {p.name: p.fee_basis_points for p in world.price_packages[world.sales_units[shop.msn].partner_id]}
     bp = packages.get("Standard NO", 175)

@@ -12,6 +12,7 @@ from report_support import (
     check_page_schema,
     freeze,
     ledger_id,
+    local_date,
     past_midnight,
     refund,
 )
@@ -42,7 +43,7 @@ async def test_capture_refund_and_close(sandbox):
     lid = await ledger_id(sandbox, headers, msn)
     bp = expected_rate(sandbox, msn)
     assert bp != 175  # this sales unit's partner has its own price package
-    today = now.date().isoformat()
+    today = local_date(now, "DK").isoformat()  # a Danish unit: Copenhagen's date (was the UTC date)
     first = capture(sandbox, msn, "order-1", 10_000, currency="DKK")
     second = capture(sandbox, msn, "order-1", 5_001, currency="DKK")
     back = refund(sandbox, msn, "order-1", 3_000, currency="DKK")
@@ -69,8 +70,8 @@ async def test_capture_refund_and_close(sandbox):
     assert_chain(fees["items"])
     total_fees = fee(10_000, bp) + fee(5_001, bp)
 
-    tomorrow = (await past_midnight(sandbox, now)).date()
-    assert tomorrow == now.date() + timedelta(days=1)
+    tomorrow = local_date(await past_midnight(sandbox, now, "DK"), "DK")
+    assert tomorrow == local_date(now, "DK") + timedelta(days=1)
     body = (await get(sandbox, f"/report/v2/ledgers/{lid}/funds/dates/{today}", headers)).json
     check_page_schema(body)
     assert body["tryLater"] is False
@@ -92,7 +93,7 @@ async def test_capture_refund_and_close(sandbox):
 
     # The next day's payout is number 2, and the chain continues across dates in the feed.
     capture(sandbox, msn, "order-2", 2_000, currency="DKK")
-    await past_midnight(sandbox, await advance(sandbox, 0))
+    await past_midnight(sandbox, await advance(sandbox, 0), "DK")
     headers = await sandbox.auth_headers(sandbox.key("merchant", msn=msn))  # a day later: a fresh token
     day2 = (await get(sandbox, f"/report/v2/ledgers/{lid}/funds/dates/{tomorrow.isoformat()}", headers)).json
     assert day2["items"][-1]["pspReference"] == f"{lid}-2"
@@ -118,8 +119,8 @@ async def test_dates_with_nothing_and_future_dates(sandbox):
     msn = sandbox.msn_role("premium-shop-1")
     headers = await sandbox.auth_headers(sandbox.key("merchant", msn=msn))
     lid = await ledger_id(sandbox, headers, msn)
-    yesterday = (now.date() - timedelta(days=1)).isoformat()
-    future = (now.date() + timedelta(days=3)).isoformat()
+    yesterday = (local_date(now) - timedelta(days=1)).isoformat()
+    future = (local_date(now) + timedelta(days=3)).isoformat()
     reply = await get(sandbox, f"/report/v2/ledgers/{lid}/funds/dates/{yesterday}", headers)
     assert reply.json == {"items": [], "hasMore": False, "tryLater": False}
     reply = await get(sandbox, f"/report/v2/ledgers/{lid}/fees/dates/{future}", headers)

@@ -6,7 +6,16 @@ import base64
 import json
 
 import pytest
-from report_support import advance, assert_chain, capture, check_page_schema, freeze, ledger_id, past_midnight
+from report_support import (
+    advance,
+    assert_chain,
+    capture,
+    check_page_schema,
+    freeze,
+    ledger_id,
+    local_date,
+    past_midnight,
+)
 
 
 async def setup_ledger(sandbox, count: int):
@@ -51,7 +60,7 @@ async def test_feed_pages_over_1000_entries_while_entries_arrive(sandbox):
 
 async def test_date_pages_over_1000_entries(sandbox):
     now, msn, headers, lid = await setup_ledger(sandbox, 1500)
-    day = now.date().isoformat()
+    day = local_date(now).isoformat()
     base = f"/report/v2/ledgers/{lid}/funds/dates/{day}"
     first = await get(sandbox, base, headers)
     assert first.json["hasMore"] is True and first.json["tryLater"] is True and first.json["cursor"]

@@ -99,6 +99,11 @@ SPEC_BUGS: dict[tuple[str, str, int | None, str], str] = {
     # Force approve documents only 200, though the docs list its errors (10010-10070, a bad token or phone number).
     ("epayment-1.8.1.yaml", "POST /v1/test/payments/{Reference}/approve", 400, "status_code_conformance"):
         "force approve documents no error response",
+    # 1.1.6's PricePackage.productType lists ePayment/ePaymentCustomerPresent/checkout; the live 2.0.9 API
+    # answers a ProductType (PAYMENT_INTEGRATION, ...). The test client checks it against 2.0.9 instead
+    # (sandbox/apis/management/response_schemas.py).
+    ("management.yaml", "GET /management/v1/partners/price-packages", 200, "response_schema_conformance"):
+        "1.1.6 PricePackage.productType predates the 2.0.9 ProductType the live API answers",
     # The 2024 spec types /miami/v1/token's expires_in as a string; the docs show the number 900.
     ("access-token-2024.yaml", "POST /miami/v1/token", 200, "response_schema_conformance"):
         "TokenResponse types expires_in as a string; the docs and the real endpoint give the number 900",

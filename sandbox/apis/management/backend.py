@@ -11,7 +11,7 @@ import re
 
 from sandbox.apis.management.product_orders import ProductOrderBook
 from sandbox.core.errors import Detail, OpaqueDenial, Problem, clip
-from sandbox.core.model import KeySet, KeyType, Merchant
+from sandbox.core.model import KeySet, KeyType, Merchant, PricePackage
 from sandbox.core.runtime import Runtime
 from sandbox.core.world import World
 from sandbox.gateway.policy import (
@@ -30,8 +30,23 @@ NOT_FOUND = {
     "sales-unit": MANAGEMENT_NOT_FOUND,
     "merchant": "The merchant does not exist, is not active, or is not available to the caller.",
 }
+#: The 2.0.9 SalesUnit.configuration fields; anything else a sales unit's record holds (such as a Vippsnummer)
+#: is the sandbox's own and is not reported.
+CONFIGURATION_FIELDS = ("paymentAllowed", "captureType", "skipLandingPageAllowed", "recurringAllowed",
+                        "partialCaptureAllowed", "lateCaptureAllowed", "landingPagePhoneNumberLocked",
+                        "longLivingPaymentAllowed", "creditCardPaymentAllowed")
+#: The ProductType of every price package: the fixture's packages price ePayment (online) payments.
+#: UNCERTAIN: a POS package would be CASHIER, a Checkout one CHECKOUT; the fixture has none.
+PRICE_PACKAGE_PRODUCT_TYPE = "PAYMENT_INTEGRATION"
 #: Said after each reason a merchant's 404 hides (the sales units' are in sandbox.gateway.policy).
 SAME_404 = " The caller gets the 404 of a merchant that does not exist."
+
+
+def package_description(package: PricePackage) -> str:
+    """The package's short summary of its price (at most 6 characters): the fixture's, else the rate."""
+    if package.description and len(package.description) <= 6:
+        return package.description
+    return f"{package.fee_basis_points / 100:.2f}%"[:6]
 
 
 def not_found(kind: str, rule: str, reason: str) -> Problem:
@@ -98,7 +113,7 @@ class ManagementBackend:
         merchant = self.runtime.world.merchants[unit.merchant]
         body = {"msn": unit.msn, "name": unit.name,
                 "businessIdentifier": {"scheme": merchant.scheme, "id": merchant.id},
-                "configuration": dict(unit.configuration)}
+                "configuration": {k: v for k, v in unit.configuration.items() if k in CONFIGURATION_FIELDS}}
         if unit.settlement_bank_account:
             body["settlementBankAccount"] = dict(unit.settlement_bank_account)
         return body
@@ -151,9 +166,11 @@ class ManagementBackend:
         return keyset.owner
 
     def price_packages(self, keyset: KeySet) -> list[dict]:
+        """The 2.0.9 PricePackage: `description` is required (at most 6 characters, e.g. "2.99%") and
+        `productType` is a ProductType, as in product orders (the fixture's packages are ePayment prices)."""
         partner_id = self.partner_of(keyset)
-        return [{"pricePackageId": pp.id, "name": pp.name, "description": pp.description,
-                 "visibleInSignupForm": pp.name.startswith("Standard"), "productType": "ePayment",
+        return [{"pricePackageId": pp.id, "name": pp.name, "description": package_description(pp),
+                 "visibleInSignupForm": pp.name.startswith("Standard"), "productType": PRICE_PACKAGE_PRODUCT_TYPE,
                  "market": pp.market}
                 for pp in self.runtime.world.price_packages.get(partner_id, [])]
 

@@ -20,7 +20,6 @@ from sandbox.apis.report.ledger import (
     is_vm_handle,
     ledger_id_for,
     recipient_handle,
-    utc_date,
 )
 from sandbox.core.clock import iso_utc
 from sandbox.core.errors import Detail, OpaqueDenial, Problem
@@ -120,7 +119,7 @@ def parse_handles(text: str | None) -> list[str] | None:
 class ReportBackend:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.book = LedgerBook(lambda: self.runtime.world)
+        self.book = LedgerBook(lambda: self.runtime.world, runtime.settings.ledger_cutoff)
         runtime.listeners.append(self.book.on_event)
         runtime.reset_hooks.append(self.book.clear)
         runtime.state_providers["ledgers"] = (self.book.dump, self.book.load)
@@ -249,7 +248,10 @@ class ReportBackend:
                 raise bad_request("cursor", "The cursor belongs to another ledger, topic or date.")
             offset = cursor["offset"]
         ledger = self._readable(keyset, ledger_id)
-        today = utc_date(self.runtime.clock.time())
+        msn = self.book.msn_of(ledger_id)
+        assert msn is not None  # _readable raised the 404 otherwise
+        # "Today" is the open ledger date in the merchant's time zone (with the configured cutoff).
+        today = self.book.calendar(self.runtime.world.sales_units[msn]).date_of(self.runtime.clock.time())
         if day > today:  # not there yet: the 2023 guide's answer (the 2023 spec says 404)
             return {"items": [], "hasMore": False, "tryLater": True}
         log = ledger.topics[topic] if ledger is not None else None

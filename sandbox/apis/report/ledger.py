@@ -4,16 +4,24 @@ Why this shape: entries are never changed, only appended, so each topic (funds, 
 one append-only list plus a per-date index of [start, end) positions. Because a ledger date closes
 before the next date gets its first entry, each date's entries are contiguous in the list, and a
 page is a slice: O(page), whatever the ledger's size. Dates close lazily: whenever a ledger is read
-or gets a new entry, a date whose end (UTC midnight) the virtual clock has passed is closed first.
+or gets a new entry, a date whose end the virtual clock has passed is closed first.
+
+A ledger date runs from midnight to midnight in the merchant's time zone (the 2023 Report guide:
+"Normally, a ledger date lasts from midnight to midnight in the timezone of the merchant, but it can be
+configured to other cutoffs such as 04:00 to 04:00"): the zone comes from the sales unit's market
+(LedgerCalendar), the cutoff from Settings.ledger_cutoff. Entry `time`s stay in UTC, as the spec says.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo
 
 from sandbox.core.clock import iso_utc
 from sandbox.core.model import SalesUnit
@@ -65,13 +73,54 @@ def mask_phone(phone: str | None) -> str | None:
     return "xxxx " + phone[-4:]
 
 
-def date_end(day: date) -> float:
-    """Epoch seconds of the UTC midnight that ends this ledger date."""
-    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() + 86_400
+#: The merchant's time zone, by the sales unit's market. UNCERTAIN: a market not listed (none in the
+#: fixtures) falls back to Europe/Oslo, Vipps MobilePay's home.
+MARKET_TIME_ZONES = {"NO": "Europe/Oslo", "DK": "Europe/Copenhagen", "FI": "Europe/Helsinki"}
+DEFAULT_TIME_ZONE = "Europe/Oslo"
+CUTOFF = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
 
-def utc_date(epoch: float) -> date:
-    return datetime.fromtimestamp(epoch, UTC).date()
+def parse_cutoff(text: str) -> time:
+    """"HH:MM" (24-hour, local time) -> a time; ValueError for anything else."""
+    match = CUTOFF.match(text or "")
+    if not match:
+        raise ValueError(f"a ledger cutoff must be HH:MM (00:00 to 23:59), not {text!r}")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+@cache
+def calendar_for(market: str, cutoff: str = "00:00") -> LedgerCalendar:
+    return LedgerCalendar(ZoneInfo(MARKET_TIME_ZONES.get(market, DEFAULT_TIME_ZONE)), parse_cutoff(cutoff))
+
+
+@dataclass(frozen=True)
+class LedgerCalendar:
+    """Ledger dates in one time zone with one cutoff: date D runs from D at the cutoff (local time) up to,
+    not including, D+1 at the cutoff. On a DST change day a date is 23 or 25 hours long."""
+
+    zone: ZoneInfo
+    cutoff: time
+
+    def start(self, day: date) -> float:
+        """Epoch seconds at which this ledger date begins (the previous date's end)."""
+        # fold=0: a cutoff inside a DST gap or overlap resolves as zoneinfo does (the earlier offset).
+        return datetime.combine(day, self.cutoff, tzinfo=self.zone).timestamp()
+
+    def end(self, day: date) -> float:
+        """Epoch seconds of the cutoff that ends this ledger date."""
+        return self.start(day + timedelta(days=1))
+
+    def date_of(self, epoch: float) -> date:
+        """The ledger date an instant belongs to."""
+        local = datetime.fromtimestamp(epoch, self.zone)
+        day = (local - timedelta(hours=self.cutoff.hour, minutes=self.cutoff.minute)).date()
+        # Settle the edge cases (a cutoff in a DST gap) by the boundaries themselves, so that
+        # start(date_of(t)) <= t < end(date_of(t)) always holds.
+        if epoch >= self.end(day):
+            day += timedelta(days=1)
+        elif epoch < self.start(day):
+            day -= timedelta(days=1)
+        return day
 
 
 @dataclass
@@ -128,8 +177,9 @@ class TopicLog:
 class Ledger:
     """One sales unit's ledger: funds and fees, the open date, and the payouts so far."""
 
-    def __init__(self, unit: SalesUnit, basis_points: int) -> None:
+    def __init__(self, unit: SalesUnit, basis_points: int, calendar: LedgerCalendar | None = None) -> None:
         self.ledger_id = ledger_id_for(unit.msn)
+        self.calendar = calendar or calendar_for(unit.market)
         self.msn = unit.msn
         self.currency = unit.currency
         self.handle = recipient_handle(unit)
@@ -148,8 +198,8 @@ class Ledger:
                 "topics": {topic: log.dump() for topic, log in self.topics.items()}}
 
     @classmethod
-    def load(cls, data: dict, unit: SalesUnit) -> Ledger:
-        ledger = cls(unit, int(data["basisPoints"]))
+    def load(cls, data: dict, unit: SalesUnit, calendar: LedgerCalendar | None = None) -> Ledger:
+        ledger = cls(unit, int(data["basisPoints"]), calendar)
         ledger.currency, ledger.handle = str(data["currency"]), str(data["handle"])
         ledger.open_date = date.fromisoformat(data["openDate"]) if data["openDate"] else None
         ledger.last_closed = date.fromisoformat(data["lastClosed"]) if data["lastClosed"] else None
@@ -168,25 +218,29 @@ class Ledger:
     # -- closing -------------------------------------------------------------------------------
     def settle(self, now: float) -> None:
         """Closes the open date if the clock has passed its end."""
-        if self.open_date is not None and now >= date_end(self.open_date):
+        if self.open_date is not None and now >= self.calendar.end(self.open_date):
             self._close(self.open_date)
 
     def _close(self, day: date) -> None:
-        """Fees retained (funds negative, fees positive), then the payout as the date's last entry."""
-        closing_time = date_end(day) - 1e-6
+        """Fees retained (funds negative, fees positive), then the payout as the date's last entry.
+
+        Both carry the time the date ends (the next local midnight, or the cutoff), as the 2023 guide's
+        tables do ("2022-10-02T00:00:00.000000+0200" for ledger date 2022-10-01), written in UTC. Their
+        `recipientHandle` is null and the fees' `reference` empty, as those tables show them; the payout's
+        `reference` is the bank statement text."""
+        closing_time = self.calendar.end(day)
         if self.open_fees:
-            ref = f"fees {day.isoformat()}"
             psp = f"{self.ledger_id}-fees-{day.strftime('%Y%m%d')}"
-            self.funds.append(psp=psp, time=closing_time, day=day, entry_type="fees-retained", reference=ref,
-                              currency=self.currency, amount=self.open_fees, handle=self.handle)
-            self.fees.append(psp=psp, time=closing_time, day=day, entry_type="fees-retained", reference=ref,
-                             currency=self.currency, amount=-self.open_fees, handle=self.handle)
+            self.funds.append(psp=psp, time=closing_time, day=day, entry_type="fees-retained", reference="",
+                              currency=self.currency, amount=self.open_fees, handle=None)
+            self.fees.append(psp=psp, time=closing_time, day=day, entry_type="fees-retained", reference="",
+                             currency=self.currency, amount=-self.open_fees, handle=None)
         if self.funds.balance > 0:
             self.payouts += 1
             psp = f"{self.ledger_id}-{self.payouts}"
             self.funds.append(psp=psp, time=closing_time, day=day, entry_type="payout-scheduled",
-                              reference=f"Vipps MobilePay utbetaling {psp}", currency=self.currency,
-                              amount=-self.funds.balance, handle=self.handle)
+                              reference=f"Vipps utbet. {self.payouts} Vippsnr {self.handle.partition(':')[2]}",
+                              currency=self.currency, amount=-self.funds.balance, handle=None)
         self.open_fees = 0
         self.last_closed = day
         self.open_date = None
@@ -194,7 +248,7 @@ class Ledger:
     def _entry_date(self, timestamp: float) -> date:
         """The ledger date for an entry at this time; never a date that is already closed."""
         self.settle(timestamp)
-        day = utc_date(timestamp)
+        day = self.calendar.date_of(timestamp)
         if self.last_closed is not None and day <= self.last_closed:
             day = self.last_closed + timedelta(days=1)
         if self.open_date is not None and day > self.open_date:
@@ -222,8 +276,9 @@ class Ledger:
 class LedgerBook:
     """All ledgers of the production environment, fed by the ePayment API's domain events."""
 
-    def __init__(self, world: Callable[[], World]) -> None:
+    def __init__(self, world: Callable[[], World], cutoff: str = "00:00") -> None:
         self._world = world
+        self.cutoff = parse_cutoff(cutoff).strftime("%H:%M")
         self.ledgers: dict[str, Ledger] = {}  # by MSN, built lazily
         self._ids: dict[str, str] = {}  # ledgerId -> MSN
         self._ids_source: tuple[int, int] = (0, -1)
@@ -246,7 +301,7 @@ class LedgerBook:
         for row in data["ledgers"]:
             try:
                 unit = world.sales_units[row["msn"]]
-                ledgers[unit.msn] = Ledger.load(row, unit)
+                ledgers[unit.msn] = Ledger.load(row, unit, self.calendar(unit))
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise ValueError(f"a ledger in the snapshot is not valid: {exc!r}") from exc
         self.ledgers = ledgers
@@ -259,8 +314,12 @@ class LedgerBook:
             unit = world.sales_units.get(msn)
             if unit is None:
                 return None
-            ledger = self.ledgers[msn] = Ledger(unit, fee_basis_points(world, unit))
+            ledger = self.ledgers[msn] = Ledger(unit, fee_basis_points(world, unit), self.calendar(unit))
         return ledger
+
+    def calendar(self, unit: SalesUnit) -> LedgerCalendar:
+        """How this sales unit's ledger dates run: its market's time zone, the sandbox's cutoff."""
+        return calendar_for(unit.market, self.cutoff)
 
     def msn_of(self, ledger_id: str) -> str | None:
         """Which sales unit a ledger id belongs to (the index follows the directory as it grows)."""
