@@ -305,8 +305,8 @@ async def test_redirect_and_prefill_urls_name_the_real_port_after_a_replay(tmp_p
         test_url, prod_url = sandbox.running.test_url, sandbox.running.prod_url
         got = await sandbox.request("GET", f"{BASE}/url-pay-0001", "test", keyset=keys, msn=keys["owner"])
         assert got.json["redirectUrl"].startswith(test_url + "/_sandbox/landing?"), (test_url, got.json)
-        again = await sandbox.request("POST", BASE, "test", keyset=keys, msn=keys["owner"], json_body=payment("url-pay-0001"),
-                                      headers={"Idempotency-Key": "c-url-pay-0001"})
+        again = await sandbox.request("POST", BASE, "test", keyset=keys, msn=keys["owner"],
+                                      json_body=payment("url-pay-0001"), headers={"Idempotency-Key": "c-url-pay-0001"})
         assert again.json["redirectUrl"].startswith(test_url + "/"), again.json
         details = await sandbox.request("GET", f"/management/v2/product-orders/{order_id}/details", "production",
                                         keyset=partner)
