@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="refuse partner-key calls without the Vipps-System-* headers")
     serve.add_argument("--admin-token", help="bearer token for /_sandbox/ when not on loopback "
                        "(default: $VIPPS_SANDBOX_ADMIN_TOKEN, else generated and printed)")
-    serve.add_argument("--snapshot-dir", type=Path, help="where POST /_sandbox/snapshot writes by default")
+    serve.add_argument("--snapshot-dir", type=Path, help="the only directory POST /_sandbox/snapshot and restore use "
+                       "(default: DIR/snapshots with --state, else a temporary one)")
     serve.add_argument("--request-log-size", type=positive_int, default=1000, help="entries kept in the request log")
     serve.add_argument("--state", type=Path, default=os.environ.get("VIPPS_SANDBOX_STATE") or None,
                        help="directory for crash-safe state: a journal fsynced before each response, plus snapshots")

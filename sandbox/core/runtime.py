@@ -115,20 +115,36 @@ class Runtime:
     def load_state(self, state: dict[str, object]) -> list[str]:
         """Loads the parts present in `state`, in registration order; all or nothing.
 
-        Returns the names loaded. Any failure puts the state from before back and raises ValueError.
+        Returns the names loaded. Any failure puts back, as they were, the parts already loaded and raises
+        ValueError; the others are never touched. A provider's `load` must either raise without changing
+        anything (check the whole dump first) or replace its state: then a failed restore leaves
+        everything as it was, also what no snapshot holds (inboxes, deliveries in flight, secrets).
         """
-        before = self.dump_state()
+        if not isinstance(state, dict):
+            raise ValueError("a snapshot's state must be an object of provider states")
+        undo: list[Callable[[], None]] = []
         loaded = []
-        if self.rate_limiter is not None:  # a restored clock may be earlier than the windows' calls
-            self.rate_limiter.clear()
+        failed = ""
         try:
-            for name, (_, load) in self.state_providers.items():
+            for name, (dump, load) in self.state_providers.items():
                 if name in state:
+                    failed = name
+                    undo.append(self._undo_for(name, dump, load))
                     load(state[name])
                     loaded.append(name)
         except Exception as exc:
-            failed = name
-            for part, (_, load) in self.state_providers.items():
-                load(before[part])
+            for step in reversed(undo[:len(loaded)]):
+                step()
             raise ValueError(f"the {failed!r} state cannot be loaded: {exc}") from exc
+        if self.rate_limiter is not None:  # a restored clock may be earlier than the windows' calls
+            self.rate_limiter.clear()
         return loaded
+
+    def _undo_for(self, name: str, dump: Callable[[], object], load: Callable[[object], None]) -> Callable[[], None]:
+        """How to put one part back as it is now. The directory goes back as the very object (a dump holds
+        digests, not secrets); the other parts as their dump."""
+        if name == "world":
+            world = self.world
+            return lambda: self._install_world(world)
+        before = dump()
+        return lambda: load(before)

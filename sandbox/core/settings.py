@@ -21,7 +21,7 @@ class Settings:
     request_log_size: int = 1000
     state: Path | None = None  # a directory: crash-safe journal + snapshots (opt-in)
     id_seed: int | None = None  # makes run-time ids and secrets reproducible
-    snapshot_dir: Path | None = None  # where POST /_sandbox/snapshot writes by default (None: a temp directory)
+    snapshot_dir: Path | None = None  # the only directory /_sandbox/snapshot and restore use (see ops/snapshots.py)
     rate_limits: bool = False  # the ePayment API's documented rate limits (sandbox/gateway/rate_limits.py)
     # Webhook URLs on private, link-local and unique-local addresses (and *.localhost names), for receivers
     # on a LAN; off by default (sandbox/apis/webhooks/targets.py). Metadata and unspecified addresses never.

@@ -30,6 +30,9 @@ class CallContext:
     missing_system_headers: list[str] = field(default_factory=list)
     admin: Decision | None = None  # the admin-token decision, for control-plane requests
     fault: FaultRule | None = None  # the injected fault that fired on this request
+    #: Only for a --state journal entry replayed at start (sandbox/ops/persistence.py): the key set it was
+    #: acknowledged as. The gateway's checks then skip the credential checks, and only those.
+    replayed: KeySet | None = None
 
 
 CALL = web.RequestKey("call", CallContext)

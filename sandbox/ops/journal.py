@@ -1,9 +1,14 @@
 """The crash-safe journal behind `--state DIR`: append-only JSON lines, fsynced, compacted now and then.
 
 DIR holds `snapshot.json` (a TinyDB snapshot of the whole live state, with the number of the last
-journal entry it includes), `journal.jsonl` (every acknowledged change since), and two private files
-made at the first start: the ids' seed and the token signing key. A torn last
-line, from a kill in the middle of a write, is ignored: its request was never acknowledged.
+journal entry it includes), `journal.jsonl` (every acknowledged change since), and private files made
+at the first start: the ids' key and the token signing key. Every file is mode 0600.
+
+A torn last line, from a kill in the middle of a write, is ignored (and cut off before the next
+append): its request was never acknowledged. Anything else that is wrong (a line that is not an
+entry, a gap in the entries' numbers, a journal that starts after an entry no snapshot holds) stops
+the start with a StateError naming the file, the line and the way out: an acknowledged change is
+never dropped silently.
 """
 
 from __future__ import annotations
@@ -12,18 +17,30 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger("sandbox.persistence")
 
 SNAPSHOT = "snapshot.json"
 JOURNAL = "journal.jsonl"
-IDS_SEED = "ids-seed"
+IDS_SEED = "ids-seed"  # before the keyed generator: random.Random's seed (read to replay old directories)
+IDS_KEY = "ids-key"  # the key of the run-time ids' HMAC generator (sandbox/core/ids.py)
 SIGNING_KEY = "signing-key.pem"  # the token signing key, so tokens outlive a restart
 LANDING_KEY = "landing-key"  # the landing pages' token key (hex), so landing links outlive a restart
 #: Compact when the journal is this big, or bigger than twice the last snapshot: amortised O(1) a write.
 MIN_COMPACT_BYTES = int(os.environ.get("VIPPS_SANDBOX_COMPACT_BYTES", 4 * 1024 * 1024))
+
+
+class StateError(ValueError):
+    """The state directory cannot be loaded as it is; the message names the file, where, and the way out."""
+
+
+def corrupt(path: Path, line: int, what: str) -> StateError:
+    return StateError(
+        f"{path}, line {line}: {what}. The sandbox does not start, so that no acknowledged change is lost "
+        f"silently. Way out: restore the directory from a backup, or move {path.name} aside (then everything "
+        f"it holds from line {line} on is gone) and start again.")
 
 
 class Journal:
@@ -36,9 +53,28 @@ class Journal:
         self._fh = None
         self._bytes = self.journal_path.stat().st_size if self.journal_path.exists() else 0
 
-    def ids_seed(self) -> int:
-        """The seed of this state's ids, made at the first start and kept (private) in the directory."""
-        return int(self.kept(IDS_SEED, lambda: str(secrets.randbits(64))).strip())
+    def ids_key(self) -> bytes:
+        """The key of this state's ids, made at the first start and kept (private) in the directory."""
+        path = self.directory / IDS_KEY
+        text = self.kept(IDS_KEY, lambda: secrets.token_hex(32)).strip()
+        try:
+            key = bytes.fromhex(text)
+        except ValueError:
+            key = b""
+        if len(key) < 16:
+            raise StateError(f"{path} is not an ids key (64 hex digits). It must not be replaced: the journal's "
+                             "ids and secrets come from it. Restore it from a backup.")
+        return key
+
+    def legacy_ids_seed(self) -> int | None:
+        """The ids-seed of a directory made before the keyed generator (until its first compaction), else None."""
+        path = self.directory / IDS_SEED
+        if not path.exists():
+            return None
+        try:
+            return int(path.read_text().strip())
+        except ValueError as exc:
+            raise StateError(f"{path} is not an ids seed (a whole number). Restore it from a backup.") from exc
 
     def kept(self, name: str, make: Callable[[], str]) -> str:
         """A private file of this directory (mode 0600): read, or made once with `make`. Made whole or not at
@@ -64,39 +100,64 @@ class Journal:
             log.warning("%s can be read by other users; it holds a secret (chmod 600 it)", path)
         return path.read_text()
 
-    def entries(self, after: int) -> Iterator[dict]:
-        """The complete entries with a number above `after`, in order; stops at a torn line."""
+    def scan(self) -> tuple[list[dict], int]:
+        """Every complete entry, in order, and the length of the good part of the file (all of it but a torn
+        last line). Raises StateError for anything but a torn last line: a line that is not an entry, or
+        numbers that do not follow each other."""
+        entries: list[dict] = []
+        good = 0
         if not self.journal_path.exists():
-            return
+            return entries, good
         with open(self.journal_path, "rb") as fh:
-            for line in fh:
+            for number, line in enumerate(fh, 1):
                 if not line.endswith(b"\n"):
-                    return  # torn by a crash mid-write: never acknowledged
+                    break  # torn by a crash mid-write: never acknowledged (and only the last line can lack its \n)
                 try:
                     entry = json.loads(line)
-                except ValueError:
-                    return
-                if entry.get("seq", 0) > after:
-                    yield entry
+                except (ValueError, RecursionError):
+                    raise corrupt(self.journal_path, number, "not a journal entry (not JSON)") from None
+                seq = entry.get("seq") if isinstance(entry, dict) else None
+                if not isinstance(seq, int) or isinstance(seq, bool) or not all(
+                        name in entry for name in ("t", "env", "method", "path", "clock")):
+                    raise corrupt(self.journal_path, number, "not a journal entry (no seq, t, env, method, path "
+                                  "or clock)")
+                if entries and seq != entries[-1]["seq"] + 1:
+                    before = entries[-1]["seq"]
+                    what = f"entries {before + 1} to {seq - 1} are missing" if seq > before + 1 else "out of order"
+                    raise corrupt(self.journal_path, number, f"entry {seq} follows entry {before}: {what}")
+                entry["_line"] = number
+                entries.append(entry)
+                good += len(line)
+        return entries, good
+
+    def entries(self, after: int) -> list[dict]:
+        """The complete entries with a number above `after` (the snapshot's last), which must start at after + 1."""
+        entries, _ = self.scan()
+        later = [entry for entry in entries if entry["seq"] > after]
+        if later and later[0]["seq"] != after + 1:
+            first = later[0]
+            if after == 0 and not self.snapshot_path.exists():
+                raise StateError(
+                    f"{self.journal_path} starts at entry {first['seq']} (line {first['_line']}), after a compaction, "
+                    f"but {self.snapshot_path} (which holds entries 1 to {first['seq'] - 1}) is missing. The sandbox "
+                    "does not start rather than replay the journal onto the fixture. Way out: put the snapshot back "
+                    f"(from a backup), or move {self.journal_path.name} aside too to start from the fixture.")
+            raise corrupt(self.journal_path, first["_line"],
+                          f"entry {first['seq']} follows the snapshot's last entry {after}: entries {after + 1} to "
+                          f"{first['seq'] - 1} are missing")
+        return later
 
     def open(self, last_seq: int) -> None:
-        """Ready to append after entry `last_seq`; drops a torn tail so new lines start clean."""
+        """Ready to append after entry `last_seq`; drops a torn tail (only that) so new lines start clean."""
         self.seq = last_seq
         if self.journal_path.exists():
-            good = 0
-            with open(self.journal_path, "rb") as fh:
-                for line in fh:
-                    if not line.endswith(b"\n"):
-                        break
-                    try:
-                        json.loads(line)
-                    except ValueError:
-                        break
-                    good += len(line)
+            _, good = self.scan()
             if good != self.journal_path.stat().st_size:
                 os.truncate(self.journal_path, good)
             self._bytes = good
-        self._fh = open(self.journal_path, "ab", buffering=0)
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)  # a journal made by an older version may be readable by others
+        self._fh = os.fdopen(fd, "ab", buffering=0)
 
     def append(self, entry: dict) -> int:
         """Writes one entry and fsyncs it: when this returns, the change survives a crash."""
@@ -118,12 +179,15 @@ class Journal:
         if self._fh is not None:
             self._fh.close()
         tmp = self.directory / (JOURNAL + ".tmp")
-        with open(tmp, "wb") as fh:
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, self.journal_path)
         fsync_dir(self.directory)
         self._bytes = 0
-        self._fh = open(self.journal_path, "ab", buffering=0)
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND, 0o600)
+        self._fh = os.fdopen(fd, "ab", buffering=0)
 
     def close(self) -> None:
         if self._fh is not None:

@@ -3,30 +3,46 @@
 The front door appends each successful state-changing request to the journal (sandbox/ops/journal.py)
 and fsyncs it before the response goes out. At start the last snapshot is loaded and the journal
 is replayed through the app itself, on private loopback ports, with the virtual clock frozen at
-each request's moment and ids from the same seeded generator, so the state comes back as it was.
+each request's moment and ids from the same keyed generator, so the state comes back as it was.
 Now and then the whole state is compacted into a TinyDB snapshot and the journal starts afresh.
+
+Each entry names the identity it was made as (the key set's client id, the environment, the MSN).
+A replayed request carries this process's replay nonce and that client id, and the gateway takes the
+identity from them instead of checking credentials (a snapshot keeps secrets only as digests, and keys
+may have been regenerated since); everything else, the policy included, runs as the first time. Any
+entry that does not replay as it was acknowledged stops the start with a StateError: never a silent
+loss. A compaction that fails (a full disk, an unwritable snapshot, a state that cannot be serialised)
+never fails the write that triggered it: the write is journaled and fsynced already; the failure is
+logged and the compaction retried later.
 """
 
 from __future__ import annotations
 
 import base64
+import hmac
 import logging
+import os
 import secrets
+import time
 from collections.abc import Awaitable
 from pathlib import Path
 
 from aiohttp import web
 
-from sandbox.core.model import MIAMI_KEY_TYPES, Env
+from sandbox.core.errors import Problem
+from sandbox.core.model import Env, KeySet
 from sandbox.core.runtime import Runtime
 from sandbox.gateway.context import RUNTIME, CallContext
 from sandbox.gateway.tokens import new_private_pem
-from sandbox.ops.journal import LANDING_KEY, SIGNING_KEY, Journal, fsync_dir, fsync_file
+from sandbox.ops.journal import IDS_SEED, JOURNAL, LANDING_KEY, SIGNING_KEY, Journal, StateError, fsync_dir, fsync_file
 from sandbox.ops.snapshots import read_snapshot, write_snapshot
 
 log = logging.getLogger("sandbox.persistence")
 
 REPLAY_HEADER = "Vipps-Sandbox-Replay"
+REPLAY_CLIENT_HEADER = "Vipps-Sandbox-Replay-Client"  # the client id a replayed entry was made as
+#: After a failed compaction, the next try waits this long (writes in between are journaled as usual).
+COMPACT_RETRY_SECONDS = float(os.environ.get("VIPPS_SANDBOX_COMPACT_RETRY_SECONDS", 30))
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Requests that change nothing worth keeping, or that are captured by compacting at once.
 NOT_JOURNALED = frozenset({"token.accesstoken", "token.miami", "sandbox.snapshot", "sandbox.requests.clear",
@@ -42,19 +58,23 @@ class Persistence:
         self.runtime = runtime
         self.journal = Journal(directory)
         self.nonce = secrets.token_hex(16)  # marks our own replayed requests
+        self.replaying = False  # only while recover() runs, on its private ports, is the nonce honoured
         self.replayed = 0
+        self.legacy_ids_seed: int | None = None
+        self.compaction_failures = 0
+        self._retry_at = 0.0
 
     # -- writing --------------------------------------------------------------------------------
     def record(self, request: web.Request, ctx: CallContext, started_at: float, body: bytes) -> None:
         entry = {
             "t": started_at, "env": str(ctx.env), "method": request.method, "path": request.path_qs,
-            "clientId": ctx.keyset.client_id if ctx.keyset is not None else None,
+            "clientId": ctx.keyset.client_id if ctx.keyset is not None else None, "msn": ctx.msn,
             "headers": {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers},
             "body": base64.b64encode(body).decode("ascii"), "clock": self.runtime.clock.state(),
         }
         self.journal.append(entry)
         if self.journal.wants_compaction():
-            self.compact()
+            self.compact_if_possible()
 
     def compact(self) -> None:
         """The whole state into snapshot.json (with the last entry it holds), then an empty journal."""
@@ -66,19 +86,58 @@ class Persistence:
         fsync_dir(path.parent)
         self.journal.rotate()
 
+    def compact_if_possible(self) -> bool:
+        """Compacts unless a recent try failed; a failure is logged (once, until it works again) and never raised:
+        every write is in the journal already, which is all a restart needs."""
+        now = time.monotonic()
+        if now < self._retry_at:
+            return False
+        try:
+            self.compact()
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the acknowledged write stands
+            self.compaction_failures += 1
+            self._retry_at = now + COMPACT_RETRY_SECONDS
+            if self.compaction_failures == 1:
+                log.error("compacting %s failed (%s: %s); every change is still in %s, and compaction is "
+                          "retried every %g s", self.journal.snapshot_path, type(exc).__name__, str(exc)[:200],
+                          self.journal.journal_path, COMPACT_RETRY_SECONDS)
+            return False
+        if self.compaction_failures:
+            log.warning("compacting %s works again, after %d failed tries", self.journal.snapshot_path,
+                        self.compaction_failures)
+            self.compaction_failures = 0
+        return True
+
     # -- reading --------------------------------------------------------------------------------
     def load_snapshot(self) -> int:
-        if not self.journal.snapshot_path.exists():
+        path = self.journal.snapshot_path
+        if not path.exists():
             return 0
-        state = read_snapshot(self.journal.snapshot_path)
+        way_out = (f"Way out: restore {path.name} from a backup. (Moving it aside starts from the fixture plus "
+                   f"{JOURNAL}, which then refuses to start if the snapshot held entries it needs.)")
+        try:
+            state = read_snapshot(path)
+        except Problem as exc:
+            raise StateError(f"{exc.detail}. {way_out}") from None
+        except (OSError, RecursionError) as exc:
+            raise StateError(f"{path} cannot be read ({exc}). {way_out}") from None
         meta = state.pop("journal", None)
-        self.runtime.load_state(state)
-        return int(meta["seq"]) if isinstance(meta, dict) else 0
+        if not isinstance(meta, dict) or not isinstance(meta.get("seq"), int) or meta["seq"] < 0:
+            raise StateError(f"{path} is not a --state snapshot: it names no journal entry. {way_out}")
+        try:
+            self.runtime.load_state(state)
+        except ValueError as exc:
+            raise StateError(f"{path} cannot be loaded: {exc}. {way_out}") from None
+        return int(meta["seq"])
 
     async def recover(self, runner: web.AppRunner) -> None:
         """Snapshot, then the journal replayed through private loopback sites; then ready to append."""
+        ids = self.runtime.ids
+        had_snapshot = self.journal.snapshot_path.exists()
         last = self.load_snapshot()
-        entries = list(self.journal.entries(after=last))
+        entries = self.journal.entries(after=last)
+        if not had_snapshot and self.legacy_ids_seed is not None:
+            ids.use_legacy_seed(self.legacy_ids_seed)  # an old journal-only directory: replay its ids as made
         if entries:
             import aiohttp  # the client side of aiohttp is only needed to replay
 
@@ -91,17 +150,49 @@ class Persistence:
                 sites[env] = (site, port)
             # What was acknowledged is replayed whatever the limits now: it may have been made without them.
             limiter, self.runtime.rate_limiter = self.runtime.rate_limiter, None
+            self.replaying = True
             try:
                 async with aiohttp.ClientSession() as session:
                     for entry in entries:
                         await self._replay(session, sites[Env(entry["env"])][1], entry)
                         last = entry["seq"]
             finally:
+                self.replaying = False
                 self.runtime.rate_limiter = limiter
                 for site, port in sites.values():
                     self.runtime.port_env.pop(port, None)
                     await site.stop()
         self.journal.open(last)
+        if ids.legacy is not None:  # made by random.Random: from now on the keyed generator, from a snapshot
+            ids.use_key(self.journal.ids_key())
+            try:
+                self.compact()
+            except Exception as exc:
+                raise StateError(f"{self.journal.snapshot_path} cannot be written ({exc}); it must be, once, to move "
+                                 "this directory to the keyed id generator. Make the directory writable.") from None
+        legacy_seed = self.journal.directory / IDS_SEED
+        if ids.legacy is None and legacy_seed.exists() and self.journal.snapshot_path.exists():
+            legacy_seed.unlink()  # the snapshot holds the keyed generator's state: the old seed is never used again
+
+    def _failed(self, entry: dict, what: str) -> StateError:
+        path = str(entry.get("path", "")).split("?", 1)[0]  # never a query: it may hold a landing token
+        return StateError(
+            f"--state {self.journal.directory}: journal entry {entry['seq']} (line {entry.get('_line')} of "
+            f"{JOURNAL}), {entry.get('method')} {path}, {what}. The sandbox does not start, so that no acknowledged "
+            f"change is lost silently. Way out: start the version of vipps-sandbox that wrote the journal, or restore "
+            f"the directory from a backup; or move {JOURNAL} aside to start from the last snapshot without entry "
+            f"{entry['seq']} and those after it.")
+
+    def identity(self, request: web.Request) -> KeySet | None:
+        """The key set a replayed request was journaled as, when it carries this process's replay nonce during
+        recovery; None for every other request. The gateway then skips only its credential checks."""
+        if not self.replaying:
+            return None
+        nonce = request.headers.get(REPLAY_HEADER)
+        client_id = request.headers.get(REPLAY_CLIENT_HEADER)
+        if not nonce or not client_id or not hmac.compare_digest(nonce.encode(), self.nonce.encode()):
+            return None
+        return self.runtime.world.keys.get(client_id)
 
     async def _replay(self, session, port: int, entry: dict) -> None:
         runtime = self.runtime
@@ -109,26 +200,32 @@ class Persistence:
         headers = dict(entry.get("headers") or {})
         headers.pop("Host", None)
         headers[REPLAY_HEADER] = self.nonce
-        env = Env(entry["env"])
-        if entry.get("clientId"):
-            keyset = runtime.world.keys.get(entry["clientId"])
+        try:
+            env = Env(entry["env"])
+        except ValueError:
+            raise self._failed(entry, f"names an unknown environment {str(entry['env'])[:20]!r}") from None
+        client_id = entry.get("clientId")
+        if client_id:
+            keyset = runtime.world.keys.get(client_id)
             if keyset is None:
-                log.warning("journal entry %s: keys %s are gone; skipped", entry["seq"], entry["clientId"])
-                return
-            flow = "miami" if keyset.type in MIAMI_KEY_TYPES else "standard"
-            token, _, _ = runtime.tokens.issue(keyset, env, 3600, flow)
-            headers["Authorization"] = f"Bearer {token}"
-            if flow == "standard" and keyset.subscription_key_primary:
-                headers["Ocp-Apim-Subscription-Key"] = keyset.subscription_key_primary
+                raise self._failed(entry, f"was made with the key set {client_id}, which no longer exists")
+            if keyset.environment is not env:
+                raise self._failed(entry, f"was made in {env} with the key set {client_id} of {keyset.environment}")
+            headers[REPLAY_CLIENT_HEADER] = client_id
         elif runtime.settings.admin_token:
             headers["Authorization"] = f"Bearer {runtime.settings.admin_token}"
-        body = base64.b64decode(entry.get("body") or "")
+        try:
+            body = base64.b64decode(entry.get("body") or "", validate=True)
+        except ValueError:
+            raise self._failed(entry, "holds a body that is not base64") from None
         async with session.request(entry["method"], f"http://127.0.0.1:{port}{entry['path']}", data=body,
                                    headers=headers, allow_redirects=False) as resp:
             await resp.read()
             if not 200 <= resp.status < 400:
-                log.warning("journal entry %s (%s %s) replayed with status %s", entry["seq"], entry["method"],
-                            entry["path"], resp.status)
+                rule = resp.headers.get("Vipps-Sandbox-Rule")
+                raise self._failed(entry, f"replayed with status {resp.status}" + (f" (rule {rule[:60]})" if rule
+                                                                                   else "") +
+                                   " although it was acknowledged with a 2xx or a redirect")
         runtime.clock.load_state(entry["clock"])
         self.replayed += 1
 
@@ -140,6 +237,7 @@ async def journaled(persistence: Persistence, request: web.Request, ctx: CallCon
                     respond: Awaitable[web.StreamResponse]) -> web.StreamResponse:
     """Awaits the response, then journals the change (fsynced) before it goes out. Called by the front door
     for state-changing methods only, with --state on."""
+    ctx.replayed = persistence.identity(request)  # None but for our own replay (read by the gateway's checks)
     try:
         response = await respond
     except web.HTTPException as redirect:  # a redirect after a change (the landing page's approve)
@@ -156,18 +254,19 @@ async def _journal(request: web.Request, ctx: CallContext, persistence: Persiste
         return response
     if request.headers.get(REPLAY_HEADER) == persistence.nonce:
         return response
-    if route.name in COMPACT_AT_ONCE:
-        persistence.compact()
-    else:
-        persistence.record(request, ctx, started_at, await request.read())
+    if route.name in COMPACT_AT_ONCE and persistence.compact_if_possible():
+        return response
+    # Journaled (and then replayed) as any other change, also a reset or restore whose compaction failed.
+    persistence.record(request, ctx, started_at, await request.read())
     return response
 
 
 def enable(app: web.Application, directory: Path) -> Persistence:
     persistence = Persistence(app[RUNTIME], directory)
     ids = app[RUNTIME].ids
-    if not ids.seeded:  # a replay must hand out the same ids: seed them, from a seed kept beside the journal
-        ids.reseed(persistence.journal.ids_seed())
+    if not ids.seeded:  # a replay must hand out the same ids: key them, from a key kept beside the journal
+        persistence.legacy_ids_seed = persistence.journal.legacy_ids_seed()
+        ids.use_key(persistence.journal.ids_key())
     try:
         app[RUNTIME].tokens.use_key(persistence.journal.kept(SIGNING_KEY, new_private_pem))
     except ValueError as exc:

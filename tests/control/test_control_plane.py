@@ -138,11 +138,11 @@ async def test_snapshot_and_restore_roundtrip(sandbox, tmp_path):
     await sandbox.request("POST", "/_sandbox/clock", "test", json_body={"advanceSeconds": 3 * 86400, "freeze": True})
     frozen_at = sandbox.runtime.clock.time()
     token = await sandbox.token(dict(merchant, client_secret=new_secret))
-    target = tmp_path / "saved.json"
+    target = tmp_path / "snapshots" / "saved.json"
 
-    saved = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": str(target)})
+    saved = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": target.name})
     assert saved.status == 200, saved.text
-    assert saved.json["path"] == str(target) and {"world", "clock"} <= set(saved.json["providers"])
+    assert saved.json["path"] == str(target.resolve()) and {"world", "clock"} <= set(saved.json["providers"])
     text = target.read_text()
     assert token not in text  # never tokens
     # Never secrets either: digests stand in for them, so the restored keys still work.
@@ -153,7 +153,7 @@ async def test_snapshot_and_restore_roundtrip(sandbox, tmp_path):
     assert (await token_reply(sandbox, merchant)).status == 200
     assert sandbox.runtime.clock.time() < frozen_at - 86400
 
-    restored = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": str(target)})
+    restored = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": target.name})
     assert restored.status == 200, restored.text
     assert {"world", "clock"} <= set(restored.json["restored"])
     assert sandbox.runtime.clock.time() == frozen_at and sandbox.runtime.clock.frozen
@@ -180,33 +180,33 @@ async def test_snapshot_by_default_and_by_name(sandbox, settings):
 
 
 async def test_snapshot_and_restore_refuse_bad_input(sandbox, tmp_path):
-    missing = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": str(tmp_path / "no")})
+    snapshots = tmp_path / "snapshots"
+    missing = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": "no.json"})
     assert missing.status == 404 and missing.headers["Content-Type"].startswith("application/problem+json")
-    garbage = tmp_path / "garbage.json"
-    garbage.write_text("{not json")
-    reply = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": str(garbage)})
+    snapshots.mkdir(exist_ok=True)
+    (snapshots / "garbage.json").write_text("{not json")
+    reply = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": "garbage.json"})
     assert reply.status == 400 and "not a sandbox snapshot" in reply.json["detail"]
-    other = tmp_path / "other.json"
-    other.write_text('{"_default": {}}')
-    assert (await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": str(other)})).status == 400
+    (snapshots / "other.json").write_text('{"_default": {}}')
+    assert (await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": "other.json"})).status \
+        == 400
     for body in ({"name": "../escape"}, {"path": 3}, {"name": "a", "path": "b"}, {"nom": "x"}, [1]):
         reply = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body=body)
         assert reply.status == 400, body
-    blocked = tmp_path / "file-not-dir"
-    blocked.write_text("")
-    reply = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": str(blocked / "x.json")})
+    (snapshots / "file-not-dir").write_text("")
+    reply = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": "file-not-dir/x.json"})
     assert reply.status == 400
 
 
 async def test_a_broken_snapshot_leaves_the_state_as_it_was(sandbox, tmp_path):
-    target = tmp_path / "s.json"
-    assert (await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": str(target)})).status \
+    target = tmp_path / "snapshots" / "s.json"
+    assert (await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": target.name})).status \
         == 200
     text = target.read_text().replace('"offset"', '"offsetx"')
     target.write_text(text)
     merchant = sandbox.key("merchant", "test")
     await sandbox.request("POST", f"/_sandbox/keys/{merchant['client_id']}/regenerate", "test")
-    reply = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": str(target)})
+    reply = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": target.name})
     assert reply.status == 400 and "clock" in reply.json["detail"]
     # The world loaded before the clock failed was put back: the regenerated secret still holds.
     assert (await token_reply(sandbox, merchant)).status == 401
@@ -217,12 +217,12 @@ async def test_snapshots_hold_webhook_registrations(sandbox, tmp_path):
     hook = await sandbox.request("POST", WEBHOOKS, "test", keyset=merchant, json_body={
         "url": "https://shop.example.com/hooks", "events": ["epayments.payment.refunded.v1"]})
     assert hook.status == 201, hook.text
-    target = tmp_path / "hooks.json"
-    saved = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": str(target)})
+    target = tmp_path / "snapshots" / "hooks.json"
+    saved = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": target.name})
     assert "webhooks" in saved.json["providers"]
     await sandbox.request("POST", "/_sandbox/reset", "test")
     assert (await sandbox.request("GET", WEBHOOKS, "test", keyset=merchant)).json["webhooks"] == []
-    restored = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": str(target)})
+    restored = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": target.name})
     assert "webhooks" in restored.json["restored"], restored.text
     listed = (await sandbox.request("GET", WEBHOOKS, "test", keyset=merchant)).json["webhooks"]
     assert listed == [{"id": hook.json["id"], "url": "https://shop.example.com/hooks",
@@ -246,14 +246,14 @@ async def test_snapshots_hold_payments_with_their_events_and_idempotency(sandbox
                                   headers={"Idempotency-Key": "snap-2"})).status == 201
     events_path = "/epayment/v1/payments/order-snap-1/events"
     before = (await sandbox.request("GET", events_path, "test", keyset=merchant)).json
-    target = tmp_path / "payments.json"
-    saved = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": str(target)})
+    target = tmp_path / "snapshots" / "payments.json"
+    saved = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": target.name})
     assert "payments" in saved.json["providers"]
 
     await sandbox.request("POST", "/_sandbox/reset", "test")
     gone = await sandbox.request("GET", "/epayment/v1/payments/order-snap-1", "test", keyset=merchant)
     assert gone.status == 404
-    restored = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": str(target)})
+    restored = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": target.name})
     assert "payments" in restored.json["restored"], restored.text
 
     after = (await sandbox.request("GET", events_path, "test", keyset=merchant)).json
@@ -283,18 +283,18 @@ async def test_restore_gives_back_exactly_the_state_that_was_saved(sandbox, tmp_
                "reference": "order-exact", "userFlow": "WEB_REDIRECT", "returnUrl": "https://shop.example.com/r"}
     assert (await sandbox.request("POST", "/epayment/v1/payments", "test", keyset=merchant, json_body=payment,
                                   headers={"Idempotency-Key": "exact"})).status == 201
-    target = tmp_path / "exact.json"
+    target = tmp_path / "snapshots" / "exact.json"
 
     def state() -> str:
         return json.dumps(sandbox.runtime.dump_state(), sort_keys=True)
 
     await sandbox.request("POST", "/_sandbox/clock", "test", json_body={"freeze": True})
     saved = state()
-    assert (await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": str(target)})).status \
+    assert (await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": target.name})).status \
         == 200
     await sandbox.request("POST", "/_sandbox/reset", "test")
     assert state() != saved
-    assert (await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": str(target)})).status \
+    assert (await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": target.name})).status \
         == 200
     assert state() == saved
 
@@ -308,7 +308,7 @@ async def test_regenerated_secrets_never_repeat_and_snapshots_hold_no_generator_
     assert (await sandbox.request("POST", "/_sandbox/reset", "test")).status == 200
     second = (await sandbox.request("POST", path, "test")).json["client_secret"]
     assert first != second
-    target = tmp_path / "s.json"
-    saved = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": str(target)})
+    target = tmp_path / "snapshots" / "s.json"
+    saved = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": target.name})
     assert "ids" not in saved.json["providers"]
     assert '"internal"' not in target.read_text()

@@ -349,12 +349,12 @@ async def test_snapshot_keeps_orders_new_units_and_idempotency(sandbox, tmp_path
     await move(sandbox, done, "complete")
     new_msn = (await details(sandbox, premium, done)).json["salesUnit"]["msn"]
     waiting = (await create(sandbox, premium, body(org_number(4567890)), key="snap-2")).json
-    target = str(tmp_path / "management.json")
-    assert (await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"path": target})).status == 200
+    target = f"management-{tmp_path.name}"
+    assert (await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"name": target})).status == 200
 
     assert (await sandbox.request("POST", "/_sandbox/reset", "test")).status == 200
     assert_problem(await details(sandbox, premium, done), 404)
-    restored = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"path": target})
+    restored = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"name": target})
     assert restored.status == 200 and "product_orders" in restored.json["restored"], restored.text
 
     assert (await details(sandbox, premium, done)).json["salesUnit"]["msn"] == new_msn

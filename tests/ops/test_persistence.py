@@ -29,11 +29,11 @@ class Server:
         if compact_bytes is not None:  # compact often, so kills also land during and after compactions
             self.env["VIPPS_SANDBOX_COMPACT_BYTES"] = str(compact_bytes)
         self.proc: asyncio.subprocess.Process | None = None
-        self.url = ""
+        self.url = self.prod_url = ""
 
     async def start(self, session: aiohttp.ClientSession) -> None:
         # The server picks its own free ports each time (no race with other processes for them).
-        self.proc, self.url, _ = await spawn(["--state", str(self.state), "--id-seed", "7"], env=self.env,
+        self.proc, self.url, self.prod_url = await spawn(["--state", str(self.state), "--id-seed", "7"], env=self.env,
                                              cwd=str(ROOT))
 
     async def kill(self) -> None:
@@ -184,3 +184,97 @@ def test_a_signing_key_others_can_read_is_warned_about(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         journal.kept(SIGNING_KEY, new_private_pem)
     assert "can be read by other users" in caplog.text
+
+
+async def regenerate(session: aiohttp.ClientSession, url: str, keys: dict) -> dict:
+    """Rotates the client secret and the primary subscription key, as the portal's buttons do; the new keys."""
+    async with session.post(f"{url}/_sandbox/keys/{keys['client_id']}/regenerate") as resp:
+        assert resp.status == 200, await resp.text()
+        secret = (await resp.json())["client_secret"]
+    async with session.post(f"{url}/_sandbox/keys/{keys['client_id']}/regenerate-subscription-key",
+                            json={"which": "primary"}) as resp:
+        assert resp.status == 200, await resp.text()
+        sub = (await resp.json())["subscription_key"]
+    return dict(keys, client_secret=secret, subscription_key_primary=sub)
+
+
+async def completed_unit_keys(session: aiohttp.ClientSession, server: Server) -> dict:
+    """A sales unit made by a completed product order, and its test keys (made at run time, not in the fixture)."""
+    prod_url = server.prod_url
+    async with session.get(prod_url + "/_sandbox/keys?type=partner&env=production") as resp:
+        partner = next(k for k in await resp.json() if k["description"].startswith("Partner keys")
+                       and "not approved" not in k["description"])
+    async with session.post(prod_url + "/accesstoken/get", headers={
+            "client_id": partner["client_id"], "client_secret": partner["client_secret"],
+            "Ocp-Apim-Subscription-Key": partner["subscription_key_primary"]}) as resp:
+        token = (await resp.json())["access_token"]
+    order = {"businessIdentifier": {"scheme": "business:NO:ORG", "id": "974760673"},
+             "productType": "PAYMENT_INTEGRATION", "salesUnitName": "Crash Unit"}
+    async with session.post(prod_url + "/management/v1/product-orders", json=order, headers={
+            "Authorization": f"Bearer {token}", "Ocp-Apim-Subscription-Key": partner["subscription_key_primary"],
+            "Idempotency-Key": "crash-order"}) as resp:
+        assert resp.status == 201, await resp.text()
+        order_id = (await resp.json())["prefilledOrderId"]
+    for action in ("view", "submit", "complete"):
+        async with session.post(f"{server.url}/_sandbox/product-orders/{order_id}/{action}") as resp:
+            assert resp.status == 200, await resp.text()
+    async with session.get(f"{server.url}/_sandbox/keys?type=merchant&env=test") as resp:
+        unit = next(k for k in await resp.json() if "Crash Unit" in k["description"])
+    return unit
+
+
+async def test_sigkill_keeps_payments_of_product_order_units_and_rotated_keys_through_compactions(tmp_path):
+    """Issue 13, finding 1: after a compaction key sets are kept as digests, so a replay that re-authenticated
+    each entry with the keys' credentials got 401s (and dropped the entries) for a sales unit made by a
+    product order and for keys whose secret and primary subscription key were regenerated. The replay now
+    applies each entry as the identity it was journaled as; every acknowledged payment must be back."""
+    state = tmp_path / "state"
+    acked = {"created": set(), "approved": set(), "captures": set()}
+    rng = random.Random(4321)
+    server = Server(state, compact_bytes=3_000)  # a compaction every few payments
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        try:
+            await server.start(session)
+            unit = await completed_unit_keys(session, server)
+            fixture_keys = merchant_keys()
+            for round_no in range(4):
+                if round_no:
+                    await server.start(session)
+                # Rotated every round: the journal after each compaction holds only keys it knows as digests.
+                unit = await regenerate(session, server.url, unit)
+                fixture_keys = await regenerate(session, server.url, fixture_keys)
+                stop = asyncio.Event()
+                tasks = []
+                for i, keys in enumerate((unit, fixture_keys, unit, fixture_keys)):
+                    headers = await token_headers(session, server, keys)
+                    tasks.append(asyncio.create_task(
+                        workload(session, server, headers, acked, 100 + round_no * 10 + i, stop)))
+                await asyncio.sleep(rng.uniform(0.8, 1.5))
+                await server.kill()
+                stop.set()
+                await asyncio.gather(*tasks)
+            await server.start(session)
+            assert acked["captures"], "the workload acknowledged nothing: the test proves nothing"
+            by_unit = {keys["owner"]: await token_headers(session, server, keys) for keys in (unit, fixture_keys)}
+            assert len(by_unit) == 2
+            missing = []
+            for ref in sorted(acked["created"]):
+                found = None
+                for headers in by_unit.values():
+                    async with session.get(f"{server.url}{BASE}/{ref}", headers=headers) as resp:
+                        if resp.status == 200:
+                            found = (headers, await resp.json())
+                if found is None:
+                    missing.append(ref)
+                    continue
+                headers, payment = found
+                async with session.get(f"{server.url}{BASE}/{ref}/events", headers=headers) as resp:
+                    events = await resp.json()
+                if ref in acked["approved"]:
+                    assert payment["state"] == "AUTHORIZED", (ref, payment)
+                keys_seen = {e.get("idempotencyKey") for e in events if e["name"] == "CAPTURED"}
+                assert {key for r, key in acked["captures"] if r == ref} <= keys_seen, (ref, events)
+            assert not missing, f"{len(missing)} acknowledged payments are gone after the restart: {missing[:5]}"
+        finally:
+            await server.kill()
+    assert (state / "snapshot.json").exists()

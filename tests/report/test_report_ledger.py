@@ -196,7 +196,7 @@ async def test_ledgers_survive_snapshot_and_restore(sandbox, tmp_path):
     headers = await sandbox.auth_headers(sandbox.key("merchant", msn=msn))
     lid = await ledger_id(sandbox, headers, msn)
     before = {t: (await get(sandbox, f"/report/v2/ledgers/{lid}/{t}/feed", headers)).json for t in ("funds", "fees")}
-    snapshot = {"path": str(tmp_path / "ledgers.json")}
+    snapshot = {"name": f"ledgers-{tmp_path.name}"}
     assert (await sandbox.request("POST", "/_sandbox/snapshot", json_body=snapshot)).status == 200
     assert (await sandbox.request("POST", "/_sandbox/reset")).status in (200, 204)
     headers = await sandbox.auth_headers(sandbox.key("merchant", msn=msn))

@@ -169,7 +169,7 @@ class PaymentsBackend:
         self.idempotency: dict[tuple[Env, str, str, str], IdempotencyRecord] = {}
         self._expiry_heap: list[tuple[float, tuple[Env, str, str]]] = []
         self._seq = 0
-        self._views: dict[tuple[Env, str, str], tuple[int, bytes]] = {}
+        self._views: dict[tuple[Env, str, str], tuple[int, str | None, bytes]] = {}
 
     # -- snapshots (runtime.state_providers["payments"]) -----------------------------------------
     def dump(self) -> dict[str, list[dict]]:
@@ -323,7 +323,7 @@ class PaymentsBackend:
         fp = self.fingerprint("", body)
         replayed = self.replay(env, msn, "create", key, fp)
         if replayed is not None:
-            return 201, self._create_response(self.payments[(env, msn, replayed.reference)])
+            return 201, self._create_response(self.payments[(env, msn, replayed.reference)], origin)
         self.sweep()
         reference, flow = body["reference"], body["userFlow"]
         value, currency = body["amount"]["value"], body["amount"]["currency"]
@@ -357,10 +357,10 @@ class PaymentsBackend:
         payment.psp = self._record(payment, "CREATED", value, key).psp
         heapq.heappush(self._expiry_heap, (expires_at, stored_key))
         self.remember(env, msn, "create", key, fp, payment)
-        return 201, self._create_response(payment)
+        return 201, self._create_response(payment, origin)
 
-    def _create_response(self, payment: Payment) -> dict:
-        redirect = self.redirect_url(payment)
+    def _create_response(self, payment: Payment, origin: str) -> dict:
+        redirect = self.redirect_url(payment, origin)
         return {"redirectUrl": redirect, "reference": payment.reference} if redirect \
             else {"reference": payment.reference}
 
@@ -439,23 +439,28 @@ class PaymentsBackend:
         """True when `token` is this payment's landing token (compared in constant time)."""
         return isinstance(token, str) and hmac.compare_digest(token.encode(), self.landing_token(payment).encode())
 
-    def redirect_url(self, payment: Payment) -> str | None:
-        """Where the user goes: the sandbox's landing page, or for QR a picture of it. None for PUSH_MESSAGE."""
+    def redirect_url(self, payment: Payment, origin: str | None = None) -> str | None:
+        """Where the user goes: the sandbox's landing page, or for QR a picture of it. None for PUSH_MESSAGE.
+
+        On `origin`, the base URL of the request being answered (so a payment replayed from a --state journal,
+        or read through another port or host name, links to where its reader reached the sandbox); the one it
+        was created through only when there is no request (`payment.origin` mostly says there is a link)."""
         if payment.origin is None:
             return None
+        base = origin or payment.origin
         token = self.landing_token(payment)
         if payment.qr is None or payment.qr == "text":
-            return f"{payment.origin}/_sandbox/landing?token={token}"
-        url = f"{payment.origin}/_sandbox/qr?token={token}"
+            return f"{base}/_sandbox/landing?token={token}"
+        url = f"{base}/_sandbox/qr?token={token}"
         if payment.qr.startswith("png:"):
             url += f"&format=png&size={payment.qr[4:]}"
         return url
 
-    def view(self, payment: Payment) -> dict:
-        """GetPaymentResponse, with the redirectUrl the create response gave."""
-        return payment.view(self.redirect_url(payment))
+    def view(self, payment: Payment, origin: str | None = None) -> dict:
+        """GetPaymentResponse, with the redirectUrl the create response gave (on the reader's `origin`)."""
+        return payment.view(self.redirect_url(payment, origin))
 
-    def view_bytes(self, env: Env, msn: str, reference: str) -> bytes:
+    def view_bytes(self, env: Env, msn: str, reference: str, origin: str | None = None) -> bytes:
         """GetPaymentResponse as JSON bytes, for `GET …/payments/{reference}`, the hot path.
 
         A payment changes only with a new event, so the bytes of recently read payments are kept (bounded,
@@ -469,13 +474,13 @@ class PaymentsBackend:
             raise self._not_found(env, msn, reference)
         version = len(payment.events)
         cached = self._views.get(key)
-        if cached is not None and cached[0] == version:
-            return cached[1]
+        if cached is not None and cached[0] == version and cached[1] == origin:
+            return cached[2]
         check_reference(reference)  # a hand-edited snapshot can hold any reference
-        body = json.dumps(self.view(payment)).encode()
+        body = json.dumps(self.view(payment, origin)).encode()
         if len(self._views) >= TOKEN_CACHE:
             self._views.clear()
-        self._views[key] = (version, body)
+        self._views[key] = (version, origin, body)
         return body
 
     # -- the user's side ---------------------------------------------------------------------------

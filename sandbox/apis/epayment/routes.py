@@ -68,7 +68,7 @@ async def create(request: web.Request) -> web.Response:
 async def get_payment(request: web.Request) -> web.Response:
     ctx = call(request)
     assert ctx.msn is not None
-    body = backend(request).view_bytes(ctx.env, ctx.msn, request.match_info["reference"])
+    body = backend(request).view_bytes(ctx.env, ctx.msn, request.match_info["reference"], origin(request))
     return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 

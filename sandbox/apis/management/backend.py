@@ -175,14 +175,14 @@ class ManagementBackend:
                 for pp in self.runtime.world.price_packages.get(partner_id, [])]
 
     # -- product orders, scoped to the partner that made them -----------------------------------------
-    def create_order(self, keyset: KeySet, idempotency_key: str | None, body: object, page_url: str) -> dict:
-        return self.book.create(self.partner_of(keyset), idempotency_key, body, page_url)
+    def create_order(self, keyset: KeySet, idempotency_key: str | None, body: object, origin: str) -> dict:
+        return self.book.create(self.partner_of(keyset), idempotency_key, body, origin)
 
     def delete_order(self, keyset: KeySet, order_id: str) -> None:
         self.book.delete(self.partner_of(keyset), order_id)
 
-    def list_orders(self, keyset: KeySet, include_expired: bool) -> list[dict]:
-        return self.book.list_for(self.partner_of(keyset), include_expired)
+    def list_orders(self, keyset: KeySet, include_expired: bool, origin: str) -> list[dict]:
+        return self.book.list_for(self.partner_of(keyset), include_expired, origin)
 
-    def order_details(self, keyset: KeySet, order_id: str) -> dict:
-        return self.book.details_view(self.book.own(self.partner_of(keyset), order_id))
+    def order_details(self, keyset: KeySet, order_id: str, origin: str) -> dict:
+        return self.book.details_view(self.book.own(self.partner_of(keyset), order_id), origin)

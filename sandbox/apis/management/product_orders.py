@@ -55,12 +55,16 @@ class ProductOrder:
     partner_id: str
     request: dict
     product_type: str  # always the 2.0.9 name
-    url: str
     created_at: float
     updated_at: float
     status: Status = Status.RECEIVED
     msn: str | None = None  # the sales unit made on completion
     history: list[tuple[str, float]] = field(default_factory=list)
+
+    def url(self, origin: str) -> str:
+        """The merchant's page, on the base URL (`scheme://host`) of the request being answered: built at
+        response time, so it names the port and host its reader used (never a --state replay's port)."""
+        return f"{origin}{PAGE_PATH.format(id=self.id)}"
 
     @property
     def business_identifier(self) -> dict:
@@ -70,6 +74,9 @@ class ProductOrder:
     def merchant_key(self) -> str:
         bid = self.request["businessIdentifier"]
         return f"{bid['scheme']}/{bid['id']}"
+
+
+PAGE_PATH = "/_sandbox/product-orders/{id}"
 
 
 def fingerprint(body: object) -> str:
@@ -91,7 +98,7 @@ class ProductOrderBook:
     # -- snapshots (runtime.state_providers["product_orders"]) ------------------------------------------
     def dump(self) -> dict:
         orders = [{"id": o.id, "partnerId": o.partner_id, "request": o.request, "productType": o.product_type,
-                   "url": o.url, "createdAt": o.created_at, "updatedAt": o.updated_at, "status": str(o.status),
+                   "createdAt": o.created_at, "updatedAt": o.updated_at, "status": str(o.status),
                    "msn": o.msn, "history": [[str(s), t] for s, t in o.history]} for o in self.orders.values()]
         replays = [{"partnerId": p, "key": k, "body": body, "response": response}
                    for (p, k), (body, response) in self.idempotency.items()]
@@ -102,7 +109,7 @@ class ProductOrderBook:
         if not isinstance(data, dict):
             raise ValueError("the product orders' state must be an object")
         orders = [ProductOrder(str(o["id"]), str(o["partnerId"]), dict(o["request"]), str(o["productType"]),
-                               str(o["url"]), float(o["createdAt"]), float(o["updatedAt"]), Status(o["status"]),
+                               float(o["createdAt"]), float(o["updatedAt"]), Status(o["status"]),
                                o["msn"], [(Status(s), float(t)) for s, t in o["history"]])
                   for o in data["orders"]]
         replays = {(str(r["partnerId"]), str(r["key"])): (str(r["body"]), dict(r["response"]))
@@ -114,8 +121,8 @@ class ProductOrderBook:
         self.idempotency.update(replays)
 
     # -- the partner's side ------------------------------------------------------------------------
-    def create(self, partner_id: str, idempotency_key: str | None, body: object, page_url: str) -> dict:
-        """`page_url` is the sandbox page's URL with `{id}` in it."""
+    def create(self, partner_id: str, idempotency_key: str | None, body: object, origin: str) -> dict:
+        """`origin` is the base URL (`scheme://host`) of the request, for the prefillUrl."""
         check_idempotency_key(idempotency_key)
         assert idempotency_key is not None
         previous = self.idempotency.get((partner_id, idempotency_key))
@@ -129,7 +136,7 @@ class ProductOrderBook:
                               "another request body. Use a new key for a new product order.",
                               details=[Detail("Idempotency-Key", "Already used with another request body.")],
                               rule="idempotency-key-reused")
-            return dict(previous[1])
+            return self._created(previous[1]["prefilledOrderId"], origin)
         validate_product_order(body)
         assert isinstance(body, dict)
         self._check_order_content(partner_id, body)
@@ -137,13 +144,15 @@ class ProductOrderBook:
         order_id = self.runtime.ids.uuid4()
         order = ProductOrder(order_id, partner_id, json.loads(json.dumps(body)),
                              PRODUCT_TYPE_V2.get(body["productType"], body["productType"]),
-                             page_url.format(id=order_id), now, now)
+                             now, now)
         order.history.append((Status.RECEIVED, now))
         self.orders[order_id] = order
         self.partner_orders.setdefault(partner_id, {})[order_id] = None
-        response = {"prefilledOrderId": order_id, "prefillUrl": order.url}
-        self.idempotency[(partner_id, idempotency_key)] = (fingerprint(body), response)
-        return dict(response)
+        self.idempotency[(partner_id, idempotency_key)] = (fingerprint(body), {"prefilledOrderId": order_id})
+        return self._created(order_id, origin)
+
+    def _created(self, order_id: str, origin: str) -> dict:
+        return {"prefilledOrderId": order_id, "prefillUrl": self.orders[order_id].url(origin)}
 
     def _check_order_content(self, partner_id: str, body: dict) -> None:
         """What the schema cannot say: known schemes, valid check digits, the partner's own packages."""
@@ -183,16 +192,17 @@ class ProductOrderBook:
         del self.orders[order_id]
         del self.partner_orders[order.partner_id][order_id]
 
-    def list_for(self, partner_id: str, include_expired: bool) -> list[dict]:
-        views = [self.details_view(self._fresh(self.orders[oid])) for oid in self.partner_orders.get(partner_id, {})]
+    def list_for(self, partner_id: str, include_expired: bool, origin: str = "") -> list[dict]:
+        views = [self.details_view(self._fresh(self.orders[oid]), origin)
+                 for oid in self.partner_orders.get(partner_id, {})]
         return [v for v in views if include_expired or v["status"] != Status.EXPIRED]
 
-    def details_view(self, order: ProductOrder) -> dict:
-        """ProductOrderDetailsResponseV2 (2.0.9)."""
+    def details_view(self, order: ProductOrder, origin: str = "") -> dict:
+        """ProductOrderDetailsResponseV2 (2.0.9); the URL on `origin` (without one, a path)."""
         view = {"productOrderType": "PREFILL", "productOrderId": order.id, "productType": order.product_type,
                 "status": str(order.status), "businessIdentifier": order.business_identifier}
         if order.status in OPEN:
-            view["productOrderUrl"] = order.url
+            view["productOrderUrl"] = order.url(origin)
         if order.status is Status.COMPLETED and order.msn in self.runtime.world.sales_units:
             unit = self.runtime.world.sales_units[order.msn]
             view["salesUnit"] = {"msn": unit.msn, "name": unit.name}
@@ -214,9 +224,9 @@ class ProductOrderBook:
                           rule="product-order-unknown")
         return self._fresh(order)
 
-    def sandbox_view(self, order: ProductOrder) -> dict:
+    def sandbox_view(self, order: ProductOrder, origin: str = "") -> dict:
         """What the control plane answers: the v2 details plus the sandbox's own bookkeeping."""
-        view = self.details_view(order)
+        view = self.details_view(order, origin)
         view.update({"partnerId": order.partner_id, "createdAt": iso_utc(order.created_at),
                      "updatedAt": iso_utc(order.updated_at), "expiresAt": iso_utc(order.created_at + EXPIRY_SECONDS),
                      "history": [{"status": str(s), "at": iso_utc(t)} for s, t in order.history],

@@ -53,14 +53,19 @@ async def merchant_sales_units(request: web.Request) -> web.Response:
                                                        notes=call(request).warnings))
 
 
+def origin(request: web.Request) -> str:
+    """The base URL the caller reached the sandbox on: URLs in responses are built from it when answering."""
+    return f"{request.scheme}://{request.host}"
+
+
 async def price_packages(request: web.Request) -> web.Response:
     return reply(backend(request).price_packages(keyset(request)))
 
 
 async def product_order_create(request: web.Request) -> web.Response:
-    page_url = f"{request.scheme}://{request.host}/_sandbox/product-orders/{{id}}"
     body = await read_json(request)
-    created = backend(request).create_order(keyset(request), request.headers.get("Idempotency-Key"), body, page_url)
+    created = backend(request).create_order(keyset(request), request.headers.get("Idempotency-Key"), body,
+                                            origin(request))
     return reply(created, 201)
 
 
@@ -78,18 +83,19 @@ def include_expired(request: web.Request) -> bool:
 
 
 async def product_orders_list(request: web.Request) -> web.Response:
-    return reply(backend(request).list_orders(keyset(request), include_expired(request)))
+    return reply(backend(request).list_orders(keyset(request), include_expired(request), origin(request)))
 
 
 async def product_order_details(request: web.Request) -> web.Response:
-    return reply(backend(request).order_details(keyset(request), request.match_info["productOrderId"]))
+    return reply(backend(request).order_details(keyset(request), request.match_info["productOrderId"],
+                                                origin(request)))
 
 
 # -- /_sandbox/product-orders: the merchant's page and the control plane ---------------------------------
 async def order_page(request: web.Request) -> web.Response:
     store = backend(request).book
     order = store.order(request.match_info["id"])
-    return web.Response(text=render_page(store.sandbox_view(order)), content_type="text/html")
+    return web.Response(text=render_page(store.sandbox_view(order, origin(request))), content_type="text/html")
 
 
 def mover(action: str):
@@ -98,7 +104,7 @@ def mover(action: str):
         order = store.move(request.match_info["id"], action)
         if request.content_type == "application/x-www-form-urlencoded":  # a button on the page
             raise web.HTTPSeeOther(f"/_sandbox/product-orders/{order.id}")
-        return reply(store.sandbox_view(order))
+        return reply(store.sandbox_view(order, origin(request)))
 
     move.__name__ = f"order_{action}"
     return move
