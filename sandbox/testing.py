@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from sandbox.apis.epayment.response_schemas import violations
+from sandbox.apis.webhooks import event_schemas
 from sandbox.core.keys_listing import keyset_rows
 from sandbox.core.model import Env, KeyType
 from sandbox.core.runtime import Runtime
@@ -96,7 +97,8 @@ class SandboxClient:
             all_headers.setdefault("Content-Type", "application/json")
         async with self.session.request(method, self.url(env) + path, data=data, headers=all_headers) as resp:
             reply = Reply(resp.status, dict(resp.headers), await resp.text())
-        problems = violations(method, path, reply.status, reply.text)
+        problems = violations(method, path, reply.status, reply.text) + \
+            event_schemas.violations(method, path, reply.status, reply.text)
         if problems:
             raise AssertionError(f"{method} {path} answered {reply.status} with a body the spec does not allow: "
                                  f"{problems}")

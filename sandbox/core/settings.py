@@ -32,3 +32,6 @@ class Settings:
     inbox_messages: int = 1000
     inbox_bytes: int = 16 * 1024 * 1024
     inbox_message_bytes: int = 256 * 1024
+    # The AUTHORIZED webhook carries the create request's Idempotency-Key, as the documentation's examples show
+    # (UNCERTAIN: no rule says so); off: AUTHORIZED carries no idempotencyKey, like ABORTED and EXPIRED.
+    webhook_authorized_key: bool = True
