@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
                        default=os.environ.get("VIPPS_SANDBOX_WEBHOOK_ALLOW_PRIVATE", "").strip().lower() in TRUE_WORDS,
                        help="accept webhook URLs on private and link-local addresses, for receivers on your LAN "
                        "(default: $VIPPS_SANDBOX_WEBHOOK_ALLOW_PRIVATE, one of 1/true/yes/on)")
+    serve.add_argument("--webhook-authorized-key", action=argparse.BooleanOptionalAction,
+                       default=os.environ.get("VIPPS_SANDBOX_WEBHOOK_AUTHORIZED_KEY", "1").strip().lower()
+                       in TRUE_WORDS,
+                       help="the AUTHORIZED webhook carries the create request's Idempotency-Key, as the "
+                       "documentation's examples show; --no-webhook-authorized-key leaves it out (default: on, "
+                       "or $VIPPS_SANDBOX_WEBHOOK_AUTHORIZED_KEY, one of 1/true/yes/on)")
     defaults = Settings()
     serve.add_argument("--inbox-count", type=positive_int, default=defaults.inbox_count,
                        help=f"webhook inboxes kept; the one written least recently goes first "
@@ -109,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                                 state=args.state, id_seed=args.id_seed, rate_limits=args.rate_limits,
                                 webhook_allow_private=args.webhook_allow_private, inbox_count=args.inbox_count,
                                 inbox_messages=args.inbox_messages, inbox_bytes=args.inbox_bytes,
-                                inbox_message_bytes=args.inbox_message_bytes)
+                                inbox_message_bytes=args.inbox_message_bytes,
+                                webhook_authorized_key=args.webhook_authorized_key)
             try:
                 asyncio.run(serve_forever(settings))
             except KeyboardInterrupt:

@@ -15,6 +15,7 @@ import aiohttp
 from sandbox.apis.epayment import response_schemas as epayment_responses
 from sandbox.apis.management import response_schemas as management_responses
 from sandbox.apis.report import response_schemas as report_responses
+from sandbox.apis.webhooks import event_schemas
 from sandbox.core.keys_listing import keyset_rows
 from sandbox.core.model import Env, KeyType
 from sandbox.core.runtime import Runtime
@@ -35,7 +36,8 @@ class Reply:
 
 
 #: Each API's check of a successful response body against its spec (sandbox/apis/*/response_schemas.py).
-RESPONSE_CHECKS = (epayment_responses.violations, management_responses.violations, report_responses.violations)
+RESPONSE_CHECKS = (epayment_responses.violations, management_responses.violations, report_responses.violations,
+                   event_schemas.violations)
 
 
 class SandboxClient:

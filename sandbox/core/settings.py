@@ -35,3 +35,6 @@ class Settings:
     # When a Report API ledger date ends, in the merchant's local time ("HH:MM"; the docs: "Normally, a ledger
     # date lasts from midnight to midnight in the timezone of the merchant", other cutoffs such as 04:00 exist).
     ledger_cutoff: str = "00:00"
+    # The AUTHORIZED webhook carries the create request's Idempotency-Key, as the documentation's examples show
+    # (UNCERTAIN: no rule says so); off: AUTHORIZED carries no idempotencyKey, like ABORTED and EXPIRED.
+    webhook_authorized_key: bool = True

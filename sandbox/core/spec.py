@@ -30,8 +30,9 @@ def load_spec(name: str) -> dict:
 class SpecSchemas:
     """Validators for the component schemas of one spec file."""
 
-    def __init__(self, spec_name: str) -> None:
+    def __init__(self, spec_name: str, formats: bool = False) -> None:
         self.spec_name = spec_name
+        self.formats = formats  # also check `format` (date-time, email, ...), with the library's format checker
         self.uri = f"urn:vipps-sandbox:{spec_name}"
         self._validators: dict[str, OAS30Validator] = {}
 
@@ -49,10 +50,11 @@ class SpecSchemas:
     def validator(self, schema_name: str) -> OAS30Validator:
         validator = self._validators.get(schema_name)
         if validator is None:
-            from openapi_schema_validator import OAS30Validator
+            from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
             schema = {"$ref": f"{self.uri}#/components/schemas/{schema_name}"}
-            validator = OAS30Validator(schema, registry=self.registry)
+            validator = OAS30Validator(schema, registry=self.registry,
+                                       format_checker=oas30_format_checker if self.formats else None)
             self._validators[schema_name] = validator
         return validator
 

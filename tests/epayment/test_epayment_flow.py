@@ -190,7 +190,9 @@ async def test_domain_events_are_published_with_the_agreed_payload(sandbox):
     events = (await shop.events("order-event-01")).json
     for (kind, payload), event in zip(seen, events, strict=True):
         assert set(payload) == {"env", "msn", "reference", "pspReference", "name", "amount", "timestamp",
-                                "idempotencyKey", "success", "paymentDescription", "phoneNumber"}
+                                "idempotencyKey", "success", "paymentDescription", "phoneNumber",
+                                "createIdempotencyKey", "sub"}
+        assert payload["createIdempotencyKey"] == "create-key" and payload["sub"] is None  # no profile scope
         assert payload["env"] == "test" and payload["msn"] == shop.msn and payload["reference"] == "order-event-01"
         assert payload["pspReference"] == event["pspReference"] and payload["name"] == event["name"]
         assert kind == "epayment." + event["name"].lower()

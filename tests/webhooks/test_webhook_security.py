@@ -400,10 +400,10 @@ async def test_a_host_name_is_resolved_and_checked_at_every_delivery(settings):
         await sandbox.request("POST", "/_sandbox/clock", "test", json_body={"freeze": True})
         reply = await register(sandbox, f"http://receiver.lan.example:{receiver.port}/hook", keys)
         assert reply.status == 201, reply.text
-        sandbox.runtime.publish("epayment.captured", event(msn, "order-1"))
+        sandbox.runtime.publish("epayment.captured", event(msn, "order-0001"))
         await eventually(lambda: receiver.requests)
         await asyncio.sleep(0.3)  # the connection is closed by the receiver: the next one resolves again
-        sandbox.runtime.publish("epayment.captured", event(msn, "order-2"))
+        sandbox.runtime.publish("epayment.captured", event(msn, "order-0002"))
         records = await eventually(lambda: _at_least(attempts(sandbox), 2))
         assert [r["outcome"] for r in records] == ["delivered", "failed"]
         assert len(receiver.requests) == 1 and len(lookups) == 2

@@ -273,9 +273,9 @@ async def test_partner_wide_registration_covers_connected_sales_units_only(sandb
     url = f"{sandbox.running.prod_url}/_sandbox/inbox/partner"
     await sandbox.request("POST", PATH, "production", keyset=keys, json_body={"url": url, "events": [CAPTURED]})
     connected = sandbox.msn_role("premium-shop-1")
-    sandbox.runtime.publish("epayment.captured", event(sandbox.msn_role("independent-1"), "other-1",
+    sandbox.runtime.publish("epayment.captured", event(sandbox.msn_role("independent-1"), "other-0001",
                                                        env="production"))
-    sandbox.runtime.publish("epayment.captured", event(connected, "mine-1", env="production"))
+    sandbox.runtime.publish("epayment.captured", event(connected, "mine-0001", env="production"))
     [delivery] = await eventually(lambda: inbox(sandbox, "partner", "production"))
     assert json.loads(delivery["body"])["msn"] == connected
 

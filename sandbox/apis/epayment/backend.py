@@ -115,13 +115,21 @@ class Payment:
         body = self.modification_view()
         body["paymentMethod"] = {"type": self.method}
         body["profile"] = {}
-        if self.scope and self.state is State.AUTHORIZED:
-            body["profile"]["sub"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.msn}/{self.phone or self.reference}"))
+        sub = self.profile_sub()
+        if sub:
+            body["profile"]["sub"] = sub
         if redirect_url:
             body["redirectUrl"] = redirect_url
         if self.metadata:
             body["metadata"] = self.metadata
         return body
+
+    def profile_sub(self) -> str | None:
+        """The user's `sub`: once AUTHORIZED, when profile.scope was asked for (GET's profile.sub, and the
+        AUTHORIZED webhook's `sub`); else None."""
+        if self.scope and self.state is State.AUTHORIZED:
+            return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.msn}/{self.phone or self.reference}"))
+        return None
 
     def event_views(self) -> list[dict]:
         return [{"reference": self.reference, "pspReference": str(e.psp), "name": e.name,
@@ -275,7 +283,9 @@ class PaymentsBackend:
         payload = {"env": str(payment.env), "msn": payment.msn, "reference": payment.reference,
                    "pspReference": str(event.psp), "name": name, "amount": payment.amount(value),
                    "timestamp": event.timestamp, "idempotencyKey": key, "success": event.success,
-                   "paymentDescription": payment.description, "phoneNumber": payment.phone}
+                   "paymentDescription": payment.description, "phoneNumber": payment.phone,
+                   # for the webhook bodies (sandbox/apis/webhooks/backend.py webhook_payload):
+                   "createIdempotencyKey": payment.events[0].idempotency_key, "sub": payment.profile_sub()}
         try:
             self.runtime.publish("epayment." + name.lower(), payload)
         except Exception:  # a broken listener must not undo or fail a payment that already moved

@@ -57,7 +57,20 @@ KNOWN_EVENTS = frozenset(EPAYMENT_EVENTS + RECURRING_EVENTS + ("user.checked-in.
 MAX_PER_EVENT = 25
 EVENT_LIMITS = {"user.checked-in.v1": 1}  # the QR check-in event allows one registration only
 SIGNED_HEADERS = "x-ms-date;host;x-ms-content-sha256"
+#: An ePayment event's body (the spec's WebhookEvent), in the order of the documentation's example: the required
+#: fields, plus `idempotencyKey` where an event has one (KEYED_EVENTS) and the optional fields of OPTIONAL_FIELDS.
 PAYLOAD_FIELDS = ("msn", "reference", "pspReference", "name", "amount", "timestamp", "idempotencyKey", "success")
+#: Events that carry the Idempotency-Key of the merchant's request that caused them (create, capture, refund
+#: require one). Cancel takes none (the spec lists no Idempotency-Key on cancel, and the documentation's event
+#: log shows CANCELLED without one), so CANCELLED and TERMINATED carry none; nor do ABORTED and EXPIRED, which
+#: no merchant request causes. AUTHORIZED carries the create request's key, as both documentation examples
+#: show, unless Settings.webhook_authorized_key is off. A missing key is left out, never null.
+KEYED_EVENTS = frozenset({"CREATED", "CAPTURED", "REFUNDED"})
+#: Optional WebhookEvent fields, sent when the domain event has them: `sub` on AUTHORIZED when profile.scope
+#: was asked for; `userDetails` and `shippingDetails` when the payment has them (Express), on any event whose
+#: domain payload carries them.
+SUB_EVENTS = frozenset({"AUTHORIZED"})
+OPTIONAL_FIELDS = ("sub", "userDetails", "shippingDetails")
 RETRY_BASE_SECONDS = 5.0  # 5 s, 10 s, 20 s ... on the virtual clock
 RETRY_MAX_SECONDS = 3600.0
 GIVE_UP_AFTER_SECONDS = 7 * 86400.0  # the real API retries for up to 7 days
@@ -278,7 +291,8 @@ class WebhookBackend:
                 targets += self.by_event.get((env, ("partner", unit.partner_id), event), {}).values()
             if not targets:
                 return
-            body = json.dumps(webhook_payload(payload), separators=(",", ":")).encode("utf-8")
+            body = json.dumps(webhook_payload(payload, self.runtime.settings.webhook_authorized_key),
+                              separators=(",", ":")).encode("utf-8")
             for registration in targets:
                 self._delivery_seq += 1
                 delivery = Delivery(self._delivery_seq, event, body, msn, str(payload.get("reference")))
@@ -443,9 +457,23 @@ class WebhookBackend:
         return [item[2] for item in self.inboxes.get(name, ())]
 
 
-def webhook_payload(payload: dict) -> dict:
-    """The delivered body: the domain event's fields the Webhooks API sends, timestamp as ISO 8601."""
-    body = {name: payload.get(name) for name in PAYLOAD_FIELDS}
+def webhook_payload(payload: dict, authorized_key: bool = True) -> dict:
+    """The delivered body of an ePayment event: the spec's WebhookEvent, from the domain event's fields.
+
+    `authorized_key`: the AUTHORIZED event carries the create request's Idempotency-Key (the documentation's
+    examples) or none. Which fields each event carries: KEYED_EVENTS, SUB_EVENTS, OPTIONAL_FIELDS above."""
+    name = payload.get("name")
+    body = {name_: payload.get(name_) for name_ in PAYLOAD_FIELDS}
     if isinstance(body["timestamp"], int | float):
         body["timestamp"] = iso_utc(float(body["timestamp"]))
+    key = payload.get("idempotencyKey") if name in KEYED_EVENTS else \
+        payload.get("createIdempotencyKey") if name == "AUTHORIZED" and authorized_key else None
+    if key is None:
+        del body["idempotencyKey"]
+    else:
+        body["idempotencyKey"] = key
+    for optional in OPTIONAL_FIELDS:
+        value = payload.get(optional)
+        if value is not None and (optional != "sub" or name in SUB_EVENTS):
+            body[optional] = value
     return body

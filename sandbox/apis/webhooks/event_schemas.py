@@ -1,0 +1,97 @@
+"""Every webhook delivery a test client sees is checked against the official spec and the signing guide.
+
+The test client (sandbox/testing.py) calls `violations()` on each reply, as it does for ePayment's responses
+(sandbox/apis/epayment/response_schemas.py). A delivery an inbox received (GET /_sandbox/inbox/{name}) or the
+attempt log shows (GET /_sandbox/webhooks/deliveries) must have a body its event's schema allows, with no
+field the schema does not name, and an inbox delivery must carry the documented headers. So every webhook
+test is evidence about the bodies, whatever it asserts itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+
+from sandbox.core.spec import SpecSchemas
+from sandbox.gateway.delivery_guard import DELIVERY_HEADER
+
+#: Event type prefix -> (spec file, the schema of its body).
+SCHEMAS = {"epayments.payment.": ("epayment-1.8.1.yaml", "WebhookEvent")}
+#: The event kind of a delivery in an inbox, which records no event type: every event the sandbox delivers
+#: today is an ePayment one (WebhookBackend.on_event). A second kind of event must be told apart here.
+INBOX_EVENT = "epayments.payment."
+INBOX = re.compile(r"^/_sandbox/inbox/[^/]+$")
+ATTEMPTS = "/_sandbox/webhooks/deliveries"
+#: The request-authentication guide: the Authorization header, and x-ms-date as an RFC 1123 date in GMT.
+AUTHORIZATION = re.compile(r"^HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256"
+                           r"&Signature=[A-Za-z0-9+/]{43}=$")
+HTTP_DATE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+                       r"\d{4} \d{2}:\d{2}:\d{2} GMT$")
+_SPECS: dict[str, SpecSchemas] = {}
+
+
+def violations(method: str, path: str, status: int, text: str) -> list[str]:
+    """What is wrong with the webhook deliveries in a reply; empty when they conform or the route has none."""
+    if method != "GET" or not 200 <= status < 300 or not text:
+        return []
+    path = path.split("?", 1)[0]
+    if INBOX.match(path):
+        found = []
+        for index, entry in enumerate(json.loads(text).get("deliveries", [])):
+            headers = {k.lower(): v for k, v in entry.get("headers", {}).items()}
+            if DELIVERY_HEADER.lower() not in headers:
+                continue  # posted by something else than a sandbox's delivery: nothing to check
+            where = f"deliveries[{index}]"
+            found += [f"{where}: {why}" for why in header_violations(headers, entry.get("body", ""))]
+            found += [f"{where}: {why}" for why in body_violations(INBOX_EVENT, entry.get("body", ""))]
+        return found
+    if path == ATTEMPTS:
+        found = []
+        for index, attempt in enumerate(json.loads(text).get("attempts", [])):
+            found += [f"attempts[{index}]: {why}" for why in body_violations(attempt.get("event", ""),
+                                                                             attempt.get("body", ""))]
+        return found
+    return []
+
+
+def header_violations(headers: dict[str, str], body: str) -> list[str]:
+    """The headers of a delivery (names lower-cased) against the request-authentication guide."""
+    found = []
+    if headers.get("content-type") != "application/json":
+        found.append(f"Content-Type is {headers.get('content-type')!r}, not 'application/json'")
+    if not HTTP_DATE.match(headers.get("x-ms-date", "")):
+        found.append(f"x-ms-date {headers.get('x-ms-date')!r} is not an RFC 1123 date in GMT")
+    digest = base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode("ascii")
+    if headers.get("x-ms-content-sha256") != digest:
+        found.append("x-ms-content-sha256 is not the base64 SHA-256 of the body")
+    if not AUTHORIZATION.match(headers.get("authorization", "")):
+        found.append(f"Authorization {headers.get('authorization')!r} is not the documented HMAC-SHA256 form")
+    if not headers.get("host"):
+        found.append("no Host header")
+    return found
+
+
+def body_violations(event: str, body: str) -> list[str]:
+    """A delivered body against the schema of its event type: the spec's rules, and no field the schema lacks."""
+    prefix = next((p for p in SCHEMAS if event.startswith(p)), None)
+    if prefix is None:
+        return [f"no schema is known for the event {event!r}"]
+    spec_name, schema = SCHEMAS[prefix]
+    spec = _SPECS.get(spec_name)
+    if spec is None:
+        spec = _SPECS[spec_name] = SpecSchemas(spec_name, formats=True)
+    try:
+        instance = json.loads(body)
+    except ValueError:
+        return [f"the body is not JSON: {body[:80]!r}"]
+    if not isinstance(instance, dict):
+        return [f"{schema}: expected an object"]
+    found = [f"{schema}.{field}: {why}" for field, why in spec.errors(schema, instance)]
+    named = spec.spec["components"]["schemas"][schema].get("properties", {})
+    found += [f"{schema}.{field}: not a field of the spec's {schema}" for field in instance if field not in named]
+    kind = event[len(prefix):].split(".", 1)[0]
+    if kind and instance.get("name") != kind.upper():
+        found.append(f"{schema}.name: {instance.get('name')!r} on a {event} event")
+    return found
