@@ -23,3 +23,10 @@ class Settings:
     id_seed: int | None = None  # makes run-time ids and secrets reproducible
     snapshot_dir: Path | None = None  # where POST /_sandbox/snapshot writes by default (None: a temp directory)
     rate_limits: bool = False  # the ePayment API's documented rate limits (sandbox/gateway/rate_limits.py)
+    # Host header values served besides loopback names, IP addresses, --host and the Vipps host names
+    # (sandbox/gateway/hosts.py): e.g. a docker compose service name; ".example.test" takes its subdomains too,
+    # "*" takes any host (DNS rebinding protection off).
+    allowed_hosts: tuple[str, ...] = ()
+    head_timeout: float = 10.0  # seconds to send a request's line and headers, from its first byte
+    body_timeout: float = 30.0  # seconds a request body may go without a byte while the sandbox waits for it
+    keepalive_timeout: float = 75.0  # seconds an idle keep-alive connection stays open between requests

@@ -1,0 +1,239 @@
+"""The front door against a hostile web page, a hostile client and a slow one (issue 13: findings 5, 8, 12, 13, 17).
+
+Everything goes through real servers on loopback: raw sockets where the bytes matter (Host, Origin, partial
+heads), headless Chromium where a browser's own behaviour is the point (cross-origin form posts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from aiohttp import web
+from browser_support import TIMEOUT_MS, chromium, needs_chromium, new_page, prefilled_order
+from raw_http import RawReply, send
+
+from sandbox.cli import build_parser, serve_settings
+from sandbox.core.settings import Settings
+from sandbox.testing import started
+
+
+def request_bytes(method: str, target: str, headers: list[tuple[str, str]], body: bytes = b"") -> bytes:
+    """A request with exactly these headers (no Host added), Connection: close."""
+    lines = [f"{method} {target} HTTP/1.1", "Connection: close", *(f"{name}: {value}" for name, value in headers)]
+    if body or method in ("POST", "PUT", "PATCH", "DELETE"):
+        lines.append(f"Content-Length: {len(body)}")
+    return "\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body
+
+
+async def raw(port: int, method: str, target: str, headers: list[tuple[str, str]], body: bytes = b"") -> RawReply:
+    return await send(port, request_bytes(method, target, headers, body))
+
+
+async def log_entries(sandbox) -> list[dict]:
+    reply = await sandbox.request("GET", "/_sandbox/requests?limit=1000", "test")
+    assert reply.status == 200, reply.text
+    return reply.json["entries"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 5 (b): the Host header, on every request
+# ---------------------------------------------------------------------------------------------------------
+
+async def test_a_rebound_host_name_cannot_read_the_keys(sandbox):
+    """DNS rebinding: the browser sends the attacker's name in Host. The keys are not given out, on the control
+    plane or anywhere else, and the refusal is the gateway's JSON with a clear reason."""
+    port = sandbox.running.test_port
+    secret = sandbox.key("merchant", "test")["client_secret"]
+    for host in (f"rebind.attacker.example:{port}", "rebind.attacker.example", "evil.localhost.attacker.example"):
+        reply = await raw(port, "GET", "/_sandbox/keys", [("Host", host)])
+        assert reply.status == 421, (host, reply.status, reply.body[:200])
+        assert reply.content_type == "application/json"
+        assert reply.json["statusCode"] == 421 and "does not serve the host" in reply.json["message"]
+        assert reply.headers["vipps-sandbox-rule"] == "host-unknown"
+        assert secret.encode() not in reply.body
+    # The APIs' routes too (the page would call them with the user's browser).
+    reply = await raw(port, "POST", "/accesstoken/get", [("Host", "rebind.attacker.example")])
+    assert reply.status == 421 and reply.json["statusCode"] == 421
+    entries = [e for e in await log_entries(sandbox) if e["decision"]["rule"] == "host-unknown"]
+    assert len(entries) == 4
+
+
+@pytest.mark.parametrize("host", ["localhost", "localhost:{port}", "127.0.0.1:{port}", "127.0.0.2", "[::1]:{port}",
+                                  "LOCALHOST.:{port}", "shop.localhost:{port}", "10.0.0.7:{port}",
+                                  "[fe80::1]:{port}", "apitest.vipps.no", "api.vipps.no:443", None])
+async def test_loopback_ip_addresses_and_the_vipps_hosts_are_served(sandbox, host):
+    port = sandbox.running.test_port
+    if host is None:  # HTTP/1.0 needs no Host (HTTP/1.1 without one is the parser's 400)
+        reply = await send(port, b"GET /_sandbox/health HTTP/1.0\r\n\r\n")
+    else:
+        reply = await raw(port, "GET", "/_sandbox/health", [("Host", host.format(port=port))])
+    assert reply.status == 200, (host, reply.status, reply.body)
+
+
+@pytest.mark.parametrize("headers", [[("Host", "a b")], [("Host", "evil.example/x")], [("Host", "[zz::1]")],
+                                     [("Host", "127.0.0.1:99999")],
+                                     [("Host", "127.0.0.1"), ("Host", "rebind.attacker.example")]],
+                         ids=["space", "slash", "bad-ipv6", "bad-port", "two-hosts"])
+async def test_a_malformed_or_repeated_host_is_a_400(sandbox, headers):
+    reply = await raw(sandbox.running.test_port, "GET", "/_sandbox/keys", headers)
+    assert reply.status == 400, reply.body
+    assert reply.json["statusCode"] == 400 and b"client_secret" not in reply.body
+    if len(headers) == 1:  # two Host headers are already the HTTP parser's 400
+        assert reply.headers["vipps-sandbox-rule"] == "host-malformed"
+
+
+async def test_allowed_hosts_serve_compose_service_names():
+    settings = Settings(port=0, prod_port=0, allowed_hosts=("vipps-sandbox", ".svc.test"))
+    async with started(settings) as sandbox:
+        port = sandbox.running.test_port
+        for host, status in (("vipps-sandbox:8080", 200), ("VIPPS-SANDBOX", 200), ("svc.test", 200),
+                             ("sandbox.ns.svc.test:80", 200), ("vipps-sandbox.evil.example", 421),
+                             ("evilsvc.test", 421)):
+            reply = await raw(port, "GET", "/_sandbox/health", [("Host", host)])
+            assert reply.status == status, (host, reply.status)
+    async with started(Settings(port=0, prod_port=0, allowed_hosts=("*",))) as sandbox:
+        reply = await raw(sandbox.running.test_port, "GET", "/_sandbox/health", [("Host", "anything.example")])
+        assert reply.status == 200
+
+
+async def test_the_configured_host_name_is_served():
+    async with started(Settings(host="localhost", port=0, prod_port=0)) as sandbox:
+        reply = await raw(sandbox.running.test_port, "GET", "/_sandbox/health", [("Host", "localhost")])
+        assert reply.status == 200
+
+
+def test_allowed_hosts_come_from_the_flag_and_the_environment(monkeypatch):
+    monkeypatch.setenv("VIPPS_SANDBOX_ALLOWED_HOSTS", "vipps, other.test")
+    settings = serve_settings(build_parser().parse_args(["serve", "--allowed-host", "extra.test"]))
+    assert settings.allowed_hosts == ("vipps", "other.test", "extra.test")
+    monkeypatch.delenv("VIPPS_SANDBOX_ALLOWED_HOSTS")
+    assert serve_settings(build_parser().parse_args(["serve"])).allowed_hosts == ()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 5 (a): the Origin of control-plane changes
+# ---------------------------------------------------------------------------------------------------------
+
+async def test_a_cross_origin_change_to_the_control_plane_is_refused(sandbox):
+    port = sandbox.running.test_port
+    own = [("Host", f"127.0.0.1:{port}")]
+    body = json.dumps({"advanceSeconds": 3600}).encode()
+    before = sandbox.runtime.clock.time()
+    for foreign in ([("Origin", "http://attacker.example")], [("Origin", "null")],
+                    [("Origin", f"http://localhost:{port}")],  # another origin, though the same machine
+                    [("Origin", f"http://127.0.0.1:{port + 1}")],
+                    [("Sec-Fetch-Site", "cross-site")], [("Sec-Fetch-Site", "same-site")],
+                    [("Referer", "http://attacker.example/page.html")]):
+        reply = await raw(port, "POST", "/_sandbox/clock", own + foreign + [("Content-Type", "text/plain")], body)
+        assert reply.status == 403, (foreign, reply.status, reply.body)
+        assert reply.content_type == "application/problem+json"
+        assert reply.headers["vipps-sandbox-rule"] == "cross-origin-refused"
+    assert sandbox.runtime.clock.time() - before < 3600
+    refused = [e for e in await log_entries(sandbox) if e["decision"]["rule"] == "cross-origin-refused"]
+    assert len(refused) == 7 and {e["status"] for e in refused} == {403}
+    client_id = sandbox.key("merchant", "test")["client_id"]
+    secret = sandbox.key("merchant", "test")["client_secret"]
+    for method, target in (("POST", f"/_sandbox/keys/{client_id}/regenerate"), ("POST", "/_sandbox/reset"),
+                           ("DELETE", "/_sandbox/requests"), ("POST", "/_sandbox/faults")):
+        reply = await raw(port, method, target, own + [("Origin", "http://attacker.example")], b"{}")
+        assert reply.status == 403, (target, reply.status, reply.body)
+    assert sandbox.key("merchant", "test")["client_secret"] == secret
+
+
+async def test_same_origin_pages_and_clients_that_are_not_browsers_still_change_things(sandbox):
+    port = sandbox.running.test_port
+    before = sandbox.runtime.clock.time()
+    body = json.dumps({"advanceSeconds": 60}).encode()
+    for headers in ([("Host", f"127.0.0.1:{port}"), ("Origin", f"http://127.0.0.1:{port}")],
+                    [("Host", f"localhost:{port}"), ("Origin", f"http://LOCALHOST:{port}"),
+                     ("Sec-Fetch-Site", "same-origin")],
+                    [("Host", "127.0.0.1"), ("Origin", "http://127.0.0.1:80")],
+                    [("Host", f"127.0.0.1:{port}"), ("Referer", f"http://127.0.0.1:{port}/_sandbox/")],
+                    [("Host", f"127.0.0.1:{port}")]):  # curl, the SDKs, the scenario runner: no Origin
+        reply = await raw(port, "POST", "/_sandbox/clock", headers + [("Content-Type", "application/json")], body)
+        assert reply.status == 200, (headers, reply.status, reply.body)
+    assert sandbox.runtime.clock.time() - before >= 5 * 60
+
+
+async def test_reads_and_the_apis_have_no_origin_rule(sandbox):
+    """GETs change nothing (and another origin cannot read the answer); the APIs are called by servers."""
+    port = sandbox.running.test_port
+    reply = await raw(port, "GET", "/_sandbox/clock", [("Host", f"127.0.0.1:{port}"),
+                                                       ("Origin", "http://attacker.example")])
+    assert reply.status == 200
+    keyset = sandbox.key("merchant", "test")
+    token = await sandbox.request("POST", "/accesstoken/get", "test", headers={
+        "client_id": keyset["client_id"], "client_secret": keyset["client_secret"],
+        "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"], "Origin": "https://shop.example"})
+    assert token.status == 200, token.text
+
+
+@needs_chromium
+async def test_in_chromium_a_foreign_page_cannot_post_to_the_control_plane_but_the_sandbox_pages_can(sandbox):
+    """A page on another port auto-submits a text/plain form with a JSON body (the classic CSRF) and fires a
+    no-cors fetch: both refused, the clock stays put. The landing page's Approve and the product-order page's
+    Submit, same-origin forms, keep working."""
+    target = sandbox.url("test")
+    attack = (f'<form method="post" action="{target}/_sandbox/clock" enctype="text/plain">'
+              '<input name=\'{"advanceSeconds": 86400, "x": "\' value=\'"}\'></form>'
+              f'<script>fetch("{target}/_sandbox/reset", {{method: "POST", mode: "no-cors"}});'
+              'document.forms[0].submit();</script>')
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=attack, content_type="text/html")
+
+    evil = web.Application()
+    evil.router.add_get("/", page)
+    runner = web.AppRunner(evil)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    evil_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    before = sandbox.runtime.clock.time()
+    try:
+        async with chromium() as browser:
+            tab, _ = await new_page(browser)
+            await tab.goto(f"http://127.0.0.1:{evil_port}/")
+            await tab.wait_for_load_state("load")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + TIMEOUT_MS / 1000
+            while True:
+                refused = [e for e in await log_entries(sandbox) if e["decision"]["rule"] == "cross-origin-refused"]
+                if {e["path"] for e in refused} >= {"/_sandbox/clock", "/_sandbox/reset"}:
+                    break
+                assert loop.time() < deadline, refused
+                await asyncio.sleep(0.1)
+            assert sandbox.runtime.clock.time() - before < 86400
+
+            created = await create_payment(sandbox, "origin-landing-1")
+            tab, errors = await new_page(browser)
+            await tab.goto(created["redirectUrl"])
+            await tab.locator("button.approve").click()
+            await tab.wait_for_url("**/_sandbox/health")
+            order_id = await prefilled_order(sandbox, "Origin Sykler", "origin-order-1")
+            await tab.goto(sandbox.url("production") + f"/_sandbox/product-orders/{order_id}")
+            async with tab.expect_navigation():
+                await tab.locator("button", has_text="Submit").first.click()
+            assert errors == []
+    finally:
+        await runner.cleanup()
+    state = await sandbox.request("GET", "/epayment/v1/payments/origin-landing-1", "production",
+                                  keyset=sandbox.key("partner", owner=sandbox.partner_role("premium")),
+                                  msn=sandbox.msn_role("premium-shop-1"))
+    assert state.json["state"] == "AUTHORIZED", state.text
+    orders = await sandbox.request("GET", "/_sandbox/product-orders", "test")
+    assert [o["status"] for o in orders.json if o["id"] == order_id] == ["ORDER_SUBMITTED"], orders.text
+
+
+async def create_payment(sandbox, reference: str) -> dict:
+    body = {"amount": {"currency": "NOK", "value": 1000}, "paymentMethod": {"type": "WALLET"},
+            "reference": reference, "userFlow": "WEB_REDIRECT",
+            "returnUrl": sandbox.url("production") + "/_sandbox/health"}
+    reply = await sandbox.request("POST", "/epayment/v1/payments", "production",
+                                  keyset=sandbox.key("partner", owner=sandbox.partner_role("premium")),
+                                  msn=sandbox.msn_role("premium-shop-1"), json_body=body,
+                                  headers={"Idempotency-Key": f"idem-{reference}"})
+    assert reply.status == 201, reply.text
+    return reply.json
