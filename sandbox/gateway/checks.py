@@ -18,6 +18,7 @@ from sandbox.core import errors
 from sandbox.core.errors import Detail, GatewayError, GatewayNotFound, Problem, RenderContext, SandboxError
 from sandbox.core.model import Env, KeyType
 from sandbox.core.runtime import Runtime
+from sandbox.gateway.bodies import check_depth, is_json_type
 from sandbox.gateway.context import RUNTIME, CallContext
 from sandbox.gateway.headers import (
     AUTHORIZATION,
@@ -259,6 +260,8 @@ async def through_gateway(request: web.Request, handler: Handler, ctx: CallConte
                 raise errors.Denied(decision.reason, decision.rule, status=decision.status, detail=decision.detail)
             ctx.msn = decision.msn
         ctx.missing_system_headers = missing
+        if request.body_exists and is_json_type(request.content_type):
+            check_depth(await request.read())  # every JSON body, before anything parses or keeps it
         if runtime.rate_limiter is not None and route.name in LIMITS:
             await check_rate_limit(request, ctx, route, runtime, runtime.rate_limiter)
         if read_body:

@@ -237,3 +237,66 @@ async def create_payment(sandbox, reference: str) -> dict:
                                   headers={"Idempotency-Key": f"idem-{reference}"})
     assert reply.status == 201, reply.text
     return reply.json
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 8: JSON nesting is capped at the front door, for every JSON body
+# ---------------------------------------------------------------------------------------------------------
+
+def nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+async def test_a_deeply_nested_product_order_is_refused_and_snapshots_keep_working(sandbox, tmp_path):
+    partner = sandbox.key("partner", owner=sandbox.partner_role("premium"))
+    packages = await sandbox.request("GET", "/management/v1/partners/price-packages", "production", keyset=partner)
+    body = {"businessIdentifier": {"scheme": "business:NO:ORG", "id": "912345688"},
+            "pricePackageId": next(p["pricePackageId"] for p in packages.json if p["market"] == "NO"),
+            "productType": "PAYMENT_INTEGRATION", "salesUnitName": "Deep Sykler",
+            "settlementBankAccount": {"scheme": "BBAN:NO", "id": "86011117947"}, "productUseCase": "Website",
+            "annualTurnover": 1000000, "hasRecurring": False,
+            "website": {"url": "https://sykler.example.no", "termsUrl": "https://sykler.example.no/terms"},
+            "extra": nested(900)}
+    reply = await sandbox.request("POST", "/management/v1/product-orders", "production", keyset=partner,
+                                  json_body=body, headers={"Idempotency-Key": "deep-order-1"})
+    assert reply.status == 400, reply.text
+    assert reply.headers["Content-Type"].startswith("application/problem+json")
+    assert reply.headers["Vipps-Sandbox-Rule"] == "json-too-deep" and "64 levels" in reply.json["detail"]
+    assert (await sandbox.request("GET", "/_sandbox/product-orders", "test")).json == []
+    saved = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"name": "after-deep"})
+    assert saved.status == 200, saved.text
+    # Sixty-four levels are fine.
+    body["extra"] = nested(60)
+    reply = await sandbox.request("POST", "/management/v1/product-orders", "production", keyset=partner,
+                                  json_body=body, headers={"Idempotency-Key": "deep-order-2"})
+    assert reply.status == 201, reply.text
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/problem+json", "text/plain", None])
+@pytest.mark.parametrize("depth", [65, 100_000])
+async def test_deep_json_is_a_400_on_the_control_plane_and_the_inbox_never_a_500(sandbox, depth, content_type):
+    port = sandbox.running.test_port
+    body = b"[" * depth + b"]" * depth
+    typed = [("Content-Type", content_type)] if content_type else []
+    for target in ("/_sandbox/clock", "/_sandbox/faults", "/_sandbox/consents", "/_sandbox/restore",
+                   "/_sandbox/inbox/deep"):
+        reply = await raw(port, "POST", target, [("Host", "127.0.0.1"), *typed], body)
+        if target == "/_sandbox/inbox/deep" and content_type not in ("application/json", "application/problem+json"):
+            assert reply.status == 200, (target, reply.status)  # the inbox parses nothing it is not told is JSON
+            continue
+        assert reply.status == 400, (target, content_type, reply.status, reply.body[:300])
+        assert reply.content_type == "application/problem+json"
+        assert reply.headers["vipps-sandbox-rule"] == "json-too-deep", reply.body[:300]
+    inbox = await sandbox.request("GET", "/_sandbox/inbox/deep", "test")
+    expected = 0 if content_type in ("application/json", "application/problem+json") else 1
+    assert len(inbox.json["deliveries"]) == expected
+
+
+async def test_brackets_inside_strings_nest_nothing(sandbox):
+    reply = await raw(sandbox.running.test_port, "POST", "/_sandbox/inbox/flat",
+                      [("Host", "127.0.0.1"), ("Content-Type", "application/json")],
+                      json.dumps({"text": "[" * 5000 + '\\"{' * 100, "list": nested(63)}).encode())
+    assert reply.status == 200, reply.body
