@@ -15,7 +15,15 @@ import jwt
 from aiohttp import web
 
 from sandbox.core import errors
-from sandbox.core.errors import Detail, GatewayError, GatewayNotFound, Problem, RenderContext, SandboxError
+from sandbox.core.errors import (
+    Detail,
+    GatewayError,
+    GatewayNotFound,
+    Problem,
+    RenderContext,
+    SandboxError,
+    printable,
+)
 from sandbox.core.model import Env, KeyType
 from sandbox.core.runtime import Runtime
 from sandbox.gateway.bodies import check_depth, is_json_type
@@ -279,7 +287,7 @@ async def through_gateway(request: web.Request, handler: Handler, ctx: CallConte
         title = errors.HTTP_TITLES.get(exc.status, "Error")
         response = errors.render(Problem(exc.status, title, exc.reason or title), render_context(request, ctx))
     except Exception:  # never a traceback to the client
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, printable(request.path, 200))
         response = errors.render(Problem(500, "Internal Server Error", "The sandbox failed unexpectedly."),
                                  render_context(request, ctx))
     if ctx.decision is not None:

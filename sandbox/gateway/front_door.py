@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Mapping
 from aiohttp import web
 from yarl import URL
 
+from sandbox.core.errors import printable
 from sandbox.core.runtime import Runtime
 from sandbox.gateway.admin import is_control_plane, refusal
 from sandbox.gateway.checks import UNMATCHED, Handler, resolve_env, through_gateway
@@ -101,7 +102,8 @@ class FrontDoor:
                 try:
                     ring.record(request, ctx, runtime.world, status, headers, started, interrupted)
                 except Exception:  # the log must never break a request
-                    log.exception("could not record %s %s in the request log", request.method, request.path)
+                    log.exception("could not record %s %s in the request log", request.method,
+                                  printable(request.path, 200))
 
         front_door.__name__ = f"front_door({getattr(handler, '__name__', 'handler')})"
         self.wrapped.add(front_door)

@@ -300,3 +300,46 @@ async def test_brackets_inside_strings_nest_nothing(sandbox):
                       [("Host", "127.0.0.1"), ("Content-Type", "application/json")],
                       json.dumps({"text": "[" * 5000 + '\\"{' * 100, "list": nested(63)}).encode())
     assert reply.status == 200, reply.body
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 12: a value that failed to match is never echoed; malformed values are logged clipped and escaped
+# ---------------------------------------------------------------------------------------------------------
+
+async def test_swapped_credentials_and_a_secret_in_the_msn_header_are_never_echoed(sandbox, caplog, capfd):
+    import base64
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    merchant = sandbox.key("merchant", "test")
+    management = sandbox.key("management", "production")
+    secret, other = merchant["client_secret"], management["client_secret"]
+    seen: list[str] = []
+
+    async def call(method: str, path: str, env: str, headers: dict, data: str | None = None) -> None:
+        async with sandbox.session.request(method, sandbox.url(env) + path, headers=headers, data=data) as resp:
+            seen.append(await resp.text())
+            seen.append(json.dumps(dict(resp.headers)))
+            assert resp.status in (400, 401), (path, resp.status)
+
+    # client_id and client_secret swapped, on both token endpoints and both credential forms
+    await call("POST", "/accesstoken/get", "test", {"client_id": secret, "client_secret": merchant["client_id"],
+                                                    "Ocp-Apim-Subscription-Key": merchant["subscription_key_primary"]})
+    basic = base64.b64encode(f"{other}:{management['client_id']}".encode()).decode()
+    await call("POST", "/miami/v1/token", "production", {"Authorization": f"Basic {basic}",
+                                                        "Content-Type": "application/x-www-form-urlencoded"},
+               "grant_type=client_credentials")
+    await call("POST", "/miami/v1/token", "production", {"client_id": other, "client_secret": management["client_id"]},
+               "grant_type=" + other)
+    # a secret in the Merchant-Serial-Number header (and a value with a control character)
+    await call("POST", "/accesstoken/get", "test", {"client_id": merchant["client_id"], "client_secret": secret,
+                                                    "Ocp-Apim-Subscription-Key": merchant["subscription_key_primary"],
+                                                    "Merchant-Serial-Number": secret})
+    await call("GET", "/epayment/v1/payments/abcdefgh", "test", {"Merchant-Serial-Number": "12\t34"})
+    log = (await sandbox.request("GET", "/_sandbox/requests?limit=1000", "test")).text
+    out, err = capfd.readouterr()
+    for text in (*seen, log, out, err, caplog.text):
+        assert secret not in text and other not in text
+    assert "not a known client id" in seen[0]
+    msns = [entry["msn"] for entry in json.loads(log)["entries"] if entry["msn"]]
+    assert msns == ["12\\t34", secret[:8] + "…"], msns

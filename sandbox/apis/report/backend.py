@@ -23,7 +23,7 @@ from sandbox.apis.report.ledger import (
     utc_date,
 )
 from sandbox.core.clock import iso_utc
-from sandbox.core.errors import Detail, OpaqueDenial, Problem
+from sandbox.core.errors import Detail, OpaqueDenial, Problem, printable
 from sandbox.core.model import KeySet, KeyType, SalesUnit
 from sandbox.core.runtime import Runtime
 from sandbox.gateway.policy import can_read_ledger, partner_named, readable_ledger_msns
@@ -113,7 +113,8 @@ def parse_handles(text: str | None) -> list[str] | None:
     for handle in handles:
         if not HANDLE.match(handle):
             raise bad_request("settlesForRecipientHandles",
-                              f"{handle!r} is not a recipient handle such as api:123456 or NO:123456.")
+                              f"{printable(handle, 12)!r} is not a recipient handle such as api:123456 or "
+                              "NO:123456.")
     return handles
 
 
@@ -317,7 +318,7 @@ class ReportBackend:
         for scheme in ("business:NO:ORG", "business:DK:CVR", "business:FI:Y-tunnus"):
             if f"{scheme}/{business_id}" in world.merchants:
                 return f"{scheme}/{business_id}"
-        raise Problem(404, "Not Found", f"No merchant has the business id {business_id!r}.",
+        raise Problem(404, "Not Found", "No merchant has the business id given.",
                       details=[Detail("merchantId", "Unknown merchant.")])
 
     def _accounting_partner(self, partner_id: object) -> str:
@@ -326,7 +327,7 @@ class ReportBackend:
                           details=[Detail("accountingPartnerId", "Required string.")])
         world = self.runtime.world
         if partner_id not in world.partners:
-            raise Problem(404, "Not Found", f"No partner has the id {partner_id!r}.",
+            raise Problem(404, "Not Found", "No partner has the accountingPartnerId given.",
                           details=[Detail("accountingPartnerId", "Unknown partner.")])
         if not world.partners[partner_id].accounting:
             raise Problem(400, "Bad Request", f"Partner {partner_id} has no accounting keys, so it is not an "
