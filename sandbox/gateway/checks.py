@@ -111,7 +111,7 @@ def parse_msn(request: web.Request) -> str | None:
     value = request.headers.get(MERCHANT_SERIAL_NUMBER)
     if value is None or value == "":
         return None
-    if not MSN_PATTERN.match(value):
+    if not MSN_PATTERN.fullmatch(value):
         raise Problem(400, "Bad Request", "The Merchant-Serial-Number header must be 4 to 10 digits.",
                       details=[Detail("Merchant-Serial-Number", "The field must match '^[0-9]{4,10}$'.")],
                       rule="msn-malformed")

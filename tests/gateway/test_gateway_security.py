@@ -343,3 +343,72 @@ async def test_swapped_credentials_and_a_secret_in_the_msn_header_are_never_echo
     assert "not a known client id" in seen[0]
     msns = [entry["msn"] for entry in json.loads(log)["entries"] if entry["msn"]]
     assert msns == ["12\\t34", secret[:8] + "…"], msns
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 17: patterns match the whole value: a trailing newline is not a different payment or a valid MSN
+# ---------------------------------------------------------------------------------------------------------
+
+async def test_a_reference_with_a_trailing_newline_is_refused_with_the_real_400(sandbox):
+    merchant = sandbox.key("merchant", "test")
+    body = {"amount": {"currency": "NOK", "value": 1000}, "paymentMethod": {"type": "WALLET"},
+            "reference": "newline-ref-1", "userFlow": "WEB_REDIRECT", "returnUrl": "https://shop.example/r"}
+    created = await sandbox.request("POST", "/epayment/v1/payments", "test", keyset=merchant, json_body=body,
+                                    headers={"Idempotency-Key": "newline-1"})
+    assert created.status == 201, created.text
+    reply = await sandbox.request("POST", "/epayment/v1/payments", "test", keyset=merchant,
+                                  json_body=body | {"reference": "newline-ref-1\n"},
+                                  headers={"Idempotency-Key": "newline-2"})
+    assert reply.status == 400, reply.text
+    assert reply.headers["Content-Type"].startswith("application/problem+json")
+    assert [d["name"] for d in reply.json["extraDetails"]] == ["reference"], reply.json
+    for target in ("newline-ref-1%0A", "newline-ref-1%0A/capture"):
+        method = "POST" if target.endswith("capture") else "GET"
+        reply = await sandbox.request(method, f"/epayment/v1/payments/{target}", "test", keyset=merchant,
+                                      json_body={"modificationAmount": {"currency": "NOK", "value": 100}}
+                                      if method == "POST" else None, headers={"Idempotency-Key": "newline-3"})
+        assert reply.status == 400, (target, reply.status, reply.text)
+
+
+async def test_msns_ledger_ids_and_fault_rules_with_a_trailing_newline_are_refused(sandbox):
+    partner = sandbox.key("partner", owner=sandbox.partner_role("premium"))
+    msn = sandbox.msn_role("premium-shop-1")
+    assert (await sandbox.request("GET", f"/management/v1/sales-units/{msn}", "production",
+                                  keyset=partner)).status == 200
+    reply = await sandbox.request("GET", f"/management/v1/sales-units/{msn}%0A", "production", keyset=partner)
+    assert reply.status == 400 and "MSN in the path" in reply.json["detail"], reply.text
+    accountant = sandbox.key("accounting", owner=sandbox.partner_role("accountant"))
+    reply = await sandbox.request("GET", "/report/v2/ledgers/123%0A/funds/feed", "production", keyset=accountant)
+    assert reply.status == 400, reply.text
+    reply = await sandbox.request("GET", "/report/v2/ledgers/123/funds/dates/2024-01-01%0A", "production",
+                                  keyset=accountant)
+    assert reply.status == 400, reply.text
+    reply = await sandbox.request("POST", "/_sandbox/faults", "test", json_body={
+        "path": "/epayment/v1/payments/*", "msn": f"{msn}\n", "status": 500})
+    assert reply.status == 400 and reply.json["extraDetails"][0]["name"] == "msn", reply.text
+    # The header can carry no newline: the HTTP parser refuses a folded or CR-ended value first.
+    for value in (f"{msn}\r\n ", f"{msn}\r"):
+        request = (f"GET /epayment/v1/payments/newline-ref-9 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   f"Merchant-Serial-Number: {value}\r\nConnection: close\r\n\r\n").encode()
+        reply = await send(sandbox.running.test_port, request)
+        assert reply.status == 400, (value, reply.status, reply.body)
+
+
+async def test_unicode_digits_are_not_numbers(sandbox):
+    """'²' is a digit to str.isdigit() but not to int(): a 404 and a 400, not a 500."""
+    reply = await raw(sandbox.running.test_port, "DELETE", "/_sandbox/faults/%C2%B2", [("Host", "127.0.0.1")])
+    assert reply.status == 404, reply.body
+    accountant = sandbox.key("accounting", owner=sandbox.partner_role("accountant"))
+    reply = await sandbox.request("GET", "/settlement/v1/ledgers?pageSize=%C2%B2", "production", keyset=accountant)
+    assert reply.status == 400, reply.text
+
+
+def test_spec_patterns_are_read_the_ecma_way():
+    from sandbox.core.spec import SpecSchemas, ecma_pattern
+
+    assert ecma_pattern(r"^[0-9]{4,10}$") == r"^[0-9]{4,10}\Z"
+    assert ecma_pattern(r"^a\$[$]b$") == r"^a\$[$]b\Z"
+    assert ecma_pattern(r"^[^]$]x$") == r"^[^]$]x\Z"
+    epayment = SpecSchemas("epayment-1.8.1.yaml")
+    assert epayment.errors("Reference", "abcdefgh") == []
+    assert epayment.errors("Reference", "abcdefgh\n") != []

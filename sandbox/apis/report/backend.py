@@ -72,7 +72,7 @@ def decode_cursor(text: str, keys: dict[str, type | tuple]) -> dict:
 def parse_page_size(text: str | None) -> int:
     if text is None:
         return MAX_PAGE_SIZE
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_PAGE_SIZE:  # not '²'
         raise bad_request("pageSize", f"pageSize must be a whole number from 1 to {MAX_PAGE_SIZE}.")
     return int(text)
 
@@ -86,7 +86,7 @@ def parse_flag(name: str, text: str | None) -> bool:
 
 
 def parse_ledger_id(text: str) -> str:
-    if not LEDGER_ID.match(text):
+    if not LEDGER_ID.fullmatch(text):
         raise bad_request("ledgerId", "ledgerId must be the digits of a ledger id from GET /settlement/v1/ledgers.")
     return text
 
@@ -99,7 +99,7 @@ def parse_topic(text: str) -> str:
 
 def parse_date(text: str) -> date:
     try:
-        if not LEDGER_DATE.match(text):
+        if not LEDGER_DATE.fullmatch(text):
             raise ValueError
         return date.fromisoformat(text)
     except ValueError:
@@ -111,7 +111,7 @@ def parse_handles(text: str | None) -> list[str] | None:
         return None
     handles = [h.strip() for h in text.split(",") if h.strip()]
     for handle in handles:
-        if not HANDLE.match(handle):
+        if not HANDLE.fullmatch(handle):
             raise bad_request("settlesForRecipientHandles",
                               f"{printable(handle, 12)!r} is not a recipient handle such as api:123456 or "
                               "NO:123456.")
