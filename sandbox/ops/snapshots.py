@@ -49,7 +49,7 @@ class Snapshots:
                 raise _bad("path", "Must be a file path.", "snapshot-body-invalid")
             return self.directory / Path(body["path"]).expanduser()
         name = body.get("name", DEFAULT_NAME)
-        if not isinstance(name, str) or not NAME.match(name):
+        if not isinstance(name, str) or not NAME.fullmatch(name):
             raise _bad("name", "Must be 1 to 64 letters, digits, '.', '_' or '-'.", "snapshot-body-invalid")
         return self.directory / (name if name.endswith(".json") else name + ".json")
 

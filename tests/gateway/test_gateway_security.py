@@ -412,3 +412,10 @@ def test_spec_patterns_are_read_the_ecma_way():
     epayment = SpecSchemas("epayment-1.8.1.yaml")
     assert epayment.errors("Reference", "abcdefgh") == []
     assert epayment.errors("Reference", "abcdefgh\n") != []
+
+
+async def test_inbox_and_snapshot_names_with_a_trailing_newline_are_refused(sandbox):
+    reply = await raw(sandbox.running.test_port, "POST", "/_sandbox/inbox/orders%0A", [("Host", "127.0.0.1")], b"{}")
+    assert reply.status == 400, reply.body
+    reply = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"name": "before\n"})
+    assert reply.status == 400, reply.text
