@@ -126,7 +126,7 @@ class RenderContext:
 # ---------------------------------------------------------------------------------------------
 
 HTTP_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-               405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
+               405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large",
                415: "Unsupported Media Type", 429: "Too Many Requests", 500: "Internal Server Error",
                503: "Service Unavailable"}
 API_PREFIXES = {"epayment": "/epayment", "webhooks": "/webhooks"}

@@ -419,3 +419,139 @@ async def test_inbox_and_snapshot_names_with_a_trailing_newline_are_refused(sand
     assert reply.status == 400, reply.body
     reply = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"name": "before\n"})
     assert reply.status == 400, reply.text
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 13: slow clients: head and body timeouts, and the accept-error log throttled
+# ---------------------------------------------------------------------------------------------------------
+
+async def read_until_closed(reader: asyncio.StreamReader, within: float = 10.0) -> bytes:
+    """Everything the server sends until it closes the connection (generous bound: a hung socket fails)."""
+    return await asyncio.wait_for(reader.read(), within)
+
+
+async def test_a_partial_head_is_closed_after_the_head_timeout_while_others_are_served():
+    async with started(Settings(port=0, prod_port=0, head_timeout=0.5)) as sandbox:
+        port = sandbox.running.test_port
+        slow = []
+        for first in (b"GET /_sandbox/health HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"", b"G"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(first)
+            slow.append((reader, writer))
+
+        async def drip(writer: asyncio.StreamWriter) -> None:  # one byte at a time: the head's total time counts
+            try:
+                for byte in b"ET /_sandbox/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200:
+                    writer.write(bytes([byte]))
+                    await asyncio.sleep(0.05)
+            except (ConnectionError, RuntimeError):
+                pass
+
+        dripping = asyncio.create_task(drip(slow[2][1]))
+        for _ in range(5):  # meanwhile everyone else is served
+            reply = await sandbox.request("GET", "/_sandbox/health", "test")
+            assert reply.status == 200
+        for reader, writer in slow:
+            answer = await read_until_closed(reader)
+            assert answer.startswith(b"HTTP/1.1 408 "), answer
+            assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["statusCode"] == 408
+            writer.close()
+        dripping.cancel()
+        assert (await sandbox.request("GET", "/_sandbox/health", "test")).status == 200
+
+
+async def test_a_stalled_body_gets_the_apis_408_after_the_body_timeout():
+    async with started(Settings(port=0, prod_port=0, body_timeout=0.5)) as sandbox:
+        port = sandbox.running.test_port
+        before = sandbox.runtime.clock.time()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /_sandbox/clock HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n{\"advanceSeconds\": 36")
+        reply = await sandbox.request("GET", "/_sandbox/health", "test")
+        assert reply.status == 200
+        answer = await read_until_closed(reader)
+        writer.close()
+        head, body = answer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 408 ") and b"application/problem+json" in head, answer
+        assert json.loads(body)["status"] == 408
+        assert sandbox.runtime.clock.time() - before < 3600
+        entries = await log_entries(sandbox)
+        assert [e["status"] for e in entries if e["path"] == "/_sandbox/clock"] == [408]
+
+
+async def test_a_slow_but_steady_body_and_keep_alive_still_work():
+    """The body timeout is for a body that stops, not for one that comes in pieces."""
+    async with started(Settings(port=0, prod_port=0, body_timeout=0.5, head_timeout=0.5)) as sandbox:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sandbox.running.test_port)
+        body = json.dumps({"advanceSeconds": 60}).encode()
+        for _ in range(2):  # two requests on one connection
+            writer.write(b"POST /_sandbox/clock HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+            for i in range(0, len(body), 4):
+                writer.write(body[i:i + 4])
+                await asyncio.sleep(0.1)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 200 "), head
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            await reader.readexactly(length)
+        writer.close()
+
+
+async def test_out_of_file_descriptors_the_log_stays_short_and_the_server_recovers():
+    """A server limited to few descriptors, and more silent connections than it has: it cannot accept for a
+    while. asyncio would log that with a traceback every second; the log holds a line or two, and once the head
+    timeout has closed the silent connections, requests are served again."""
+    import resource
+    import sys
+
+    def few_descriptors() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sandbox", "serve", "--port", "0", "--prod-port", "0", "--head-timeout", "3",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, preexec_fn=few_descriptors)
+    output: list[str] = []
+    port = None
+
+    async def read_output() -> None:
+        assert proc.stdout is not None
+        while line := await proc.stdout.readline():
+            output.append(line.decode(errors="replace"))
+
+    reading = asyncio.create_task(read_output())
+    silent: list[asyncio.StreamWriter] = []
+    try:
+        async with asyncio.timeout(30):
+            while port is None:
+                await asyncio.sleep(0.05)
+                for line in output:
+                    if "serving the test environment" in line:
+                        port = int(line.split("http://127.0.0.1:")[1].split()[0])
+        for _ in range(80):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)  # the kernel's backlog takes them
+            silent.append(writer)
+        await asyncio.sleep(6)  # the server runs out, retries every second, closes the silent ones after 3 s
+        async with asyncio.timeout(30):
+            while True:  # generous: served again once the silent connections are gone
+                try:
+                    reply = await send(port, b"GET /_sandbox/health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                             b"Connection: close\r\n\r\n", timeout=5)
+                    if reply.status == 200:
+                        break
+                except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+                    pass
+                await asyncio.sleep(0.2)
+    finally:
+        for writer in silent:
+            writer.close()
+        proc.terminate()
+        code = await proc.wait()
+        await reading
+    text = "".join(output)
+    assert code == 0, text[-3000:]  # stopped cleanly
+    accept_lines = [line for line in output if "accept" in line]
+    assert accept_lines and "Too many open files" in accept_lines[0], text[-3000:]
+    assert len(accept_lines) <= 2, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    assert len([line for line in output if "no whole request head" in line]) <= 2, text[-3000:]
