@@ -555,3 +555,25 @@ async def test_out_of_file_descriptors_the_log_stays_short_and_the_server_recove
     assert len(accept_lines) <= 2, text[-3000:]
     assert "Traceback" not in text, text[-3000:]
     assert len([line for line in output if "no whole request head" in line]) <= 2, text[-3000:]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Also: the admin token on the command line shows in `ps`
+# ---------------------------------------------------------------------------------------------------------
+
+async def test_admin_token_on_the_command_line_warns_and_help_names_the_variable():
+    import sys
+
+    helptext = " ".join(build_parser()._subparsers._group_actions[0].choices["serve"].format_help().split())
+    assert "VIPPS_SANDBOX_ADMIN_TOKEN" in helptext and "ps" in helptext
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sandbox", "serve", "--port", "0", "--prod-port", "0", "--admin-token", "t" * 32,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stderr is not None and proc.stdout is not None
+        line = await asyncio.wait_for(proc.stderr.readline(), 30)
+        assert b"--admin-token shows in the process list" in line and b"VIPPS_SANDBOX_ADMIN_TOKEN" in line, line
+        assert b"t" * 32 not in line
+    finally:
+        proc.terminate()
+        await proc.wait()
