@@ -29,7 +29,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     VIPPS_SANDBOX_PROD_PORT=8081
 # Optional: VIPPS_SANDBOX_FIXTURE=/data/fixture.json (a file in the volume) and
 # VIPPS_SANDBOX_ADMIN_TOKEN=<token> for the control plane; VIPPS_SANDBOX_RATE_LIMITS=1 for the documented
-# ePayment rate limits.
+# ePayment rate limits; VIPPS_SANDBOX_ALLOWED_HOSTS=<service name> when other containers call it by name.
 VOLUME ["/data"]
 WORKDIR /data
 USER 10001:10001

@@ -15,6 +15,7 @@ from sandbox.core.settings import Settings
 from sandbox.core.world import World
 from sandbox.fixture import store
 from sandbox.fixture.generate import MIN_PARTNERS, generate
+from sandbox.gateway.hosts import ALLOWED_HOSTS_VAR, parse_allowed_hosts
 from sandbox.scenarios import args as scenario_args
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -36,8 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, help="serve a fixture generated in memory from this seed")
     serve.add_argument("--strict-headers", action="store_true",
                        help="refuse partner-key calls without the Vipps-System-* headers")
-    serve.add_argument("--admin-token", help="bearer token for /_sandbox/ when not on loopback "
-                       "(default: $VIPPS_SANDBOX_ADMIN_TOKEN, else generated and printed)")
+    serve.add_argument("--admin-token", help="bearer token for /_sandbox/ when not on loopback (default: "
+                       "$VIPPS_SANDBOX_ADMIN_TOKEN, else generated and printed); prefer the variable: other users "
+                       "of the machine see command lines in `ps`")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help="a Host header value to serve besides loopback names, IP addresses, --host and the "
+                       "Vipps host names, e.g. a docker compose service name (.example.test: that domain and its "
+                       "subdomains; *: any host); repeatable, added to $VIPPS_SANDBOX_ALLOWED_HOSTS")
+    serve.add_argument("--head-timeout", type=positive_float, default=Settings.head_timeout, metavar="SECONDS",
+                       help="seconds a client has to send a request's line and headers (default %(default)s)")
+    serve.add_argument("--body-timeout", type=positive_float, default=Settings.body_timeout, metavar="SECONDS",
+                       help="seconds a request body may pause while the sandbox reads it (default %(default)s)")
     serve.add_argument("--snapshot-dir", type=Path, help="the only directory POST /_sandbox/snapshot and restore use "
                        "(default: DIR/snapshots with --state, else a temporary one)")
     serve.add_argument("--request-log-size", type=positive_int, default=1000, help="entries kept in the request log")
@@ -95,6 +105,27 @@ def tables_for(fixture: Path | None, seed: int | None) -> dict:
     return store.read(fixture or store.default_fixture_path())
 
 
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
+
+
+def serve_settings(args: argparse.Namespace) -> Settings:
+    """The Settings of `vipps-sandbox serve`, from its flags and their environment variables."""
+    allowed = parse_allowed_hosts(os.environ.get(ALLOWED_HOSTS_VAR)) + tuple(args.allowed_host)
+    return Settings(host=args.host, port=args.port, prod_port=args.prod_port, fixture=args.fixture, seed=args.seed,
+                    strict_headers=args.strict_headers,
+                    admin_token=args.admin_token or os.environ.get("VIPPS_SANDBOX_ADMIN_TOKEN") or None,
+                    snapshot_dir=args.snapshot_dir, request_log_size=args.request_log_size, state=args.state,
+                    id_seed=args.id_seed, rate_limits=args.rate_limits, allowed_hosts=allowed,
+                    head_timeout=args.head_timeout, body_timeout=args.body_timeout,
+                    webhook_allow_private=args.webhook_allow_private, inbox_count=args.inbox_count,
+                    inbox_messages=args.inbox_messages, inbox_bytes=args.inbox_bytes,
+                    inbox_message_bytes=args.inbox_message_bytes, webhook_authorized_key=args.webhook_authorized_key)
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -108,15 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             from sandbox.server import serve_forever
 
-            settings = Settings(host=args.host, port=args.port, prod_port=args.prod_port, fixture=args.fixture,
-                                seed=args.seed, strict_headers=args.strict_headers,
-                                admin_token=args.admin_token or os.environ.get("VIPPS_SANDBOX_ADMIN_TOKEN") or None,
-                                snapshot_dir=args.snapshot_dir, request_log_size=args.request_log_size,
-                                state=args.state, id_seed=args.id_seed, rate_limits=args.rate_limits,
-                                webhook_allow_private=args.webhook_allow_private, inbox_count=args.inbox_count,
-                                inbox_messages=args.inbox_messages, inbox_bytes=args.inbox_bytes,
-                                inbox_message_bytes=args.inbox_message_bytes,
-                                webhook_authorized_key=args.webhook_authorized_key)
+            settings = serve_settings(args)
+            if args.admin_token:
+                print("vipps-sandbox: warning: --admin-token shows in the process list (ps) to every user of this "
+                      "machine; set VIPPS_SANDBOX_ADMIN_TOKEN instead.", file=sys.stderr, flush=True)
             try:
                 asyncio.run(serve_forever(settings))
             except KeyboardInterrupt:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 
@@ -14,10 +15,11 @@ from sandbox.core.model import Env
 from sandbox.core.settings import Settings
 from sandbox.gateway.admin import ADMIN_TOKEN_GENERATED, admin_required
 from sandbox.gateway.context import RUNTIME
-from sandbox.gateway.lowlevel import SandboxRunner
+from sandbox.gateway.lowlevel import AcceptErrors, SandboxRunner
 from sandbox.ops.persistence import PERSISTENCE
 
 MAX_LINE = 128 * 1024
+log = logging.getLogger("sandbox")
 
 
 class RunningSandbox:
@@ -29,11 +31,18 @@ class RunningSandbox:
         # Real clients send long headers (JWTs of 1000+ characters) and people send silly ones: parse
         # up to 128 kB per line so oversize values reach our own checks and get a proper error body.
         # SandboxRunner answers what the HTTP parser refuses (NUL bytes, bad UTF-8) in the gateway's JSON.
+        # Slow clients: see sandbox/gateway/lowlevel.py (the head and body timeouts are read from the settings).
         self.runner = SandboxRunner(self.app, access_log=None, handle_signals=False,
-                                    max_line_size=MAX_LINE, max_field_size=MAX_LINE)
+                                    max_line_size=MAX_LINE, max_field_size=MAX_LINE,
+                                    keepalive_timeout=settings.keepalive_timeout)
         self.test_port = self.prod_port = 0
+        self._accept_errors: AcceptErrors | None = None
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._accept_errors is None:
+            self._accept_errors = AcceptErrors(loop.get_exception_handler())
+            loop.set_exception_handler(self._accept_errors)
         await self.runner.setup()
         runtime = self.app[RUNTIME]
         recovering = self.app.get(PERSISTENCE)
@@ -63,6 +72,11 @@ class RunningSandbox:
 
     async def stop(self) -> None:
         await self.runner.cleanup()
+        accept_errors, self._accept_errors = self._accept_errors, None
+        if accept_errors is not None:
+            loop = asyncio.get_running_loop()
+            if loop.get_exception_handler() is accept_errors:
+                loop.set_exception_handler(accept_errors.previous)
 
 
 async def serve_forever(settings: Settings) -> None:
@@ -97,6 +111,9 @@ async def serve_forever(settings: Settings) -> None:
     try:
         await stop.wait()
     finally:
-        await warming
+        try:
+            await warming
+        except Exception as exc:  # only a head start (out of descriptors, say): the specs load on first use anyway
+            log.warning("could not parse the specs ahead of the first request: %s", exc)
         await sandbox.stop()
         print("vipps-sandbox stopped.", file=sys.stderr, flush=True)

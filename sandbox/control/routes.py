@@ -106,7 +106,7 @@ async def faults_clear(request: web.Request) -> web.Response:
 
 async def faults_delete(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
-    if not raw.isdigit() or not request.app[FAULTS].delete(int(raw)):
+    if not (raw.isascii() and raw.isdigit()) or not request.app[FAULTS].delete(int(raw)):  # not '²'
         raise Problem(404, "Not Found", f"No fault rule with id {raw!r}.", rule="fault-rule-unknown")
     return web.Response(status=204)
 

@@ -126,7 +126,7 @@ class RenderContext:
 # ---------------------------------------------------------------------------------------------
 
 HTTP_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-               405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
+               405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large",
                415: "Unsupported Media Type", 429: "Too Many Requests", 500: "Internal Server Error",
                503: "Service Unavailable"}
 API_PREFIXES = {"epayment": "/epayment", "webhooks": "/webhooks"}
@@ -212,3 +212,11 @@ CONTROL_CHARACTERS = {code: " " for code in (*range(0x20), 0x7F)}
 def clip(value: str, limit: int = 60) -> str:
     """User input quoted back in a message, cut to a readable length."""
     return value if len(value) <= limit else value[: limit - 3] + "..."
+
+
+def printable(value: str, limit: int = 8) -> str:
+    """A value that failed a check, fit for a log line or a message: its first `limit` characters (then "…"),
+    with control characters escaped (\\n, \\x00), so it can neither forge a line nor leak a whole credential
+    sent in the wrong place."""
+    head = value[:limit].encode("unicode_escape").decode("ascii") if not value[:limit].isprintable() else value[:limit]
+    return head + ("…" if len(value) > limit else "")

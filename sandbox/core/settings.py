@@ -38,3 +38,10 @@ class Settings:
     # The AUTHORIZED webhook carries the create request's Idempotency-Key, as the documentation's examples show
     # (UNCERTAIN: no rule says so); off: AUTHORIZED carries no idempotencyKey, like ABORTED and EXPIRED.
     webhook_authorized_key: bool = True
+    # Host header values served besides loopback names, IP addresses, --host and the Vipps host names
+    # (sandbox/gateway/hosts.py): e.g. a docker compose service name; ".example.test" takes its subdomains too,
+    # "*" takes any host (DNS rebinding protection off).
+    allowed_hosts: tuple[str, ...] = ()
+    head_timeout: float = 10.0  # seconds to send a request's line and headers, from its first byte
+    body_timeout: float = 30.0  # seconds a request body may go without a byte while the sandbox waits for it
+    keepalive_timeout: float = 75.0  # seconds an idle keep-alive connection stays open between requests

@@ -2,20 +2,76 @@
 
 `SpecSchemas("epayment-1.8.1.yaml").validate("CreatePaymentRequest", body)` returns the
 problems as (field path, message) pairs; nothing here re-states what the spec says.
+
+A spec's `pattern` is an ECMA 262 regular expression, where `$` matches only at the very end of the value;
+Python's `$` also matches before a trailing newline, so `^[0-9]{4,10}$` would let `"123456\n"` through.
+The validators here read every pattern the ECMA way (`ecma_pattern`), without restating any of them.
 """
 
 from __future__ import annotations
 
 import importlib.resources
 import re
-from functools import cache, cached_property
-from typing import TYPE_CHECKING
+from functools import cache, cached_property, lru_cache
+from typing import TYPE_CHECKING, Any
 
 from sandbox.core.errors import Detail, ValidationProblem
 
 if TYPE_CHECKING:  # the validator libraries cost a tenth of a second to import: loaded on first use
     from jsonschema.exceptions import ValidationError
     from openapi_schema_validator import OAS30Validator
+
+
+def ecma_pattern(pattern: str) -> str:
+    """A spec's pattern for Python's re, with ECMA 262's end anchor: each `$` outside a character class
+    becomes `\\Z` (the very end; Python's `$` also matches before a final newline)."""
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":  # an escape: the next character is never an anchor or a class bracket
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            out.append(char)
+            i += 1
+            for literal in ("^", "]"):  # "[^]..." and "[]...": the first ] is a member in Python
+                if pattern.startswith(literal, i):
+                    out.append(literal)
+                    i += 1
+            continue
+        elif char == "$":
+            char = "\\Z"
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+@lru_cache(maxsize=1024)
+def compile_pattern(pattern: str) -> re.Pattern:
+    """A spec's pattern, compiled with ECMA 262's `$` (see ecma_pattern); use it with .search, as JSON Schema does."""
+    return re.compile(ecma_pattern(pattern))
+
+
+def _ecma_pattern_keyword(validator: Any, pattern: str, instance: object, schema: dict):
+    """JSON Schema's `pattern` keyword, as jsonschema has it but with compile_pattern."""
+    if validator.is_type(instance, "string") and not compile_pattern(pattern).search(instance):  # type: ignore[arg-type]
+        from jsonschema.exceptions import ValidationError
+
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@cache
+def validator_class() -> type[OAS30Validator]:
+    """openapi-schema-validator's OAS30Validator, reading patterns the ECMA way. Every validator is one of these."""
+    from jsonschema.validators import extend
+    from openapi_schema_validator import OAS30Validator
+
+    return extend(OAS30Validator, {"pattern": _ecma_pattern_keyword})
 
 
 @cache
@@ -50,19 +106,17 @@ class SpecSchemas:
     def validator(self, schema_name: str) -> OAS30Validator:
         validator = self._validators.get(schema_name)
         if validator is None:
-            from openapi_schema_validator import OAS30Validator, oas30_format_checker
+            from openapi_schema_validator import oas30_format_checker
 
             schema = {"$ref": f"{self.uri}#/components/schemas/{schema_name}"}
-            validator = OAS30Validator(schema, registry=self.registry,
-                                       format_checker=oas30_format_checker if self.formats else None)
+            validator = validator_class()(schema, registry=self.registry,
+                                          format_checker=oas30_format_checker if self.formats else None)
             self._validators[schema_name] = validator
         return validator
 
     def schema_for(self, schema: dict) -> OAS30Validator:
         """A validator for an inline schema of this spec (for example a response's schema)."""
-        from openapi_schema_validator import OAS30Validator
-
-        return OAS30Validator(schema, registry=self.registry, _resolver=self.registry.resolver(self.uri))
+        return validator_class()(schema, registry=self.registry, _resolver=self.registry.resolver(self.uri))
 
     def errors(self, schema_name: str, instance: object) -> list[tuple[str, str]]:
         found = []

@@ -15,9 +15,18 @@ import jwt
 from aiohttp import web
 
 from sandbox.core import errors
-from sandbox.core.errors import Detail, GatewayError, GatewayNotFound, Problem, RenderContext, SandboxError
+from sandbox.core.errors import (
+    Detail,
+    GatewayError,
+    GatewayNotFound,
+    Problem,
+    RenderContext,
+    SandboxError,
+    printable,
+)
 from sandbox.core.model import Env, KeyType
 from sandbox.core.runtime import Runtime
+from sandbox.gateway.bodies import check_depth, is_json_type
 from sandbox.gateway.context import RUNTIME, CallContext
 from sandbox.gateway.headers import (
     AUTHORIZATION,
@@ -102,7 +111,7 @@ def parse_msn(request: web.Request) -> str | None:
     value = request.headers.get(MERCHANT_SERIAL_NUMBER)
     if value is None or value == "":
         return None
-    if not MSN_PATTERN.match(value):
+    if not MSN_PATTERN.fullmatch(value):
         raise Problem(400, "Bad Request", "The Merchant-Serial-Number header must be 4 to 10 digits.",
                       details=[Detail("Merchant-Serial-Number", "The field must match '^[0-9]{4,10}$'.")],
                       rule="msn-malformed")
@@ -261,6 +270,8 @@ async def through_gateway(request: web.Request, handler: Handler, ctx: CallConte
                 raise errors.Denied(decision.reason, decision.rule, status=decision.status, detail=decision.detail)
             ctx.msn = decision.msn
         ctx.missing_system_headers = missing
+        if request.body_exists and is_json_type(request.content_type):
+            check_depth(await request.read())  # every JSON body, before anything parses or keeps it
         if runtime.rate_limiter is not None and route.name in LIMITS:
             await check_rate_limit(request, ctx, route, runtime, runtime.rate_limiter)
         if read_body:
@@ -278,7 +289,7 @@ async def through_gateway(request: web.Request, handler: Handler, ctx: CallConte
         title = errors.HTTP_TITLES.get(exc.status, "Error")
         response = errors.render(Problem(exc.status, title, exc.reason or title), render_context(request, ctx))
     except Exception:  # never a traceback to the client
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, printable(request.path, 200))
         response = errors.render(Problem(500, "Internal Server Error", "The sandbox failed unexpectedly."),
                                  render_context(request, ctx))
     if ctx.decision is not None:

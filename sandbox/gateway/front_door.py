@@ -1,7 +1,8 @@
 """The front door every request passes through, with its steps in a fixed order:
 
 1. open the call: a CallContext with the environment (Host header, else the port);
-2. the admin token, for the control plane under /_sandbox/ (sandbox/gateway/admin.py);
+2. the Host header, for every request, and the Origin of control-plane changes (sandbox/gateway/hosts.py);
+   the admin token, for the control plane under /_sandbox/ (sandbox/gateway/admin.py);
 3. the journal, for state-changing requests when --state is on (sandbox/ops/persistence.py);
 4. the gateway's checks and the handler (sandbox/gateway/checks.py);
 5. the request log, last, so it sees the final status of everything (sandbox/ops/requestlog.py).
@@ -22,11 +23,13 @@ from collections.abc import Awaitable, Mapping
 from aiohttp import web
 from yarl import URL
 
+from sandbox.core.errors import printable
 from sandbox.core.runtime import Runtime
 from sandbox.gateway.admin import is_control_plane, refusal
 from sandbox.gateway.checks import UNMATCHED, Handler, resolve_env, through_gateway
 from sandbox.gateway.context import CALL, CallContext
 from sandbox.gateway.delivery_guard import delivery_refusal
+from sandbox.gateway.hosts import HostRule, cross_origin_refusal
 from sandbox.ops.faults import FAULTS, FaultBook
 from sandbox.ops.persistence import MUTATING, PERSISTENCE, Persistence, journaled
 from sandbox.ops.requestlog import QUIET, REQUEST_LOG, RequestLog
@@ -45,6 +48,7 @@ class FrontDoor:
         self.book: FaultBook | None = None
         self.persistence: Persistence | None = None
         self.wrapped: set[Handler] = set()  # every wrapper made here, so the app can check none is missing
+        self.hosts = HostRule(runtime.settings)
 
     def attach(self, app: web.Application) -> None:
         self.ring = app.get(REQUEST_LOG)
@@ -55,13 +59,20 @@ class FrontDoor:
         door = self
         runtime = self.runtime
         settings = runtime.settings
+        hosts = self.hosts
 
         def serve(request: web.Request, ctx: CallContext) -> Awaitable[web.StreamResponse]:
             """Steps 2 to 4, as one awaitable (a plain function: one coroutine less per call)."""
+            refused = hosts.refusal(request)
+            if refused is not None:
+                return _ready(refused)
             if is_control_plane(request.path):
                 refused = delivery_refusal(request, ctx)  # deliveries first: they never get control-plane power
                 if refused is None:
                     refused = refusal(request, ctx, settings)
+                if refused is not None:
+                    return _ready(refused)
+                refused = cross_origin_refusal(request, ctx)
                 if refused is not None:
                     return _ready(refused)
             persistence = door.persistence
@@ -94,7 +105,8 @@ class FrontDoor:
                 try:
                     ring.record(request, ctx, runtime.world, status, headers, started, interrupted)
                 except Exception:  # the log must never break a request
-                    log.exception("could not record %s %s in the request log", request.method, request.path)
+                    log.exception("could not record %s %s in the request log", request.method,
+                                  printable(request.path, 200))
 
         front_door.__name__ = f"front_door({getattr(handler, '__name__', 'handler')})"
         self.wrapped.add(front_door)

@@ -1,15 +1,27 @@
-"""Errors aiohttp answers before the app sees the request, rendered as the gateway's JSON.
+"""The connections themselves: errors aiohttp answers before the app sees a request, and slow clients.
 
 A request line or header the HTTP parser cannot accept (NUL bytes, invalid UTF-8 in the path,
 a duplicated Content-Length) never reaches the app, so aiohttp would answer in plain text and log
 a traceback. The real gateway (Azure APIM) answers such requests with its own JSON body; so do we,
 and one line in the log is enough for a client's mistake.
+
+Slow clients (slowloris) would otherwise hold a connection, and a file descriptor, for as long as they
+like. A request's line and headers must arrive within settings.head_timeout of the connection's start or
+the head's first byte (else a 408, and the connection is closed); a body the sandbox is reading may pause
+for at most settings.body_timeout (else the API's 408); an idle keep-alive connection is closed after
+settings.keepalive_timeout. When descriptors run out anyway, the event loop's accept error ("Too many open
+files") is logged at most once per THROTTLE seconds, with a count, not once a second with a traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import json
 import logging
+import math
 import re
+import time
 from collections.abc import Callable
 from http import HTTPStatus
 
@@ -17,7 +29,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from sandbox.core import errors
-from sandbox.core.errors import GatewayError, RenderContext, clip
+from sandbox.core.errors import GatewayError, Problem, RenderContext, clip
 from sandbox.core.model import Env
 from sandbox.gateway.context import RUNTIME
 from sandbox.ops.requestlog import REQUEST_LOG
@@ -64,8 +76,120 @@ def gateway_message(status: int, reason: str) -> str:
     return f"{phrase}: the request could not be parsed ({reason})." if reason else phrase + "."
 
 
+THROTTLE = 10.0  # seconds between two log lines about the same kind of connection trouble
+OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class Throttled:
+    """A warning logged at most once per `interval` seconds; the next one says how many were held back."""
+
+    def __init__(self, interval: float = THROTTLE) -> None:
+        self.interval = interval
+        self.last = -math.inf
+        self.held_back = 0
+
+    def __call__(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            self.held_back += 1
+            return
+        if self.held_back:
+            message += f" ({self.held_back} more since the last such message, not logged)"
+        log.warning(message, *args)
+        self.last, self.held_back = now, 0
+
+
+def head_timeout_response(timeout: float) -> bytes:
+    """The gateway's 408, written straight to a connection whose request head never arrived whole."""
+    body = json.dumps({"statusCode": 408, "message": f"Request Timeout: the request line and headers did not "
+                       f"arrive within {timeout:g} seconds."}).encode()
+    return (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+def body_timeout_problem(timeout: float) -> Problem:
+    return Problem(408, "Request Timeout", f"The request body stopped arriving: no byte for {timeout:g} seconds.",
+                   rule="body-timeout")
+
+
 class GatewayRequestHandler(RequestHandler):
-    """aiohttp's per-connection protocol, with handle_error answering in the gateway's format."""
+    """aiohttp's per-connection protocol, with handle_error answering in the gateway's format, and the head
+    and body timeouts (their values on the GatewayServer that made it)."""
+
+    _head_timer: asyncio.TimerHandle | None = None
+    _body_timer: asyncio.TimerHandle | None = None
+    _last_data = 0.0
+
+    # -- the head: from the connection's start, or the first byte after the last request ------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._last_data = self._loop.time()
+        self._arm_head()
+
+    def _arm_head(self) -> None:
+        timeout = getattr(self._manager, "head_timeout", None)
+        if timeout and self._head_timer is None:
+            self._head_timer = self._loop.call_later(timeout, self._head_timed_out, timeout)
+
+    def _disarm(self) -> None:
+        for timer in (self._head_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._body_timer = None
+
+    def data_received(self, data: bytes) -> None:
+        self._last_data = self._loop.time()
+        if data and not self._request_in_progress and not self._messages:
+            self._arm_head()  # a new request's head begins (no-op when one is being timed already)
+        parsed = self._request_count
+        super().data_received(data)
+        if self._request_count != parsed and self._head_timer is not None:  # a whole head (or a parse error)
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self, timeout: float) -> None:
+        self._head_timer = None
+        if self.transport is None or self._force_close or self._request_in_progress or self._messages:
+            return
+        manager = self._manager
+        throttled = getattr(manager, "throttled", None)
+        if throttled is not None:
+            throttled("closed a connection that sent no whole request head within %g s", timeout)
+        self.transport.write(head_timeout_response(timeout))
+        self.force_close()  # transport.close() still sends what was written
+
+    # -- the body: it may pause for at most body_timeout while a handler waits for it -----------------------
+    async def _handle_request(self, request, start_time, request_handler):
+        payload = request.content
+        timeout = getattr(self._manager, "body_timeout", None)
+        if timeout and not payload.is_eof():
+            self._body_timer = self._loop.call_later(timeout, self._check_body, payload, timeout)
+        try:
+            return await super()._handle_request(request, start_time, request_handler)
+        finally:
+            if self._body_timer is not None:
+                self._body_timer.cancel()
+                self._body_timer = None
+
+    def _check_body(self, payload, timeout: float) -> None:
+        self._body_timer = None
+        if payload.is_eof() or payload.exception() is not None or self.transport is None:
+            return
+        idle = self._loop.time() - self._last_data
+        # Only while someone waits for the body: unread, it stops arriving because the sandbox paused reading.
+        if idle >= timeout and getattr(payload, "_waiter", None) is not None:
+            throttled = getattr(self._manager, "throttled", None)
+            if throttled is not None:
+                throttled("gave up on a request body that stopped arriving for %g s", timeout)
+            payload.set_exception(body_timeout_problem(timeout))  # the handler's read raises it: the API's 408
+            payload.feed_eof()  # nothing more is read from this connection...
+            self.close()  # ...which closes once the 408 is sent
+            return
+        self._body_timer = self._loop.call_later(max(timeout - idle, 0.05), self._check_body, payload, timeout)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
 
     def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
@@ -92,6 +216,9 @@ class GatewayRequestHandler(RequestHandler):
 class GatewayServer(web.Server):
     #: Told (port, status, reason) of each request the HTTP parser refused; set by SandboxRunner.
     refused: Callable[[int | None, int, str], None] | None = None
+    head_timeout: float | None = None
+    body_timeout: float | None = None
+    throttled: Throttled | None = None
 
     def __call__(self) -> RequestHandler:
         return GatewayRequestHandler(self, loop=self._loop, **self._kwargs)
@@ -105,9 +232,32 @@ class SandboxRunner(web.AppRunner):
         server.__class__ = GatewayServer  # same state, one overridden method
         app = self.app
         ring, runtime = app.get(REQUEST_LOG), app[RUNTIME]
+        server.head_timeout = runtime.settings.head_timeout  # type: ignore[attr-defined]
+        server.body_timeout = runtime.settings.body_timeout  # type: ignore[attr-defined]
+        server.throttled = Throttled()  # type: ignore[attr-defined]
         if ring is not None:
             def refused(port: int | None, status: int, reason: str) -> None:
                 ring.record_refused(runtime.port_env.get(port, Env.TEST) if port is not None else Env.TEST, status,
                                     reason)
             server.refused = refused  # type: ignore[attr-defined]
         return server
+
+
+class AcceptErrors:
+    """An event-loop exception handler that logs running out of descriptors on accept() throttled, with a
+    count (asyncio logs it with a traceback every second and retries), and hands everything else on."""
+
+    def __init__(self, previous: Callable | None) -> None:
+        self.previous = previous
+        self.throttled = Throttled()
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in OUT_OF_RESOURCES and "accept" in str(context.get("message")):
+            self.throttled("cannot accept new connections for now: %s (errno %s); retrying",
+                           exc.strerror or exc, errno.errorcode.get(exc.errno or 0, exc.errno))
+            return
+        if self.previous is not None:
+            self.previous(loop, context)
+        else:
+            loop.default_exception_handler(context)

@@ -80,7 +80,7 @@ class FaultBook:
         if key_type is not None and key_type not in set(KeyType):
             raise _bad("keyType", "Must be merchant, partner, management or accounting.")
         msn = body.get("msn")
-        if msn is not None and not (isinstance(msn, str) and MSN.match(msn)):
+        if msn is not None and not (isinstance(msn, str) and MSN.fullmatch(msn)):
             raise _bad("msn", "Must be a Merchant-Serial-Number of 4 to 10 digits.")
         effects = [name for name in ("status", "latencyMs", "drop") if body.get(name) is not None]
         if len(effects) != 1:

@@ -21,6 +21,7 @@ import jwt
 from aiohttp import web
 
 from sandbox.core.clock import VirtualClock, iso_utc
+from sandbox.core.errors import printable
 from sandbox.core.model import Env, KeySet, KeyType
 from sandbox.core.world import World
 from sandbox.gateway.context import CallContext
@@ -81,8 +82,8 @@ class RequestLog:
             route = ROUTES.get(request.match_info.route.name or "")
         request_headers = request.headers
         msn = request_headers.get(MERCHANT_SERIAL_NUMBER)
-        if msn is not None and len(msn) > MAX_FIELD:
-            msn = msn[:MAX_FIELD] + "…"
+        if msn is not None and not (msn.isascii() and msn.isdigit() and len(msn) <= 10):
+            msn = printable(msn)  # malformed: maybe a credential sent in the wrong header, maybe a forged line
         # Whose keys a request presented is looked up now only when no key set was verified (refusals).
         claimed = None if ctx.keyset is not None else claimed_keyset(request, world)
         rule = reason = None

@@ -84,7 +84,7 @@ class Snapshots:
             target = root.joinpath(*relative.parts)
         else:
             name = body.get("name", DEFAULT_NAME)
-            if not isinstance(name, str) or not NAME.match(name):
+            if not isinstance(name, str) or not NAME.fullmatch(name):
                 raise _bad("name", "Must be 1 to 64 letters, digits, '.', '_' or '-'.", "snapshot-body-invalid")
             root = self._root()
             target = root / (name if name.endswith(".json") else name + ".json")

@@ -29,7 +29,7 @@ def violations(method: str, path: str, status: int, text: str) -> list[str]:
     if not 200 <= status < 300 or not text:
         return []
     path = path.split("?", 1)[0]
-    schema = next((name for verb, pattern, name in RESPONSES if verb == method and pattern.match(path)), None)
+    schema = next((name for verb, pattern, name in RESPONSES if verb == method and pattern.fullmatch(path)), None)
     if schema is None:
         return []
     _SPEC = _SPEC or SpecSchemas("epayment-1.8.1.yaml")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from sandbox.core.errors import Detail, Problem, ValidationProblem
-from sandbox.core.spec import SpecSchemas
+from sandbox.core.spec import SpecSchemas, compile_pattern, validator_class
 from sandbox.core.urls import return_url_problem
 from sandbox.gateway.rate_limits import Limit
 
@@ -129,7 +129,7 @@ def parse_rfc3339(text: str) -> float:
 
 
 # -- the fast path --------------------------------------------------------------------------------
-_FAST: dict[str, object] = {}  # OAS30Validator by schema name, made on first use
+_FAST: dict[str, object] = {}  # spec.validator_class() by schema name, made on first use
 
 
 def _inline(node: object, schemas: dict) -> object:
@@ -147,22 +147,20 @@ def _inline(node: object, schemas: dict) -> object:
 def _fast_valid(schema: str, instance: object) -> bool:
     validator = _FAST.get(schema)
     if validator is None:
-        from openapi_schema_validator import OAS30Validator
-
         schemas = SPEC.spec["components"]["schemas"]
-        validator = _FAST[schema] = OAS30Validator(_inline(schemas[schema], schemas))
+        validator = _FAST[schema] = validator_class()(_inline(schemas[schema], schemas))
     return validator.is_valid(instance)  # type: ignore[attr-defined]
 
 
 @lru_cache(maxsize=1)
 def _reference_rule() -> tuple[int, int, re.Pattern]:
     rule = SPEC.spec["components"]["schemas"]["Reference"]
-    return rule["minLength"], rule["maxLength"], re.compile(rule["pattern"])
+    return rule["minLength"], rule["maxLength"], compile_pattern(rule["pattern"])
 
 
 def reference_is_valid(reference: str) -> bool:
     shortest, longest, pattern = _reference_rule()
-    return shortest <= len(reference) <= longest and pattern.match(reference) is not None
+    return shortest <= len(reference) <= longest and pattern.search(reference) is not None
 
 
 def check_reference(reference: str) -> None:

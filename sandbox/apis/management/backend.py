@@ -103,7 +103,7 @@ class ManagementBackend:
         return listed
 
     def sales_unit(self, keyset: KeySet, msn: str) -> dict:
-        if not PATH_MSN.match(msn):
+        if not PATH_MSN.fullmatch(msn):
             raise Problem(400, "Bad Request", "The MSN in the path must be 3 to 10 digits.",
                           details=[Detail("msn", "The field must match '^\\d{3,10}$'.")])
         denial = sales_unit_out_of_sight(keyset, msn, self.runtime.world)

@@ -288,5 +288,5 @@ class ProductOrderBook:
 def check_idempotency_key(value: str | None) -> None:
     if not value:
         raise ValidationProblem([Detail("Idempotency-Key", "The Idempotency-Key header is required.")])
-    if not IDEMPOTENCY_KEY.match(value):
+    if not IDEMPOTENCY_KEY.fullmatch(value):
         raise ValidationProblem([Detail("Idempotency-Key", "The field must match '^[a-zA-Z0-9-]{1,50}$'.")])

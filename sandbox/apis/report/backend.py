@@ -22,7 +22,7 @@ from sandbox.apis.report.ledger import (
     recipient_handle,
 )
 from sandbox.core.clock import iso_utc
-from sandbox.core.errors import Detail, OpaqueDenial, Problem
+from sandbox.core.errors import Detail, OpaqueDenial, Problem, printable
 from sandbox.core.model import KeySet, KeyType, SalesUnit
 from sandbox.core.runtime import Runtime
 from sandbox.gateway.policy import can_read_ledger, partner_named, readable_ledger_msns
@@ -71,7 +71,7 @@ def decode_cursor(text: str, keys: dict[str, type | tuple]) -> dict:
 def parse_page_size(text: str | None) -> int:
     if text is None:
         return MAX_PAGE_SIZE
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_PAGE_SIZE:  # not '²'
         raise bad_request("pageSize", f"pageSize must be a whole number from 1 to {MAX_PAGE_SIZE}.")
     return int(text)
 
@@ -85,7 +85,7 @@ def parse_flag(name: str, text: str | None) -> bool:
 
 
 def parse_ledger_id(text: str) -> str:
-    if not LEDGER_ID.match(text):
+    if not LEDGER_ID.fullmatch(text):
         raise bad_request("ledgerId", "ledgerId must be the digits of a ledger id from GET /settlement/v1/ledgers.")
     return text
 
@@ -98,7 +98,7 @@ def parse_topic(text: str) -> str:
 
 def parse_date(text: str) -> date:
     try:
-        if not LEDGER_DATE.match(text):
+        if not LEDGER_DATE.fullmatch(text):
             raise ValueError
         return date.fromisoformat(text)
     except ValueError:
@@ -110,9 +110,10 @@ def parse_handles(text: str | None) -> list[str] | None:
         return None
     handles = [h.strip() for h in text.split(",") if h.strip()]
     for handle in handles:
-        if not HANDLE.match(handle):
+        if not HANDLE.fullmatch(handle):
             raise bad_request("settlesForRecipientHandles",
-                              f"{handle!r} is not a recipient handle such as api:123456 or NO:123456.")
+                              f"{printable(handle, 12)!r} is not a recipient handle such as api:123456 or "
+                              "NO:123456.")
     return handles
 
 
@@ -319,7 +320,7 @@ class ReportBackend:
         for scheme in ("business:NO:ORG", "business:DK:CVR", "business:FI:Y-tunnus"):
             if f"{scheme}/{business_id}" in world.merchants:
                 return f"{scheme}/{business_id}"
-        raise Problem(404, "Not Found", f"No merchant has the business id {business_id!r}.",
+        raise Problem(404, "Not Found", "No merchant has the business id given.",
                       details=[Detail("merchantId", "Unknown merchant.")])
 
     def _accounting_partner(self, partner_id: object) -> str:
@@ -328,7 +329,7 @@ class ReportBackend:
                           details=[Detail("accountingPartnerId", "Required string.")])
         world = self.runtime.world
         if partner_id not in world.partners:
-            raise Problem(404, "Not Found", f"No partner has the id {partner_id!r}.",
+            raise Problem(404, "Not Found", "No partner has the accountingPartnerId given.",
                           details=[Detail("accountingPartnerId", "Unknown partner.")])
         if not world.partners[partner_id].accounting:
             raise Problem(400, "Bad Request", f"Partner {partner_id} has no accounting keys, so it is not an "

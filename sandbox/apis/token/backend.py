@@ -6,7 +6,7 @@ subscription-key texts are shared with sandbox/gateway/checks.py, since the same
 
 from __future__ import annotations
 
-from sandbox.core.errors import GatewayError, OAuthError, Problem, clip
+from sandbox.core.errors import GatewayError, OAuthError, Problem
 from sandbox.core.model import Env, KeySet, KeyType
 from sandbox.core.runtime import Runtime
 from sandbox.gateway.checks import INVALID_SUBSCRIPTION_KEY, MISSING_SUBSCRIPTION_KEY
@@ -27,7 +27,9 @@ class TokenBackend:
         world = self.runtime.world
         keyset = world.keys.get(client_id)
         if keyset is None:
-            raise error(f"Unknown client_id {clip(client_id)!r}: no key set has it.", "unknown-client-id")
+            # Never quote it: a client_secret sent as the client_id (they are easily swapped) would be echoed.
+            raise error("The client_id given is not a known client id: no key set has it (is it the client_secret?).",
+                        "unknown-client-id")
         if not world.secret_matches(keyset, client_secret):
             if world.secret_was_retired(client_id, client_secret):
                 raise error("This client_secret was regenerated and no longer works; use the new one.",
@@ -80,7 +82,7 @@ class TokenBackend:
             raise OAuthError("invalid_client", "grant_type=client_credentials is missing from the form body.",
                              rule="miami-grant-type-missing")
         if grant_type != "client_credentials":
-            raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported; use "
+            raise OAuthError("unsupported_grant_type", "The grant_type given is not supported; use "
                              "client_credentials.", status=400, rule="miami-grant-type-unsupported")
 
         def invalid_client(reason: str, rule: str) -> OAuthError:

@@ -83,7 +83,7 @@ async def deliveries(request: web.Request) -> web.Response:
 
 def inbox_name(request: web.Request) -> str:
     name = request.match_info["name"]
-    if not INBOX_NAME.match(name):
+    if not INBOX_NAME.fullmatch(name):
         raise Problem(400, "Bad Request", "An inbox name is 1 to 64 letters, digits, '.', '_', '~' or '-'.",
                       details=[Detail("name", "Invalid inbox name.")])
     return name
