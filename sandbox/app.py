@@ -89,5 +89,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     if settings.state is not None:
         persistence.enable(app, settings.state)
     door.attach(app)  # the request log, fault book and journal exist now
-    page_security.install(app)  # CSP, X-Frame-Options, nosniff, no-referrer on everything under /_sandbox/
+    page_security.install(app)  # CSP, X-Frame-Options, nosniff, same-origin referrers on everything under /_sandbox/
     return app

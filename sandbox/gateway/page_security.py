@@ -8,7 +8,9 @@ post forms elsewhere, or leak its URL (landing tokens are in query strings) thro
   has inline script), no plugins, no <base>, no framing, forms post only to the sandbox. Inline styles are
   allowed (the pages carry their CSS in a <style> element; every value in them is escaped), and data:
   images (a QR code may be one).
-- X-Frame-Options: DENY (older browsers), X-Content-Type-Options: nosniff, Referrer-Policy: no-referrer.
+- X-Frame-Options: DENY (older browsers), X-Content-Type-Options: nosniff, Referrer-Policy: same-origin: no
+  Referer leaves the sandbox, and the pages' own form posts keep a real Origin (with no-referrer a browser
+  sends `Origin: null`, which the control plane's cross-origin rule refuses, sandbox/gateway/hosts.py).
 
 `install(app)` registers the hook (called by sandbox/app.py `create_app`). A page whose form redirects on to
 another origin (the landing page's Approve goes to the merchant's returnUrl) widens only form-action, with
@@ -49,7 +51,7 @@ HEADERS: dict[str, str] = {
     "Content-Security-Policy": CSP,
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
 }
 
 
