@@ -97,19 +97,17 @@ def too_large(size: int | None, limit: int) -> Problem:
 
 
 async def read_capped(request: web.Request, limit: int) -> bytes:
-    """The body, read no further than `limit` + 1 bytes, announced or chunked."""
+    """The body, refused past `limit` bytes, announced or chunked.
+
+    An announced size over the limit is refused before a byte is read. Otherwise the body is read through
+    `request.read()`, which the front door may have called already (its JSON depth check) and which aiohttp
+    caps at the app's client_max_size (1 MB): reading `request.content` here would find it drained."""
     if request.content_length is not None and request.content_length > limit:
         raise too_large(request.content_length, limit)
-    chunks, size = [], 0
-    while size <= limit:
-        chunk = await request.content.read(limit + 1 - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    if size > limit:
+    body = await request.read()
+    if len(body) > limit:
         raise too_large(None, limit)
-    return b"".join(chunks)
+    return body
 
 
 async def inbox_post(request: web.Request) -> web.Response:
