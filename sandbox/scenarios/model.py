@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from sandbox.core.model import Env, KeyType
-from sandbox.scenarios.paths import FILTERS, split_filters
+from sandbox.scenarios.paths import FILTERS, known_zone, split_filters
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 AUTH_MODES = ("auto", "bearer", "credentials", "none")
@@ -226,7 +226,11 @@ def parse_step(raw: object, source: str, number: int) -> Step:
         raise bad("must be a mapping of name: JSON path (or ${template})", "save")
     for name, saved_from in save.items():
         for filter_name in split_filters(saved_from)[1]:
-            if filter_name not in ("path", "date") and not re.fullmatch(r"query:\w+", filter_name):
+            zone = filter_name[5:] if filter_name.startswith("date:") else None
+            if zone is not None and not known_zone(zone):
+                raise bad(f"unknown time zone {zone!r} in filter {filter_name!r} (an IANA name such as Europe/Oslo)",
+                          f"save.{name}")
+            if filter_name not in ("path", "date") and zone is None and not re.fullmatch(r"query:\w+", filter_name):
                 raise bad(f"unknown filter {filter_name!r} (known: {', '.join(FILTERS)})", f"save.{name}")
         if not re.fullmatch(r"[A-Za-z_]\w*", name) or is_builtin(name):
             raise bad(f"{name!r} is not a valid name for a saved value (letters, digits, _; not built in)",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
@@ -75,11 +77,12 @@ def matches_literally(expected: object, actual: object) -> bool:
     return expected == actual
 
 
-FILTERS = ("query:NAME", "path", "date")
+FILTERS = ("query:NAME", "path", "date", "date:ZONE")
 
 
 def apply_filter(value: object, name: str) -> object:
-    """`query:token` (a URL's query parameter), `path` (a URL's path and query), `date` (YYYY-MM-DD of a timestamp)."""
+    """`query:token` (a URL's query parameter), `path` (a URL's path and query), `date` (YYYY-MM-DD of a timestamp)
+    and `date:Europe/Oslo` (its date in that time zone: a Report API ledger date is the merchant's local date)."""
     if value is MISSING or not isinstance(value, str):
         return MISSING
     if name.startswith("query:"):
@@ -89,7 +92,9 @@ def apply_filter(value: object, name: str) -> object:
         parts = urlsplit(value)
         return parts.path + (f"?{parts.query}" if parts.query else "")
     if name == "date":
-        return value[:10] if re.match(r"^\d{4}-\d{2}-\d{2}", value) else MISSING
+        return value[:10] if re.match(r"\d{4}-\d{2}-\d{2}", value) else MISSING
+    if name.startswith("date:"):
+        return local_date(value, name[5:])
     raise ValueError(f"unknown filter {name!r} (known: {', '.join(FILTERS)})")
 
 
@@ -97,3 +102,22 @@ def split_filters(source: str) -> tuple[str, list[str]]:
     """`redirectUrl | query:token` -> ("redirectUrl", ["query:token"])."""
     path, *filters = [part.strip() for part in source.split("|")]
     return path, filters
+
+
+def local_date(value: str, zone: str) -> object:
+    """YYYY-MM-DD of an ISO 8601 timestamp in the IANA time zone `zone`; MISSING for a bad timestamp."""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return MISSING
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo(zone)).date().isoformat()
+
+
+def known_zone(zone: str) -> bool:
+    try:
+        ZoneInfo(zone)
+    except (ValueError, ZoneInfoNotFoundError):
+        return False
+    return True

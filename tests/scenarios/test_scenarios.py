@@ -92,6 +92,12 @@ GOOD_STEP = """
     expect: {status: 200}
     save: {token: "redirectUrl | upper"}
 """, 1, "save.token", "unknown filter"),
+    ("title: x\nsteps:" + """
+  - narration: Bad time zone
+    request: {method: GET, path: /x}
+    expect: {status: 200}
+    save: {day: "now | date:Europe/Osl0"}
+""", 1, "save.day", "unknown time zone"),
 ])
 def test_a_broken_scenario_names_file_step_and_field(tmp_path, body, step, field, words):
     path = write(tmp_path, body)
@@ -327,3 +333,16 @@ async def test_literal_objects_still_compare_for_equality(sandbox, tmp_path, fie
         """)
     result = await run_async(load(path), base_url=sandbox.url("test"))
     assert result.ok is ok
+
+
+@pytest.mark.parametrize(("moment", "zone", "day"), [
+    ("2026-12-01T23:30:00Z", "Europe/Oslo", "2026-12-02"),  # 00:30 in Oslo: the next ledger date
+    ("2026-12-01T22:30:00Z", "Europe/Oslo", "2026-12-01"),
+    ("2026-06-30T21:59:59+00:00", "Europe/Helsinki", "2026-07-01"),  # summer time: UTC+3
+    ("2026-06-30T21:59:59+00:00", "Europe/Copenhagen", "2026-06-30"),
+])
+def test_the_date_filter_in_a_time_zone_gives_the_local_date(moment, zone, day):
+    from sandbox.scenarios.paths import apply_filter
+
+    assert apply_filter(moment, f"date:{zone}") == day
+    assert apply_filter(moment, "date") == moment[:10]
