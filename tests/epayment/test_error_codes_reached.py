@@ -14,10 +14,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from epayment_support import BASE, Merchant, assert_problem, create_body, merchant, new_key
 
 from sandbox.apis.epayment.error_codes import BY_CODE, ERROR_CODES
 from sandbox.testing import Reply, SandboxClient
-from epayment_support import BASE, Merchant, assert_problem, create_body, merchant, new_key
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = 86400
