@@ -240,7 +240,7 @@ def check_scope(profile: object) -> None:
     if not isinstance(profile, dict) or profile.get("scope") is None:
         return
     values = scope_values(profile)
-    unknown = [value for value in values if value not in PROFILE_SCOPES]
+    unknown = [value for value in values if value and value not in PROFILE_SCOPES]  # "a  b": two spaces pass
     if unknown or not any(values):
         shown = ", ".join(repr(value) for value in unknown) or "an empty scope"
         raise problem("4080", f"profile.scope holds {shown}; use space-separated values of "
