@@ -55,15 +55,20 @@ def json_rows() -> list[dict]:
     return json.loads(result.stdout)
 
 
-def test_the_bundled_fixture_has_the_33_key_sets_of_the_issue(fixture_tables, expected_roles):
-    assert len(fixture_tables["keys"]) == 33
+#: Issue 12 found 33 key sets; issue 14 added five sales units with a configuration to test (restricted-no,
+#: restricted-dk, restricted-fi, login-only, direct-capture), each with merchant keys for test and production.
+KEY_SETS = 33 + 5 * 2
+
+
+def test_the_bundled_fixture_has_the_key_sets_of_the_issues(fixture_tables, expected_roles):
+    assert len(fixture_tables["keys"]) == KEY_SETS
     assert {"premium", "premium-shop-1", "accountant", "basic"} <= set(expected_roles.values())
     assert None in expected_roles.values()  # some owners have no role: the table must cope
 
 
 def test_every_line_of_the_table_fits_120_columns(table_output):
     lines = table_output.splitlines()
-    assert len(lines) > 33
+    assert len(lines) > KEY_SETS
     too_wide = [(len(line), line) for line in lines if len(line) > 120]
     assert not too_wide, too_wide
 
@@ -81,7 +86,7 @@ def test_the_table_names_every_key_set_by_its_full_client_id_and_role(table_outp
 
 def test_the_table_masks_every_secret_and_says_where_the_full_values_are(table_output, fixture_tables):
     first_line = table_output.splitlines()[0]
-    assert "33 key sets" in first_line and "--json" in first_line
+    assert f"{KEY_SETS} key sets" in first_line and "--json" in first_line
     for record in fixture_tables["keys"]:
         for name in SECRETS:
             secret = record[name]
@@ -99,7 +104,7 @@ def test_the_table_shows_every_msn_each_key_set_reaches(table_output, json_rows)
 
 
 def test_json_keeps_every_field_it_had_and_adds_the_role(json_rows, fixture_tables, expected_roles):
-    assert len(json_rows) == 33
+    assert len(json_rows) == KEY_SETS
     by_id = {record["client_id"]: record for record in fixture_tables["keys"]}
     for row in json_rows:
         assert set(row) == FIELDS_BEFORE | {"role"}
@@ -144,7 +149,7 @@ def test_an_unknown_role_is_a_clear_error_listing_the_roles(expected_roles):
 async def test_control_plane_keys_carry_the_role(sandbox, expected_roles):
     reply = await sandbox.request("GET", "/_sandbox/keys", "test")
     assert reply.status == 200
-    assert len(reply.json) == 33
+    assert len(reply.json) == KEY_SETS
     for row in reply.json:
         assert set(row) == FIELDS_BEFORE | {"role"}
         assert row["role"] == expected_roles[row["client_id"]]

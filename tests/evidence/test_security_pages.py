@@ -183,8 +183,10 @@ async def test_a_return_url_that_is_not_a_safe_link_is_refused_at_create(sandbox
     assert reply.status == 400, reply.text
     assert reply.headers["Content-Type"].startswith("application/problem+json")
     body = reply.json
-    assert body["title"] == "Bad Request" and body["detail"] == "See extraDetails for further details"
-    assert [d["name"] for d in body["extraDetails"]] == ["returnUrl"]
+    # the documented code since issue 14: 4090 "Invalid URL" (it was a code-less 400 "Bad Request")
+    assert body["title"] == "Invalid URL" and body["detail"] == "See extraDetails for further details"
+    assert [d["name"] for d in body["extraDetails"] if d["name"] != "ErrorCode"] == ["returnUrl"]
+    assert {"name": "ErrorCode", "reason": "4090"} in body["extraDetails"]
     assert reply.headers["Vipps-Sandbox-Rule"] == "return-url-refused"
     reason = reply.headers.get("Vipps-Sandbox-Reason", "")
     assert "alert(" not in reason and "msgbox" not in reason and "passwd" not in reason  # the value is not echoed

@@ -216,7 +216,8 @@ async def test_partner_sees_only_connected_units_of_a_merchant(sandbox):
     partner = sandbox.key("partner", owner=sandbox.partner_role("premium"))
     reply = await sandbox.request("GET", f"/management/v1/merchants/{merchant.scheme}/{merchant.id}/sales-units",
                                   "production", keyset=partner)
-    assert reply.status == 200 and {u["msn"] for u in reply.json} == expected and len(expected) == 3
+    # premium-shop-1, premium-shop-2, newborn, and the configuration units restricted-no, login-only, direct-capture
+    assert reply.status == 200 and {u["msn"] for u in reply.json} == expected and len(expected) == 6
 
 
 @pytest.mark.parametrize("role", ["premium", "basic"])

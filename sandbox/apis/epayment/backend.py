@@ -22,19 +22,27 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 
 from sandbox.apis.epayment.rules import (
+    CANCEL_DAYS,
+    CAPTURE_DAYS,
     IDEMPOTENCY_CONFLICT_CODE,
+    LATE_CAPTURE_DAYS,
     MAGIC_AMOUNTS,
     MAGIC_REFUND_AMOUNTS,
     MINIMUM_AMOUNT,
+    REFUND_DAYS,
+    REFUND_PERIOD_FROM,
+    RESTRICTED_SCOPES,
+    check_modification_amount,
     check_reference,
-    check_return_url,
     iso,
     parse_rfc3339,
     problem,
+    scope_values,
     validate,
+    validate_create,
 )
 from sandbox.core.errors import Detail, OpaqueDenial, Problem
-from sandbox.core.model import Env
+from sandbox.core.model import Env, SalesUnit
 from sandbox.core.runtime import Runtime
 
 log = logging.getLogger("sandbox.epayment")
@@ -42,6 +50,7 @@ log = logging.getLogger("sandbox.epayment")
 DEFAULT_EXPIRY_SECONDS = 600  # payments left in CREATED expire after 10 minutes
 LONG_LIVING_MIN, LONG_LIVING_MAX = 600, 60 * 86400
 PSP_REFERENCE_BASE = 3343121302  # the spec's example pspReference; numbers count up from it
+DAY = 86400
 
 
 class State(StrEnum):
@@ -325,11 +334,12 @@ class PaymentsBackend:
             self.idempotency[(env, msn, route, key)] = IdempotencyRecord(fingerprint, payment.reference, snapshot)
 
     # -- create -------------------------------------------------------------------------------
-    def create(self, env: Env, msn: str, body: object, key: str, origin: str) -> tuple[int, dict]:
-        """POST /payments: validate, check the market's currency and minimum, store, answer 201."""
-        validate("CreatePaymentRequest", body)
+    def create(self, env: Env, msn: str, body: object, key: str, origin: str,
+               duplicate_metadata_keys: list[str] | tuple = ()) -> tuple[int, dict]:
+        """POST /payments: validate (schema, then the 4xxx field rules), replay a known key, then the sales
+        unit's configuration (5xxx), the market's minimum (6010), a long-living expiry (61xx), store, 201."""
+        validate_create(body, duplicate_metadata_keys)
         assert isinstance(body, dict)
-        check_return_url(body)
         fp = self.fingerprint("", body)
         replayed = self.replay(env, msn, "create", key, fp)
         if replayed is not None:
@@ -339,13 +349,11 @@ class PaymentsBackend:
         value, currency = body["amount"]["value"], body["amount"]["currency"]
         method = body["paymentMethod"]["type"]
         unit = self.runtime.world.sales_units[msn]
-        if currency != unit.currency:
-            raise problem("5040", f"The currency {currency} does not match sales unit {msn}'s market "
-                          f"({unit.market}, {unit.currency}).", details=[Detail("amount.currency", "Invalid currency")])
+        self._check_flow(env, body, flow, method)
+        self._check_configuration(unit, body, flow, method)
         if value < MINIMUM_AMOUNT[currency]:
             raise problem("6010", f"The amount is below the minimum of {MINIMUM_AMOUNT[currency]} (minor units) "
-                          f"for {currency}.", details=[Detail("amount.value", "Amount below minimum")])
-        self._check_flow(env, body, flow, method)
+                          f"for {currency}.", details=[Detail("amount.value", "Amount too small")])
         expires_at = self.now() + DEFAULT_EXPIRY_SECONDS
         if body.get("expiresAt"):
             expires_at = self._long_living_expiry(body)
@@ -385,6 +393,36 @@ class PaymentsBackend:
             raise problem("4160", "paymentMethod CARD works only with userFlow WEB_REDIRECT, and not in the test "
                           "environment.", details=[Detail("paymentMethod.type", "Invalid payment method type")])
 
+    def _check_configuration(self, unit: SalesUnit, body: dict, flow: str, method: str) -> None:
+        """What the sales unit's configuration (the Management API's `configuration`) allows, and its market."""
+        config, msn = unit.configuration, unit.msn
+        if not config.get("paymentAllowed", True):
+            raise problem("5070", f"Sales unit {msn} is not allowed to make payments (configuration.paymentAllowed "
+                          "is false: a unit for the Login API only).", rule="sales-unit-payment-not-allowed")
+        if config.get("captureType", "ReserveCapture") != "ReserveCapture":
+            raise problem("5070", f"Sales unit {msn} has captureType {config.get('captureType')}; the ePayment API "
+                          "supports only ReserveCapture.", rule="sales-unit-capture-type")
+        currency = body["amount"]["currency"]
+        if currency != unit.currency:
+            raise problem("5040", f"The currency {currency} does not match sales unit {msn}'s market "
+                          f"({unit.market}, {unit.currency}).", details=[Detail("amount.currency", "Invalid currency")])
+        if body["paymentMethod"].get("blockedSources") and (unit.market == "NO" or method != "WALLET"):
+            raise problem("5010", "paymentMethod.blockedSources applies only to WALLET payments in Denmark and "
+                          f"Finland; sales unit {msn} is in {unit.market}.",
+                          details=[Detail("paymentMethod.blockedSources", "Blocking sources not applicable")])
+        restricted = [value for value in scope_values(body.get("profile")) if value in RESTRICTED_SCOPES]
+        if restricted:
+            raise problem("5030", f"profile.scope asks for {restricted[0]}, which needs a permission sales unit {msn} "
+                          "does not have.", details=[Detail("profile.scope", "Illegal scope")])
+        if flow == "PUSH_MESSAGE" and not config.get("skipLandingPageAllowed", False):
+            raise problem("5080", f"Sales unit {msn} is not approved to skip the landing page "
+                          "(configuration.skipLandingPageAllowed is false), so userFlow PUSH_MESSAGE is not allowed.",
+                          details=[Detail("userFlow", "PUSH_MESSAGE not allowed")])
+        if body.get("expiresAt") and not config.get("longLivingPaymentAllowed", False):
+            raise problem("5050", f"Sales unit {msn} is not approved for long-living payments "
+                          "(configuration.longLivingPaymentAllowed is false), so expiresAt is not allowed.",
+                          details=[Detail("expiresAt", "Long-living payment not allowed")])
+
     def _long_living_expiry(self, body: dict) -> float:
         try:
             at = parse_rfc3339(body["expiresAt"])
@@ -392,11 +430,14 @@ class PaymentsBackend:
             raise Problem(400, "Bad Request", "See extraDetails for further details",
                           details=[Detail("expiresAt", "Must be an RFC 3339 date-time.")]) from exc
         ahead = at - self.now()
-        if not LONG_LIVING_MIN < ahead < LONG_LIVING_MAX:
-            raise Problem(400, "Bad Request", "See extraDetails for further details",
-                          details=[Detail("expiresAt", "Must be more than 10 minutes and less than 60 days ahead.")])
+        if ahead <= LONG_LIVING_MIN:
+            raise problem("6120", "expiresAt must be more than 10 minutes ahead.",
+                          details=[Detail("expiresAt", "Expiration date is too soon")])
+        if ahead >= LONG_LIVING_MAX:
+            raise problem("6110", "expiresAt must be less than 60 days ahead.",
+                          details=[Detail("expiresAt", "Expiration date is too late")])
         if not body.get("receipt"):
-            raise problem("4140", "A long-living payment (expiresAt) needs a receipt.",
+            raise problem("6130", "A long-living payment (expiresAt) needs a receipt.",
                           details=[Detail("receipt", "The receipt field is required with expiresAt.")])
         return at
 
@@ -547,6 +588,8 @@ class PaymentsBackend:
         phone = (body.get("customer") or {}).get("phoneNumber")
         if phone and payment.phone and phone != payment.phone:
             raise problem("10020", "The payment was created for another customer's phone number.")
+        if payment.state is State.AUTHORIZED:
+            raise problem("6230", "The payment is already authorized (reserved); it cannot be approved again.")
         self.approve(payment, phone)
 
     # -- the merchant's modifications ------------------------------------------------------------
@@ -560,7 +603,30 @@ class PaymentsBackend:
                           details=[Detail("modificationAmount.value", "Invalid amount")])
         return amount["value"]
 
+    # -- time limits (on the virtual clock, checked at request time: nothing is scanned) -------------------
+    def _unit(self, payment: Payment) -> SalesUnit | None:
+        return self.runtime.world.sales_units.get(payment.msn)
+
+    @staticmethod
+    def _first(payment: Payment, name: str) -> float | None:
+        """When the payment's first event of this name happened (AUTHORIZED is its second event)."""
+        return next((event.timestamp for event in payment.events if event.name == name), None)
+
+    def capture_days(self, payment: Payment) -> int:
+        """The capture deadline in days after the reservation: Norway 180; Denmark and Finland 14, or 180 with
+        configuration.lateCaptureAllowed (Norwegian units always have it)."""
+        unit = self._unit(payment)
+        market = unit.market if unit else "NO"
+        days = CAPTURE_DAYS.get(market, LATE_CAPTURE_DAYS)
+        if unit is not None and market != "NO" and unit.configuration.get("lateCaptureAllowed", False):
+            days = LATE_CAPTURE_DAYS
+        return days
+
+    def _past(self, since: float | None, days: int) -> bool:
+        return since is not None and self.now() > since + days * DAY
+
     def capture(self, env: Env, msn: str, reference: str, body: object, key: str) -> dict:
+        check_modification_amount(body)
         validate("CaptureModificationRequest", body)
         assert isinstance(body, dict)
         fp = self.fingerprint(reference, body)
@@ -577,17 +643,33 @@ class PaymentsBackend:
             raise problem("6070", "The payment was cancelled; nothing more can be captured.")
         if state is not State.AUTHORIZED:
             raise problem("6200", f"The payment is {state} and cannot be captured.")
+        days = self.capture_days(payment)
+        if self._past(self._first(payment, "AUTHORIZED"), days):
+            raise problem("6100", f"The capture period of {days} days after the reservation has expired "
+                          "(Norway 180 days; Denmark and Finland 14, or 180 with late capture).")
         capturable = payment.authorized - payment.cancelled - payment.captured
+        if capturable == 0 and payment.captured:
+            raise problem("6170", "The authorized amount is already captured in full.")
         if value > capturable:
             raise problem("6090", f"Only {capturable} of the authorized amount can still be captured; "
                           f"tried {value}.")
+        if value < capturable and not self._partial_capture(payment):
+            raise problem("6140", f"Sales unit {payment.msn} may not capture partially "
+                          "(configuration.partialCaptureAllowed is false): capture the full amount, "
+                          f"{capturable}.", details=[Detail("modificationAmount.value", "Must capture full amount")])
         payment.captured += value
         self._record(payment, "CAPTURED", value, key)
         snapshot = payment.snapshot()
         self.remember(env, msn, "capture", key, fp, payment, snapshot)
         return payment.modification_view(snapshot)
 
+    def _partial_capture(self, payment: Payment) -> bool:
+        """configuration.partialCaptureAllowed, for Danish and Finnish units; Norwegian units always may."""
+        unit = self._unit(payment)
+        return unit is None or unit.market == "NO" or bool(unit.configuration.get("partialCaptureAllowed", False))
+
     def refund(self, env: Env, msn: str, reference: str, body: object, key: str) -> dict:
+        check_modification_amount(body)
         validate("RefundModificationRequest", body)
         assert isinstance(body, dict)
         fp = self.fingerprint(reference, body)
@@ -596,9 +678,17 @@ class PaymentsBackend:
             return self._replayed_modification(env, msn, replayed)
         payment = self.find(env, msn, reference)
         value = self._modification_amount(payment, body)
+        if payment.state is not State.AUTHORIZED:
+            raise problem("6210", f"The payment is {payment.state} and cannot be refunded.")
         if payment.captured == 0:
             raise problem("6020", "Nothing has been captured, so there is nothing to refund.")
+        start = self._first(payment, "AUTHORIZED" if REFUND_PERIOD_FROM == "reservation" else "CAPTURED")
+        if self._past(start, REFUND_DAYS):
+            raise problem("6220", f"The refund period of {REFUND_DAYS} days after the "
+                          f"{'reservation' if REFUND_PERIOD_FROM == 'reservation' else 'first capture'} has expired.")
         refundable = payment.captured - payment.refunded
+        if refundable == 0:
+            raise problem("6180", "The captured amount is already refunded in full.")
         if value > refundable:
             raise problem("6150", f"Only {refundable} of the captured amount can still be refunded; tried {value}.")
         if env is Env.TEST and value in MAGIC_REFUND_AMOUNTS:
@@ -628,6 +718,10 @@ class PaymentsBackend:
         elif state is State.AUTHORIZED:
             if body.get("cancelTransactionOnly"):
                 raise problem("6060", "cancelTransactionOnly was set, but the payment is already authorized.")
+            days = min(CANCEL_DAYS, self.capture_days(payment))
+            if self._past(self._first(payment, "AUTHORIZED"), days):
+                raise problem("6030", f"The cancel period has expired: {days} days after the reservation "
+                              "(180 days, and never past the capture deadline).")
             remainder = payment.authorized - payment.captured - payment.cancelled
             if remainder > 0:
                 payment.cancelled += remainder

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from sandbox.apis.epayment import pages as epayment_user
 from sandbox.apis.epayment.backend import PaymentsBackend
-from sandbox.apis.epayment.rules import RATE_LIMITS, check_reference
+from sandbox.apis.epayment.rules import RATE_LIMITS, check_reference, duplicate_metadata_keys
 from sandbox.core.errors import Detail, Problem
 from sandbox.gateway import rate_limits
 from sandbox.gateway.bodies import read_json
@@ -61,7 +61,8 @@ async def create(request: web.Request) -> web.Response:
     key = idempotency_key(request, required=True)
     body = await read_json(request)
     assert ctx.msn is not None and key is not None
-    status, reply = backend(request).create(ctx.env, ctx.msn, body, key, origin(request))
+    duplicates = duplicate_metadata_keys(await request.read())  # the raw text: a parsed dict cannot show them
+    status, reply = backend(request).create(ctx.env, ctx.msn, body, key, origin(request), duplicates)
     return json_reply(reply, status)
 
 
