@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -38,3 +38,8 @@ class Settings:
     # The AUTHORIZED webhook carries the create request's Idempotency-Key, as the documentation's examples show
     # (UNCERTAIN: no rule says so); off: AUTHORIZED carries no idempotencyKey, like ABORTED and EXPIRED.
     webhook_authorized_key: bool = True
+    # Recurring API: the minimum days between today and a charge's due date (None: the 3.1.2 spec's 1 in test,
+    # 2 in production; UNCERTAIN, the sources disagree), and the sales units allowed UNSCHEDULED charges (besides
+    # those whose configuration has unscheduledChargesAllowed).
+    recurring_due_min_days: int | None = None
+    recurring_unscheduled_msns: frozenset[str] = field(default_factory=frozenset)
