@@ -852,6 +852,9 @@ class RecurringBackend:
                 raise invalid("The body must be an array of charges.", "body", "Must be an array")
             if len(body) > BATCH_MAX:
                 raise invalid(f"At most {BATCH_MAX} charges in one request.", "body", f"At most {BATCH_MAX} items")
+            strays = [index for index, item in enumerate(body) if not isinstance(item, dict)]
+            if strays:  # not a charge at all: the body is malformed (an object with bad fields is listed instead)
+                raise invalid("Every item of the array must be a charge object.", f"[{strays[0]}]", "Must be an object")
             valid, refused = [], []
             for index, item in enumerate(body):
                 try:

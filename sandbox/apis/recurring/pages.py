@@ -174,7 +174,11 @@ def setup(app: web.Application, key: web.AppKey) -> None:
                                             request.match_info["agreementId"])
             if action == "approve":
                 body = await read_json(request)
-                body = body if isinstance(body, dict) else {}
+                if body is not None and not isinstance(body, dict):
+                    raise Problem(400, "Bad Request", "The body must be a JSON object such as "
+                                  "{\"phoneNumber\": \"4712345678\", \"maxAmount\": 20000}, or empty.",
+                                  details=[Detail("body", "Must be an object")])
+                body = body or {}
                 phone = body.get("phoneNumber")
                 recurring.approve(agreement, phone if isinstance(phone, str) and phone else None,
                                   _max_amount(body))
