@@ -12,6 +12,7 @@ from aiohttp import web
 
 from sandbox.apis.epayment import routes as epayment
 from sandbox.apis.management import routes as management
+from sandbox.apis.recurring import routes as recurring
 from sandbox.apis.report import routes as report
 from sandbox.apis.token import routes as token
 from sandbox.apis.webhooks import routes as webhooks
@@ -32,6 +33,7 @@ from sandbox.ops import persistence
 PACKAGES = (
     token,
     epayment,
+    recurring,
     management,
     report,
     webhooks,

@@ -130,6 +130,11 @@ HTTP_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "
                415: "Unsupported Media Type", 429: "Too Many Requests", 500: "Internal Server Error",
                503: "Service Unavailable"}
 API_PREFIXES = {"epayment": "/epayment", "webhooks": "/webhooks"}
+#: The Recurring API's ErrorV3 (its problems page): `type` is this URL plus `#<problem identifier>`.
+RECURRING_PROBLEMS = "https://developer.vippsmobilepay.com/docs/APIs/recurring-api/recurring-api-problems"
+#: The identifier of a Recurring problem raised without one (by the gateway or a shared module), by its status.
+RECURRING_IDENTIFIERS = {400: "validation-error", 401: "not-authorized", 403: "not-authorized",
+                         404: "resource-not-found", 409: "conflict", 415: "unsupported-media-type"}
 
 
 def trace_id() -> str:
@@ -145,7 +150,22 @@ def _apim_not_found_body(message: str) -> dict:
     return {"responseInfo": {"responseCode": 404, "responseMessage": "Not Found"}, "result": {"message": message}}
 
 
+def _recurring_body(error: Problem, ctx: RenderContext) -> dict:
+    """ErrorV3: {type, title, status, detail, instance, contextId, extraDetails[{name, reason}]}. A problem's `code`
+    is its problem identifier (sandbox/apis/recurring/rules.py); "invalid-json" for a body that is not JSON."""
+    identifier = error.code or (
+        "invalid-json" if error.status == 400 and error.detail.startswith("The body is not valid JSON")
+        else RECURRING_IDENTIFIERS.get(error.status, "operation-failed"))
+    body = {"type": f"{RECURRING_PROBLEMS}#{identifier}", "title": error.title, "status": error.status,
+            "detail": error.detail, "instance": ctx.path, "contextId": str(uuid.uuid4())}
+    if error.details:
+        body["extraDetails"] = [{"name": d.name, "reason": d.reason} for d in error.details]
+    return body
+
+
 def _problem_body(error: Problem, ctx: RenderContext) -> dict:
+    if ctx.api == "recurring":
+        return _recurring_body(error, ctx)
     if ctx.api == "management":
         body = {"type": f"https://httpstatuses.io/{error.status}", "title": error.title, "status": error.status,
                 "detail": error.detail, "instance": f"urn:uuid:{uuid.uuid4()}"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -45,3 +45,8 @@ class Settings:
     head_timeout: float = 10.0  # seconds to send a request's line and headers, from its first byte
     body_timeout: float = 30.0  # seconds a request body may go without a byte while the sandbox waits for it
     keepalive_timeout: float = 75.0  # seconds an idle keep-alive connection stays open between requests
+    # Recurring API: the minimum days between today and a charge's due date (None: the 3.1.2 spec's 1 in test,
+    # 2 in production; UNCERTAIN, the sources disagree), and the sales units allowed UNSCHEDULED charges (besides
+    # those whose configuration has unscheduledChargesAllowed).
+    recurring_due_min_days: int | None = None
+    recurring_unscheduled_msns: frozenset[str] = field(default_factory=frozenset)

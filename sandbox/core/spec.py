@@ -153,7 +153,8 @@ def _message(error: ValidationError) -> str:
     return message if len(message) <= 300 else message[:297] + "..."
 
 
-BUNDLED = ("epayment-1.8.1.yaml", "management.yaml", "report.yaml", "webhooks.yaml", "access-token-2024.yaml")
+BUNDLED = ("epayment-1.8.1.yaml", "recurring-3.1.2.yaml", "management.yaml", "report.yaml", "webhooks.yaml",
+           "access-token-2024.yaml")
 
 
 def warm() -> None:

@@ -22,6 +22,7 @@ ENV_VAR = "VIPPS_SANDBOX_ADMIN_TOKEN"
 #: /_sandbox routes that real users' browsers open (they cannot send a bearer token), and the health check.
 PUBLIC_ROUTES = frozenset({
     "sandbox.health", "sandbox.landing", "sandbox.landing.approve", "sandbox.landing.reject", "sandbox.qr",
+    "sandbox.recurring.confirm", "sandbox.recurring.confirm.approve", "sandbox.recurring.confirm.reject",
     "sandbox.product_orders.page", "sandbox.product_orders.view", "sandbox.product_orders.submit",
     # The dashboard's page and files hold no state; its JSON feeds still need the token, which the page asks for.
     "sandbox.dashboard", "sandbox.dashboard.asset",

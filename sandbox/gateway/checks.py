@@ -214,16 +214,17 @@ async def check_rate_limit(request: web.Request, ctx: CallContext, route: RouteP
                            limiter: RateLimiter) -> None:
     """The documented per-reference limits (sandbox/gateway/rate_limits.py): a 429 like the gateway's when exceeded."""
     limit = LIMITS[route.name]
-    if limit.reference_in_body:  # create: a body without a reference is refused later
+    params, body_field = limit.counted()
+    parts: list[object] = [request.match_info.get(name) for name in params]
+    if body_field is not None:  # create: a body without the field is refused later (or names a new resource)
         try:
             body = json.loads(await request.read())
         except (ValueError, RecursionError):
             return
-        reference = body.get("reference") if isinstance(body, dict) else None
-    else:
-        reference = request.match_info.get("reference")
-    if not isinstance(reference, str) or not limit.reference_is_valid(reference):
+        parts.append(body.get(body_field) if isinstance(body, dict) else None)
+    if any(not isinstance(part, str) or not limit.reference_is_valid(part) for part in parts):
         return  # the handler refuses it (400); only real references get a window
+    reference = "|".join(parts)  # type: ignore[arg-type]
     who = ctx.msn if limit.keyed_by == "msn" else request.headers.get(SUBSCRIPTION_KEY)
     retry_after = limiter.take((route.name, ctx.env, who, reference), limit, runtime.clock.time())
     if retry_after is not None:

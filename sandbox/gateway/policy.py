@@ -33,6 +33,7 @@ class Api(StrEnum):
     MANAGEMENT = "management"
     REPORT = "report"
     WEBHOOKS = "webhooks"
+    RECURRING = "recurring"
     SANDBOX = "sandbox"
 
 
@@ -69,6 +70,10 @@ APIS: dict[Api, ApiRule] = {
                         Auth.BEARER, "Report API", "report"),
     Api.WEBHOOKS: ApiRule(BOTH, frozenset({KeyType.MERCHANT, KeyType.PARTNER}), MsnRule.OPTIONAL, Auth.BEARER,
                           "Webhooks API", "webhooks"),
+    # Recurring v3: merchant keys and (production only, with the MSN, if approved) partner keys; never
+    # management or accounting keys (reference section 1b).
+    Api.RECURRING: ApiRule(BOTH, frozenset({KeyType.MERCHANT, KeyType.PARTNER}), MsnRule.ACT_FOR, Auth.BEARER,
+                           "Recurring API", "recurring"),
     Api.SANDBOX: ApiRule(BOTH, ALL_KEYS, MsnRule.IGNORED, Auth.NONE, "Sandbox control plane", "control"),
 }
 
@@ -166,6 +171,32 @@ WEBHOOKS_ROUTES = (
     R("webhooks.list", "GET", "/webhooks/v1/webhooks", Api.WEBHOOKS, summary="list webhooks"),
     R("webhooks.delete", "DELETE", "/webhooks/v1/webhooks/{id}", Api.WEBHOOKS, summary="delete a webhook"),
 )
+RECURRING_ROUTES = (
+    R("recurring.agreements.list", "GET", "/recurring/v3/agreements", Api.RECURRING, summary="list agreements"),
+    R("recurring.agreements.draft", "POST", "/recurring/v3/agreements", Api.RECURRING, summary="draft an agreement"),
+    R("recurring.agreements.get", "GET", "/recurring/v3/agreements/{agreementId}", Api.RECURRING,
+      summary="fetch an agreement"),
+    R("recurring.agreements.update", "PATCH", "/recurring/v3/agreements/{agreementId}", Api.RECURRING,
+      summary="update or stop an agreement"),
+    R("recurring.agreements.accept", "PATCH", "/recurring/v3/agreements/{agreementId}/accept", Api.RECURRING,
+      environments=TEST_ONLY, summary="force accept (test only)"),
+    R("recurring.charges.list", "GET", "/recurring/v3/agreements/{agreementId}/charges", Api.RECURRING,
+      summary="list an agreement's charges"),
+    R("recurring.charges.create", "POST", "/recurring/v3/agreements/{agreementId}/charges", Api.RECURRING,
+      summary="create a charge"),
+    R("recurring.charges.batch", "POST", "/recurring/v3/agreements/charges", Api.RECURRING,
+      summary="create up to 2,000 charges"),
+    R("recurring.charges.get", "GET", "/recurring/v3/agreements/{agreementId}/charges/{chargeId}", Api.RECURRING,
+      summary="fetch a charge"),
+    R("recurring.charges.cancel", "DELETE", "/recurring/v3/agreements/{agreementId}/charges/{chargeId}",
+      Api.RECURRING, summary="cancel a charge"),
+    R("recurring.charges.get_by_id", "GET", "/recurring/v3/charges/{chargeId}", Api.RECURRING,
+      summary="fetch a charge by its id alone"),
+    R("recurring.charges.capture", "POST", "/recurring/v3/agreements/{agreementId}/charges/{chargeId}/capture",
+      Api.RECURRING, summary="capture a reserved charge"),
+    R("recurring.charges.refund", "POST", "/recurring/v3/agreements/{agreementId}/charges/{chargeId}/refund",
+      Api.RECURRING, summary="refund a charge"),
+)
 SANDBOX_ROUTES = (
     R("sandbox.health", "GET", "/_sandbox/health", Api.SANDBOX, summary="health check"),
     R("sandbox.clock.get", "GET", "/_sandbox/clock", Api.SANDBOX, summary="read the virtual clock"),
@@ -185,6 +216,27 @@ SANDBOX_EPAYMENT_ROUTES = served_by(
       summary="reject a payment as the user"),
     R("sandbox.payments.expire", "POST", "/_sandbox/payments/{msn}/{reference}/expire", Api.SANDBOX,
       summary="let a payment expire"),
+)
+# The simulated user and the control plane of the Recurring API (issue 15).
+SANDBOX_RECURRING_ROUTES = served_by(
+    "recurring",
+    R("sandbox.recurring.confirm", "GET", "/_sandbox/recurring/confirm", Api.SANDBOX,
+      summary="the simulated user's agreement confirmation page"),
+    R("sandbox.recurring.confirm.approve", "POST", "/_sandbox/recurring/confirm/approve", Api.SANDBOX,
+      summary="confirmation page: approve"),
+    R("sandbox.recurring.confirm.reject", "POST", "/_sandbox/recurring/confirm/reject", Api.SANDBOX,
+      summary="confirmation page: reject"),
+    R("sandbox.recurring.agreements.approve", "POST", "/_sandbox/recurring/{msn}/agreements/{agreementId}/approve",
+      Api.SANDBOX, summary="approve an agreement as the user"),
+    R("sandbox.recurring.agreements.reject", "POST", "/_sandbox/recurring/{msn}/agreements/{agreementId}/reject",
+      Api.SANDBOX, summary="reject an agreement as the user"),
+    R("sandbox.recurring.agreements.expire", "POST", "/_sandbox/recurring/{msn}/agreements/{agreementId}/expire",
+      Api.SANDBOX, summary="let an agreement expire"),
+    R("sandbox.recurring.agreements.stop", "POST", "/_sandbox/recurring/{msn}/agreements/{agreementId}/stop",
+      Api.SANDBOX, summary="stop an agreement as the user"),
+    R("sandbox.recurring.charges.outcome", "POST",
+      "/_sandbox/recurring/{msn}/agreements/{agreementId}/charges/{chargeId}/outcome", Api.SANDBOX,
+      summary="force a charge's outcome"),
 )
 # The merchant's side of product orders (issue 4).
 SANDBOX_MANAGEMENT_ROUTES = served_by(
@@ -251,8 +303,9 @@ SANDBOX_WEBHOOKS_ROUTES = served_by(
 )
 
 ROUTES: dict[str, RoutePolicy] = _routes(
-    *TOKEN_ROUTES, *EPAYMENT_ROUTES, *MANAGEMENT_ROUTES, *REPORT_ROUTES, *WEBHOOKS_ROUTES,
-    *SANDBOX_ROUTES, *SANDBOX_EPAYMENT_ROUTES, *SANDBOX_MANAGEMENT_ROUTES, *SANDBOX_REPORT_ROUTES,
+    *TOKEN_ROUTES, *EPAYMENT_ROUTES, *MANAGEMENT_ROUTES, *REPORT_ROUTES, *WEBHOOKS_ROUTES, *RECURRING_ROUTES,
+    *SANDBOX_ROUTES, *SANDBOX_EPAYMENT_ROUTES, *SANDBOX_RECURRING_ROUTES, *SANDBOX_MANAGEMENT_ROUTES,
+    *SANDBOX_REPORT_ROUTES,
     *SANDBOX_DASHBOARD_ROUTES,
     *SANDBOX_CONTROL_ROUTES, *SANDBOX_WEBHOOKS_ROUTES,
 )
@@ -286,6 +339,13 @@ KEY_TYPE_DENIALS: dict[tuple[KeyType, Api], tuple[str, str]] = {
     (KeyType.ACCOUNTING, Api.WEBHOOKS): (
         "accounting-keys-report-only",
         "Accounting keys reach the Report API only: they cannot make payments or manage sales units."),
+    (KeyType.MANAGEMENT, Api.RECURRING): (
+        "management-keys-never-act-on-behalf",
+        "Management keys cannot act on behalf of merchants: they reach the Management API only, not the "
+        "Recurring API. Use the sales unit's own keys, or partner keys in production."),
+    (KeyType.ACCOUNTING, Api.RECURRING): (
+        "accounting-keys-report-only",
+        "Accounting keys reach the Report API only: they cannot draft agreements or charge them."),
     (KeyType.ACCOUNTING, Api.MANAGEMENT): (
         "accounting-keys-report-only",
         "Accounting keys reach the Report API only: they cannot use the Management API. Manage sales units "
@@ -372,6 +432,11 @@ def environment_decision(route: RoutePolicy, env: Env) -> Decision | None:
         return deny("force-approve-test-only",
                     "Force approve exists only in the test environment (apitest.vipps.no); in production "
                     "the user approves in the app, or on the sandbox's landing page.", 404)
+    if route.environments is not None and route.api is Api.RECURRING:
+        return deny("force-accept-test-only",
+                    "Force accept exists only in the test environment (apitest.vipps.no); in production the "
+                    "user approves the agreement in the app, or on the sandbox's confirmation page "
+                    "(vippsConfirmationUrl).", 404)
     return deny(f"{route.api}-production-only",
                 f"The {route.rule.title} exists only in the production environment (api.vipps.no), "
                 "not in the test environment.", 404)
@@ -397,7 +462,7 @@ def decide(route: RoutePolicy, keyset: KeySet, env: Env, msn: str | None, world:
         return allow("key-type-allowed", f"{who} may use the {rule.title}.",
                      keyset.owner if keyset.type is KeyType.MERCHANT else None)
 
-    acting = route.api in (Api.EPAYMENT, Api.WEBHOOKS)
+    acting = route.api in (Api.EPAYMENT, Api.WEBHOOKS, Api.RECURRING)
     dead_keys = keyset.type is KeyType.MERCHANT and not world.is_active(keyset.owner)  # refused just below
     if route.api is Api.MANAGEMENT and msn is not None and not dead_keys:
         # The Management API's 404 means "not active or not yours": the body must not tell them apart.

@@ -33,6 +33,16 @@ class Limit:
     #: Only well-formed references get a window (the handler refuses the rest); the API says what is well-formed.
     reference_is_valid: Callable[[str], bool] = field(default=_any_reference, compare=False)
     reference_in_body: bool = False  # create: the reference is a body field, not a path parameter
+    #: The path parameters that, with `body_field`, name what is counted (ePayment: the path's reference;
+    #: Recurring: its agreementId and chargeId; none: per caller only).
+    params: tuple[str, ...] = ("reference",)
+    body_field: str | None = None  # a body field counted too (a charge's orderId)
+
+    def counted(self) -> tuple[tuple[str, ...], str | None]:
+        """(path parameters, body field) whose values name the window."""
+        if self.reference_in_body:
+            return (), "reference"
+        return self.params, self.body_field
 
 
 #: Route name -> its limit. Routes not listed here are not limited. The API packages that document limits

@@ -31,7 +31,7 @@ HEADER_NAMES = sorted({name for name in re.findall(r'headers(?:\.get\(|\[)"([\w-
                        if not name.startswith("Vipps-Sandbox") and name != "Retry-After"}
                       | {"Vipps-System-Name", "Vipps-System-Version", "Vipps-System-Plugin-Name",
                          "Vipps-System-Plugin-Version", "Content-Type", "Host"})
-WITH_BODY = [r for r in ALL if r.method in ("POST", "DELETE")]
+WITH_BODY = [r for r in ALL if r.method in ("POST", "PATCH", "DELETE")]
 TEN_MB = 10 * 1024 * 1024
 BIG = 2**63
 #: Routes that take no body and ignore one: bad bodies may get their normal 2xx there.
@@ -41,12 +41,18 @@ IGNORES_BODY = {"sandbox.keys.regenerate", "sandbox.keys.regenerate_subscription
                 "sandbox.product_orders.submit", "sandbox.product_orders.complete", "sandbox.product_orders.reject",
                 "sandbox.consents.revoke", "webhooks.delete", "management.product_orders.delete",
                 "sandbox.payments.approve", "sandbox.payments.reject", "sandbox.payments.expire",
-                "sandbox.landing.approve", "sandbox.landing.reject", "sandbox.dashboard.payment_action"}
+                "sandbox.landing.approve", "sandbox.landing.reject", "sandbox.dashboard.payment_action",
+                # Recurring: cancel takes no body; the control plane's reject, expire and stop ignore one.
+                "recurring.charges.cancel", "sandbox.recurring.agreements.reject",
+                "sandbox.recurring.agreements.expire", "sandbox.recurring.agreements.stop",
+                "sandbox.recurring.confirm.reject"}
 #: Free-form labels held in memory, never file names: ".." is just a name there.
 FREE_FORM_NAMES = {"sandbox.inbox.get", "sandbox.inbox.post"}
 #: POST routes whose whole body is optional JSON: an empty one is fine.
 EMPTY_BODY_OK = IGNORES_BODY | {"sandbox.clock.set", "sandbox.snapshot", "sandbox.restore", "epayment.cancel",
-                                "epayment.force_approve", "sandbox.dashboard.payment_action"}
+                                "epayment.force_approve", "sandbox.dashboard.payment_action",
+                                "recurring.agreements.update", "sandbox.recurring.agreements.approve",
+                                "sandbox.recurring.confirm.approve"}
 
 
 def env_of(route: RoutePolicy) -> str:
@@ -75,6 +81,28 @@ class Corpus:
             "amount": {"currency": "NOK", "value": 1000}, "paymentMethod": {"type": "WALLET"},
             "reference": self.reference, "userFlow": "WEB_REDIRECT", "returnUrl": "https://example.com/r"})
         assert reply.status == 201, reply.text
+        # Recurring: merchant test keys of a unit that allows it, an ACTIVE agreement and a charge to aim at. Every
+        # call carries an Idempotency-Key, so hostile bodies reach the body checks.
+        self.recurring_msn = next(u.msn for u in sorted(sb.runtime.world.sales_units.values(), key=lambda u: u.msn)
+                                  if u.configuration.get("recurringAllowed") and u.market == "NO"
+                                  and sb.runtime.world.is_active(u.msn))
+        self.auth[Api.RECURRING] = await sb.auth_headers(sb.key("merchant", "test", msn=self.recurring_msn)) | {
+            "Idempotency-Key": "hostile-recurring"}
+        reply = await sb.request("POST", "/recurring/v3/agreements", "test", headers=self.auth[Api.RECURRING] | {
+            "Idempotency-Key": "hostile-draft"}, json_body={
+            "pricing": {"type": "FLEXIBLE", "currency": "NOK"}, "merchantRedirectUrl": "https://example.com/r",
+            "productName": "Hostile"})
+        assert reply.status == 201, reply.text
+        self.agreement_id = reply.json["agreementId"]
+        reply = await sb.request("POST", f"/_sandbox/recurring/{self.recurring_msn}/agreements/{self.agreement_id}/"
+                                 "approve", "test")
+        assert reply.status == 200, reply.text
+        reply = await sb.request("POST", f"/recurring/v3/agreements/{self.agreement_id}/charges", "test",
+                                 headers=self.auth[Api.RECURRING] | {"Idempotency-Key": "hostile-charge"},
+                                 json_body={"amount": 1000, "description": "Hostile", "due": "2099-01-01",
+                                            "retryDays": 0, "transactionType": "DIRECT_CAPTURE"})
+        assert reply.status == 400 or reply.status == 201, reply.text
+        self.charge_id = reply.json.get("chargeId", "chr-none")
 
     def values(self, route: RoutePolicy) -> dict[str, str]:
         world = self.sandbox.runtime.world
@@ -85,6 +113,9 @@ class Corpus:
                   "action": "approve", "accountingPartnerId": self.sandbox.partner_role("accountant"),
                   "merchantId": merchant.id, "client_id": self.sandbox.key(
                       "management", "production", owner=self.sandbox.partner_role("basic"))["client_id"]}
+        values["agreementId"], values["chargeId"] = self.agreement_id, self.charge_id
+        if "recurring" in route.name:
+            values["msn"] = self.recurring_msn
         if route.name.startswith("management.merchants"):
             values["id"] = merchant.id
         if route.name == "sandbox.dashboard.asset":
@@ -169,7 +200,8 @@ async def test_json_of_the_wrong_type(corpus, body):
     for route in WITH_BODY:
         status, ctype, reply = await corpus.send(route, data=json.dumps(body).encode())
         # optional bodies (cancel's {"cancelTransactionOnly"}) may be null, and ignore fields they do not know
-        lenient = route.name in EMPTY_BODY_OK and (body is None or isinstance(body, dict))
+        lenient = route.name in EMPTY_BODY_OK and (body is None or isinstance(body, dict)) or (
+            route.name == "recurring.charges.batch" and body == [])  # an empty batch is a batch: 202
         check(route, f"wrong type {body!r}", status, ctype, reply,
               must_fail=route.name not in IGNORES_BODY and not lenient and body != {"amount": "ten"})
     await corpus.healthy()
@@ -349,7 +381,8 @@ async def test_numbers_past_2_63(corpus, number):
         status, ctype, reply = await corpus.send(route, data=body)
         check(route, f"number {str(number)[:20]}", status, ctype, reply,
               must_fail=route.name.startswith(("epayment.create", "epayment.capture", "epayment.refund",
-                                               "sandbox.clock.set")))
+                                               "sandbox.clock.set", "recurring.charges.create",
+                                               "recurring.charges.capture", "recurring.charges.refund")))
     for route in ALL:
         query = "&".join(f"{name}={number}" for name in QUERY_NAMES)
         path = corpus.path(route, {k: str(number) for k in corpus.values(route)}) + "?" + query

@@ -26,13 +26,18 @@ REACHES = {  # API -> key types that reach it at all
     "webhooks": {"merchant", "partner"},  # acting on behalf of merchants
     "management": {"merchant", "partner", "management"},  # managing sales units
     "report": {"merchant", "accounting"},  # reports: own ledger, or accounting keys with consent
+    # Recurring v3 (reference section 1b): sales unit keys, and partner keys with the MSN "in the header of all
+    # API requests"; never management or accounting keys.
+    "recurring": {"merchant", "partner"},
 }
 PRODUCTION_ONLY = {"management", "report"}
-TEST_ONLY_ROUTES = {"epayment.force_approve"}
+TEST_ONLY_ROUTES = {"epayment.force_approve", "recurring.agreements.accept"}  # force approve / force accept
 # Price packages and product orders belong to partners: a merchant's keys have none (Management API docs).
 PARTNER_THINGS = {"management.price_packages", "management.product_orders.create", "management.product_orders.delete",
                   "management.product_orders.list", "management.product_orders.details"}
-ACTING_APIS = {"epayment", "webhooks"}
+ACTING_APIS = {"epayment", "webhooks", "recurring"}
+#: APIs where partner keys must always send the Merchant-Serial-Number (Webhooks may register for all units).
+MSN_ALWAYS = {"epayment", "recurring"}
 
 
 @dataclass(frozen=True)
@@ -51,11 +56,20 @@ VARIANTS = [
     Variant("management", "management", "basic", "self-managed-1"),
     Variant("accounting", "accounting", "accountant", "premium-shop-1"),
 ]
+# The Recurring routes are called for a sales unit whose configuration allows Recurring (a NO unit of the approved
+# partner, "newborn"), and, by merchant keys, for one that does not (premium-shop-1): the problems page's
+# invalid-sale-unit, "The Sales unit is not allowed to use Recurring", a 403.
+RECURRING_VARIANTS = [
+    Variant("merchant", "merchant", "newborn", "newborn"),
+    Variant("merchant-recurring-not-allowed", "merchant", "premium-shop-1", "premium-shop-1"),
+    Variant("partner", "partner", "premium", "newborn"),
+    *VARIANTS[2:],
+]
 OTHER_MSN_ROLE = "independent-1"  # connected to no partner, consented to nobody
 MSN_CASES = ["own", "other", "missing"]
 
 
-def expected(route, variant: Variant, env: str, msn_case: str) -> str:
+def expected(route, variant: Variant, env: str, msn_case: str, recurring_allowed: bool = True) -> str:
     api = str(route.api)
     route_envs = {"test"} if route.name in TEST_ONLY_ROUTES else (
         {"production"} if api in PRODUCTION_ONLY else {"test", "production"})
@@ -75,13 +89,16 @@ def expected(route, variant: Variant, env: str, msn_case: str) -> str:
     if msn_case == "other":
         # The Management API answers "not active or not yours" with a 404 that reveals nothing.
         return "404" if api == "management" else "403"
-    if msn_case == "missing" and variant.key_type == "partner" and api == "epayment":
+    if msn_case == "missing" and variant.key_type == "partner" and api in MSN_ALWAYS:
+        return "403"
+    if api == "recurring" and not recurring_allowed:
         return "403"
     return "allow"
 
 
 BEARER_ROUTES = [route for route in ROUTES.values() if route.rule.auth is Auth.BEARER]
-CASES = [(route.name, variant, env, msn_case) for route in BEARER_ROUTES for variant in VARIANTS
+CASES = [(route.name, variant, env, msn_case) for route in BEARER_ROUTES
+         for variant in (RECURRING_VARIANTS if str(route.api) == "recurring" else VARIANTS)
          for env in ("test", "production") for msn_case in MSN_CASES]
 
 
@@ -90,7 +107,8 @@ def fill_path(path: str, sandbox, own_msn: str) -> str:
     scheme, business_id = unit.merchant.split("/", 1)
     values = {"reference": "matrix-ref-0001", "msn": own_msn, "scheme": scheme, "id": business_id,
               "ledgerId": "100000001", "topic": "funds", "ledgerDate": "2026-01-04",
-              "productOrderId": "00000000-0000-4000-8000-000000000000"}
+              "productOrderId": "00000000-0000-4000-8000-000000000000", "agreementId": "agr_matrix1",
+              "chargeId": "chr-matrix1"}
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 
@@ -117,7 +135,8 @@ async def test_permission(sandbox, route_name, variant, env, msn_case):
     path = fill_path(route.path, sandbox, own_msn)
     body = {} if route.method in ("POST", "PUT", "PATCH") else None
     reply = await sandbox.request(route.method, path, env, headers=headers, json_body=body)
-    want = expected(route, variant, env, msn_case)
+    unit = sandbox.runtime.world.sales_units[own_msn]  # its configuration, as the Management API reports it
+    want = expected(route, variant, env, msn_case, bool(unit.configuration.get("recurringAllowed")))
     decision = reply.headers.get("Vipps-Sandbox-Decision")
     context = f"{route.method} {path} -> {reply.status} {reply.text[:300]}"
     if want == "allow":

@@ -8,6 +8,11 @@
 //   production  token and create with partner keys and Merchant-Serial-Number (useTestMode false)
 //   settle      token, full capture, partial refund and info of the payment `production` created
 //   webhooks    token, webhook.register, list, delete, list
+//   recurring   token and all 13 Recurring calls: agreement.create (with a RESERVE_CAPTURE initial charge), list,
+//               info, forceAccept, charge.create, createMultiple, info, infoById, list, capture and refund (the
+//               initial charge), cancel, agreement.update (STOPPED). With VIPPS_AGREEMENT_ID (an agreement the
+//               user approved on the confirmation page), every call but create and forceAccept, on that one
+//               (production, where the SDK refuses forceAccept itself).
 // Credentials: VIPPS_CLIENT_ID, VIPPS_CLIENT_SECRET, VIPPS_SUBSCRIPTION_KEY, VIPPS_MSN;
 // VIPPS_TEST_MODE ("true" unless "false"), VIPPS_CURRENCY (default NOK), VIPPS_WEBHOOK_URL.
 
@@ -133,7 +138,52 @@ async function webhooks() {
   await step("webhook.list.afterDelete", () => client.webhook.list(token));
 }
 
-const scenarios = { flow, production, settle, webhooks };
+function dueIn(days) {
+  return new Date(Date.now() + days * 86400000).toISOString().slice(0, 10);
+}
+
+async function recurring() {
+  const token = await getToken();
+  let agreementId = env.VIPPS_AGREEMENT_ID;
+  let initialId = env.VIPPS_CHARGE_ID;
+  const body = {
+    pricing: { type: "LEGACY", amount: 49900, currency },
+    interval: { unit: "MONTH", count: 1 },
+    merchantRedirectUrl: "https://example.com/redirect",
+    merchantAgreementUrl: "https://example.com/agreement",
+    productName: "SDK proof",
+    initialCharge: { amount: 49900, description: "First month", transactionType: "RESERVE_CAPTURE" },
+  };
+  if (!agreementId) {
+    const drafted = await step("agreement.create", () => client.recurring.agreement.create(token, body));
+    if (!drafted.ok) process.exit(1);
+    agreementId = drafted.data.agreementId;
+    initialId = drafted.data.chargeId;
+    await step("agreement.forceAccept", () =>
+      client.recurring.agreement.forceAccept(token, agreementId, { phoneNumber: "4712345678" }));
+  }
+  await step("agreement.list", () => client.recurring.agreement.list(token, "ACTIVE", undefined, 1, 10));
+  await step("agreement.info", () => client.recurring.agreement.info(token, agreementId));
+  const charge = { amount: 49900, description: "Next month", due: dueIn(10), retryDays: 2,
+                   transactionType: "DIRECT_CAPTURE" };
+  const created = await step("charge.create", () => client.recurring.charge.create(token, agreementId, charge));
+  const chargeId = created.ok ? created.data.chargeId : "none";
+  await step("charge.createMultiple", () => client.recurring.charge.createMultiple(token, [
+    { ...charge, agreementId, due: dueIn(40), orderId: `${prefix}-batch-1` },
+  ]));
+  await step("charge.info", () => client.recurring.charge.info(token, agreementId, chargeId));
+  await step("charge.infoById", () => client.recurring.charge.infoById(token, chargeId));
+  await step("charge.list", () => client.recurring.charge.list(token, agreementId));
+  await step("charge.capture", () => client.recurring.charge.capture(token, agreementId, initialId, { amount: 49900 }));
+  await step("charge.refund", () =>
+    client.recurring.charge.refund(token, agreementId, initialId, { amount: 10000, description: "Partial refund" }));
+  await step("charge.cancel", () => client.recurring.charge.cancel(token, agreementId, chargeId));
+  await step("charge.info.final", () => client.recurring.charge.info(token, agreementId, initialId));
+  await step("agreement.update", () => client.recurring.agreement.update(token, agreementId, { status: "STOPPED" }));
+  await step("agreement.info.final", () => client.recurring.agreement.info(token, agreementId));
+}
+
+const scenarios = { flow, production, settle, webhooks, recurring };
 if (!scenarios[scenario]) {
   console.error(`driver.mjs: unknown scenario ${scenario}; use one of ${Object.keys(scenarios).join(", ")}`);
   process.exit(2);

@@ -19,6 +19,8 @@ def shape(body: object) -> str:
         return "oauth"
     if keys == {"code", "message"}:
         return "report-401"
+    if {"type", "title", "status", "detail", "instance", "contextId"} <= keys and "traceId" not in keys:
+        return "recurring-problem"  # ErrorV3, its type a recurring-api-problems#<identifier> URL
     if {"type", "title", "status", "detail", "instance"} <= keys and "traceId" not in keys:
         return "management-problem"
     if {"type", "title", "status", "traceId"} <= keys:
@@ -29,7 +31,8 @@ def shape(body: object) -> str:
 #: The bodies each API may refuse with: its own, or the gateway's (which answers before any API does).
 SHAPES = {Api.TOKEN: {"oauth", "gateway", "apim"}, Api.EPAYMENT: {"problem", "gateway", "apim"},
           Api.WEBHOOKS: {"problem", "gateway", "apim"}, Api.MANAGEMENT: {"management-problem", "gateway", "apim"},
-          Api.REPORT: {"problem", "report-401", "gateway", "apim"}, Api.SANDBOX: {"problem", "gateway", "apim"}}
+          Api.REPORT: {"problem", "report-401", "gateway", "apim"}, Api.SANDBOX: {"problem", "gateway", "apim"},
+          Api.RECURRING: {"recurring-problem", "gateway", "apim"}}
 JSON_TYPES = ("application/json", "application/problem+json")
 
 

@@ -281,9 +281,12 @@ class WebhookBackend:
     def on_event(self, kind: str, payload: dict) -> None:
         """A runtime listener: must be fast and never raise, so it only queues."""
         try:
-            if not kind.startswith("epayment."):
+            if kind.startswith("epayment."):
+                event = f"epayments.payment.{kind.split('.', 1)[1]}.v1"
+            elif kind.startswith("recurring.") and isinstance(payload.get("webhook"), dict):
+                event = f"{kind}.v1"  # recurring.agreement-activated -> recurring.agreement-activated.v1
+            else:
                 return
-            event = f"epayments.payment.{kind.split('.', 1)[1]}.v1"
             env, msn = Env(payload["env"]), str(payload["msn"])
             targets = list(self.by_event.get((env, ("msn", msn), event), {}).values())
             unit = self.runtime.world.sales_units.get(msn)
@@ -291,8 +294,10 @@ class WebhookBackend:
                 targets += self.by_event.get((env, ("partner", unit.partner_id), event), {}).values()
             if not targets:
                 return
-            body = json.dumps(webhook_payload(payload, self.runtime.settings.webhook_authorized_key),
-                              separators=(",", ":")).encode("utf-8")
+            # A Recurring domain event carries its webhook body ready made (sandbox/apis/recurring/backend.py).
+            document = payload["webhook"] if event.startswith("recurring.") else \
+                webhook_payload(payload, self.runtime.settings.webhook_authorized_key)
+            body = json.dumps(document, separators=(",", ":")).encode("utf-8")
             for registration in targets:
                 self._delivery_seq += 1
                 delivery = Delivery(self._delivery_seq, event, body, msn, str(payload.get("reference")))

@@ -1,0 +1,1 @@
+"""The Recurring API v3 (agreements and charges on the virtual clock)."""
