@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import json
 import re
@@ -154,8 +155,18 @@ async def spawn(args: list[str], env: dict | None = None, cwd: str | None = None
     return proc, urls["test"], urls["production"]
 
 
+#: The last lines each spawned server printed, so a failing test can show what the server said (a traceback).
+OUTPUT_TAILS: dict[int, collections.deque[str]] = {}
+
+
+def output_tail(proc: asyncio.subprocess.Process) -> str:
+    """What a server started with `spawn` printed last (up to 200 lines)."""
+    return "".join(OUTPUT_TAILS.get(proc.pid, ()))
+
+
 async def _drain(proc: asyncio.subprocess.Process) -> None:
-    """Keeps reading the server's output so a full pipe never blocks it."""
+    """Keeps reading the server's output so a full pipe never blocks it, keeping the last lines."""
     assert proc.stdout is not None
-    while await proc.stdout.readline():
-        pass
+    tail = OUTPUT_TAILS.setdefault(proc.pid, collections.deque(maxlen=200))
+    while line := await proc.stdout.readline():
+        tail.append(line.decode(errors="replace"))

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from sandbox.testing import spawn
+from sandbox.testing import output_tail, spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "/epayment/v1/payments"
@@ -213,7 +213,7 @@ async def completed_unit_keys(session: aiohttp.ClientSession, server: Server) ->
     async with session.post(prod_url + "/management/v1/product-orders", json=order, headers={
             "Authorization": f"Bearer {token}", "Ocp-Apim-Subscription-Key": partner["subscription_key_primary"],
             "Idempotency-Key": "crash-order"}) as resp:
-        assert resp.status == 201, await resp.text()
+        assert resp.status == 201, (await resp.text()) + "\nThe server said:\n" + output_tail(server.proc)
         order_id = (await resp.json())["prefilledOrderId"]
     for action in ("view", "submit", "complete"):
         async with session.post(f"{server.url}/_sandbox/product-orders/{order_id}/{action}") as resp:
