@@ -85,7 +85,8 @@ class SandboxClient:
                 "client_id": keyset["client_id"], "client_secret": keyset["client_secret"],
                 "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"]})
         if reply.status != 200:
-            raise AssertionError(f"token request failed: {reply.status} {reply.text}")
+            why = reply.headers.get("Vipps-Sandbox-Reason")  # the body is the real API's; this says why
+            raise AssertionError(f"token request failed: {reply.status} {reply.text}" + (f" ({why})" if why else ""))
         return reply.json["access_token"]
 
     async def auth_headers(self, keyset: dict, msn: str | None = None, env: str | None = None) -> dict:

@@ -61,6 +61,50 @@ class OAuthError(SandboxError):
         self.error = error
 
 
+#: Azure AD's answers at POST /accesstoken/get (the identity provider behind the gateway), by AADSTS code:
+#: (HTTP status, OAuth2 `error`, the description before its Trace/Correlation/Timestamp tail). 700016 is the
+#: Vipps FAQ's example (common-errors FAQ, 2022: HTTP 400, directory 'VIPPS-TEST'); the others are Azure AD's
+#: own texts and statuses (Microsoft Entra error reference), not shown in any Vipps source (UNCERTAIN).
+AADSTS = {
+    700016: (400, "unauthorized_client",
+             "Application with identifier '{app}' was not found in the directory '{directory}'. This can happen if "
+             "the application has not been installed by the administrator of the tenant or consented to by any "
+             "user in the tenant. You may have sent your authentication request to the wrong tenant."),
+    7000215: (401, "invalid_client",
+              "Invalid client secret provided. Ensure the secret being sent in the request is the client secret "
+              "value, not the client secret ID, for a secret added to app '{app}'."),
+    900144: (400, "invalid_request", "The request body must contain the following parameter: 'client_id'."),
+    7000218: (401, "invalid_client",
+              "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."),
+}
+#: Where Azure AD quotes an identifier that matched nothing, the sandbox writes this instead: a client_secret
+#: sent as the client_id (they are easily swapped) must never come back in a body (docs/reference/fidelity.md).
+NOT_SHOWN = "(not shown by the sandbox)"
+AAD_ERROR_URI = "https://login.windows.net/error?code={code}"  # the host of the FAQ's example
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityMoment:
+    """What Azure AD stamps on each refusal: the time ("2022-11-17 11:37:08Z", from the virtual clock) and two
+    uuids (from sandbox/core/ids.py)."""
+
+    timestamp: str
+    trace_id: str
+    correlation_id: str
+
+
+class IdentityError(SandboxError):
+    """A refusal by the identity provider (Azure AD) at POST /accesstoken/get: rendered as Azure AD's body for
+    `code` (AADSTS above). `reason` is the sandbox's own plain words, for its headers and log only; `app` is a
+    client id that matched a key set (never a value that matched nothing)."""
+
+    def __init__(self, code: int, reason: str, *, rule: str, moment: IdentityMoment, directory: str = "",
+                 app: str = NOT_SHOWN) -> None:
+        status, error, _ = AADSTS[code]
+        super().__init__(reason, status=status, rule=rule)
+        self.code, self.error, self.moment, self.directory, self.app = code, error, moment, directory, app
+
+
 @dataclass
 class Detail:
     """One entry of `extraDetails`: a field name (or "ErrorCode") and why."""
@@ -163,6 +207,18 @@ def _recurring_body(error: Problem, ctx: RenderContext) -> dict:
     return body
 
 
+def _identity_body(error: IdentityError) -> dict:
+    """Azure AD's error body, field for field as the Vipps FAQ shows it (and the official SDK types it,
+    `AccessTokenError`)."""
+    text = AADSTS[error.code][2].format(app=error.app, directory=error.directory)
+    moment = error.moment
+    description = (f"AADSTS{error.code}: {text}\r\nTrace ID: {moment.trace_id}\r\nCorrelation ID: "
+                   f"{moment.correlation_id}\r\nTimestamp: {moment.timestamp}")
+    return {"error": error.error, "error_description": description, "error_codes": [error.code],
+            "timestamp": moment.timestamp, "trace_id": moment.trace_id, "correlation_id": moment.correlation_id,
+            "error_uri": AAD_ERROR_URI.format(code=error.code)}
+
+
 def _problem_body(error: Problem, ctx: RenderContext) -> dict:
     if ctx.api == "recurring":
         return _recurring_body(error, ctx)
@@ -197,6 +253,8 @@ def render(error: SandboxError, ctx: RenderContext) -> web.Response:
             body = {"code": "Unauthorized", "message": error.reason}
         else:
             body = _gateway_body(error.status, error.reason)
+    elif isinstance(error, IdentityError):
+        body = _identity_body(error)
     elif isinstance(error, OAuthError):
         body = {"error": error.error, "error_description": error.reason}
     elif isinstance(error, Problem):

@@ -42,6 +42,7 @@ class Ids:
         self.rewind_on_reset = seed is not None  # only a seed the user chose is replayed from the start
         self.key: bytes | None = key_of_seed(seed) if seed is not None else None
         self.counter = 0
+        self.side_counter = 0  # the stream of `unjournaled_uuid4`, apart from the journaled one
         #: Only while replaying a --state directory made by a version that used random.Random(seed).
         self.legacy: random.Random | None = None
 
@@ -75,6 +76,17 @@ class Ids:
     def uuid4(self) -> str:
         return str(uuid.UUID(int=self._bits(128), version=4))
 
+    def unjournaled_uuid4(self) -> str:
+        """A uuid for an answer that changes no state (an error's trace and correlation ids): drawing it from
+        the main stream would shift the ids of every later journaled request, so a crash replay would hand out
+        other ids than the first run did. Under --id-seed N it comes from a stream of its own (reproducible, and
+        rewound with the main one at a reset); otherwise it is random."""
+        if self.key is None or self.seed is None:
+            return str(uuid.uuid4())
+        block = hmac.digest(self.key, b"side\x00" + self.side_counter.to_bytes(16, "big"), "sha256")
+        self.side_counter += 1
+        return str(uuid.UUID(int=int.from_bytes(block[:16], "big"), version=4))
+
     def hex(self, nbytes: int) -> str:
         return self._bits(nbytes * 8).to_bytes(nbytes, "big").hex()
 
@@ -90,7 +102,7 @@ class Ids:
 
     def reset(self) -> None:
         if self.rewind_on_reset and self.seed is not None:
-            self.key, self.counter = key_of_seed(self.seed), 0
+            self.key, self.counter, self.side_counter = key_of_seed(self.seed), 0, 0
 
     def dump(self) -> dict:
         """The generator's state: the counter, and which key it counts for (a fingerprint, never the key)."""

@@ -17,6 +17,10 @@ class Settings:
     # The spec types /miami/v1/token's expires_in as a string, the docs show the number 900.
     # UNCERTAIN in the reference; numbers by default, strings with this switch.
     miami_expires_in_as_string: bool = False
+    # The Azure AD directory POST /accesstoken/get's refusals name (AADSTS700016). The test name is the Vipps
+    # FAQ's ('VIPPS-TEST'); the production name is documented nowhere (UNCERTAIN, chosen).
+    token_directory_test: str = "VIPPS-TEST"
+    token_directory_production: str = "VIPPS"
     admin_token: str | None = None
     request_log_size: int = 1000
     state: Path | None = None  # a directory: crash-safe journal + snapshots (opt-in)

@@ -44,7 +44,9 @@ async def test_regenerate_secret_refuses_the_old_secret_and_its_tokens(sandbox):
     assert new_secret != merchant["client_secret"]
 
     refused = await token_reply(sandbox, merchant)
-    assert refused.status == 401 and "regenerated" in refused.json["error_description"]
+    # Azure AD's wrong-secret body; the sandbox's own words are in its header
+    assert refused.status == 401 and refused.json["error_codes"] == [7000215]
+    assert "regenerated" in refused.headers["Vipps-Sandbox-Reason"]
     assert refused.headers["Vipps-Sandbox-Rule"] == "keys-regenerated"
     stale = await call_with(sandbox, old_token, sub)
     assert stale.status == 401 and "regenerated" in stale.json["message"]

@@ -250,3 +250,26 @@ async def test_sdk_system_headers_in_strict_mode() -> None:
             assert "Vipps-System-Name" in json.dumps(error), error
     finally:
         await running.stop()
+
+
+def sdk_access_token_error_fields() -> set[str]:
+    """The fields of the SDK's own `AccessTokenError` type (what it promises a failed getToken gives)."""
+    types = (SDK_DIR / "node_modules" / "@vippsmobilepay" / "sdk" / "esm" / "types_external.d.ts").read_text()
+    block = re.search(r"export type AccessTokenError = \{(.*?)\};", types, re.S)
+    assert block, "the SDK no longer declares AccessTokenError"
+    return set(re.findall(r"^\s*(\w+)\??:", block.group(1), re.M))
+
+
+@pytest.mark.parametrize("change,code", [("client_secret", 7000215), ("client_id", 700016)])
+async def test_sdk_token_refusals_are_the_sdks_access_token_error(sandbox: SandboxClient, change, code) -> None:
+    """A wrong secret or an unknown client id: the SDK hands back the body as is, and it has exactly the fields
+    of the SDK's AccessTokenError type (Azure AD's body), with the AADSTS code."""
+    keyset, msn, currency = merchant_test_keys(sandbox)
+    steps = await run_driver(sandbox, "flow", keyset | {change: "sdk-" + change + "-that-matches-nothing"}, msn,
+                             currency, "sdk-refused")
+    assert list(steps) == ["token"], "the driver stops when the token call fails"
+    error = failed(steps, "token")
+    assert set(error) == sdk_access_token_error_fields() == {
+        "error", "error_description", "error_codes", "timestamp", "trace_id", "correlation_id", "error_uri"}
+    assert error["error_codes"] == [code] and error["error_description"].startswith(f"AADSTS{code}: ")
+    assert "matches-nothing" not in json.dumps(error)

@@ -17,6 +17,8 @@ def shape(body: object) -> str:
         return "apim"
     if keys == {"error", "error_description"}:
         return "oauth"
+    if keys == {"error", "error_description", "error_codes", "timestamp", "trace_id", "correlation_id", "error_uri"}:
+        return "azure-ad"
     if keys == {"code", "message"}:
         return "report-401"
     if {"type", "title", "status", "detail", "instance", "contextId"} <= keys and "traceId" not in keys:
@@ -29,7 +31,7 @@ def shape(body: object) -> str:
 
 
 #: The bodies each API may refuse with: its own, or the gateway's (which answers before any API does).
-SHAPES = {Api.TOKEN: {"oauth", "gateway", "apim"}, Api.EPAYMENT: {"problem", "gateway", "apim"},
+SHAPES = {Api.TOKEN: {"oauth", "azure-ad", "gateway", "apim"}, Api.EPAYMENT: {"problem", "gateway", "apim"},
           Api.WEBHOOKS: {"problem", "gateway", "apim"}, Api.MANAGEMENT: {"management-problem", "gateway", "apim"},
           Api.REPORT: {"problem", "report-401", "gateway", "apim"}, Api.SANDBOX: {"problem", "gateway", "apim"},
           Api.RECURRING: {"recurring-problem", "gateway", "apim"}}

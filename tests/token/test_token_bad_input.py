@@ -41,11 +41,12 @@ async def test_wrong_secret_and_unknown_client(sandbox):
     headers = creds(sandbox.key("merchant", "test"))
     body = assert_clear(await sandbox.request("POST", "/accesstoken/get", "test",
                                               headers=headers | {"client_secret": "nope"}), (401,))
-    assert "client_secret" in body["error_description"]
+    assert body["error"] == "invalid_client" and "client secret" in body["error_description"]
+    # an unknown client id is Azure AD's 400 (the Vipps FAQ's example), not a 401
     body = assert_clear(await sandbox.request("POST", "/accesstoken/get", "test",
                                               headers=headers | {"client_id": "00000000-0000-0000-0000-000000000000"}),
-                        (401,))
-    assert "client_id" in body["error_description"]
+                        (400,))
+    assert body["error"] == "unauthorized_client" and "Application with identifier" in body["error_description"]
 
 
 async def test_subscription_key_of_other_keys_is_refused(sandbox):

@@ -62,8 +62,9 @@ async def test_what_the_official_sdk_sends_is_accepted(sandbox):
 async def test_merchant_keys_fail_in_the_other_environment(sandbox):
     keyset = sandbox.key("merchant", "test")
     reply = await sandbox.request("POST", "/accesstoken/get", "production", headers=standard_headers(keyset))
-    assert reply.status == 401
-    assert "other environment" in reply.json["error_description"]
+    # Azure AD: the production directory holds no test application (AADSTS700016, 400); the why is in the header
+    assert reply.status == 400 and reply.json["error_codes"] == [700016]
+    assert "other environment" in reply.headers["Vipps-Sandbox-Reason"]
 
 
 async def test_partner_keys_work_in_production_only(sandbox):
@@ -72,8 +73,8 @@ async def test_partner_keys_work_in_production_only(sandbox):
     assert prod.status == 200
     assert prod.json["expires_in"] == "86400"
     test = await sandbox.request("POST", "/accesstoken/get", "test", headers=standard_headers(keyset))
-    assert test.status == 401
-    assert "Partner keys only work in the production environment" in test.json["error_description"]
+    assert test.status == 400 and test.json["error_codes"] == [700016]
+    assert "Partner keys only work in the production environment" in test.headers["Vipps-Sandbox-Reason"]
     assert test.headers["Vipps-Sandbox-Rule"] == "partner-keys-production-only"
 
 
@@ -83,8 +84,8 @@ async def test_miami_key_types_are_pointed_to_miami(sandbox, key_type, env):
     keyset = sandbox.key(key_type, "production")
     headers = {"client_id": keyset["client_id"], "client_secret": keyset["client_secret"]}
     reply = await sandbox.request("POST", "/accesstoken/get", env, headers=headers)
-    assert reply.status == 401
-    assert "/miami/v1/token" in reply.json["error_description"]
+    assert reply.status == 400 and reply.json["error_codes"] == [700016]
+    assert "/miami/v1/token" in reply.headers["Vipps-Sandbox-Reason"]
 
 
 @pytest.mark.parametrize("key_type", ["management", "accounting"])

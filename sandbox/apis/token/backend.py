@@ -2,11 +2,16 @@
 
 The key-type rules come from the one policy table (sandbox/gateway/policy.py token_decision); the gateway's
 subscription-key texts are shared with sandbox/gateway/checks.py, since the same APIM answers both.
+
+POST /accesstoken/get refuses credentials as Azure AD does (IdentityError, rendered in sandbox/core/errors.py):
+an application its directory does not hold (an unknown client_id, keys of the other environment, partner keys
+in test, keys of the specialized flow) is AADSTS700016, a wrong client_secret AADSTS7000215. The sandbox's own
+explanation goes in the error's reason (the Vipps-Sandbox-Reason header and the request log), never in the body.
 """
 
 from __future__ import annotations
 
-from sandbox.core.errors import GatewayError, OAuthError, Problem
+from sandbox.core.errors import GatewayError, IdentityError, IdentityMoment, OAuthError, Problem
 from sandbox.core.model import Env, KeySet, KeyType
 from sandbox.core.runtime import Runtime
 from sandbox.gateway.checks import INVALID_SUBSCRIPTION_KEY, MISSING_SUBSCRIPTION_KEY
@@ -15,6 +20,7 @@ from sandbox.gateway.policy import token_decision
 STANDARD_LIFETIME = {Env.TEST: 3600, Env.PRODUCTION: 86400}
 MIAMI_LIFETIME = 900
 RESOURCE = "00000002-0000-0000-c000-000000000000"
+UNKNOWN_CLIENT_ID = "The client_id given is not a known client id: no key set has it (is it the client_secret?)."
 
 
 class TokenBackend:
@@ -24,12 +30,15 @@ class TokenBackend:
         self.runtime = runtime
 
     def _keyset(self, client_id: str, client_secret: str, error) -> KeySet:
-        world = self.runtime.world
-        keyset = world.keys.get(client_id)
+        keyset = self.runtime.world.keys.get(client_id)
         if keyset is None:
             # Never quote it: a client_secret sent as the client_id (they are easily swapped) would be echoed.
-            raise error("The client_id given is not a known client id: no key set has it (is it the client_secret?).",
-                        "unknown-client-id")
+            raise error(UNKNOWN_CLIENT_ID, "unknown-client-id")
+        return self._secret_checked(keyset, client_secret, error)
+
+    def _secret_checked(self, keyset: KeySet, client_secret: str, error) -> KeySet:
+        world = self.runtime.world
+        client_id = keyset.client_id
         if not world.secret_matches(keyset, client_secret):
             if world.secret_was_retired(client_id, client_secret):
                 raise error("This client_secret was regenerated and no longer works; use the new one.",
@@ -37,34 +46,59 @@ class TokenBackend:
             raise error("The client_secret does not match the client_id.", "client-secret-wrong")
         return keyset
 
+    def _moment(self) -> IdentityMoment:
+        """The time and the ids Azure AD stamps on a refusal: the virtual clock, and uuids that leave the
+        journaled id stream alone (a refusal changes nothing)."""
+        ids = self.runtime.ids
+        return IdentityMoment(self.runtime.clock.now().strftime("%Y-%m-%d %H:%M:%SZ"), ids.unjournaled_uuid4(),
+                              ids.unjournaled_uuid4())
+
+    def _directory(self, env: Env) -> str:
+        settings = self.runtime.settings
+        return settings.token_directory_test if env is Env.TEST else settings.token_directory_production
+
     def standard(self, env: Env, client_id: str | None, client_secret: str | None, subscription_key: str | None,
                  msn: str | None) -> tuple[KeySet, dict]:
         """POST /accesstoken/get: merchant keys in their environment, partner keys in production."""
         world = self.runtime.world
-        miami_keyset = world.keys.get(client_id or "")
-        if miami_keyset is not None and miami_keyset.type in (KeyType.MANAGEMENT, KeyType.ACCOUNTING):
-            decision = token_decision("token.accesstoken", miami_keyset, env)
-            raise Problem(401, "Unauthorized", decision.reason, rule=decision.rule)
+
+        def not_in_directory(reason: str, rule: str) -> IdentityError:
+            # AADSTS700016 quotes the identifier; the sandbox never does (it may be a secret sent in its place).
+            return IdentityError(700016, reason, rule=rule, moment=self._moment(), directory=self._directory(env))
+
+        known = world.keys.get(client_id or "")
+        if known is not None and known.type in (KeyType.MANAGEMENT, KeyType.ACCOUNTING):
+            # Before the subscription key: these keys have none, and the reason points to /miami/v1/token.
+            decision = token_decision("token.accesstoken", known, env)
+            raise not_in_directory(decision.reason, decision.rule)
         if not subscription_key:
             raise GatewayError(MISSING_SUBSCRIPTION_KEY, rule="subscription-key-missing")
-        for name, value in (("client_id", client_id), ("client_secret", client_secret)):
-            if not value:
-                raise Problem(400, "Bad Request", f"The {name} header is missing or empty.", rule="credentials-missing")
+        if not client_id:
+            raise IdentityError(900144, "The client_id header is missing or empty.", rule="credentials-missing",
+                                moment=self._moment())
+        if not client_secret:
+            raise IdentityError(7000218, "The client_secret header is missing or empty.", rule="credentials-missing",
+                                moment=self._moment())
+        if known is None:
+            raise not_in_directory(UNKNOWN_CLIENT_ID, "unknown-client-id")
+        decision = token_decision("token.accesstoken", known, env)
+        if not decision.allowed:  # the other environment's keys, partner keys in test: not in this directory
+            raise not_in_directory(decision.reason, decision.rule)
 
-        def unauthorized(reason: str, rule: str) -> Problem:
-            return Problem(401, "Unauthorized", reason, rule=rule)
+        def secret_wrong(reason: str, rule: str) -> IdentityError:
+            # The client id matched a key set, so quoting it (as Azure AD does) echoes no secret.
+            return IdentityError(7000215, reason, rule=rule, moment=self._moment(), app=known.client_id)
 
-        keyset = self._keyset(client_id or "", client_secret or "", unauthorized)
-        decision = token_decision("token.accesstoken", keyset, env)
-        if not decision.allowed:
-            raise unauthorized(decision.reason, decision.rule)
+        keyset = self._secret_checked(known, client_secret, secret_wrong)
         if world.subscription_owner(subscription_key) != keyset.client_id:
             reason = INVALID_SUBSCRIPTION_KEY
             if world.retired_subscription_owner(subscription_key) == keyset.client_id:
                 reason += " This subscription key was regenerated and no longer works."
             raise GatewayError(reason, rule="subscription-key-invalid")
         if msn is not None and not world.can_reach(keyset, msn):
-            raise unauthorized(f"Invalid MSN: {msn}. This MSN is not valid for these keys.", "msn-not-in-reach")
+            # Vipps' own check, not Azure AD's: the 2-field body of the FAQ's "Invalid MSN" texts
+            raise Problem(401, "Unauthorized", f"Invalid MSN: {msn}. This MSN is not valid for these keys.",
+                          rule="msn-not-in-reach")
         lifetime = STANDARD_LIFETIME[env]
         token, not_before, expires_on = self.runtime.tokens.issue(keyset, env, lifetime, "standard")
         body = {"token_type": "Bearer", "expires_in": str(lifetime), "ext_expires_in": "0",

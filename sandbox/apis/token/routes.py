@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 from aiohttp import web
 
 from sandbox.apis.token.backend import TokenBackend
-from sandbox.core.errors import OAuthError
+from sandbox.core.errors import OAuthError, clip
 from sandbox.core.model import KeyType
 from sandbox.gateway.checks import parse_msn, partner_header_warning
 from sandbox.gateway.context import RUNTIME, call
@@ -70,7 +70,7 @@ async def miami_token(request: web.Request) -> web.Response:
     if raw:
         if content_type != "application/x-www-form-urlencoded":
             raise OAuthError("invalid_request", "The body must be application/x-www-form-urlencoded "
-                             "(grant_type=client_credentials), not " + (content_type or "untyped") + ".",
+                             "(grant_type=client_credentials), not " + clip(content_type or "untyped") + ".",
                              status=400, rule="miami-body-not-form")
         try:
             form = parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
