@@ -24,7 +24,7 @@ class Settings:
     snapshot_dir: Path | None = None  # the only directory /_sandbox/snapshot and restore use (see ops/snapshots.py)
     rate_limits: bool = False  # the ePayment API's documented rate limits (sandbox/gateway/rate_limits.py)
     # Webhook URLs on private, link-local and unique-local addresses (and *.localhost names), for receivers
-    # on a LAN; off by default (sandbox/apis/webhooks/targets.py). Metadata and unspecified addresses never.
+    # on a LAN; off by default (sandbox/gateway/targets.py). Metadata and unspecified addresses never.
     webhook_allow_private: bool = False
     # The webhook inboxes (POST /_sandbox/inbox/{name}): at most this many inboxes, messages per inbox and
     # bytes in all (the oldest go first), and bytes per message (more is a 413).
