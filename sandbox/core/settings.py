@@ -38,6 +38,9 @@ class Settings:
     # The AUTHORIZED webhook carries the create request's Idempotency-Key, as the documentation's examples show
     # (UNCERTAIN: no rule says so); off: AUTHORIZED carries no idempotencyKey, like ABORTED and EXPIRED.
     webhook_authorized_key: bool = True
+    # Sales units (MSNs) not enabled for Express: a create with `shipping` gets ErrorCode 5020. UNCERTAIN: no
+    # Management configuration flag says whether a unit may use Express, so by default every unit may.
+    express_disabled: tuple[str, ...] = ()
     # Host header values served besides loopback names, IP addresses, --host and the Vipps host names
     # (sandbox/gateway/hosts.py): e.g. a docker compose service name; ".example.test" takes its subdomains too,
     # "*" takes any host (DNS rebinding protection off).

@@ -38,12 +38,12 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
-from sandbox.gateway.targets import GuardedResolver, Rules, Target, TargetError, parse
 from sandbox.core.clock import iso_utc
 from sandbox.core.errors import OpaqueDenial, Problem
 from sandbox.core.model import Env
 from sandbox.core.runtime import Runtime
 from sandbox.gateway.delivery_guard import delivery_headers
+from sandbox.gateway.targets import GuardedResolver, Rules, Target, TargetError, parse
 
 log = logging.getLogger("sandbox.webhooks")
 
