@@ -354,3 +354,17 @@ async def test_the_authorized_webhook_carries_the_users_details_and_the_event_lo
         assert log[name]["idempotencyKey"] == body.get("idempotencyKey"), name
     assert log["AUTHORIZED"]["idempotencyKey"] == "create-key-1"
     assert log["CANCELLED"]["idempotencyKey"] is None
+
+
+async def test_the_express_page_of_a_magic_amount_offers_no_approve_and_bad_details_are_said(sandbox):
+    shop = merchant(sandbox)
+    created = await shop.create(express_body("express-magic-1", 186))  # a test magic amount: approval fails
+    async with sandbox.session.get(created.json["redirectUrl"]) as resp:
+        page = await resp.text()
+    assert 'data-error-code="10040"' in page and "data-shipping" in page
+    assert page.count('<button class="approve" type="submit" disabled>') == 1
+    created = await shop.create(express_body("express-baddetails-1"))
+    async with sandbox.session.get(created.json["redirectUrl"] + "&email=not-an-email&postCode=") as resp:
+        page = await resp.text()
+    assert "data-user-invalid" in page and "email" in page and "postCode: Required." in page
+    assert '<button class="approve" type="submit" disabled>' in page

@@ -100,7 +100,7 @@ def _landing_html(request: web.Request, payments: PaymentsBackend, payment: Paym
     disabled = " disabled" if refused is not None else ""
     hidden = f"<input type=\"hidden\" name=\"token\" value=\"{esc(token)}\">"
     if express_part is not None:
-        parts.append(express_part.replace("{REFUSED}", disabled))
+        parts.append(express_part)
         parts.append(f"<form method=\"post\" action=\"/_sandbox/landing/reject\">{hidden}"
                      "<button class=\"reject\" type=\"submit\">Reject</button></form>")
         return "".join(parts)
@@ -128,7 +128,7 @@ def _input(name: str, value: str, locked: bool = False) -> str:
 
 
 def _express_form(payment: Payment, token: str, user: express.User, locked: str | None, groups: list[dict] | None,
-                  signed_offer: str | None, trouble: str) -> str:
+                  signed_offer: str | None, trouble: str, refused: bool = False) -> str:
     """The Express part of the landing page: the user's details and address, the shipping options with the total
     each gives, and Approve (one form; with dynamic options a second button fetches the options again)."""
     esc = html.escape
@@ -145,7 +145,7 @@ def _express_form(payment: Payment, token: str, user: express.User, locked: str 
         parts.append("<button class=\"update\" type=\"submit\" formaction=\"/_sandbox/landing\" formmethod=\"get\" "
                      "name=\"update\" value=\"1\">Update shipping options</button>")
     parts.append("</fieldset>")
-    approvable = groups is not None and not trouble
+    approvable = groups is not None and not trouble and not refused
     if trouble:
         parts.append(trouble)
     if groups is not None:
@@ -175,7 +175,7 @@ def _express_form(payment: Payment, token: str, user: express.User, locked: str 
     if signed_offer:
         parts.append(f"<input type=\"hidden\" name=\"offer\" value=\"{esc(signed_offer)}\">")
     disabled = "" if approvable else " disabled"
-    parts.append(f"<button class=\"approve\" type=\"submit\"{disabled}{{REFUSED}}>Approve</button></form>")
+    parts.append(f"<button class=\"approve\" type=\"submit\"{disabled}>Approve</button></form>")
     return "".join(parts)
 
 
@@ -184,14 +184,14 @@ async def _express_part(payments: PaymentsBackend, payment: Payment, token: str,
     and the fixed options, or the dynamic callback's answer for that address."""
     esc = html.escape
     defaults, locked = payments.express_user(payment), payments.phone_locked(payment)
+    refused = payments.refusal(payment) is not None  # a magic amount: shown above the form, Approve stays off
     trouble = ""
     try:
         user = express.user_from_form(dict(query), defaults, locked)
     except Problem as exc:
-        user = defaults
         shown = "; ".join(f"{d.name}: {d.reason}" for d in exc.details)
         return _express_form(payment, token, defaults, locked, None, None,
-                             f"<div class=\"why\" data-user-invalid>Check your details: {esc(shown)}</div>")
+                             f"<div class=\"why\" data-user-invalid>Check your details: {esc(shown)}</div>", refused)
     groups, signed = payments.fixed_groups(payment), None
     if groups is None:
         offer = await payments.offer(payment, user.address)
@@ -202,7 +202,7 @@ async def _express_part(payments: PaymentsBackend, payment: Payment, token: str,
             trouble = f"<div class=\"why\" data-callback-error>{esc(offer.error)}</div>"
         else:
             groups, signed = offer.groups, payments.sign_offer(payment, offer)
-    return _express_form(payment, token, user, locked, groups, signed, trouble)
+    return _express_form(payment, token, user, locked, groups, signed, trouble, refused)
 
 
 async def _fields(request: web.Request) -> dict:
