@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the AUTHORIZED webhook carries the create request's Idempotency-Key, as the "
                        "documentation's examples show; --no-webhook-authorized-key leaves it out (default: on, "
                        "or $VIPPS_SANDBOX_WEBHOOK_AUTHORIZED_KEY, one of 1/true/yes/on)")
+    serve.add_argument("--express-disabled", action="append", default=[], metavar="MSN",
+                       help="a sales unit not enabled for Express: its create with shipping gets ErrorCode 5020 "
+                       "(repeatable; default: every unit may use Express)")
     defaults = Settings()
     serve.add_argument("--inbox-count", type=positive_int, default=defaults.inbox_count,
                        help=f"webhook inboxes kept; the one written least recently goes first "
@@ -123,7 +126,8 @@ def serve_settings(args: argparse.Namespace) -> Settings:
                     head_timeout=args.head_timeout, body_timeout=args.body_timeout,
                     webhook_allow_private=args.webhook_allow_private, inbox_count=args.inbox_count,
                     inbox_messages=args.inbox_messages, inbox_bytes=args.inbox_bytes,
-                    inbox_message_bytes=args.inbox_message_bytes, webhook_authorized_key=args.webhook_authorized_key)
+                    inbox_message_bytes=args.inbox_message_bytes, webhook_authorized_key=args.webhook_authorized_key,
+                    express_disabled=tuple(args.express_disabled))
 
 
 def positive_int(text: str) -> int:

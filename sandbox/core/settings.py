@@ -28,7 +28,7 @@ class Settings:
     snapshot_dir: Path | None = None  # the only directory /_sandbox/snapshot and restore use (see ops/snapshots.py)
     rate_limits: bool = False  # the ePayment API's documented rate limits (sandbox/gateway/rate_limits.py)
     # Webhook URLs on private, link-local and unique-local addresses (and *.localhost names), for receivers
-    # on a LAN; off by default (sandbox/apis/webhooks/targets.py). Metadata and unspecified addresses never.
+    # on a LAN; off by default (sandbox/gateway/targets.py). Metadata and unspecified addresses never.
     webhook_allow_private: bool = False
     # The webhook inboxes (POST /_sandbox/inbox/{name}): at most this many inboxes, messages per inbox and
     # bytes in all (the oldest go first), and bytes per message (more is a 413).
@@ -42,6 +42,9 @@ class Settings:
     # The AUTHORIZED webhook carries the create request's Idempotency-Key, as the documentation's examples show
     # (UNCERTAIN: no rule says so); off: AUTHORIZED carries no idempotencyKey, like ABORTED and EXPIRED.
     webhook_authorized_key: bool = True
+    # Sales units (MSNs) not enabled for Express: a create with `shipping` gets ErrorCode 5020. UNCERTAIN: no
+    # Management configuration flag says whether a unit may use Express, so by default every unit may.
+    express_disabled: tuple[str, ...] = ()
     # Host header values served besides loopback names, IP addresses, --host and the Vipps host names
     # (sandbox/gateway/hosts.py): e.g. a docker compose service name; ".example.test" takes its subdomains too,
     # "*" takes any host (DNS rebinding protection off).

@@ -24,6 +24,9 @@ DAY = 86400
 RECEIPT = {"orderLines": [{"name": "Socks", "id": "1", "totalAmount": 10000, "totalAmountExcludingTax": 8000,
                            "totalTaxAmount": 2000, "taxPercentage": 25}], "bottomLine": {"currency": "NOK"}}
 
+EXPRESS_GROUPS = [{"type": "HOME_DELIVERY", "brand": "POSTEN", "options": [
+    {"id": "home", "name": "Home delivery", "amount": {"currency": "NOK", "value": 9900}}]}]
+
 Scenario = Callable[[SandboxClient], Awaitable[Reply]]
 SCENARIOS: dict[str, Scenario] = {}
 
@@ -144,6 +147,14 @@ async def card_in_test(sandbox):
 async def blocked_sources_in_norway(sandbox):
     return await merchant(sandbox).create(create_body(
         "code-5010-a", paymentMethod={"type": "WALLET", "blockedSources": ["COMMERCIAL_CARDS"]}))
+
+
+@reaches("5020")
+async def express_not_enabled(sandbox):
+    shop = merchant(sandbox)
+    sandbox.runtime.settings.express_disabled = (shop.msn,)  # as `serve --express-disabled MSN` sets it
+    return await shop.create(create_body("code-5020-a", profile={"scope": "name address email phoneNumber"},
+                                         shipping={"fixedOptions": EXPRESS_GROUPS}))
 
 
 @reaches("5030")
@@ -351,6 +362,15 @@ def magic(code: str, value: int) -> Scenario:
 
 for _code, _value in (("10010", 151), ("10020", 183), ("10030", 197), ("10040", 186), ("10070", 184)):
     reaches(_code)(magic(_code, _value))
+
+@reaches("10060")
+async def force_approve_express(sandbox):
+    shop = merchant(sandbox)
+    body = create_body("code-10060-a", profile={"scope": "name address email phoneNumber"},
+                       shipping={"fixedOptions": EXPRESS_GROUPS})
+    assert (await shop.create(body)).status == 201
+    return await shop.force_approve("code-10060-a")
+
 
 EMULATED = [row.code for row in ERROR_CODES if row.emulated]
 

@@ -21,6 +21,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 
+from sandbox.apis.epayment import express
 from sandbox.apis.epayment.rules import (
     CANCEL_DAYS,
     CAPTURE_DAYS,
@@ -44,6 +45,7 @@ from sandbox.apis.epayment.rules import (
 from sandbox.core.errors import Detail, OpaqueDenial, Problem
 from sandbox.core.model import Env, SalesUnit
 from sandbox.core.runtime import Runtime
+from sandbox.gateway.targets import Rules
 
 log = logging.getLogger("sandbox.epayment")
 
@@ -94,6 +96,9 @@ class Payment:
     scope: str | None = None
     origin: str | None = None  # where the user's links point (shared, interned); None for PUSH_MESSAGE
     qr: str | None = None  # QR flow: "svg", "text" or "png:<size>"
+    shipping: dict | None = None  # Express: the create's `shipping` (fixedOptions or dynamicOptions)
+    shipping_details: dict | None = None  # Express, once approved: the spec's ShippingDetails
+    user_details: dict | None = None  # Express, once approved: the spec's UserDetails
     state: State = State.CREATED
     authorized: int = 0
     cancelled: int = 0
@@ -131,6 +136,10 @@ class Payment:
             body["redirectUrl"] = redirect_url
         if self.metadata:
             body["metadata"] = self.metadata
+        if self.shipping_details:
+            body["shippingDetails"] = self.shipping_details
+        if self.user_details:
+            body["userDetails"] = self.user_details
         return body
 
     def profile_sub(self) -> str | None:
@@ -140,10 +149,33 @@ class Payment:
             return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.msn}/{self.phone or self.reference}"))
         return None
 
-    def event_views(self) -> list[dict]:
+    def event_views(self, authorized_key: bool = True) -> list[dict]:
+        """The event log (the spec's PaymentEvent), with the same idempotencyKey as each event's webhook body."""
+        create_key = self.events[0].idempotency_key if self.events else None
         return [{"reference": self.reference, "pspReference": str(e.psp), "name": e.name,
-                 "amount": self.amount(e.value), "timestamp": iso(e.timestamp), "idempotencyKey": e.idempotency_key,
-                 "success": e.success} for e in self.events]
+                 "amount": self.amount(e.value), "timestamp": iso(e.timestamp),
+                 "idempotencyKey": event_key(e, create_key, authorized_key), "success": e.success}
+                for e in self.events]
+
+    @property
+    def express(self) -> bool:
+        return self.shipping is not None
+
+
+#: The events that show the Idempotency-Key of the merchant's request that caused them, in the event log and in
+#: the webhook bodies alike (sandbox/apis/webhooks/backend.py KEYED_EVENTS says the same). Cancel's key is not
+#: shown (the documentation's event log and its webhook notes show CANCELLED without one), so CANCELLED and
+#: TERMINATED show null, as ABORTED and EXPIRED do; AUTHORIZED shows the create's key, as the documentation's
+#: examples do, unless Settings.webhook_authorized_key is off.
+KEYED_EVENTS = frozenset({"CREATED", "CAPTURED", "REFUNDED"})
+
+
+def event_key(event: Event, create_key: str | None, authorized_key: bool) -> str | None:
+    if event.name in KEYED_EVENTS:
+        return event.idempotency_key
+    if event.name == "AUTHORIZED" and authorized_key:
+        return create_key
+    return None
 
 
 @dataclass(slots=True)
@@ -175,6 +207,10 @@ class PaymentsBackend:
         # read its payment, so it must be unforgeable.
         self._tokens: dict[str, str] = {}
         self._tokens_key: bytes | None = None  # the key the cached tokens were signed with
+        #: Where the Express dynamic shipping callback may go: the webhooks' outgoing-URL rules.
+        self.callback_rules = Rules(lambda: runtime.port_env.keys(), runtime.settings.webhook_allow_private,
+                                    what="shipping callbacks")
+        self.callback_timeout = express.CALLBACK_TIMEOUT
         self.clear()
 
     def clear(self) -> None:
@@ -295,6 +331,8 @@ class PaymentsBackend:
                    "paymentDescription": payment.description, "phoneNumber": payment.phone,
                    # for the webhook bodies (sandbox/apis/webhooks/backend.py webhook_payload):
                    "createIdempotencyKey": payment.events[0].idempotency_key, "sub": payment.profile_sub()}
+        if name == "AUTHORIZED" and payment.express:  # Express: the user's details ride along on AUTHORIZED
+            payload["userDetails"], payload["shippingDetails"] = payment.user_details, payment.shipping_details
         try:
             self.runtime.publish("epayment." + name.lower(), payload)
         except Exception:  # a broken listener must not undo or fail a payment that already moved
@@ -340,6 +378,7 @@ class PaymentsBackend:
         unit's configuration (5xxx), the market's minimum (6010), a long-living expiry (61xx), store, 201."""
         validate_create(body, duplicate_metadata_keys)
         assert isinstance(body, dict)
+        express.check_create(body)
         fp = self.fingerprint("", body)
         replayed = self.replay(env, msn, "create", key, fp)
         if replayed is not None:
@@ -364,7 +403,7 @@ class PaymentsBackend:
                           psp=0, user_flow=sys.intern(flow), method=sys.intern(method), expires_at=expires_at,
                           return_url=body.get("returnUrl"), description=body.get("paymentDescription"),
                           phone=customer.get("phoneNumber"), metadata=body.get("metadata") or None,
-                          scope=(body.get("profile") or {}).get("scope"))
+                          scope=(body.get("profile") or {}).get("scope"), shipping=body.get("shipping"))
         if flow != "PUSH_MESSAGE":
             payment.origin = sys.intern(origin)
         if flow == "QR":
@@ -410,6 +449,18 @@ class PaymentsBackend:
             raise problem("5010", "paymentMethod.blockedSources applies only to WALLET payments in Denmark and "
                           f"Finland; sales unit {msn} is in {unit.market}.",
                           details=[Detail("paymentMethod.blockedSources", "Blocking sources not applicable")])
+        if body.get("shipping") is not None and msn in self.runtime.settings.express_disabled:
+            raise problem("5020", f"Sales unit {msn} is not enabled for Express (it is named by the sandbox's "
+                          "--express-disabled setting), so shipping is not allowed.",
+                          details=[Detail("shipping", "Express payment not allowed")])
+        dynamic = (body.get("shipping") or {}).get("dynamicOptions")
+        if dynamic is not None:
+            why = express.check_callback_target(self.callback_rules, dynamic["callbackUrl"])
+            if why is not None:
+                raise problem("4090", "See extraDetails for further details",
+                              details=[Detail("shipping.dynamicOptions.callbackUrl", why)],
+                              rule="shipping-callback-url-refused",
+                              reason=f"The sandbox never sends the shipping callback there: {why}")
         restricted = [value for value in scope_values(body.get("profile")) if value in RESTRICTED_SCOPES]
         if restricted:
             raise problem("5030", f"profile.scope asks for {restricted[0]}, which needs a permission sales unit {msn} "
@@ -541,8 +592,13 @@ class PaymentsBackend:
             return MAGIC_AMOUNTS.get(payment.value)
         return None
 
-    def approve(self, payment: Payment, phone: str | None = None) -> bool:
-        """The user approves: CREATED -> AUTHORIZED. False when it already was AUTHORIZED."""
+    def approve(self, payment: Payment, phone: str | None = None,
+                choice: tuple[express.User, dict] | None = None) -> bool:
+        """The user approves: CREATED -> AUTHORIZED. False when it already was AUTHORIZED.
+
+        Express: `choice` is the user's details and the chosen shipping option (from the payment's fixed
+        options, or the dynamic callback's offer); without one, the defaults (fixed options only). The option's
+        cost is added to the payment's amount, which is then authorized in full."""
         self.sweep()
         if payment.state is State.AUTHORIZED:
             return False
@@ -551,11 +607,71 @@ class PaymentsBackend:
         refused = self.refusal(payment)
         if refused is not None:
             raise problem(refused[0], refused[1])
+        if payment.express:
+            if choice is None:
+                groups = self.fixed_groups(payment)
+                if groups is None:
+                    raise Problem(409, "Conflict", "This Express payment has dynamic shipping options: the user "
+                                  "chooses one on the landing page, after the merchant's callback offered them.",
+                                  rule="express-needs-a-shipping-choice")
+                choice = (self.express_user(payment), express.default_option(groups))
+            user, option = choice
+            payment.user_details = user.details()
+            payment.shipping_details = express.shipping_details(user.address, option)
+            payment.value += option["amount"]["value"]
+            phone = phone or user.mobileNumber
         if phone and not payment.phone:
             payment.phone = phone
         payment.authorized = payment.value
         self._transition(payment, State.AUTHORIZED, "AUTHORIZED", payment.value, None)
         return True
+
+    # -- Express ---------------------------------------------------------------------------------------
+    def fixed_groups(self, payment: Payment) -> list[dict] | None:
+        return (payment.shipping or {}).get("fixedOptions")
+
+    def express_user(self, payment: Payment) -> express.User:
+        """The details the landing page prefills (the simulated user): deterministic per payment."""
+        unit = self._unit(payment)
+        return express.default_user(payment.msn, payment.reference, payment.phone, unit.market if unit else "NO")
+
+    def phone_locked(self, payment: Payment) -> str | None:
+        """The phone number the landing page is locked to: customer.phoneNumber when the sales unit has
+        configuration.landingPagePhoneNumberLocked; else None."""
+        unit = self._unit(payment)
+        locked = unit is not None and bool(unit.configuration.get("landingPagePhoneNumberLocked", False))
+        return payment.phone if locked and payment.phone else None
+
+    async def offer(self, payment: Payment, address: dict) -> express.Offer:
+        """Asks the merchant's dynamic callback for the shipping groups for this address."""
+        dynamic = (payment.shipping or {}).get("dynamicOptions")
+        assert dynamic is not None
+        return await express.fetch_groups(self.callback_rules, dynamic, payment.reference, payment.currency,
+                                          address, self.callback_timeout)
+
+    def sign_offer(self, payment: Payment, offer: express.Offer) -> str:
+        """The offer's groups and address, signed with the landing key for this payment: the landing page's form
+        carries them to approve, so approve needs no state kept from the page (and replays from a journal)."""
+        data = json.dumps([payment.psp, payment.reference, offer.address, offer.groups],
+                          separators=(",", ":")).encode()
+        return _b64(data) + "." + _b64(self._token_mac(OFFER_CONTEXT + data))
+
+    def read_offer(self, payment: Payment, text: object) -> tuple[dict, list[dict]]:
+        """The address and groups of a signed offer for this payment; 400 when it is not one."""
+        try:
+            assert isinstance(text, str)
+            data_b64, mac_b64 = text.split(".", 1)
+            data = _unb64(data_b64)
+            if not hmac.compare_digest(_unb64(mac_b64), self._token_mac(OFFER_CONTEXT + data)):
+                raise ValueError("bad signature")
+            psp, reference, address, groups = json.loads(data)
+            if (psp, reference) != (payment.psp, payment.reference):
+                raise ValueError("another payment's offer")
+        except (AssertionError, ValueError, TypeError, binascii.Error) as exc:
+            raise Problem(400, "Bad Request", "The shipping options are missing or were not offered for this "
+                          "payment: show the landing page again.", details=[Detail("offer", "Invalid offer")],
+                          rule="express-offer-invalid") from exc
+        return address, groups
 
     def reject(self, payment: Payment) -> bool:
         """The user rejects: CREATED -> ABORTED. False when it already was ABORTED."""
@@ -580,6 +696,10 @@ class PaymentsBackend:
         if body is not None:
             validate("ForceApprove", body)
         payment = self.find(env, msn, reference)
+        if payment.express:
+            raise problem("10060", "Express checkout is not supported for this endpoint: the user approves an "
+                          "Express payment on the landing page (or the sandbox's control plane), choosing a "
+                          "shipping option.", rule="force-approve-not-for-express")
         body = body or {}
         assert isinstance(body, dict)
         if body.get("token") and not self.token_matches(payment, body["token"]):
@@ -739,6 +859,7 @@ class PaymentsBackend:
 TOKEN_CACHE = 4096
 TOKEN_MAC = 16  # bytes of the HMAC-SHA256 kept in a landing token: 128 bits
 LANDING_TOKEN_CONTEXT = b"vipps-sandbox landing token v2|"  # what the MAC is for, so it signs nothing else
+OFFER_CONTEXT = b"express offer v1|"  # inside the landing context: an offer's MAC is never a token's
 PAYMENT_FIELDS = [f.name for f in fields(Payment)]
 
 

@@ -120,9 +120,8 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
               f"{ERRORS}; {FEATURES} (Block payment sources); {SPEC} BlockedPaymentSources", True),
     ErrorCode("5020", "Express payment not allowed", 400,
               "shipping (Express) sent for a sales unit not enabled for Express. UNCERTAIN: no Management "
-              "configuration flag exposes Express. " + _U400_403, ERRORS, False,
-              "No Management configuration flag says whether a sales unit may use Express, so every unit may (Express "
-              "itself is handled apart from the core rules)."),
+              "configuration flag exposes Express; the sandbox lets every unit use it except those named by "
+              "`serve --express-disabled MSN` (Settings.express_disabled). " + _U400_403, ERRORS, True),
     ErrorCode("5030", "Illegal scope", 400,
               "profile.scope asks for nin (national identity number) or account number without permission. "
               + _U400_403, ERRORS, True),
@@ -257,8 +256,7 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
               "Every simulated test user has a card; the docs define no trigger for a user without one."),
     ErrorCode("10060", "Operation not supported", 400,
               "UNCERTAIN mapping: the best fit for force approve of an Express payment, which the spec says "
-              "'is not supported for this endpoint'. " + _U400, f"{ERRORS}; {SPEC} forceApprove", False,
-              "Belongs to Express (force approve of an Express payment), handled apart from the core rules."),
+              "'is not supported for this endpoint'. " + _U400, f"{ERRORS}; {SPEC} forceApprove", True),
     ErrorCode("10070", "Payment limit exceeded", 400,
               "The test user's payment limit is exceeded (sandbox: 184). " + _U400, ERRORS, True),
 )

@@ -13,6 +13,7 @@ from urllib.parse import quote
 import segno
 from aiohttp import web
 
+from sandbox.apis.epayment import express
 from sandbox.apis.epayment.backend import Payment, PaymentsBackend, State
 from sandbox.core.errors import Detail, Problem
 from sandbox.core.urls import browser_view, is_safe_link
@@ -27,7 +28,11 @@ PAGE_CSS = ("body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem a
             "button{font-size:1rem;padding:.6rem 1.4rem;border-radius:8px;border:0;margin-right:.5rem;cursor:pointer}"
             ".approve{background:#ff5b24;color:#fff}.reject{background:#eee}button[disabled]{opacity:.4}"
             ".sandbox-marker{background:#1d1d24;color:#fff;border-radius:8px;padding:.5rem .75rem;margin:0 0 1rem;"
-            "font-size:.95rem}.sandbox-marker strong{color:#ffd23f;letter-spacing:.08em;margin-right:.4rem}")
+            "font-size:.95rem}.sandbox-marker strong{color:#ffd23f;letter-spacing:.08em;margin-right:.4rem}"
+            "fieldset{border:1px solid #ddd;border-radius:8px;margin:0 0 1rem;padding:.5rem .75rem}"
+            "label{display:block;margin:.35rem 0}.field input{display:block;width:100%;box-sizing:border-box;"
+            "padding:.35rem;font-size:1rem}input[readonly]{background:#f3f3f3}.option small{color:#666}"
+            ".total{font-weight:600}.update{background:#eee}")
 #: The sandbox's icon (served by the dashboard), so a browser never asks for /favicon.ico.
 ICON_LINK = '<link rel="icon" href="/_sandbox/dashboard/favicon.svg" type="image/svg+xml">'
 #: Said on every page a user's browser opens, so a screenshot of it is never taken for the real thing.
@@ -66,12 +71,17 @@ def _page(title: str, body: str, status: int = 200) -> web.Response:
     return web.Response(status=status, text=text, content_type="text/html")
 
 
-def _landing_html(request: web.Request, payments: PaymentsBackend, payment: Payment, token: str) -> str:
+def money(value: int, currency: str) -> str:
+    return f"{value // 100}.{value % 100:02d} {currency}"
+
+
+def _landing_html(request: web.Request, payments: PaymentsBackend, payment: Payment, token: str,
+                  express_part: str | None = None) -> str:
     world = request.app[RUNTIME].world
     unit = world.sales_units.get(payment.msn)
     shop = unit.name if unit else payment.msn
     merchant = world.merchants[unit.merchant].name if unit and unit.merchant in world.merchants else ""
-    amount = f"{payment.value // 100}.{payment.value % 100:02d} {payment.currency}"
+    amount = money(payment.value, payment.currency)
     esc = html.escape
     parts = [f"<p class=\"shop\" data-msn=\"{esc(payment.msn)}\"><strong>{esc(shop)}</strong>"
              f"{'<br><small>' + esc(merchant) + '</small>' if merchant else ''}</p>",
@@ -89,11 +99,142 @@ def _landing_html(request: web.Request, payments: PaymentsBackend, payment: Paym
                      f"{esc(refused[1])}</div>")
     disabled = " disabled" if refused is not None else ""
     hidden = f"<input type=\"hidden\" name=\"token\" value=\"{esc(token)}\">"
+    if express_part is not None:
+        parts.append(express_part)
+        parts.append(f"<form method=\"post\" action=\"/_sandbox/landing/reject\">{hidden}"
+                     "<button class=\"reject\" type=\"submit\">Reject</button></form>")
+        return "".join(parts)
     parts.append(f"<form method=\"post\" action=\"/_sandbox/landing/approve\" style=\"display:inline\">{hidden}"
                  f"<button class=\"approve\" type=\"submit\"{disabled}>Approve</button></form>"
                  f"<form method=\"post\" action=\"/_sandbox/landing/reject\" style=\"display:inline\">{hidden}"
                  "<button class=\"reject\" type=\"submit\">Reject</button></form>")
     return "".join(parts)
+
+
+_LABELS = {"firstName": "First name", "lastName": "Last name", "email": "E-mail", "mobileNumber": "Mobile number",
+           "addressLine1": "Address", "addressLine2": "Address, line 2 (optional)", "postCode": "Post code",
+           "city": "City"}
+_AUTOCOMPLETE = {"firstName": "given-name", "lastName": "family-name", "email": "email", "mobileNumber": "tel",
+                 "addressLine1": "address-line1", "addressLine2": "address-line2", "postCode": "postal-code",
+                 "city": "address-level2"}
+
+
+def _input(name: str, value: str, locked: bool = False) -> str:
+    esc = html.escape
+    extra = " readonly data-locked" if locked else ""
+    required = "" if name == "addressLine2" else " required"
+    return (f"<label class=\"field\">{esc(_LABELS[name])}<input name=\"{name}\" value=\"{esc(value)}\" "
+            f"autocomplete=\"{_AUTOCOMPLETE[name]}\"{required}{extra}></label>")
+
+
+def _express_form(payment: Payment, token: str, user: express.User, locked: str | None, groups: list[dict] | None,
+                  signed_offer: str | None, trouble: str, refused: bool = False) -> str:
+    """The Express part of the landing page: the user's details and address, the shipping options with the total
+    each gives, and Approve (one form; with dynamic options a second button fetches the options again)."""
+    esc = html.escape
+    dynamic = payment.shipping is not None and "dynamicOptions" in payment.shipping
+    parts = [f"<form method=\"post\" action=\"/_sandbox/landing/approve\" class=\"express\" data-express>"
+             f"<input type=\"hidden\" name=\"token\" value=\"{esc(token)}\">",
+             "<fieldset class=\"user\"><legend>Your details</legend>",
+             *(_input(name, getattr(user, name), locked=(name == "mobileNumber" and bool(locked)))
+               for name in express.USER_FIELDS),
+             "</fieldset><fieldset class=\"address\"><legend>Delivery address</legend>",
+             *(_input(name, user.address.get(name, "")) for name in express.ADDRESS_FIELDS),
+             f"<p class=\"country\">Country: <strong data-country>{esc(user.address['country'])}</strong></p>"]
+    if dynamic:
+        parts.append("<button class=\"update\" type=\"submit\" formaction=\"/_sandbox/landing\" formmethod=\"get\" "
+                     "name=\"update\" value=\"1\">Update shipping options</button>")
+    parts.append("</fieldset>")
+    approvable = groups is not None and not trouble and not refused
+    if trouble:
+        parts.append(trouble)
+    if groups is not None:
+        chosen = express.default_option(groups)
+        parts.append("<fieldset class=\"shipping\" data-shipping><legend>Shipping</legend>")
+        for group in express.ordered(groups):
+            kind = group["type"].replace("_", " ").lower()
+            parts.append(f"<fieldset class=\"group\" data-brand=\"{esc(group['brand'])}\" "
+                         f"data-type=\"{esc(group['type'])}\"><legend>{esc(group['brand'].title())} &middot; "
+                         f"{esc(kind)}</legend>")
+            for option in express.ordered(group["options"]):
+                cost = option["amount"]["value"]
+                notes = " &middot; ".join(esc(str(option[k])) for k in ("estimatedDelivery", "meta") if option.get(k))
+                checked = " checked" if option is chosen else ""
+                parts.append(f"<label class=\"option\" data-option-id=\"{esc(option['id'])}\"><input type=\"radio\" "
+                             f"name=\"shippingOptionId\" value=\"{esc(option['id'])}\"{checked}> "
+                             f"{esc(option['name'])}: <span data-cost>{esc(money(cost, payment.currency))}</span>, "
+                             f"total <strong data-total>{esc(money(payment.value + cost, payment.currency))}"
+                             f"</strong>{' <small>' + notes + '</small>' if notes else ''}</label>")
+            parts.append("</fieldset>")
+        parts.append("</fieldset>")
+        total = payment.value + chosen["amount"]["value"]
+        parts.append(f"<p class=\"total\" data-total-default>Total with {esc(chosen['name'])}: "
+                     f"{esc(money(total, payment.currency))} (the order, "
+                     f"{esc(money(payment.value, payment.currency))}, "
+                     "plus the shipping option you choose).</p>")
+    if signed_offer:
+        parts.append(f"<input type=\"hidden\" name=\"offer\" value=\"{esc(signed_offer)}\">")
+    disabled = "" if approvable else " disabled"
+    parts.append(f"<button class=\"approve\" type=\"submit\"{disabled}>Approve</button></form>")
+    return "".join(parts)
+
+
+async def _express_part(payments: PaymentsBackend, payment: Payment, token: str, query) -> str:
+    """The landing page's Express form: the user's details (as last submitted by "Update", else the defaults),
+    and the fixed options, or the dynamic callback's answer for that address."""
+    esc = html.escape
+    defaults, locked = payments.express_user(payment), payments.phone_locked(payment)
+    refused = payments.refusal(payment) is not None  # a magic amount: shown above the form, Approve stays off
+    trouble = ""
+    try:
+        user = express.user_from_form(dict(query), defaults, locked)
+    except Problem as exc:
+        shown = "; ".join(f"{d.name}: {d.reason}" for d in exc.details)
+        return _express_form(payment, token, defaults, locked, None, None,
+                             f"<div class=\"why\" data-user-invalid>Check your details: {esc(shown)}</div>", refused)
+    groups, signed = payments.fixed_groups(payment), None
+    if groups is None:
+        offer = await payments.offer(payment, user.address)
+        if offer.cannot_ship:
+            trouble = ("<div class=\"why\" data-cannot-ship>The merchant cannot ship to this address. Change the "
+                       "address and update the shipping options.</div>")
+        elif offer.error:
+            trouble = f"<div class=\"why\" data-callback-error>{esc(offer.error)}</div>"
+        else:
+            groups, signed = offer.groups, payments.sign_offer(payment, offer)
+    return _express_form(payment, token, user, locked, groups, signed, trouble, refused)
+
+
+async def _fields(request: web.Request) -> dict:
+    """The approve request's fields: a form's, or a JSON body's."""
+    if request.content_type == "application/json":
+        body = await read_json(request)
+        return body if isinstance(body, dict) else {}
+    try:
+        return dict(await request.post())
+    except (ValueError, UnicodeDecodeError, AssertionError):
+        return {}
+
+
+def express_choice(payments: PaymentsBackend, payment: Payment, fields: dict) -> tuple[express.User, dict]:
+    """The user's details and shipping option from the landing page's form (or a JSON body): a field left out
+    keeps its default, no option means the pre-selected one. Dynamic options come from the signed offer."""
+    user = express.user_from_form(fields, payments.express_user(payment), payments.phone_locked(payment))
+    groups = payments.fixed_groups(payment)
+    if groups is None:
+        address, groups = payments.read_offer(payment, fields.get("offer"))
+        if address != user.address:
+            raise Problem(400, "Bad Request", "The address changed after the shipping options were offered: update "
+                          "the shipping options, then approve.", details=[Detail("addressLine1", "Changed")],
+                          rule="express-address-changed")
+    option_id = fields.get("shippingOptionId")
+    option = express.find_option(groups, option_id) if isinstance(option_id, str) and option_id \
+        else express.default_option(groups)
+    if option is None:
+        raise Problem(400, "Bad Request", "That shipping option was not offered for this payment.",
+                      details=[Detail("shippingOptionId", "Not one of the offered options.")],
+                      rule="express-option-unknown")
+    return user, option
 
 
 def setup(app: web.Application, key: web.AppKey) -> None:
@@ -103,7 +244,11 @@ def setup(app: web.Application, key: web.AppKey) -> None:
         payments = _backend(request, key)
         token = await _token(request)
         payment = payments.by_token(token)
-        page = _page("Vipps MobilePay sandbox: approve payment", _landing_html(request, payments, payment, token))
+        part = None
+        if payment.express and payment.state is State.CREATED:
+            part = await _express_part(payments, payment, token, request.query)
+        page = _page("Vipps MobilePay sandbox: approve payment",
+                     _landing_html(request, payments, payment, token, part))
         if payment.return_url and is_safe_link(payment.return_url):
             # Approve posts here and is redirected on to the returnUrl: the policy's form-action must allow it.
             page.headers["Content-Security-Policy"] = policy([f"{browser_view(payment.return_url).scheme}:"])
@@ -112,7 +257,10 @@ def setup(app: web.Application, key: web.AppKey) -> None:
     async def landing_approve(request: web.Request) -> web.Response:
         payments = _backend(request, key)
         payment = payments.by_token(await _token(request))
-        payments.approve(payment)
+        choice = None
+        if payment.express and payment.state is State.CREATED:
+            choice = express_choice(payments, payment, await _fields(request))
+        payments.approve(payment, choice=choice)
         # Checked again here, as a browser reads it (a snapshot may hold anything): never a script or data URL.
         if payment.return_url and is_safe_link(payment.return_url):
             raise web.HTTPSeeOther(payment.return_url)
@@ -146,12 +294,30 @@ def setup(app: web.Application, key: web.AppKey) -> None:
         code.save(buffer, kind="svg", scale=8, xmldecl=False)
         return web.Response(body=buffer.getvalue(), content_type="image/svg+xml")
 
+    async def control_approve(payments: PaymentsBackend, payment: Payment) -> None:
+        """Approve as the user with the defaults; dynamic Express asks the merchant's callback first."""
+        choice = None
+        if payment.express and payment.state is State.CREATED and payments.fixed_groups(payment) is None:
+            user = payments.express_user(payment)
+            offer = await payments.offer(payment, user.address)
+            if offer.cannot_ship:
+                raise Problem(409, "Conflict", f"The merchant's shipping callback cannot ship to the user's address "
+                              f"({user.address['addressLine1']}, {user.address['postCode']} {user.address['city']}).",
+                              rule="express-cannot-ship")
+            if offer.error or offer.groups is None:
+                raise Problem(502, "Bad Gateway", offer.error or "No shipping groups.", rule="express-callback-failed")
+            choice = (user, express.default_option(offer.groups))
+        payments.approve(payment, choice=choice)
+
     def control(action: str):
         async def handler(request: web.Request) -> web.Response:
             payments = _backend(request, key)
             reference = request.match_info["reference"]
             payment = payments.find(call(request).env, request.match_info["msn"], reference)
-            getattr(payments, action)(payment)
+            if action == "approve":
+                await control_approve(payments, payment)
+            else:
+                getattr(payments, action)(payment)
             return web.json_response(payments.view(payment))
         handler.__doc__ = f"CI acts as the user: {action} the payment, in this port's environment."
         return handler

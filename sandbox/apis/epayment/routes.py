@@ -77,7 +77,8 @@ async def events(request: web.Request) -> web.Response:
     ctx = call(request)
     reference = reference_of(request)
     assert ctx.msn is not None
-    return json_reply(backend(request).find(ctx.env, ctx.msn, reference).event_views())
+    payment = backend(request).find(ctx.env, ctx.msn, reference)
+    return json_reply(payment.event_views(request.app[RUNTIME].settings.webhook_authorized_key))
 
 
 async def capture(request: web.Request) -> web.Response:

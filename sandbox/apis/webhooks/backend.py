@@ -11,7 +11,7 @@ moves the clock forward instead of waiting.
 
 Each registration also has its own HTTP client session with a one-connection pool, so receivers that
 never answer hold up their own registration only, never another tenant's deliveries. Where a webhook
-may be delivered (and never: the sandbox's own control plane) is sandbox/apis/webhooks/targets.py,
+may be delivered (and never: the sandbox's own control plane) is sandbox/gateway/targets.py,
 checked at registration and again on every delivery; the attempt log says only "delivered", "the
 receiver answered N" or one coarse failure, so it cannot be used to tell closed, silent and refused
 ports apart.
@@ -38,12 +38,12 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
-from sandbox.apis.webhooks.targets import GuardedResolver, Rules, Target, TargetError, parse
 from sandbox.core.clock import iso_utc
 from sandbox.core.errors import OpaqueDenial, Problem
 from sandbox.core.model import Env
 from sandbox.core.runtime import Runtime
 from sandbox.gateway.delivery_guard import delivery_headers
+from sandbox.gateway.targets import GuardedResolver, Rules, Target, TargetError, parse
 
 log = logging.getLogger("sandbox.webhooks")
 

@@ -1,4 +1,8 @@
-"""Where a webhook may be delivered: the URL rules, checked at registration and again at delivery.
+"""Where the sandbox may send a request to a URL a merchant chose: the outgoing-URL rules.
+
+Used for webhook deliveries (sandbox/apis/webhooks, checked at registration and again at delivery) and for
+ePayment Express's dynamic shipping callback (sandbox/apis/epayment/express.py, checked at create and again
+on every callback). `Rules(..., what=...)` names the kind of request in the refusals' words.
 
 A URL is an absolute RFC 3986 URI, ASCII only, stored, signed and sent exactly as given (so the
 signature covers the very path and query on the wire). Its host decides the rest:
@@ -169,15 +173,17 @@ CLASS_WORDS = {
 class Rules:
     """The URL rules of one sandbox: its listeners (ports, read live) and whether private addresses are allowed."""
 
-    def __init__(self, own_ports: Callable[[], Collection[int]], allow_private: bool = False) -> None:
+    def __init__(self, own_ports: Callable[[], Collection[int]], allow_private: bool = False,
+                 what: str = "webhooks") -> None:
         self.own_ports = own_ports
         self.allow_private = allow_private
+        self.what = what  # "webhooks", "shipping callbacks": what is (not) sent there, in the refusals
 
     def check_static(self, target: Target) -> None:
         """Everything that needs no DNS: scheme, path, the class of an IP literal and our own listeners."""
         if _control_plane_path(target.path_and_query):
             raise TargetError("The URL names the sandbox's control plane (/_sandbox/...): only an inbox, "
-                              "/_sandbox/inbox/{name}, may receive webhooks.")
+                              "/_sandbox/inbox/{name}, may receive " + self.what + ".")
         name = target.host
         if target.address is not None:
             self.check_address(target, target.address)
@@ -198,7 +204,7 @@ class Rules:
             address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
         kind = address_class(address)
         if kind in CLASS_WORDS and not (kind == "private" and self.allow_private):
-            raise TargetError(f"The URL's host is {CLASS_WORDS[kind]}: webhooks are not delivered there.")
+            raise TargetError(f"The URL's host is {CLASS_WORDS[kind]}: {self.what} are not sent there.")
         if kind == "public" and target.scheme == "http":
             raise TargetError("The URL must use HTTPS. (The sandbox accepts http:// only on loopback hosts "
                               "such as 127.0.0.1 or localhost.)")
@@ -209,7 +215,7 @@ class Rules:
         if target.port in self.own_ports() and not INBOX_PATH.fullmatch(target.path_and_query.split("?", 1)[0]) \
                 and _is_this_machine(address):
             raise TargetError(f"The URL points at the sandbox itself (port {target.port} on this machine): only "
-                              "its inbox, /_sandbox/inbox/{name}, may receive webhooks there.")
+                              "its inbox, /_sandbox/inbox/{name}, may receive " + self.what + " there.")
 
     async def check(self, target: Target, resolver: AbstractResolver) -> None:
         """The registration check: the static rules, then, for a host name on one of the sandbox's ports, every
@@ -273,7 +279,7 @@ class GuardedResolver(AbstractResolver):
                 continue
             allowed.append(result)
         if not allowed:
-            raise OSError(f"{host} resolves to no address webhooks may be delivered to")
+            raise OSError(f"{host} resolves to no address {self.rules.what} may be sent to")
         return allowed
 
     async def close(self) -> None:
