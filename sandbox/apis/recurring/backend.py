@@ -56,6 +56,7 @@ COUNTRY = {"NO": "NO", "DK": "DK", "FI": "FI"}
 INTERVAL_TEXT = {"DAY": "day", "WEEK": "week", "MONTH": "month", "YEAR": "year"}
 TOKEN_CONTEXT = b"vipps-sandbox recurring confirmation token v1|"  # what the MAC is for, so it signs nothing else
 TOKEN_MAC = 16
+CONTINUATION_CONTEXT = b"vipps-sandbox recurring continuation token v1|"
 CANCELLABLE = frozenset({"PENDING", "DUE", "RESERVED", "PARTIALLY_CAPTURED"})
 REFUNDABLE = frozenset({"CHARGED", "PARTIALLY_CAPTURED", "PARTIALLY_REFUNDED"})
 #: Charges that count towards the LEGACY interval limit (all but those that will never take money).
@@ -888,7 +889,11 @@ class RecurringBackend:
         page = found[start:start + CHARGES_PAGE_SIZE]
         token = None
         if start + CHARGES_PAGE_SIZE < len(found):
-            token = self.runtime.ids.uuid4()
+            # Not from runtime.ids: a read is not journaled, so it must not move the id stream that --state
+            # replays (the ids of the charges and agreements made after it would differ).
+            token = str(uuid.UUID(bytes=hmac.new(self.runtime.landing_key, CONTINUATION_CONTEXT + repr(
+                (str(env), msn, agreement_id, status, start, len(self.continuations))).encode(),
+                hashlib.sha256).digest()[:16], version=4))
             if len(self.continuations) >= 10_000:
                 self.continuations.clear()
             self.continuations[token] = (env, msn, agreement_id, status, start + CHARGES_PAGE_SIZE)
