@@ -45,6 +45,7 @@ from sandbox.apis.recurring.rules import (
     validate,
 )
 from sandbox.core.errors import Detail, OpaqueDenial, Problem
+from sandbox.core.events import MONEY_CAPTURED, MONEY_REFUNDED, money_event
 from sandbox.core.model import Env
 from sandbox.core.runtime import Runtime
 
@@ -259,6 +260,17 @@ class RecurringBackend:
             "env": str(charge.env), "msn": charge.msn, "reference": charge.id, "agreementId": charge.agreement_id,
             "chargeId": charge.id, "amount": body["amount"], "currency": charge.currency, "timestamp": at,
             "webhook": body})
+
+    def _money(self, charge: Charge, kind: str, amount: int, at: float) -> None:
+        """The API-neutral money event (sandbox/core/events.py): the Report API books it in production ledgers.
+        Its pspReference is the charge's transaction id, with the history position after the first movement."""
+        agreement = self.agreements.get((charge.env, charge.msn, charge.agreement_id))
+        moved = sum(1 for entry in charge.history if entry["event"] in ("CAPTURE", "REFUND"))
+        psp = str(charge.transaction_id) if moved <= 1 else f"{charge.transaction_id}-{moved}"
+        self._publish(kind, money_event(env=str(charge.env), msn=charge.msn, psp_reference=psp, reference=charge.id,
+                                        value=amount, currency=charge.currency, timestamp=at, source="recurring",
+                                        description=charge.description,
+                                        phone=agreement.phone if agreement is not None else None))
 
     @staticmethod
     def _history(agreement: Agreement, event: str, actor: str, at: float) -> None:
@@ -933,6 +945,7 @@ class RecurringBackend:
             charge.captured_at = at
             self._charge_history(charge, "CAPTURE", charge.amount, None, at)
             self._charge_event(charge, "captured", at)
+            self._money(charge, MONEY_CAPTURED, charge.amount, at)
         else:
             charge.status = "RESERVED"
             self._charge_event(charge, "reserved", at)
@@ -1017,6 +1030,7 @@ class RecurringBackend:
             charge.status = "CHARGED" if charge.captured == charge.amount else "PARTIALLY_CAPTURED"
             self._charge_history(charge, "CAPTURE", amount, key, now)
             self._charge_event(charge, "captured", now, amount)
+            self._money(charge, MONEY_CAPTURED, amount, now)
             return 204, None
 
         return self.idempotent(env, msn, "capture", key,
@@ -1046,6 +1060,7 @@ class RecurringBackend:
             charge.status = "REFUNDED" if charge.refunded == charge.captured else "PARTIALLY_REFUNDED"
             self._charge_history(charge, "REFUND", amount, key, now)
             self._charge_event(charge, "refunded", now, amount)
+            self._money(charge, MONEY_REFUNDED, amount, now)
             return 204, None
 
         return self.idempotent(env, msn, "refund", key,
