@@ -159,6 +159,8 @@ class RecurringBackend:
     def clear(self) -> None:
         """The reset hook: no agreements, charges, idempotency records or timers."""
         self.agreements: dict[tuple[Env, str, str], Agreement] = {}
+        #: Every agreement's key in the order drafted (never removed one by one): a page of the newest is a slice.
+        self.order: list[tuple[Env, str, str]] = []
         self.by_unit: dict[tuple[Env, str], list[str]] = {}
         self.charges: dict[tuple[Env, str, str], Charge] = {}
         self.idempotency: dict[tuple[Env, str, str, str], Remembered] = {}
@@ -530,6 +532,7 @@ class RecurringBackend:
             self._charge_history(charge, "CREATE", amount, key, now)
         self._history(agreement, "CREATE", "MERCHANT", now)
         self.agreements[(env, msn, agreement.id)] = agreement
+        self.order.append((env, msn, agreement.id))
         self.by_unit.setdefault((env, msn), []).append(agreement.id)
         if charge is not None:
             self.charges[(env, msn, charge.id)] = charge
@@ -1065,6 +1068,15 @@ class RecurringBackend:
 
         return self.idempotent(env, msn, "refund", key,
                                self.fingerprint("refund", (agreement_id, charge_id), body), work)
+
+    # -- the dashboard ------------------------------------------------------------------------------------
+    def newest(self, limit: int, before: int | None = None) -> tuple[list[Agreement], int | None]:
+        """A page of agreements of both environments, newest first: at most `limit` of those drafted before the
+        `before`-th (all, when None), and the cursor of the next, older page (None at the oldest). O(limit)."""
+        self.sweep()
+        end = len(self.order) if before is None else max(0, min(before, len(self.order)))
+        start = max(0, end - limit)
+        return [self.agreements[key] for key in reversed(self.order[start:end])], (start or None)
 
     # -- numbers for the dashboard and benchmarks --------------------------------------------------------
     def counts(self) -> dict[str, int]:

@@ -158,4 +158,5 @@ def load(backend: RecurringBackend, data: object) -> None:
     heapq.heapify(heap)
     backend.clear()
     backend.agreements, backend.by_unit, backend.charges = agreements, by_unit, charges
+    backend.order = list(agreements)
     backend.idempotency, backend._heap, backend._seq, backend._transaction_seq = idempotency, heap, seq, transactions
