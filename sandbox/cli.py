@@ -82,6 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--inbox-message-bytes", type=positive_int, default=defaults.inbox_message_bytes,
                        help=f"bytes one inbox message may have; more is a 413 (default {defaults.inbox_message_bytes})")
 
+    serve.add_argument("--recurring-due-min-days", type=non_negative_int,
+                       default=os.environ.get("VIPPS_SANDBOX_RECURRING_DUE_MIN_DAYS") or None, metavar="DAYS",
+                       help="Recurring API: the fewest days between today and a charge's due date, in both "
+                       "environments (default: $VIPPS_SANDBOX_RECURRING_DUE_MIN_DAYS, else the 3.1.2 spec's 1 in "
+                       "test and 2 in production)")
+    serve.add_argument("--recurring-unscheduled", action="append", default=[], metavar="MSN",
+                       help="Recurring API: a sales unit allowed UNSCHEDULED charges, besides those whose "
+                       "configuration has unscheduledChargesAllowed; repeatable, added to "
+                       "$VIPPS_SANDBOX_RECURRING_UNSCHEDULED (MSNs separated by commas)")
+
     keys = commands.add_parser("keys", help="list the key sets of a fixture (secrets masked; --json: full values)")
     keys.add_argument("--json", action="store_true", help="every field in full, secrets included, as JSON")
     keys.add_argument("--type", choices=[str(t) for t in KeyType])
@@ -127,7 +137,29 @@ def serve_settings(args: argparse.Namespace) -> Settings:
                     webhook_allow_private=args.webhook_allow_private, inbox_count=args.inbox_count,
                     inbox_messages=args.inbox_messages, inbox_bytes=args.inbox_bytes,
                     inbox_message_bytes=args.inbox_message_bytes, webhook_authorized_key=args.webhook_authorized_key,
-                    express_disabled=tuple(args.express_disabled))
+                    express_disabled=tuple(args.express_disabled),
+                    recurring_due_min_days=args.recurring_due_min_days,
+                    recurring_unscheduled_msns=unscheduled_msns(args.recurring_unscheduled))
+
+
+def unscheduled_msns(flags: list[str]) -> frozenset[str]:
+    """--recurring-unscheduled MSN (repeatable) and $VIPPS_SANDBOX_RECURRING_UNSCHEDULED ("123456,654321")."""
+    listed = (os.environ.get("VIPPS_SANDBOX_RECURRING_UNSCHEDULED") or "").split(",") + list(flags)
+    msns = frozenset(text.strip() for text in listed if text.strip())
+    for msn in msns:
+        if not (msn.isascii() and msn.isdigit() and len(msn) <= 20):
+            raise ValueError(f"--recurring-unscheduled takes MSNs (digits), not {msn[:30]!r}")
+    return msns
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of days, not {text[:30]!r}") from None
+    if not 0 <= value <= 730:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 730 days, not {value}")
+    return value
 
 
 def positive_int(text: str) -> int:

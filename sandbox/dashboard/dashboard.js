@@ -180,7 +180,7 @@ function logRow(entry) {
 }
 
 // The dashboard's own reads: they never make the lists refresh (or each refresh would cause the next).
-const OWN_READS = /^\/_sandbox\/(building|matrix|payments|product-orders|clock|health|dashboard\/|$)/;
+const OWN_READS = /^\/_sandbox\/(building|matrix|payments|product-orders|recurring\/agreements|clock|health|dashboard\/|$)/;
 let lastSeenId = 0;
 
 // The sandbox's own calls, hidden unless asked for: its control plane, and a browser asking for the icon.
@@ -212,7 +212,7 @@ async function refreshLog() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 4. Payments, product orders and the clock
+// 4. Payments, Recurring agreements, product orders and the clock
 // ---------------------------------------------------------------------------------------------
 // What a button did, shown beside its row until the next action on it (errors until dismissed).
 const messages = new Map();
@@ -339,6 +339,28 @@ function orderRow(o) {
       rowMessage(key)));
 }
 
+function chargeItem(c) {
+  return el("li", { "data-charge": c.id, "data-status": c.status },
+    el("span", { class: "nowrap" }, c.due), " ", el("span", { class: "num" }, money(c.amount)), " ",
+    statePill(c.status), c.type !== "RECURRING" ? el("span", { class: "muted" }, ` ${c.type}`) : null,
+    c.failureReason ? el("span", { class: "why" }, ` ${c.failureReason}`) : null,
+    el("div", { class: "muted id" }, c.id));
+}
+
+function agreementRow(a) {
+  const more = a.chargeCount - a.charges.length;
+  return el("tr", { "data-agreement": a.id, "data-status": a.status },
+    el("td", {}, el("div", { class: `env env-${a.environment}` }, a.environment || ""),
+      el("div", { class: "msn-cell" }, a.msn)),
+    el("td", {}, el("span", { class: "id" }, a.id), el("div", { class: "muted" }, a.productName),
+      a.confirmationUrl ? el("a", { href: a.confirmationUrl, target: "_blank" }, "confirmation page ↗") : null),
+    el("td", { class: "num" }, a.price ? money(a.price) : a.pricingType,
+      el("div", { class: "muted" }, a.pricingType === "LEGACY" ? a.interval : `${a.pricingType}, ${a.interval}`)),
+    el("td", { class: "state" }, statePill(a.status)), el("td", {}, when(a.createdAt)),
+    el("td", {}, a.charges.length ? el("ul", { class: "charges" }, a.charges.map(chargeItem)) : el("span",
+      { class: "muted" }, "no charges"), more > 0 ? el("div", { class: "muted" }, `and ${more} older`) : null));
+}
+
 function emptyRow(columns, text) {
   return el("tr", {}, el("td", { colspan: columns, class: "muted" }, text));
 }
@@ -364,6 +386,29 @@ async function fetchPayments(wanted) {
   return { rows, total };
 }
 
+let agreementsWanted = PAYMENTS_STEP;
+
+async function fetchAgreements(wanted) {
+  const rows = [];
+  let before = null;
+  let total = 0;
+  while (rows.length < wanted) {
+    const limit = Math.min(wanted - rows.length, FEED_PAGE_MAX);
+    const page = await getJSON(`/_sandbox/recurring/agreements?limit=${limit}`
+      + (before === null ? "" : `&before=${encodeURIComponent(before)}`));
+    rows.push(...page.agreements);
+    total = page.total;
+    if (page.next === null || page.next === undefined) break;
+    before = page.next;
+  }
+  return { rows, total };
+}
+
+function showMoreAgreements() {
+  agreementsWanted += PAYMENTS_STEP;
+  refreshLists();
+}
+
 function showMorePayments() {
   paymentsWanted += PAYMENTS_STEP;
   refreshLists();
@@ -379,6 +424,14 @@ async function refreshLists() {
       : (payments.length < total ? `(newest ${payments.length} of ${total})` : `(${total})`);
     $("#payments-more").hidden = payments.length >= total;
   } catch (error) { problems.push(`The payments could not be read (${error.message}).`); }
+  try {
+    const { rows: agreements, total } = await fetchAgreements(agreementsWanted);
+    $("#agreements-table tbody").replaceChildren(...(agreements.length ? agreements.map(agreementRow)
+      : [emptyRow(6, "No Recurring agreements yet: draft one with the Recurring API, or run a scenario.")]));
+    $("#agreements-count").textContent = !total ? ""
+      : (agreements.length < total ? `(newest ${agreements.length} of ${total})` : `(${total})`);
+    $("#agreements-more").hidden = agreements.length >= total;
+  } catch (error) { problems.push(`The Recurring agreements could not be read (${error.message}).`); }
   try {
     const orders = await getJSON("/_sandbox/product-orders");
     $("#orders-table tbody").replaceChildren(...(orders.length ? orders.map(orderRow)
@@ -448,6 +501,7 @@ async function start() {
     .catch((e) => { $("#matrix-table").textContent = `unavailable (${e.message})`; });
   $("#clock-advance").addEventListener("click", advanceClock);
   $("#payments-more").addEventListener("click", showMorePayments);
+  $("#agreements-more").addEventListener("click", showMoreAgreements);
   $("#log-show-control").addEventListener("change", refreshLog);
   $("#log-rows").addEventListener("change", refreshLog);
   rememberFolds();

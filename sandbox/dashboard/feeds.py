@@ -177,3 +177,56 @@ def product_order_rows(app: web.Application) -> list[dict]:
                      "expiresAt": view["expiresAt"], "salesUnit": view.get("salesUnit"),
                      "page": f"/_sandbox/product-orders/{view['productOrderId']}"})
     return rows
+
+
+# -- Recurring agreements and their charges -----------------------------------------------------------------------
+#: The newest charges shown with each agreement (its `chargeCount` says how many it has).
+CHARGES_SHOWN = 12
+
+
+def _recurring(app: web.Application):
+    from sandbox.apis.recurring.routes import RECURRING
+
+    return app.get(RECURRING)
+
+
+def agreement_page(app: web.Application, limit: int = PAGE_DEFAULT, before: int | None = None) -> dict:
+    """A page of the Recurring agreements of both environments, newest first, each with its newest charges.
+
+    {"agreements": [...], "total": every agreement, "next": the `before` of the next (older) page, or None}, as
+    the payments feed. O(page + the charges shown)."""
+    backend = _recurring(app)
+    if backend is None:
+        return {"agreements": [], "total": 0, "next": None}
+    page, cursor = backend.newest(limit, before)
+    rows = []
+    for agreement in page:
+        pricing = agreement.pricing
+        price = pricing.get("amount", pricing.get("maxAmount", pricing.get("suggestedMaxAmount")))
+        charges = []
+        for charge_id in reversed(agreement.charges[-CHARGES_SHOWN:]):
+            charge = backend.charges.get((agreement.env, agreement.msn, charge_id))
+            if charge is None:
+                continue
+            charges.append({"id": charge.id, "amount": {"value": charge.amount, "currency": charge.currency},
+                            "due": charge.due.isoformat(), "status": charge.status, "type": charge.type,
+                            "transactionType": charge.transaction_type, "description": charge.description,
+                            "failureReason": charge.failure_reason})
+        confirmation = None
+        if agreement.status == "PENDING":
+            confirmation = f"/_sandbox/recurring/confirm?token={backend.token(agreement)}"
+        rows.append({
+            "environment": str(agreement.env), "msn": agreement.msn, "id": agreement.id, "status": agreement.status,
+            "productName": agreement.product_name, "pricingType": pricing["type"],
+            "price": None if price is None else {"value": price, "currency": pricing["currency"]},
+            "interval": interval_text(agreement.interval), "createdAt": iso_utc(agreement.created),
+            "confirmationUrl": confirmation, "charges": charges, "chargeCount": len(agreement.charges),
+        })
+    return {"agreements": rows, "total": len(backend.order), "next": None if cursor is None else str(cursor)}
+
+
+def interval_text(interval: dict | None) -> str:
+    if interval is None:
+        return "pay per use"
+    unit, count = str(interval["unit"]).lower(), interval["count"]
+    return f"every {unit}" if count == 1 else f"every {count} {unit}s"

@@ -1,7 +1,7 @@
 """The dashboard at /_sandbox/: static files plus the JSON feeds only the dashboard needs.
 
 The page is plain HTML/CSS/JS bundled with the package (no CDN: it must work offline). It reads
-the building and the matrix from here, and the request log, clock, payments and product orders
+the building and the matrix from here, and the request log, clock, payments, Recurring agreements and product orders
 from the control plane, so everything it shows comes from the same state the APIs use.
 """
 
@@ -16,6 +16,7 @@ from sandbox.dashboard.feeds import (
     PAGE_DEFAULT,
     PAGE_MAX,
     PAYMENT_ACTIONS,
+    agreement_page,
     building,
     payment_action,
     payment_page,
@@ -85,6 +86,13 @@ async def payments_feed(request: web.Request) -> web.Response:
     return web.json_response(payment_page(request.app, limit or PAGE_DEFAULT, before))
 
 
+async def agreements_feed(request: web.Request) -> web.Response:
+    """GET /_sandbox/recurring/agreements?limit=&before= — Recurring agreements with their charges, newest first."""
+    limit = _whole_number(request, "limit", PAGE_DEFAULT, 1, PAGE_MAX)
+    before = _whole_number(request, "before", None, 0, 2**62)
+    return web.json_response(agreement_page(request.app, limit or PAGE_DEFAULT, before))
+
+
 async def product_orders_feed(request: web.Request) -> web.Response:
     return web.json_response(product_order_rows(request.app))
 
@@ -105,6 +113,7 @@ def setup(app: web.Application) -> None:
     router.add_get("/_sandbox/matrix", matrix_feed, name="sandbox.matrix")
     router.add_get("/_sandbox/payments", payments_feed, name="sandbox.payments.list")
     router.add_get("/_sandbox/product-orders", product_orders_feed, name="sandbox.product_orders.list")
+    router.add_get("/_sandbox/recurring/agreements", agreements_feed, name="sandbox.recurring.agreements.list")
     router.add_post("/_sandbox/dashboard/payments/{env}/{msn}/{reference}/{action}", payment_action_route,
                         name="sandbox.dashboard.payment_action")
     router.add_get("/favicon.ico", root_favicon, name="sandbox.favicon")

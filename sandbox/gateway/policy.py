@@ -271,6 +271,8 @@ SANDBOX_DASHBOARD_ROUTES = served_by(
     R("sandbox.payments.list", "GET", "/_sandbox/payments", Api.SANDBOX, summary="every payment, both environments"),
     R("sandbox.product_orders.list", "GET", "/_sandbox/product-orders", Api.SANDBOX,
       summary="every product order"),
+    R("sandbox.recurring.agreements.list", "GET", "/_sandbox/recurring/agreements", Api.SANDBOX,
+      summary="Recurring agreements with their charges, both environments"),
     R("sandbox.dashboard.payment_action", "POST", "/_sandbox/dashboard/payments/{env}/{msn}/{reference}/{action}",
       Api.SANDBOX, summary="approve, reject or expire a payment of either environment from the dashboard"),
     R("sandbox.favicon", "GET", "/favicon.ico", Api.SANDBOX,

@@ -230,7 +230,8 @@ def parse_step(raw: object, source: str, number: int) -> Step:
             if zone is not None and not known_zone(zone):
                 raise bad(f"unknown time zone {zone!r} in filter {filter_name!r} (an IANA name such as Europe/Oslo)",
                           f"save.{name}")
-            if filter_name not in ("path", "date") and zone is None and not re.fullmatch(r"query:\w+", filter_name):
+            if filter_name not in ("path", "date") and zone is None and not re.fullmatch(
+                    r"query:\w+|days:[+-]?[0-9]{1,4}", filter_name):
                 raise bad(f"unknown filter {filter_name!r} (known: {', '.join(FILTERS)})", f"save.{name}")
         if not re.fullmatch(r"[A-Za-z_]\w*", name) or is_builtin(name):
             raise bad(f"{name!r} is not a valid name for a saved value (letters, digits, _; not built in)",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -77,12 +77,14 @@ def matches_literally(expected: object, actual: object) -> bool:
     return expected == actual
 
 
-FILTERS = ("query:NAME", "path", "date", "date:ZONE")
+FILTERS = ("query:NAME", "path", "date", "date:ZONE", "days:N")
+DAYS_FILTER = re.compile(r"days:([+-]?[0-9]{1,4})")
 
 
 def apply_filter(value: object, name: str) -> object:
-    """`query:token` (a URL's query parameter), `path` (a URL's path and query), `date` (YYYY-MM-DD of a timestamp)
-    and `date:Europe/Oslo` (its date in that time zone: a Report API ledger date is the merchant's local date)."""
+    """`query:token` (a URL's query parameter), `path` (a URL's path and query), `date` (YYYY-MM-DD of a timestamp),
+    `date:Europe/Oslo` (its date in that time zone: a Report API ledger date is the merchant's local date) and
+    `days:N` (the timestamp N days later, so `now | days:3 | date` is a date three days ahead)."""
     if value is MISSING or not isinstance(value, str):
         return MISSING
     if name.startswith("query:"):
@@ -95,6 +97,9 @@ def apply_filter(value: object, name: str) -> object:
         return value[:10] if re.match(r"\d{4}-\d{2}-\d{2}", value) else MISSING
     if name.startswith("date:"):
         return local_date(value, name[5:])
+    days = DAYS_FILTER.fullmatch(name)
+    if days:
+        return shift_days(value, int(days.group(1)))
     raise ValueError(f"unknown filter {name!r} (known: {', '.join(FILTERS)})")
 
 
@@ -102,6 +107,18 @@ def split_filters(source: str) -> tuple[str, list[str]]:
     """`redirectUrl | query:token` -> ("redirectUrl", ["query:token"])."""
     path, *filters = [part.strip() for part in source.split("|")]
     return path, filters
+
+
+def shift_days(value: str, days: int) -> object:
+    """An ISO 8601 timestamp N days later (earlier when negative), in UTC: `now | days:3 | date` is the date three
+    days from now on the virtual clock (a Recurring charge's due date); MISSING for a bad timestamp."""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return MISSING
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment + timedelta(days=days)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def local_date(value: str, zone: str) -> object:

@@ -278,3 +278,116 @@ async def test_sigkill_keeps_payments_of_product_order_units_and_rotated_keys_th
         finally:
             await server.kill()
     assert (state / "snapshot.json").exists()
+
+
+# -- Recurring (issue 15): agreement drafts, approvals and charges survive kills and compactions ----------------
+RECURRING = "/recurring/v3/agreements"
+
+
+def recurring_merchant_keys() -> dict:
+    """Test merchant keys of an active sales unit whose configuration allows Recurring."""
+    from sandbox.core.runtime import load_tables
+    from sandbox.core.settings import Settings
+    from sandbox.core.world import World
+
+    world = World(load_tables(Settings()))
+    allowed = {u.msn for u in world.sales_units.values()
+               if u.configuration.get("recurringAllowed") and world.is_active(u.msn)}
+    out = subprocess.run([sys.executable, "-m", "sandbox", "keys", "--json", "--type", "merchant", "--env", "test"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return next(k for k in json.loads(out) if k["owner"] in allowed)
+
+
+async def due_date(session: aiohttp.ClientSession, server: Server, days: int) -> str:
+    from datetime import date, timedelta
+
+    async with session.get(server.url + "/_sandbox/clock") as resp:
+        now = (await resp.json())["now"]
+    return (date.fromisoformat(now[:10]) + timedelta(days=days)).isoformat()
+
+
+async def recurring_workload(session, server, headers, acked: dict, round_no: int, due: str,
+                             stop: asyncio.Event) -> None:
+    """Drafts agreements, force-accepts them (test) and creates a charge on each, recording every 2xx."""
+    n = 0
+    while not stop.is_set():
+        n += 1
+        name = f"rc-{round_no}-{n:05d}"
+        draft = {"pricing": {"type": "LEGACY", "amount": 10000, "currency": "NOK"},
+                 "interval": {"unit": "MONTH", "count": 1}, "merchantRedirectUrl": "https://shop.example.com/r",
+                 "merchantAgreementUrl": "https://shop.example.com/a", "productName": name}
+        try:
+            async with session.post(server.url + RECURRING, json=draft,
+                                    headers=headers | {"Idempotency-Key": f"d-{name}"}) as resp:
+                if resp.status != 201:
+                    continue
+                agreement_id = (await resp.json())["agreementId"]
+            acked["drafted"][agreement_id] = name
+            async with session.patch(f"{server.url}{RECURRING}/{agreement_id}/accept",
+                                     json={"phoneNumber": "4712345678"},
+                                     headers=headers | {"Idempotency-Key": f"a-{name}"}) as resp:
+                if resp.status != 204:
+                    continue
+            acked["approved"].add(agreement_id)
+            charge = {"amount": 1000 + n, "description": "Monthly", "due": due, "retryDays": 0,
+                      "transactionType": "DIRECT_CAPTURE"}
+            async with session.post(f"{server.url}{RECURRING}/{agreement_id}/charges", json=charge,
+                                    headers=headers | {"Idempotency-Key": f"c-{name}"}) as resp:
+                if resp.status != 201:
+                    continue
+                acked["charges"][(agreement_id, (await resp.json())["chargeId"])] = 1000 + n
+        except (TimeoutError, aiohttp.ClientError, ConnectionError):
+            return
+
+
+@pytest.mark.parametrize("compact_bytes", [None, 6_000], ids=["journal-only", "frequent-compaction"])
+async def test_sigkill_keeps_recurring_drafts_approvals_and_charges(tmp_path, compact_bytes):
+    """Issue 15: every acknowledged draft, force accept and charge is back after kills at random points (and
+    compactions, which hold the Recurring state since it has a state provider), and the charges are still on
+    the clock's index: moving the clock past their due date charges every one of them."""
+    state = tmp_path / "state"
+    keys = recurring_merchant_keys()
+    acked: dict = {"drafted": {}, "approved": set(), "charges": {}}
+    rng = random.Random(1515)
+    server = Server(state, compact_bytes)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        try:
+            for round_no in range(4):
+                await server.start(session)
+                headers = await token_headers(session, server, keys)
+                due = await due_date(session, server, 5)
+                stop = asyncio.Event()
+                tasks = [asyncio.create_task(recurring_workload(session, server, headers, acked, round_no * 10 + i,
+                                                                due, stop)) for i in range(3)]
+                await asyncio.sleep(rng.uniform(0.4, 1.2))
+                await server.kill()
+                stop.set()
+                await asyncio.gather(*tasks)
+            await server.start(session)
+            headers = await token_headers(session, server, keys)
+            assert acked["charges"], "the workload acknowledged nothing: the test proves nothing"
+            for agreement_id, name in sorted(acked["drafted"].items()):
+                async with session.get(f"{server.url}{RECURRING}/{agreement_id}", headers=headers) as resp:
+                    assert resp.status == 200, (agreement_id, await resp.text())
+                    agreement = await resp.json()
+                assert agreement["productName"] == name, agreement
+                if agreement_id in acked["approved"]:
+                    assert agreement["status"] == "ACTIVE", agreement
+            for (agreement_id, charge_id), amount in sorted(acked["charges"].items()):
+                async with session.get(f"{server.url}{RECURRING}/{agreement_id}/charges/{charge_id}",
+                                       headers=headers) as resp:
+                    assert resp.status == 200, (charge_id, await resp.text())
+                    charge = await resp.json()
+                assert charge["amount"] == amount and charge["status"] in ("PENDING", "DUE"), charge
+            async with session.post(server.url + "/_sandbox/clock", json={"advanceSeconds": 8 * 86400}) as resp:
+                assert resp.status == 200, await resp.text()
+            headers = await token_headers(session, server, keys)
+            for agreement_id, charge_id in sorted(acked["charges"]):
+                async with session.get(f"{server.url}{RECURRING}/{agreement_id}/charges/{charge_id}",
+                                       headers=headers) as resp:
+                    charge = await resp.json()
+                assert charge["status"] == "CHARGED", charge
+        finally:
+            await server.kill()
+    if compact_bytes is not None:
+        assert (state / "snapshot.json").exists()

@@ -16,8 +16,17 @@ ISSUE_SIX = {"janitor-keys", "postman-keys", "accounting-keys", "partner-keys-in
              "keys-leaked", "full-payment"}
 
 
+#: Issue 15's narrated Recurring story (partner keys, three virtual months, one failure retried).
+ISSUE_FIFTEEN = {"recurring-partner"}
+
+
 def test_the_seven_stories_of_issue_six_are_bundled():
     assert ISSUE_SIX <= {path.stem for path in bundled()}
+
+
+def test_exactly_the_stories_of_issues_six_and_fifteen_are_bundled():
+    """Eight files in scenarios/: a story added or lost shows here (and each is run by the test below)."""
+    assert {path.stem for path in bundled()} == ISSUE_SIX | ISSUE_FIFTEEN
 
 
 @pytest.mark.parametrize("path", bundled(), ids=lambda p: p.stem)
@@ -92,6 +101,12 @@ GOOD_STEP = """
     expect: {status: 200}
     save: {token: "redirectUrl | upper"}
 """, 1, "save.token", "unknown filter"),
+    ("title: x\nsteps:" + """
+  - narration: Bad day count
+    request: {method: GET, path: /x}
+    expect: {status: 200}
+    save: {due: "now | days:three | date"}
+""", 1, "save.due", "unknown filter"),
     ("title: x\nsteps:" + """
   - narration: Bad time zone
     request: {method: GET, path: /x}
@@ -346,3 +361,37 @@ def test_the_date_filter_in_a_time_zone_gives_the_local_date(moment, zone, day):
 
     assert apply_filter(moment, f"date:{zone}") == day
     assert apply_filter(moment, "date") == moment[:10]
+
+
+@pytest.mark.parametrize(("moment", "days", "day"), [
+    ("2026-12-30T23:30:00.000000Z", 3, "2027-01-02"),
+    ("2026-03-01T00:00:00Z", -1, "2026-02-28"),
+    ("2026-03-28T23:30:00+01:00", 1, "2026-03-29"),  # an offset: shifted, then written in UTC
+])
+def test_the_days_filter_shifts_a_timestamp_before_the_date_filter(moment, days, day):
+    from sandbox.scenarios.paths import MISSING, apply_filter
+
+    shifted = apply_filter(moment, f"days:{days}")
+    assert apply_filter(shifted, "date") == day
+    assert apply_filter("not a time", "days:3") is MISSING
+
+
+async def test_the_recurring_story_books_its_charges_in_the_ledger_on_the_local_date():
+    """The Recurring story's last steps read the ledger on the Oslo date of the third charge; this checks, from the
+    sandbox's own state, that the run charged three charges in production and failed one."""
+    from sandbox.apis.recurring.routes import RECURRING
+    from sandbox.core.settings import Settings
+    from sandbox.server import RunningSandbox
+
+    running = RunningSandbox(Settings(port=0, prod_port=0))
+    await running.start()
+    try:
+        scenario = load(next(p for p in bundled() if p.stem == "recurring-partner"))
+        result = await run_async(scenario, running.test_url, running.prod_url)
+        assert result.ok, [(s.step.number, s.error, [c for c in s.checks if not c.ok]) for s in result.steps
+                           if not s.ok]
+        charges = running.app[RECURRING].charges.values()
+        assert sorted(c.status for c in charges) == ["CHARGED", "CHARGED", "CHARGED", "FAILED"]
+        assert {str(c.env) for c in charges} == {"production"}
+    finally:
+        await running.stop()

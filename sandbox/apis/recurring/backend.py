@@ -45,6 +45,7 @@ from sandbox.apis.recurring.rules import (
     validate,
 )
 from sandbox.core.errors import Detail, OpaqueDenial, Problem
+from sandbox.core.events import MONEY_CAPTURED, MONEY_REFUNDED, money_event
 from sandbox.core.model import Env
 from sandbox.core.runtime import Runtime
 
@@ -56,6 +57,7 @@ COUNTRY = {"NO": "NO", "DK": "DK", "FI": "FI"}
 INTERVAL_TEXT = {"DAY": "day", "WEEK": "week", "MONTH": "month", "YEAR": "year"}
 TOKEN_CONTEXT = b"vipps-sandbox recurring confirmation token v1|"  # what the MAC is for, so it signs nothing else
 TOKEN_MAC = 16
+CONTINUATION_CONTEXT = b"vipps-sandbox recurring continuation token v1|"
 CANCELLABLE = frozenset({"PENDING", "DUE", "RESERVED", "PARTIALLY_CAPTURED"})
 REFUNDABLE = frozenset({"CHARGED", "PARTIALLY_CAPTURED", "PARTIALLY_REFUNDED"})
 #: Charges that count towards the LEGACY interval limit (all but those that will never take money).
@@ -157,6 +159,8 @@ class RecurringBackend:
     def clear(self) -> None:
         """The reset hook: no agreements, charges, idempotency records or timers."""
         self.agreements: dict[tuple[Env, str, str], Agreement] = {}
+        #: Every agreement's key in the order drafted (never removed one by one): a page of the newest is a slice.
+        self.order: list[tuple[Env, str, str]] = []
         self.by_unit: dict[tuple[Env, str], list[str]] = {}
         self.charges: dict[tuple[Env, str, str], Charge] = {}
         self.idempotency: dict[tuple[Env, str, str, str], Remembered] = {}
@@ -258,6 +262,17 @@ class RecurringBackend:
             "env": str(charge.env), "msn": charge.msn, "reference": charge.id, "agreementId": charge.agreement_id,
             "chargeId": charge.id, "amount": body["amount"], "currency": charge.currency, "timestamp": at,
             "webhook": body})
+
+    def _money(self, charge: Charge, kind: str, amount: int, at: float) -> None:
+        """The API-neutral money event (sandbox/core/events.py): the Report API books it in production ledgers.
+        Its pspReference is the charge's transaction id, with the history position after the first movement."""
+        agreement = self.agreements.get((charge.env, charge.msn, charge.agreement_id))
+        moved = sum(1 for entry in charge.history if entry["event"] in ("CAPTURE", "REFUND"))
+        psp = str(charge.transaction_id) if moved <= 1 else f"{charge.transaction_id}-{moved}"
+        self._publish(kind, money_event(env=str(charge.env), msn=charge.msn, psp_reference=psp, reference=charge.id,
+                                        value=amount, currency=charge.currency, timestamp=at, source="recurring",
+                                        description=charge.description,
+                                        phone=agreement.phone if agreement is not None else None))
 
     @staticmethod
     def _history(agreement: Agreement, event: str, actor: str, at: float) -> None:
@@ -517,6 +532,7 @@ class RecurringBackend:
             self._charge_history(charge, "CREATE", amount, key, now)
         self._history(agreement, "CREATE", "MERCHANT", now)
         self.agreements[(env, msn, agreement.id)] = agreement
+        self.order.append((env, msn, agreement.id))
         self.by_unit.setdefault((env, msn), []).append(agreement.id)
         if charge is not None:
             self.charges[(env, msn, charge.id)] = charge
@@ -888,7 +904,11 @@ class RecurringBackend:
         page = found[start:start + CHARGES_PAGE_SIZE]
         token = None
         if start + CHARGES_PAGE_SIZE < len(found):
-            token = self.runtime.ids.uuid4()
+            # Not from runtime.ids: a read is not journaled, so it must not move the id stream that --state
+            # replays (the ids of the charges and agreements made after it would differ).
+            token = str(uuid.UUID(bytes=hmac.new(self.runtime.landing_key, CONTINUATION_CONTEXT + repr(
+                (str(env), msn, agreement_id, status, start, len(self.continuations))).encode(),
+                hashlib.sha256).digest()[:16], version=4))
             if len(self.continuations) >= 10_000:
                 self.continuations.clear()
             self.continuations[token] = (env, msn, agreement_id, status, start + CHARGES_PAGE_SIZE)
@@ -928,6 +948,7 @@ class RecurringBackend:
             charge.captured_at = at
             self._charge_history(charge, "CAPTURE", charge.amount, None, at)
             self._charge_event(charge, "captured", at)
+            self._money(charge, MONEY_CAPTURED, charge.amount, at)
         else:
             charge.status = "RESERVED"
             self._charge_event(charge, "reserved", at)
@@ -1012,6 +1033,7 @@ class RecurringBackend:
             charge.status = "CHARGED" if charge.captured == charge.amount else "PARTIALLY_CAPTURED"
             self._charge_history(charge, "CAPTURE", amount, key, now)
             self._charge_event(charge, "captured", now, amount)
+            self._money(charge, MONEY_CAPTURED, amount, now)
             return 204, None
 
         return self.idempotent(env, msn, "capture", key,
@@ -1041,10 +1063,20 @@ class RecurringBackend:
             charge.status = "REFUNDED" if charge.refunded == charge.captured else "PARTIALLY_REFUNDED"
             self._charge_history(charge, "REFUND", amount, key, now)
             self._charge_event(charge, "refunded", now, amount)
+            self._money(charge, MONEY_REFUNDED, amount, now)
             return 204, None
 
         return self.idempotent(env, msn, "refund", key,
                                self.fingerprint("refund", (agreement_id, charge_id), body), work)
+
+    # -- the dashboard ------------------------------------------------------------------------------------
+    def newest(self, limit: int, before: int | None = None) -> tuple[list[Agreement], int | None]:
+        """A page of agreements of both environments, newest first: at most `limit` of those drafted before the
+        `before`-th (all, when None), and the cursor of the next, older page (None at the oldest). O(limit)."""
+        self.sweep()
+        end = len(self.order) if before is None else max(0, min(before, len(self.order)))
+        start = max(0, end - limit)
+        return [self.agreements[key] for key in reversed(self.order[start:end])], (start or None)
 
     # -- numbers for the dashboard and benchmarks --------------------------------------------------------
     def counts(self) -> dict[str, int]:

@@ -10,7 +10,7 @@ import json
 
 from aiohttp import web
 
-from sandbox.apis.recurring import pages
+from sandbox.apis.recurring import pages, state
 from sandbox.apis.recurring.backend import RecurringBackend
 from sandbox.apis.recurring.rules import (
     RATE_LIMITS,
@@ -199,6 +199,8 @@ def setup(app: web.Application) -> None:
     recurring = app[RECURRING] = RecurringBackend(app[RUNTIME])
     app[RUNTIME].reset_hooks.append(recurring.clear)
     app[RUNTIME].clock_hooks.append(recurring.sweep)
+    app[RUNTIME].state_providers["recurring"] = (lambda: state.dump(recurring),
+                                                 lambda data: state.load(recurring, data))
     rate_limits.register(RATE_LIMITS)
     router = routes(app)
     agreement = BASE + "/agreements/{agreementId}"

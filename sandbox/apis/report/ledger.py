@@ -24,6 +24,7 @@ from functools import cache
 from zoneinfo import ZoneInfo
 
 from sandbox.core.clock import iso_utc
+from sandbox.core.events import MONEY_CAPTURED, MONEY_REFUNDED
 from sandbox.core.model import SalesUnit
 from sandbox.core.world import World
 
@@ -273,8 +274,13 @@ class Ledger:
                           currency=self.currency, amount=-amount, handle=self.handle, gdpr=gdpr)
 
 
+CAPTURES = frozenset({"epayment.captured", MONEY_CAPTURED})
+REFUNDS = frozenset({"epayment.refunded", MONEY_REFUNDED})
+
+
 class LedgerBook:
-    """All ledgers of the production environment, fed by the ePayment API's domain events."""
+    """All ledgers of the production environment, fed by the ePayment API's domain events and the API-neutral
+    money events (sandbox/core/events.py)."""
 
     def __init__(self, world: Callable[[], World], cutoff: str = "00:00") -> None:
         self._world = world
@@ -331,8 +337,11 @@ class LedgerBook:
         return self._ids.get(ledger_id)
 
     def on_event(self, kind: str, payload: dict) -> None:
-        """The runtime listener: production captures and refunds become ledger entries. Never raises."""
-        if kind not in ("epayment.captured", "epayment.refunded"):
+        """The runtime listener: production captures and refunds become ledger entries. Never raises.
+
+        ePayment's own events, and the API-neutral money events of sandbox/core/events.py that any other API
+        (Recurring) publishes: a new API's money lands here without a change to this package."""
+        if kind not in CAPTURES and kind not in REFUNDS:
             return
         try:
             self._record(kind, payload)
@@ -350,7 +359,7 @@ class LedgerBook:
                 "maskedPhoneNo": mask_phone(payload.get("phoneNumber"))}
         args = (str(payload.get("pspReference") or ""), str(payload.get("reference") or ""), value,
                 float(payload["timestamp"]), gdpr)
-        if kind == "epayment.captured":
+        if kind in CAPTURES:
             ledger.capture(*args)
         else:
             ledger.refund(*args)

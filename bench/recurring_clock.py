@@ -1,0 +1,196 @@
+"""Recurring API benchmarks (issue 15), run by hand: one command, ratios measured in one run.
+
+    python bench/recurring_clock.py [--seconds 5] [--rounds 3]
+
+1. Advancing the virtual clock by 31 days with 100,000 ACTIVE agreements of which 1,000 have a charge due in the
+   window, vs 10,000 agreements with the same 1,000 due (goal: ratio <= 1.3). Every other agreement has a charge
+   due in 300 days, so the index by time holds an entry per agreement either way. The agreements are made through
+   the backend's own draft/approve/create-charge methods (not over HTTP: 100,000 drafts would take minutes), then
+   the clock is moved an hour first (not measured) so the approved agreements' spent 10-minute expiry entries are
+   gone, as they are in any sandbox that has run for more than ten minutes. The live objects are frozen out of
+   the garbage collector while the clock moves (`gc.freeze()`; `--with-gc` not): a full collection landing in
+   the window walks every live object, a cost of Python's, not of the index.
+2. Memory per ACTIVE agreement with one charge (tracemalloc over 10,000 of them, made the same way; idempotency
+   records included, since the sandbox keeps one per draft, accept and charge). Goal <= 3 kB.
+3. Authorized GET /recurring/v3/agreements/{id} over HTTP vs a bare aiohttp JSON handler answering the same body,
+   both loaded by wrk from another process (goal >= 0.8), median of alternating pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import sys
+import time
+import tracemalloc
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from run import free_port, get_load, machine  # noqa: E402
+
+from sandbox.apis.recurring.backend import RecurringBackend  # noqa: E402
+from sandbox.apis.recurring.routes import RECURRING  # noqa: E402
+from sandbox.core.model import Env  # noqa: E402
+from sandbox.core.runtime import Runtime  # noqa: E402
+from sandbox.core.settings import Settings  # noqa: E402
+from sandbox.server import RunningSandbox  # noqa: E402
+from sandbox.testing import SandboxClient  # noqa: E402
+
+DAY = 86400
+DRAFT = {"pricing": {"type": "LEGACY", "amount": 9900, "currency": "NOK"}, "interval": {"unit": "MONTH", "count": 1},
+         "merchantRedirectUrl": "https://shop.example.com/r", "merchantAgreementUrl": "https://shop.example.com/a",
+         "productName": "Morgenavisen Digital"}
+
+
+def recurring_msn(runtime: Runtime) -> str:
+    world = runtime.world
+    return next(u.msn for u in sorted(world.sales_units.values(), key=lambda u: u.msn)
+                if u.market == "NO" and u.configuration.get("recurringAllowed") and world.is_active(u.msn))
+
+
+def due_in(runtime: Runtime, days: int) -> str:
+    return (datetime.fromtimestamp(runtime.clock.time(), UTC).date() + timedelta(days=days)).isoformat()
+
+
+def fill(backend: RecurringBackend, msn: str, count: int, due_now: int) -> None:
+    """`count` ACTIVE agreements with one charge each: `due_now` of them due in 20 days, the rest in 300."""
+    runtime = backend.runtime
+    soon, late = due_in(runtime, 20), due_in(runtime, 300)
+    for n in range(count):
+        _, reply = backend.draft(Env.TEST, msn, DRAFT, f"d{n}", "http://127.0.0.1")
+        agreement = backend.agreements[(Env.TEST, msn, reply["agreementId"])]
+        backend.approve(agreement, "4712345678")
+        body = {"amount": 9900, "description": "Monthly", "due": soon if n < due_now else late, "retryDays": 0,
+                "transactionType": "DIRECT_CAPTURE"}
+        status, _ = backend.create_charge(Env.TEST, msn, agreement.id, body, f"c{n}")
+        assert status == 201
+
+
+def fresh(settings: Settings) -> tuple[RecurringBackend, str]:
+    runtime = Runtime(settings)
+    runtime.clock.freeze()
+    return RecurringBackend(runtime), recurring_msn(runtime)
+
+
+def advance_cost(agreements: int, due: int, repeats: int, freeze: bool = True) -> tuple[float, int]:
+    """Median seconds of moving the clock 31 days and sweeping, over `repeats` fresh states; transitions made."""
+    times, made = [], 0
+    settings = Settings(port=0, prod_port=0)
+    for _ in range(repeats):
+        backend, msn = fresh(settings)
+        fill(backend, msn, agreements, due)
+        backend.runtime.clock.advance(3600)
+        backend.sweep()  # not measured: the spent expiry entries of the approved agreements
+        gc.collect()
+        if freeze:  # the live objects out of the collector's reach: a full collection would walk them all
+            gc.freeze()
+        started = time.perf_counter()
+        backend.runtime.clock.advance(31 * DAY)
+        made = backend.sweep()
+        times.append(time.perf_counter() - started)
+        gc.unfreeze()
+        charged = sum(1 for c in backend.charges.values() if c.status == "CHARGED")
+        assert charged == due and made == due, (charged, made)
+        del backend
+        gc.collect()
+    return statistics.median(times), made
+
+
+def memory_per_agreement(count: int) -> dict:
+    settings = Settings(port=0, prod_port=0)
+    backend, msn = fresh(settings)
+    fill(backend, msn, 100, 0)  # warm: first-use caches (schemas, ids) are not per agreement
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    fill(backend, msn, count, 0)
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    total = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    idempotency = backend.idempotency
+    tracemalloc.stop()
+    sample = next(iter(backend.agreements.values()))
+    view = backend.agreement_view(sample, "http://127.0.0.1")
+    return {"per": total / count, "records": len(idempotency), "json": len(json.dumps(view))}
+
+
+async def get_rows(seconds: float, rounds: int) -> dict:
+    running = RunningSandbox(Settings(port=0, prod_port=0))
+    await running.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = SandboxClient(running, session)
+            msn = recurring_msn(client.runtime)
+            headers = await client.auth_headers(client.key("merchant", "test", msn=msn), msn, "test")
+            reply = await client.request("POST", "/recurring/v3/agreements", "test", json_body=DRAFT,
+                                         headers=headers | {"Idempotency-Key": "bench-draft"})
+            assert reply.status == 201, reply.text
+            agreement_id = reply.json["agreementId"]
+            backend = running.app[RECURRING]
+            backend.approve(backend.agreements[(Env.TEST, msn, agreement_id)], "4712345678")
+            path = f"/recurring/v3/agreements/{agreement_id}"
+            reply = await client.request("GET", path, "test", headers=headers)
+            assert reply.status == 200, reply.text
+            body = reply.json
+            bare = web.Application()
+            bare.router.add_get("/agreement", lambda request: web.json_response(body))
+            runner = web.AppRunner(bare, access_log=None)
+            await runner.setup()
+            port = free_port()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            try:
+                pairs = []
+                for _ in range(rounds):
+                    ours = await get_load(running.test_url + path, headers, seconds)
+                    base = await get_load(f"http://127.0.0.1:{port}/agreement", {}, seconds)
+                    pairs.append((ours["rps"] / base["rps"], ours, base))
+            finally:
+                await runner.cleanup()
+        pairs.sort(key=lambda pair: pair[0])
+        ratio, ours, base = pairs[len(pairs) // 2]
+        return {"ratio": ratio, "ours": ours, "base": base, "spread": (pairs[0][0], pairs[-1][0]),
+                "bytes": len(json.dumps(body))}
+    finally:
+        await running.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="seconds of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating GET pairs (the median is reported)")
+    parser.add_argument("--repeats", type=int, default=3, help="fresh states per clock-advance measurement")
+    parser.add_argument("--memory-agreements", type=int, default=10_000)
+    parser.add_argument("--with-gc", action="store_true", help="leave the live objects to the garbage collector "
+                        "while the clock moves (a full collection then walks all of them: O(objects), not the index)")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    small, _ = advance_cost(10_000, 1_000, args.repeats, not args.with_gc)
+    large, made = advance_cost(100_000, 1_000, args.repeats, not args.with_gc)
+    ratio = large / small
+    print(f"advance 31 days, 1,000 due: {large * 1000:.1f} ms with 100,000 agreements vs {small * 1000:.1f} ms with "
+          f"10,000 -> ratio {ratio:.2f} (goal <= 1.3) {'OK' if ratio <= 1.3 else 'MISSED'}; {made} transitions")
+    memory = memory_per_agreement(args.memory_agreements)
+    print(f"memory per ACTIVE agreement with one charge: {memory['per']:.0f} B (goal <= 3072 B) "
+          f"{'OK' if memory['per'] <= 3072 else 'MISSED'}; incl. {memory['records'] // args.memory_agreements} "
+          f"idempotency records each; its GET body is {memory['json']} B of JSON")
+    get = asyncio.run(get_rows(args.seconds, args.rounds))
+    ours, base = get["ours"], get["base"]
+    print(f"authorized GET agreement: {ours['rps']:.0f} req/s vs bare aiohttp {base['rps']:.0f} req/s (same "
+          f"{get['bytes']}-byte body) -> ratio {get['ratio']:.2f} (goal >= 0.8) "
+          f"{'OK' if get['ratio'] >= 0.8 else 'MISSED'}; median of {args.rounds} alternating pairs (ratios "
+          f"{get['spread'][0]:.2f}-{get['spread'][1]:.2f}); p50 {ours['p50']:.2f}/{base['p50']:.2f} ms, "
+          f"p99 {ours['p99']:.2f}/{base['p99']:.2f} ms ({ours['tool']})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Snapshots of the Recurring API (runtime.state_providers["recurring"]): agreements, charges, idempotency records.
+
+`dump` gives JSON-able tables (no secrets: a confirmation token is derived from the landing key, never stored).
+`load` checks the whole dump before it touches the live state, so a bad snapshot raises ValueError and changes
+nothing (Runtime.load_state then undoes the parts loaded before it). The index by time is not stored: it is
+rebuilt from each record's state, with the very times it had, so a restored sandbox moves on exactly as the
+saved one would have.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import fields
+from datetime import date
+
+from sandbox.apis.recurring.backend import Agreement, Charge, RecurringBackend, Remembered
+from sandbox.core.errors import Detail, Problem
+from sandbox.core.model import Env
+
+AGREEMENT_FIELDS = tuple(f.name for f in fields(Agreement))
+CHARGE_FIELDS = tuple(f.name for f in fields(Charge))
+AGREEMENT_STATUSES = frozenset({"PENDING", "ACTIVE", "STOPPED", "EXPIRED"})
+CHARGE_STATUSES = frozenset({"PENDING", "DUE", "PROCESSING", "RESERVED", "CHARGED", "PARTIALLY_CAPTURED", "FAILED",
+                             "CANCELLED", "PARTIALLY_REFUNDED", "REFUNDED"})
+
+
+def dump(backend: RecurringBackend) -> dict:
+    agreements = []
+    for agreement in backend.agreements.values():
+        record = {name: getattr(agreement, name) for name in AGREEMENT_FIELDS}
+        record["env"] = str(agreement.env)
+        agreements.append(record)
+    charges = []
+    for charge in backend.charges.values():
+        record = {name: getattr(charge, name) for name in CHARGE_FIELDS}
+        record["env"], record["due"] = str(charge.env), charge.due.isoformat()
+        record["failing"] = list(charge.failing) if charge.failing is not None else None
+        charges.append(record)
+    idempotency = []
+    for (env, msn, route, key), remembered in backend.idempotency.items():
+        row: dict = {"env": str(env), "msn": msn, "route": route, "key": key,
+                     "fingerprint": remembered.fingerprint.hex(), "status": remembered.status, "body": remembered.body}
+        error = remembered.error
+        if error is not None:
+            row["error"] = {"status": error.status, "title": error.title, "detail": error.detail, "code": error.code,
+                            "details": [[d.name, d.reason] for d in error.details], "rule": error.rule,
+                            "reason": error.reason}
+        idempotency.append(row)
+    return {"agreements": agreements, "charges": charges, "idempotency": idempotency,
+            "counters": [{"transactions": backend._transaction_seq}]}
+
+
+def _table(data: dict, name: str) -> list[dict]:
+    rows = data.get(name, [])
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise ValueError(f"the recurring state's {name!r} must be a list of objects")
+    return rows
+
+
+def _agreement(row: dict) -> Agreement:
+    unknown = set(row) - set(AGREEMENT_FIELDS)
+    if unknown:
+        raise ValueError(f"an agreement has unknown fields {sorted(unknown)}")
+    record = dict(row)
+    record["env"] = Env(record["env"])
+    agreement = Agreement(**record)
+    if agreement.status not in AGREEMENT_STATUSES:
+        raise ValueError(f"agreement {agreement.id} has an unknown status {agreement.status!r}")
+    for name in ("id", "msn", "uuid", "product_name", "create_key"):
+        if not isinstance(getattr(agreement, name), str):
+            raise ValueError(f"agreement field {name} must be a string")
+    if not isinstance(agreement.pricing, dict) or not isinstance(agreement.charges, list) or not isinstance(
+            agreement.history, list):
+        raise ValueError(f"agreement {agreement.id} has a malformed pricing, charge list or history")
+    float(agreement.created)
+    return agreement
+
+
+def _charge(row: dict) -> Charge:
+    unknown = set(row) - set(CHARGE_FIELDS)
+    if unknown:
+        raise ValueError(f"a charge has unknown fields {sorted(unknown)}")
+    record = dict(row)
+    record["env"], record["due"] = Env(record["env"]), date.fromisoformat(record["due"])
+    failing = record.get("failing")
+    record["failing"] = (str(failing[0]), str(failing[1])) if failing is not None else None
+    charge = Charge(**record)
+    if charge.status not in CHARGE_STATUSES:
+        raise ValueError(f"charge {charge.id} has an unknown status {charge.status!r}")
+    for name in ("amount", "captured", "refunded", "cancelled", "retry_days"):
+        value = getattr(charge, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"charge field {name} must be a whole number")
+    if charge.next_at is not None:
+        charge.next_at = float(charge.next_at)
+    return charge
+
+
+def _remembered(row: dict) -> tuple[tuple[Env, str, str, str], Remembered]:
+    key = (Env(row["env"]), str(row["msn"]), str(row["route"]), str(row["key"]))
+    error = None
+    if row.get("error") is not None:
+        e = row["error"]
+        error = Problem(int(e["status"]), str(e["title"]), str(e["detail"]), code=e.get("code"),
+                        details=[Detail(str(name), str(reason)) for name, reason in e.get("details", [])],
+                        rule=e.get("rule"), reason=e.get("reason"))
+    return key, Remembered(bytes.fromhex(row["fingerprint"]), int(row.get("status") or 0), row.get("body"), error)
+
+
+def _timer(charge: Charge) -> str | None:
+    """Which transition a charge's heap entry (at charge.next_at) is: what _schedule_charge would have pushed."""
+    if charge.next_at is None:
+        return None
+    if charge.status == "PENDING":
+        return "due"
+    if charge.status == "DUE":
+        return "process" if charge.failing is None else "fail"
+    return None
+
+
+def load(backend: RecurringBackend, data: object) -> None:
+    """Replaces every agreement, charge and idempotency record with the dump's; ValueError, and no change, if it is
+    malformed."""
+    if not isinstance(data, dict):
+        raise ValueError("the recurring state must be an object of tables")
+    try:
+        agreements = {}
+        for row in _table(data, "agreements"):
+            agreement = _agreement(row)
+            agreements[(agreement.env, agreement.msn, agreement.id)] = agreement
+        charges = {}
+        for row in _table(data, "charges"):
+            charge = _charge(row)
+            if (charge.env, charge.msn, charge.agreement_id) not in agreements:
+                raise ValueError(f"charge {charge.id} belongs to no agreement of the snapshot")
+            charges[(charge.env, charge.msn, charge.id)] = charge
+        idempotency = dict(_remembered(row) for row in _table(data, "idempotency"))
+        counters = _table(data, "counters")
+        transactions = int(counters[0]["transactions"]) if counters else 0
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ValueError(f"the recurring state is not valid: {exc}") from exc
+    heap: list[tuple[float, int, str, tuple]] = []
+    seq = 0
+    by_unit: dict[tuple[Env, str], list[str]] = {}
+    for key, agreement in agreements.items():
+        by_unit.setdefault((agreement.env, agreement.msn), []).append(agreement.id)
+        if agreement.status == "PENDING":
+            seq += 1
+            heap.append((agreement.expires_at, seq, "expire", key))
+    for key, charge in charges.items():
+        kind = _timer(charge)
+        if kind is None:
+            charge.next_at = None
+            continue
+        assert charge.next_at is not None
+        seq += 1
+        heap.append((charge.next_at, seq, kind, key))
+    heapq.heapify(heap)
+    backend.clear()
+    backend.agreements, backend.by_unit, backend.charges = agreements, by_unit, charges
+    backend.order = list(agreements)
+    backend.idempotency, backend._heap, backend._seq, backend._transaction_seq = idempotency, heap, seq, transactions
