@@ -202,6 +202,7 @@ SANDBOX_ROUTES = (
     R("sandbox.clock.get", "GET", "/_sandbox/clock", Api.SANDBOX, summary="read the virtual clock"),
     R("sandbox.clock.set", "POST", "/_sandbox/clock", Api.SANDBOX, summary="move or freeze the virtual clock"),
     R("sandbox.keys", "GET", "/_sandbox/keys", Api.SANDBOX, summary="list key sets"),
+    R("sandbox.users", "GET", "/_sandbox/users", Api.SANDBOX, summary="list test users (`?market=NO|DK|FI`)"),
 )
 # The simulated user and the control plane of the ePayment API (issue 3).
 SANDBOX_EPAYMENT_ROUTES = served_by(
