@@ -32,7 +32,7 @@ PAGE_CSS = ("body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem a
             "fieldset{border:1px solid #ddd;border-radius:8px;margin:0 0 1rem;padding:.5rem .75rem}"
             "label{display:block;margin:.35rem 0}.field input,.field select{display:block;width:100%;"
             "box-sizing:border-box;padding:.35rem;font-size:1rem}input[readonly]{background:#f3f3f3}"
-            ".option small{color:#666}.total{font-weight:600}.update{background:#eee}")
+            ".option small{color:#666}.total{font-weight:600}.update,.pick{background:#eee}")
 #: The sandbox's icon (served by the dashboard), so a browser never asks for /favicon.ico.
 ICON_LINK = '<link rel="icon" href="/_sandbox/dashboard/favicon.svg" type="image/svg+xml">'
 #: Said on every page a user's browser opens, so a screenshot of it is never taken for the real thing.
@@ -183,7 +183,7 @@ def _express_form(payment: Payment, token: str, user: express.User, locked: str 
              f"<input type=\"hidden\" name=\"token\" value=\"{esc(token)}\">",
              "<fieldset class=\"user\"><legend>Your details</legend>",
              *([f"<label class=\"field\">Test user<select name=\"payer\">{_user_options(users, user.mobileNumber)}"
-                "</select></label><button class=\"update\" type=\"submit\" formaction=\"/_sandbox/landing\" "
+                "</select></label><button class=\"pick\" type=\"submit\" formaction=\"/_sandbox/landing\" "
                 "formmethod=\"get\" name=\"pick\" value=\"1\">Use this test user</button>"]
                if users and not locked else []),
              *(_input(name, getattr(user, name), locked=(name == "mobileNumber" and bool(locked)))
