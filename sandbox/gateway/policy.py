@@ -217,6 +217,8 @@ SANDBOX_EPAYMENT_ROUTES = served_by(
       summary="reject a payment as the user"),
     R("sandbox.payments.expire", "POST", "/_sandbox/payments/{msn}/{reference}/expire", Api.SANDBOX,
       summary="let a payment expire"),
+    R("sandbox.phone", "GET", "/_sandbox/phone/{phoneNumber}", Api.SANDBOX,
+      summary="the virtual phone: a user's pending payment requests, with Approve and Reject"),
 )
 # The simulated user and the control plane of the Recurring API (issue 15).
 SANDBOX_RECURRING_ROUTES = served_by(

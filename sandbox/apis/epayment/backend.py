@@ -644,6 +644,13 @@ class PaymentsBackend:
         return express.default_user(payment.msn, payment.reference, payer or payment.phone, market, chosen,
                                     world.market_users.get(market, []))
 
+    def pending_for(self, env: Env, phone: str) -> list[Payment]:
+        """The CREATED payments of this environment addressed to this phone number (customer.phoneNumber), oldest
+        first: what the virtual phone shows. A scan of the payments (the phone page is a control-plane page)."""
+        self.sweep()
+        return [p for p in self.payments.values()
+                if p.env is env and p.phone == phone and p.state is State.CREATED]
+
     def test_user_phone(self, payment: Payment) -> str | None:
         """The test user the landing page preselects: the one the payment's phone belongs to, else the first of
         the market's (None when the fixture has none)."""

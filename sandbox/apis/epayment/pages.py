@@ -271,6 +271,49 @@ async def _fields(request: web.Request) -> dict:
         return {}
 
 
+def _back_to_phone(fields: dict) -> str | None:
+    """Where Approve and Reject on the virtual phone go back to: that phone's page (a fixed, same-origin path)."""
+    number = fields.get("backToPhone")
+    return f"/_sandbox/phone/{number}" if isinstance(number, str) and express.MSISDN.fullmatch(number) else None
+
+
+def _phone_html(request: web.Request, payments: PaymentsBackend, number: str, pending: list[Payment]) -> str:
+    """The virtual phone: what the app would show this user, the pending payment requests with Approve and
+    Reject (each form posts to the landing page's approve or reject, and comes back here)."""
+    esc = html.escape
+    world = request.app[RUNTIME].world
+    user = world.user(number)
+    who = (f"<strong data-user-role=\"{esc(user.role)}\">{esc(user.name)}</strong> ({esc(number)}, {esc(user.market)})"
+           if user else f"<strong>{esc(number)}</strong> (not a test user)")
+    parts = [f"<h1>Phone</h1><p class=\"who\">{who}</p>",
+             f"<p><small>{esc(str(call(request).env))} environment; reload to see new requests.</small></p>"]
+    if not pending:
+        parts.append("<p class=\"empty\" data-empty>No pending payment requests.</p>")
+    for payment in pending:
+        unit = world.sales_units.get(payment.msn)
+        token = esc(payments.landing_token(payment))
+        hidden = (f"<input type=\"hidden\" name=\"token\" value=\"{token}\">"
+                  f"<input type=\"hidden\" name=\"backToPhone\" value=\"{esc(number)}\">")
+        parts.append(f"<fieldset class=\"request\" data-reference=\"{esc(payment.reference)}\" "
+                     f"data-msn=\"{esc(payment.msn)}\"><legend>{esc(unit.name if unit else payment.msn)}</legend>"
+                     f"<p class=\"amount\">{esc(money(payment.value, payment.currency))}</p>"
+                     + (f"<p class=\"description\">{esc(payment.description)}</p>" if payment.description else ""))
+        refused = payments.refusal(payment)
+        if refused is not None:
+            parts.append(f"<div class=\"why\" data-error-code=\"{esc(refused[0])}\">{esc(refused[1])}</div>")
+        if payment.express:  # Express asks for details and a shipping option: the landing page does that
+            parts.append(f"<p><a href=\"/_sandbox/landing?token={quote(payments.landing_token(payment))}\">"
+                         "Open (Express: details and shipping)</a></p>")
+        else:
+            disabled = " disabled" if refused is not None else ""
+            parts.append(f"<form method=\"post\" action=\"/_sandbox/landing/approve\" style=\"display:inline\">"
+                         f"{hidden}<input type=\"hidden\" name=\"payer\" value=\"{esc(number)}\">"
+                         f"<button class=\"approve\" type=\"submit\"{disabled}>Approve</button></form>")
+        parts.append(f"<form method=\"post\" action=\"/_sandbox/landing/reject\" style=\"display:inline\">{hidden}"
+                     "<button class=\"reject\" type=\"submit\">Reject</button></form></fieldset>")
+    return "".join(parts)
+
+
 def express_choice(payments: PaymentsBackend, payment: Payment, fields: dict) -> tuple[express.User, dict]:
     """The user's details and shipping option from the landing page's form (or a JSON body): a field left out
     keeps its default, no option means the pre-selected one. Dynamic options come from the signed offer."""
@@ -318,6 +361,9 @@ def setup(app: web.Application, key: web.AppKey) -> None:
         elif payment.state is State.CREATED:
             payer = chosen_payer(payments, payment, await _fields(request))
         payments.approve(payment, choice=choice, payer=payer)
+        back = _back_to_phone(await _fields(request))
+        if back:
+            raise web.HTTPSeeOther(back)
         # Checked again here, as a browser reads it (a snapshot may hold anything): never a script or data URL.
         if payment.return_url and is_safe_link(payment.return_url):
             raise web.HTTPSeeOther(payment.return_url)
@@ -328,6 +374,9 @@ def setup(app: web.Application, key: web.AppKey) -> None:
         payments = _backend(request, key)
         payment = payments.by_token(await _token(request))
         payments.reject(payment)
+        back = _back_to_phone(await _fields(request))
+        if back:
+            raise web.HTTPSeeOther(back)
         back = (f"<p><a href=\"{html.escape(payment.return_url)}\">Back to the merchant</a></p>"
                 if payment.return_url and is_safe_link(payment.return_url) else "")
         return _page("Payment rejected", f"<p class=\"state\">Payment <strong>ABORTED</strong>.</p>{back}")
@@ -379,7 +428,18 @@ def setup(app: web.Application, key: web.AppKey) -> None:
         handler.__doc__ = f"CI acts as the user: {action} the payment, in this port's environment."
         return handler
 
+    async def phone(request: web.Request) -> web.Response:
+        payments = _backend(request, key)
+        number = request.match_info["phoneNumber"]
+        if not express.MSISDN.fullmatch(number):
+            raise Problem(400, "Bad Request", "The phone number must be an MSISDN: the country code and the number, "
+                          "digits only (4791234567).", details=[Detail("phoneNumber", "Not an MSISDN.")],
+                          rule="phone-number-invalid")
+        return _page(f"Vipps MobilePay sandbox: phone {number}",
+                     _phone_html(request, payments, number, payments.pending_for(call(request).env, number)))
+
     router = routes(app)
+    router.add_get("/_sandbox/phone/{phoneNumber}", phone, name="sandbox.phone")
     router.add_get("/_sandbox/landing", landing, name="sandbox.landing")
     router.add_post("/_sandbox/landing/approve", landing_approve, name="sandbox.landing.approve")
     router.add_post("/_sandbox/landing/reject", landing_reject, name="sandbox.landing.reject")
