@@ -9,6 +9,7 @@ import re
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
+from browser_support import chromium, needs_chromium, new_page
 from epayment_support import create_body, merchant
 
 from sandbox.apis.epayment.rules import MAGIC_AMOUNTS
@@ -118,3 +119,35 @@ async def test_express_prefills_a_test_user_and_the_tester_can_pick_another(sand
     assert got["userDetails"]["mobileNumber"] == chosen.phone_number
     assert got["userDetails"]["firstName"] == chosen.given_name
     assert got["profile"]["sub"] == expected_sub(shop.msn, chosen.phone_number)
+
+
+async def test_who_paid_survives_a_snapshot_and_restore(sandbox):
+    shop = merchant(sandbox)
+    created = await shop.create(create_body("payer-0008", profile={"scope": SCOPE}))
+    typed = "4790000002"
+    status, _ = await approve(sandbox, token_of(created.json["redirectUrl"]), phoneNumber=typed)
+    assert status == 303
+    assert (await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"name": "payer"})).status == 200
+    assert (await sandbox.request("POST", "/_sandbox/reset", "test")).status in (200, 204)
+    assert (await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"name": "payer"})).status == 200
+    got = (await shop.get("payer-0008")).json
+    assert got["state"] == "AUTHORIZED" and got["profile"]["sub"] == expected_sub(shop.msn, typed)
+    assert sandbox.runtime.world.users_by_role["no-user"]  # the users came back with the world
+
+
+@needs_chromium
+async def test_a_tester_picks_the_payer_in_chromium(sandbox):
+    shop = merchant(sandbox)
+    chosen = sandbox.runtime.world.users_by_role["no-email-unverified"]
+    created = await shop.create(create_body("payer-0009", profile={"scope": SCOPE}))
+    async with chromium() as browser:
+        page, errors = await new_page(browser)
+        # the returnUrl's shop does not exist: the browser is answered for it, so the redirect completes
+        await page.route("https://shop.example.com/**", lambda route: route.fulfill(status=200, body="shop"))
+        await page.goto(created.json["redirectUrl"])
+        await page.locator("select[name=payer]").select_option(chosen.phone_number)
+        await page.locator("button.approve").click()
+        await page.wait_for_url("https://shop.example.com/**")
+        assert errors == []
+    got = (await shop.get("payer-0009")).json
+    assert got["state"] == "AUTHORIZED" and got["profile"]["sub"] == expected_sub(shop.msn, chosen.phone_number)
