@@ -151,3 +151,31 @@ async def test_a_tester_picks_the_payer_in_chromium(sandbox):
         assert errors == []
     got = (await shop.get("payer-0009")).json
     assert got["state"] == "AUTHORIZED" and got["profile"]["sub"] == expected_sub(shop.msn, chosen.phone_number)
+
+
+async def test_the_control_plane_approves_as_a_chosen_user(sandbox):
+    shop = merchant(sandbox)
+    world = sandbox.runtime.world
+    chosen = world.users_by_role["no-several-addresses"]
+    await shop.create(create_body("payer-0010", profile={"scope": SCOPE}))
+    path = f"/_sandbox/payments/{shop.msn}/payer-0010/approve"
+    bad = await sandbox.request("POST", path, "test", json_body={"phoneNumber": 4790000001})
+    assert bad.status == 400 and bad.headers["Content-Type"].startswith("application/problem+json")
+    bad = await sandbox.request("POST", path, "test", json_body={"phoneNumber": "+47 123"})
+    assert bad.status == 400 and "MSISDN" in bad.json["detail"]
+    reply = await sandbox.request("POST", path, "test", json_body={"phoneNumber": chosen.phone_number})
+    assert reply.status == 200, reply.text
+    assert reply.json["profile"]["sub"] == expected_sub(shop.msn, chosen.phone_number)
+    # Express: the chosen user's details; a user without an address cannot take delivery
+    await shop.create(create_body("payer-0011", 25000, shipping={"fixedOptions": FIXED},
+                                  profile={"scope": "name address email phoneNumber"}))
+    path = f"/_sandbox/payments/{shop.msn}/payer-0011/approve"
+    nowhere = world.users_by_role["no-no-address"]
+    refused = await sandbox.request("POST", path, "test", json_body={"phoneNumber": nowhere.phone_number})
+    assert refused.status == 409 and "no address" in refused.json["detail"]
+    reply = await sandbox.request("POST", path, "test", json_body={"phoneNumber": chosen.phone_number})
+    assert reply.status == 200, reply.text
+    got = (await shop.get("payer-0011")).json
+    assert got["userDetails"]["mobileNumber"] == chosen.phone_number
+    assert got["userDetails"]["lastName"] == chosen.family_name
+    assert got["shippingDetails"]["address"]["postCode"] == chosen.addresses[0]["postal_code"]

@@ -400,11 +400,24 @@ def setup(app: web.Application, key: web.AppKey) -> None:
         code.save(buffer, kind="svg", scale=8, xmldecl=False)
         return web.Response(body=buffer.getvalue(), content_type="image/svg+xml")
 
-    async def control_approve(payments: PaymentsBackend, payment: Payment) -> None:
-        """Approve as the user with the defaults; dynamic Express asks the merchant's callback first."""
+    async def control_approve(payments: PaymentsBackend, payment: Payment, body: object = None) -> None:
+        """Approve as the user with the defaults, or as the user of `{"phoneNumber": ...}` (a test user's number
+        gives Express that user's details); dynamic Express asks the merchant's callback first."""
+        if body is not None and (not isinstance(body, dict) or not isinstance(body.get("phoneNumber", ""), str)):
+            raise Problem(400, "Bad Request", "The body, when there is one, is {\"phoneNumber\": \"4791234567\"}.",
+                          details=[Detail("phoneNumber", "A string.")], rule="control-approve-body-invalid")
+        payer = chosen_payer(payments, payment, {"phoneNumber": (body or {}).get("phoneNumber")}) \
+            if payment.state is State.CREATED else None
         choice = None
-        if payment.express and payment.state is State.CREATED and payments.fixed_groups(payment) is None:
-            user = payments.express_user(payment)
+        if payment.express and payment.state is State.CREATED and (payer or payments.fixed_groups(payment) is None):
+            user = payments.express_user(payment, payer)
+            if not user.address.get("addressLine1"):
+                raise Problem(409, "Conflict", f"The test user {payer} has no address, and Express needs a delivery "
+                              "address: approve on the landing page and type one.", rule="express-user-no-address")
+            groups = payments.fixed_groups(payment)
+            if groups is not None:
+                payments.approve(payment, choice=(user, express.default_option(groups)))
+                return
             offer = await payments.offer(payment, user.address)
             if offer.cannot_ship:
                 raise Problem(409, "Conflict", f"The merchant's shipping callback cannot ship to the user's address "
@@ -413,7 +426,7 @@ def setup(app: web.Application, key: web.AppKey) -> None:
             if offer.error or offer.groups is None:
                 raise Problem(502, "Bad Gateway", offer.error or "No shipping groups.", rule="express-callback-failed")
             choice = (user, express.default_option(offer.groups))
-        payments.approve(payment, choice=choice)
+        payments.approve(payment, choice=choice, payer=payer)
 
     def control(action: str):
         async def handler(request: web.Request) -> web.Response:
@@ -421,7 +434,7 @@ def setup(app: web.Application, key: web.AppKey) -> None:
             reference = request.match_info["reference"]
             payment = payments.find(call(request).env, request.match_info["msn"], reference)
             if action == "approve":
-                await control_approve(payments, payment)
+                await control_approve(payments, payment, await read_json(request))
             else:
                 getattr(payments, action)(payment)
             return web.json_response(payments.view(payment))
