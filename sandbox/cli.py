@@ -1,4 +1,4 @@
-"""The `vipps-sandbox` command: serve, keys, fixture generate, scenario."""
+"""The `vipps-sandbox` command: serve, keys, users, fixture generate, scenario."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from pathlib import Path
 from sandbox.core.keys_listing import keyset_rows, table
 from sandbox.core.model import Env, KeyType
 from sandbox.core.settings import Settings
+from sandbox.core.users_listing import MARKETS, user_rows
+from sandbox.core.users_listing import table as users_table
 from sandbox.core.world import World
 from sandbox.fixture import store
 from sandbox.fixture.generate import MIN_PARTNERS, generate
+from sandbox.fixture.users import AGE_DAY as FIXTURE_DAY
 from sandbox.gateway.hosts import ALLOWED_HOSTS_VAR, parse_allowed_hosts
 from sandbox.scenarios import args as scenario_args
 
@@ -100,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("--fixture", type=Path, default=os.environ.get("VIPPS_SANDBOX_FIXTURE") or None,
                       help="TinyDB fixture file (default: $VIPPS_SANDBOX_FIXTURE, else the bundled one), as serve")
     keys.add_argument("--seed", type=int, help="a fixture generated from this seed, as serve --seed")
+
+    users = commands.add_parser("users", help="list the test users of a fixture (--json: every field)")
+    users.add_argument("--json", action="store_true", help="every field, as JSON")
+    users.add_argument("--market", choices=MARKETS, help="only the users of this market")
+    users.add_argument("--fixture", type=Path, default=os.environ.get("VIPPS_SANDBOX_FIXTURE") or None,
+                       help="TinyDB fixture file (default: $VIPPS_SANDBOX_FIXTURE, else the bundled one), as serve")
+    users.add_argument("--seed", type=int, help="a fixture generated from this seed, as serve --seed")
 
     fixture = commands.add_parser("fixture", help="fixture tools")
     fixture_commands = fixture.add_subparsers(dest="fixture_command", required=True)
@@ -189,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
             rows = keyset_rows(world, KeyType(args.type) if args.type else None, Env(args.env) if args.env else None,
                                role=args.role)
             print(json.dumps(rows, indent=2) if args.json else table(rows))
+            return 0
+        if args.command == "users":
+            world = World(tables_for(args.fixture, args.seed))
+            rows = user_rows(world, args.market, FIXTURE_DAY)
+            print(json.dumps(rows, indent=2) if args.json else users_table(rows))
             return 0
         if args.command == "fixture":
             store.write(generate(args.seed, args.partners, args.merchants), args.out)

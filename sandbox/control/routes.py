@@ -12,6 +12,7 @@ from sandbox.control.backend import ClockBackend, KeyRotation
 from sandbox.core.errors import Detail, Problem, clip
 from sandbox.core.keys_listing import UnknownRole, keyset_rows
 from sandbox.core.model import Env, KeyType
+from sandbox.core.users_listing import UnknownMarket, today, user_rows
 from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
@@ -139,6 +140,16 @@ async def keys_list(request: web.Request) -> web.Response:
     return web.json_response(rows)
 
 
+async def users_list(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    try:
+        rows = user_rows(runtime.world, request.query.get("market") or None, today(runtime.clock))
+    except UnknownMarket as exc:
+        raise Problem(400, "Bad Request", clip(str(exc), 200), details=[Detail("market", "Unknown market.")],
+                      rule="users-market-unknown") from exc
+    return web.json_response(rows)
+
+
 def setup(app: web.Application) -> None:
     runtime = app[RUNTIME]
     app[REQUEST_LOG] = RequestLog(runtime.settings.request_log_size, runtime.clock)
@@ -151,6 +162,7 @@ def setup(app: web.Application) -> None:
     router.add_get("/_sandbox/clock", clock_get, name="sandbox.clock.get")
     router.add_post("/_sandbox/clock", clock_set, name="sandbox.clock.set")
     router.add_get("/_sandbox/keys", keys_list, name="sandbox.keys")
+    router.add_get("/_sandbox/users", users_list, name="sandbox.users")
     router.add_get("/_sandbox/requests", requests_list, name="sandbox.requests.list")
     router.add_delete("/_sandbox/requests", requests_clear, name="sandbox.requests.clear")
     router.add_post("/_sandbox/reset", reset, name="sandbox.reset")

@@ -7,6 +7,7 @@ knowing anything of HTTP or TinyDB.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from enum import StrEnum
 
 
@@ -108,3 +109,27 @@ class PricePackage:
 class Consent:
     accounting_partner_id: str
     merchant: str  # Merchant.key
+
+
+@dataclass
+class User:
+    """A test user: the person who pays, logs in and shares a profile (the fixture's `users` table)."""
+
+    phone_number: str  # an MSISDN as the APIs write it: 4791234567, 4512345678, 358401234567
+    given_name: str
+    family_name: str
+    email: str
+    email_verified: bool
+    addresses: list[dict]  # Userinfo's address shape (address_type, street_address, ...); the first is the default
+    birthdate: str  # YYYY-MM-DD
+    nin: str  # fødselsnummer, CPR (10 digits) or HETU, with valid check digits
+    market: str
+    role: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
+    def age(self, on: date) -> int:
+        born = date.fromisoformat(self.birthdate)
+        return on.year - born.year - ((on.month, on.day) < (born.month, born.day))

@@ -13,7 +13,7 @@ import hmac
 from collections import defaultdict
 from dataclasses import asdict
 
-from sandbox.core.model import Consent, Env, KeySet, KeyType, Merchant, Partner, PricePackage, SalesUnit
+from sandbox.core.model import Consent, Env, KeySet, KeyType, Merchant, Partner, PricePackage, SalesUnit, User
 
 SUBSCRIPTION_FIELDS = ("subscription_key_primary", "subscription_key_secondary")
 SECRET_FIELDS = ("client_secret", *SUBSCRIPTION_FIELDS)
@@ -70,6 +70,20 @@ class World:
         self.price_packages: dict[str, list[PricePackage]] = defaultdict(list)
         for record in tables.get("price_packages", []):
             self.price_packages[record["partner_id"]].append(PricePackage(**record))
+        #: The test users by phone number (MSISDN) and by role: O(1) either way.
+        self.users: dict[str, User] = {}
+        self.users_by_role: dict[str, User] = {}
+        self.market_users: dict[str, list[User]] = defaultdict(list)
+        for record in tables.get("users", []):
+            user = User(**copy.deepcopy(record))
+            self.users[user.phone_number] = user
+            if user.role:
+                self.users_by_role[user.role] = user
+            self.market_users[user.market].append(user)
+
+    def user(self, phone_number: str | None) -> User | None:
+        """The test user with this phone number (an MSISDN, 4791234567), if there is one."""
+        return self.users.get(phone_number) if phone_number else None
 
     # -- mutation ---------------------------------------------------------------------------
     def add_sales_unit(self, unit: SalesUnit) -> None:
@@ -232,4 +246,5 @@ class World:
             "keys": keys,
             "consents": [asdict(Consent(p, m)) for p, m in sorted(self.consents)],
             "price_packages": [asdict(pp) for pps in self.price_packages.values() for pp in pps],
+            "users": [asdict(u) for u in self.users.values()],
         })

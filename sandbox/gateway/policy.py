@@ -202,6 +202,7 @@ SANDBOX_ROUTES = (
     R("sandbox.clock.get", "GET", "/_sandbox/clock", Api.SANDBOX, summary="read the virtual clock"),
     R("sandbox.clock.set", "POST", "/_sandbox/clock", Api.SANDBOX, summary="move or freeze the virtual clock"),
     R("sandbox.keys", "GET", "/_sandbox/keys", Api.SANDBOX, summary="list key sets"),
+    R("sandbox.users", "GET", "/_sandbox/users", Api.SANDBOX, summary="list test users (`?market=NO|DK|FI`)"),
 )
 # The simulated user and the control plane of the ePayment API (issue 3).
 SANDBOX_EPAYMENT_ROUTES = served_by(
@@ -216,6 +217,8 @@ SANDBOX_EPAYMENT_ROUTES = served_by(
       summary="reject a payment as the user"),
     R("sandbox.payments.expire", "POST", "/_sandbox/payments/{msn}/{reference}/expire", Api.SANDBOX,
       summary="let a payment expire"),
+    R("sandbox.phone", "GET", "/_sandbox/phone/{phoneNumber}", Api.SANDBOX,
+      summary="the virtual phone: a user's pending payment requests, with Approve and Reject"),
 )
 # The simulated user and the control plane of the Recurring API (issue 15).
 SANDBOX_RECURRING_ROUTES = served_by(

@@ -114,6 +114,7 @@ class Corpus:
                   "merchantId": merchant.id, "client_id": self.sandbox.key(
                       "management", "production", owner=self.sandbox.partner_role("basic"))["client_id"]}
         values["agreementId"], values["chargeId"] = self.agreement_id, self.charge_id
+        values["phoneNumber"] = next(iter(world.users))  # the virtual phone of a test user (issue 16)
         if "recurring" in route.name:
             values["msn"] = self.recurring_msn
         if route.name.startswith("management.merchants"):

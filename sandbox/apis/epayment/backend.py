@@ -99,6 +99,7 @@ class Payment:
     shipping: dict | None = None  # Express: the create's `shipping` (fixedOptions or dynamicOptions)
     shipping_details: dict | None = None  # Express, once approved: the spec's ShippingDetails
     user_details: dict | None = None  # Express, once approved: the spec's UserDetails
+    payer: str | None = None  # once approved: the phone number (MSISDN) of who paid, a test user's or typed
     state: State = State.CREATED
     authorized: int = 0
     cancelled: int = 0
@@ -146,7 +147,8 @@ class Payment:
         """The user's `sub`: once AUTHORIZED, when profile.scope was asked for (GET's profile.sub, and the
         AUTHORIZED webhook's `sub`); else None."""
         if self.scope and self.state is State.AUTHORIZED:
-            return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.msn}/{self.phone or self.reference}"))
+            # stable per (sales unit, user): the payer's phone number, as the create's customer.phoneNumber gave
+            return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.msn}/{self.payer or self.phone or self.reference}"))
         return None
 
     def event_views(self, authorized_key: bool = True) -> list[dict]:
@@ -593,7 +595,7 @@ class PaymentsBackend:
         return None
 
     def approve(self, payment: Payment, phone: str | None = None,
-                choice: tuple[express.User, dict] | None = None) -> bool:
+                choice: tuple[express.User, dict] | None = None, payer: str | None = None) -> bool:
         """The user approves: CREATED -> AUTHORIZED. False when it already was AUTHORIZED.
 
         Express: `choice` is the user's details and the chosen shipping option (from the payment's fixed
@@ -622,6 +624,8 @@ class PaymentsBackend:
             phone = phone or user.mobileNumber
         if phone and not payment.phone:
             payment.phone = phone
+        # who paid: the user chosen (or typed) on the landing page, else the phone the payment went to
+        payment.payer = payer or phone or payment.phone
         payment.authorized = payment.value
         self._transition(payment, State.AUTHORIZED, "AUTHORIZED", payment.value, None)
         return True
@@ -630,10 +634,32 @@ class PaymentsBackend:
     def fixed_groups(self, payment: Payment) -> list[dict] | None:
         return (payment.shipping or {}).get("fixedOptions")
 
-    def express_user(self, payment: Payment) -> express.User:
-        """The details the landing page prefills (the simulated user): deterministic per payment."""
+    def express_user(self, payment: Payment, payer: str | None = None) -> express.User:
+        """The details the landing page prefills: the chosen test user's (`payer`, else the one the payment's
+        phone number belongs to, else one of the market's test users, deterministic per payment)."""
         unit = self._unit(payment)
-        return express.default_user(payment.msn, payment.reference, payment.phone, unit.market if unit else "NO")
+        market = unit.market if unit else "NO"
+        world = self.runtime.world
+        chosen = world.user(payer) or world.user(payment.phone)
+        return express.default_user(payment.msn, payment.reference, payer or payment.phone, market, chosen,
+                                    world.market_users.get(market, []))
+
+    def pending_for(self, env: Env, phone: str) -> list[Payment]:
+        """The CREATED payments of this environment addressed to this phone number (customer.phoneNumber), oldest
+        first: what the virtual phone shows. A scan of the payments (the phone page is a control-plane page)."""
+        self.sweep()
+        return [p for p in self.payments.values()
+                if p.env is env and p.phone == phone and p.state is State.CREATED]
+
+    def test_user_phone(self, payment: Payment) -> str | None:
+        """The test user the landing page preselects: the one the payment's phone belongs to, else the first of
+        the market's (None when the fixture has none)."""
+        world = self.runtime.world
+        if world.user(payment.phone) is not None:
+            return payment.phone
+        unit = self._unit(payment)
+        users = world.market_users.get(unit.market if unit else "NO", [])
+        return users[0].phone_number if users else None
 
     def phone_locked(self, payment: Payment) -> str | None:
         """The phone number the landing page is locked to: customer.phoneNumber when the sales unit has

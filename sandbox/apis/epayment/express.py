@@ -35,7 +35,7 @@ CALLBACK_TIMEOUT = 10.0
 CALLBACK_MAX_BYTES = 256 * 1024  # a bigger answer is a failed callback
 FIELD_MAX = 200
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_MSISDN = re.compile(r"[1-9][0-9]{7,14}")
+MSISDN = _MSISDN = re.compile(r"[1-9][0-9]{7,14}")
 
 
 def is_express(body: dict) -> bool:
@@ -141,12 +141,20 @@ class User:
                 "mobileNumber": self.mobileNumber, "addresses": [dict(self.address)]}
 
 
-def default_user(msn: str, reference: str, phone: str | None, market: str) -> User:
-    """Plausible, deterministic details: the same payment always gets the same user (chosen by a hash of the
-    sales unit and the phone number, or the reference), living in the sales unit's country."""
+def default_user(msn: str, reference: str, phone: str | None, market: str, test_user=None,
+                 market_users: list | None = None) -> User:
+    """The details the landing page prefills. `test_user` (a sandbox.core.model.User) gives them; without one,
+    one of `market_users` with an address, chosen by a hash of the sales unit and the phone number (or the
+    reference), so the same payment always gets the same user; without test users, plausible made-up details."""
     digest = hashlib.blake2b(f"{msn}/{phone or reference}".encode(), digest_size=8).digest()
-    first, last = FIRST_NAMES[digest[0] % len(FIRST_NAMES)], LAST_NAMES[digest[1] % len(LAST_NAMES)]
     market = market if market in HOME else "NO"
+    if test_user is None and not phone:
+        with_address = [u for u in market_users or [] if u.addresses]
+        if with_address:
+            test_user = with_address[digest[0] % len(with_address)]
+    if test_user is not None:
+        return from_test_user(test_user, market)
+    first, last = FIRST_NAMES[digest[0] % len(FIRST_NAMES)], LAST_NAMES[digest[1] % len(LAST_NAMES)]
     if not phone:
         prefix = PHONE_PREFIX[market]
         number = str(int.from_bytes(digest[2:], "big")).zfill(PHONE_LENGTH[market])
@@ -155,6 +163,19 @@ def default_user(msn: str, reference: str, phone: str | None, market: str) -> Us
     email = f"{first}.{last}@example.com".lower()
     return User(first, last, email, phone, {"addressLine1": line1, "city": city, "country": market,
                                             "postCode": post_code})
+
+
+def from_test_user(user, market: str) -> User:
+    """A test user's details as the landing page's (the default address; its unit, after a newline, is line 2).
+    A user with no address gets empty address fields: the tester types one."""
+    address = {"addressLine1": "", "city": "", "country": market, "postCode": ""}
+    if user.addresses:
+        first = user.addresses[0]
+        line1, _, line2 = first["street_address"].partition("\n")
+        address.update(addressLine1=line1, city=first["region"], postCode=first["postal_code"])
+        if line2:
+            address["addressLine2"] = line2
+    return User(user.given_name, user.family_name, user.email, user.phone_number, address)
 
 
 USER_FIELDS = ("firstName", "lastName", "email", "mobileNumber")

@@ -30,9 +30,9 @@ PAGE_CSS = ("body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem a
             ".sandbox-marker{background:#1d1d24;color:#fff;border-radius:8px;padding:.5rem .75rem;margin:0 0 1rem;"
             "font-size:.95rem}.sandbox-marker strong{color:#ffd23f;letter-spacing:.08em;margin-right:.4rem}"
             "fieldset{border:1px solid #ddd;border-radius:8px;margin:0 0 1rem;padding:.5rem .75rem}"
-            "label{display:block;margin:.35rem 0}.field input{display:block;width:100%;box-sizing:border-box;"
-            "padding:.35rem;font-size:1rem}input[readonly]{background:#f3f3f3}.option small{color:#666}"
-            ".total{font-weight:600}.update{background:#eee}")
+            "label{display:block;margin:.35rem 0}.field input,.field select{display:block;width:100%;"
+            "box-sizing:border-box;padding:.35rem;font-size:1rem}input[readonly]{background:#f3f3f3}"
+            ".option small{color:#666}.total{font-weight:600}.update,.pick{background:#eee}")
 #: The sandbox's icon (served by the dashboard), so a browser never asks for /favicon.ico.
 ICON_LINK = '<link rel="icon" href="/_sandbox/dashboard/favicon.svg" type="image/svg+xml">'
 #: Said on every page a user's browser opens, so a screenshot of it is never taken for the real thing.
@@ -104,11 +104,57 @@ def _landing_html(request: web.Request, payments: PaymentsBackend, payment: Paym
         parts.append(f"<form method=\"post\" action=\"/_sandbox/landing/reject\">{hidden}"
                      "<button class=\"reject\" type=\"submit\">Reject</button></form>")
         return "".join(parts)
-    parts.append(f"<form method=\"post\" action=\"/_sandbox/landing/approve\" style=\"display:inline\">{hidden}"
+    parts.append(f"<form method=\"post\" action=\"/_sandbox/landing/approve\" class=\"pay\">{hidden}"
+                 f"{_payer_fields(payments, payment, unit.market if unit else 'NO', world)}"
                  f"<button class=\"approve\" type=\"submit\"{disabled}>Approve</button></form>"
                  f"<form method=\"post\" action=\"/_sandbox/landing/reject\" style=\"display:inline\">{hidden}"
                  "<button class=\"reject\" type=\"submit\">Reject</button></form>")
     return "".join(parts)
+
+
+def _user_options(users: list, selected: str | None) -> str:
+    esc = html.escape
+    return "".join(f"<option value=\"{esc(u.phone_number)}\" data-role=\"{esc(u.role)}\""
+                   f"{' selected' if u.phone_number == selected else ''}>{esc(u.name)} ({esc(u.phone_number)})"
+                   "</option>" for u in users)
+
+
+def _payer_fields(payments: PaymentsBackend, payment: Payment, market: str, world) -> str:
+    """Who pays: a select of the market's test users and a field to type a phone number instead (no script: the
+    typed number wins when there is one). With landingPagePhoneNumberLocked, the payment's number, read-only."""
+    esc = html.escape
+    locked = payments.phone_locked(payment)
+    if locked:
+        return (f"<label class=\"field\">Paying with phone number<input name=\"phoneNumber\" value=\"{esc(locked)}\" "
+                "readonly data-locked></label>")
+    users = world.market_users.get(market, [])
+    parts = ["<fieldset class=\"payer\" data-payer><legend>Who pays</legend>"]
+    if users:
+        parts.append(f"<label class=\"field\">Test user<select name=\"payer\">"
+                     f"{_user_options(users, payments.test_user_phone(payment))}</select></label>")
+    typed = payment.phone if payment.phone and world.user(payment.phone) is None else ""
+    parts.append(f"<label class=\"field\">Or type a phone number<input name=\"phoneNumber\" value=\"{esc(typed)}\" "
+                 "inputmode=\"numeric\" autocomplete=\"tel\" placeholder=\"4791234567\"></label></fieldset>")
+    return "".join(parts)
+
+
+def chosen_payer(payments: PaymentsBackend, payment: Payment, fields: dict) -> str | None:
+    """The phone number of who pays, from the landing form: the typed number, else the chosen test user, else
+    None (a request without either, such as an older client's). 400 for a malformed number, or one other than
+    the payment's when the sales unit locks the landing page to it."""
+    typed, picked = fields.get("phoneNumber"), fields.get("payer")
+    phone = (typed.strip() if isinstance(typed, str) else "") or (picked.strip() if isinstance(picked, str) else "")
+    if not phone:
+        return None
+    if not express.MSISDN.fullmatch(phone):
+        raise Problem(400, "Bad Request", "The phone number must be an MSISDN: the country code and the number, "
+                      "digits only (4791234567).", details=[Detail("phoneNumber", "Not an MSISDN.")],
+                      rule="landing-phone-invalid")
+    locked = payments.phone_locked(payment)
+    if locked and phone != locked:
+        raise Problem(400, "Bad Request", "This sales unit locks the landing page to the payment's phone number.",
+                      details=[Detail("phoneNumber", "Locked.")], rule="landing-phone-locked")
+    return phone
 
 
 _LABELS = {"firstName": "First name", "lastName": "Last name", "email": "E-mail", "mobileNumber": "Mobile number",
@@ -128,7 +174,7 @@ def _input(name: str, value: str, locked: bool = False) -> str:
 
 
 def _express_form(payment: Payment, token: str, user: express.User, locked: str | None, groups: list[dict] | None,
-                  signed_offer: str | None, trouble: str, refused: bool = False) -> str:
+                  signed_offer: str | None, trouble: str, refused: bool = False, users: tuple = ()) -> str:
     """The Express part of the landing page: the user's details and address, the shipping options with the total
     each gives, and Approve (one form; with dynamic options a second button fetches the options again)."""
     esc = html.escape
@@ -136,6 +182,10 @@ def _express_form(payment: Payment, token: str, user: express.User, locked: str 
     parts = [f"<form method=\"post\" action=\"/_sandbox/landing/approve\" class=\"express\" data-express>"
              f"<input type=\"hidden\" name=\"token\" value=\"{esc(token)}\">",
              "<fieldset class=\"user\"><legend>Your details</legend>",
+             *([f"<label class=\"field\">Test user<select name=\"payer\">{_user_options(users, user.mobileNumber)}"
+                "</select></label><button class=\"pick\" type=\"submit\" formaction=\"/_sandbox/landing\" "
+                "formmethod=\"get\" name=\"pick\" value=\"1\">Use this test user</button>"]
+               if users and not locked else []),
              *(_input(name, getattr(user, name), locked=(name == "mobileNumber" and bool(locked)))
                for name in express.USER_FIELDS),
              "</fieldset><fieldset class=\"address\"><legend>Delivery address</legend>",
@@ -183,15 +233,20 @@ async def _express_part(payments: PaymentsBackend, payment: Payment, token: str,
     """The landing page's Express form: the user's details (as last submitted by "Update", else the defaults),
     and the fixed options, or the dynamic callback's answer for that address."""
     esc = html.escape
-    defaults, locked = payments.express_user(payment), payments.phone_locked(payment)
+    locked = payments.phone_locked(payment)
+    picked = query.get("payer") if query.get("pick") and not locked else None
+    defaults = payments.express_user(payment, picked)
+    unit = payments.runtime.world.sales_units.get(payment.msn)
+    users = tuple(payments.runtime.world.market_users.get(unit.market if unit else "NO", []))
     refused = payments.refusal(payment) is not None  # a magic amount: shown above the form, Approve stays off
     trouble = ""
-    try:
-        user = express.user_from_form(dict(query), defaults, locked)
+    try:  # "Use this test user" starts again from that user's details; "Update" keeps what was typed
+        user = express.user_from_form({} if picked else dict(query), defaults, locked)
     except Problem as exc:
         shown = "; ".join(f"{d.name}: {d.reason}" for d in exc.details)
         return _express_form(payment, token, defaults, locked, None, None,
-                             f"<div class=\"why\" data-user-invalid>Check your details: {esc(shown)}</div>", refused)
+                             f"<div class=\"why\" data-user-invalid>Check your details: {esc(shown)}</div>", refused,
+                             users)
     groups, signed = payments.fixed_groups(payment), None
     if groups is None:
         offer = await payments.offer(payment, user.address)
@@ -202,7 +257,7 @@ async def _express_part(payments: PaymentsBackend, payment: Payment, token: str,
             trouble = f"<div class=\"why\" data-callback-error>{esc(offer.error)}</div>"
         else:
             groups, signed = offer.groups, payments.sign_offer(payment, offer)
-    return _express_form(payment, token, user, locked, groups, signed, trouble, refused)
+    return _express_form(payment, token, user, locked, groups, signed, trouble, refused, users)
 
 
 async def _fields(request: web.Request) -> dict:
@@ -214,6 +269,49 @@ async def _fields(request: web.Request) -> dict:
         return dict(await request.post())
     except (ValueError, UnicodeDecodeError, AssertionError):
         return {}
+
+
+def _back_to_phone(fields: dict) -> str | None:
+    """Where Approve and Reject on the virtual phone go back to: that phone's page (a fixed, same-origin path)."""
+    number = fields.get("backToPhone")
+    return f"/_sandbox/phone/{number}" if isinstance(number, str) and express.MSISDN.fullmatch(number) else None
+
+
+def _phone_html(request: web.Request, payments: PaymentsBackend, number: str, pending: list[Payment]) -> str:
+    """The virtual phone: what the app would show this user, the pending payment requests with Approve and
+    Reject (each form posts to the landing page's approve or reject, and comes back here)."""
+    esc = html.escape
+    world = request.app[RUNTIME].world
+    user = world.user(number)
+    who = (f"<strong data-user-role=\"{esc(user.role)}\">{esc(user.name)}</strong> ({esc(number)}, {esc(user.market)})"
+           if user else f"<strong>{esc(number)}</strong> (not a test user)")
+    parts = [f"<h1>Phone</h1><p class=\"who\">{who}</p>",
+             f"<p><small>{esc(str(call(request).env))} environment; reload to see new requests.</small></p>"]
+    if not pending:
+        parts.append("<p class=\"empty\" data-empty>No pending payment requests.</p>")
+    for payment in pending:
+        unit = world.sales_units.get(payment.msn)
+        token = esc(payments.landing_token(payment))
+        hidden = (f"<input type=\"hidden\" name=\"token\" value=\"{token}\">"
+                  f"<input type=\"hidden\" name=\"backToPhone\" value=\"{esc(number)}\">")
+        parts.append(f"<fieldset class=\"request\" data-reference=\"{esc(payment.reference)}\" "
+                     f"data-msn=\"{esc(payment.msn)}\"><legend>{esc(unit.name if unit else payment.msn)}</legend>"
+                     f"<p class=\"amount\">{esc(money(payment.value, payment.currency))}</p>"
+                     + (f"<p class=\"description\">{esc(payment.description)}</p>" if payment.description else ""))
+        refused = payments.refusal(payment)
+        if refused is not None:
+            parts.append(f"<div class=\"why\" data-error-code=\"{esc(refused[0])}\">{esc(refused[1])}</div>")
+        if payment.express:  # Express asks for details and a shipping option: the landing page does that
+            parts.append(f"<p><a href=\"/_sandbox/landing?token={quote(payments.landing_token(payment))}\">"
+                         "Open (Express: details and shipping)</a></p>")
+        else:
+            disabled = " disabled" if refused is not None else ""
+            parts.append(f"<form method=\"post\" action=\"/_sandbox/landing/approve\" style=\"display:inline\">"
+                         f"{hidden}<input type=\"hidden\" name=\"payer\" value=\"{esc(number)}\">"
+                         f"<button class=\"approve\" type=\"submit\"{disabled}>Approve</button></form>")
+        parts.append(f"<form method=\"post\" action=\"/_sandbox/landing/reject\" style=\"display:inline\">{hidden}"
+                     "<button class=\"reject\" type=\"submit\">Reject</button></form></fieldset>")
+    return "".join(parts)
 
 
 def express_choice(payments: PaymentsBackend, payment: Payment, fields: dict) -> tuple[express.User, dict]:
@@ -257,10 +355,15 @@ def setup(app: web.Application, key: web.AppKey) -> None:
     async def landing_approve(request: web.Request) -> web.Response:
         payments = _backend(request, key)
         payment = payments.by_token(await _token(request))
-        choice = None
+        choice, payer = None, None
         if payment.express and payment.state is State.CREATED:
             choice = express_choice(payments, payment, await _fields(request))
-        payments.approve(payment, choice=choice)
+        elif payment.state is State.CREATED:
+            payer = chosen_payer(payments, payment, await _fields(request))
+        payments.approve(payment, choice=choice, payer=payer)
+        back = _back_to_phone(await _fields(request))
+        if back:
+            raise web.HTTPSeeOther(back)
         # Checked again here, as a browser reads it (a snapshot may hold anything): never a script or data URL.
         if payment.return_url and is_safe_link(payment.return_url):
             raise web.HTTPSeeOther(payment.return_url)
@@ -271,6 +374,9 @@ def setup(app: web.Application, key: web.AppKey) -> None:
         payments = _backend(request, key)
         payment = payments.by_token(await _token(request))
         payments.reject(payment)
+        back = _back_to_phone(await _fields(request))
+        if back:
+            raise web.HTTPSeeOther(back)
         back = (f"<p><a href=\"{html.escape(payment.return_url)}\">Back to the merchant</a></p>"
                 if payment.return_url and is_safe_link(payment.return_url) else "")
         return _page("Payment rejected", f"<p class=\"state\">Payment <strong>ABORTED</strong>.</p>{back}")
@@ -294,11 +400,24 @@ def setup(app: web.Application, key: web.AppKey) -> None:
         code.save(buffer, kind="svg", scale=8, xmldecl=False)
         return web.Response(body=buffer.getvalue(), content_type="image/svg+xml")
 
-    async def control_approve(payments: PaymentsBackend, payment: Payment) -> None:
-        """Approve as the user with the defaults; dynamic Express asks the merchant's callback first."""
+    async def control_approve(payments: PaymentsBackend, payment: Payment, body: object = None) -> None:
+        """Approve as the user with the defaults, or as the user of `{"phoneNumber": ...}` (a test user's number
+        gives Express that user's details); dynamic Express asks the merchant's callback first."""
+        if body is not None and (not isinstance(body, dict) or not isinstance(body.get("phoneNumber", ""), str)):
+            raise Problem(400, "Bad Request", "The body, when there is one, is {\"phoneNumber\": \"4791234567\"}.",
+                          details=[Detail("phoneNumber", "A string.")], rule="control-approve-body-invalid")
+        payer = chosen_payer(payments, payment, {"phoneNumber": (body or {}).get("phoneNumber")}) \
+            if payment.state is State.CREATED else None
         choice = None
-        if payment.express and payment.state is State.CREATED and payments.fixed_groups(payment) is None:
-            user = payments.express_user(payment)
+        if payment.express and payment.state is State.CREATED and (payer or payments.fixed_groups(payment) is None):
+            user = payments.express_user(payment, payer)
+            if not user.address.get("addressLine1"):
+                raise Problem(409, "Conflict", f"The test user {payer} has no address, and Express needs a delivery "
+                              "address: approve on the landing page and type one.", rule="express-user-no-address")
+            groups = payments.fixed_groups(payment)
+            if groups is not None:
+                payments.approve(payment, choice=(user, express.default_option(groups)))
+                return
             offer = await payments.offer(payment, user.address)
             if offer.cannot_ship:
                 raise Problem(409, "Conflict", f"The merchant's shipping callback cannot ship to the user's address "
@@ -307,7 +426,7 @@ def setup(app: web.Application, key: web.AppKey) -> None:
             if offer.error or offer.groups is None:
                 raise Problem(502, "Bad Gateway", offer.error or "No shipping groups.", rule="express-callback-failed")
             choice = (user, express.default_option(offer.groups))
-        payments.approve(payment, choice=choice)
+        payments.approve(payment, choice=choice, payer=payer)
 
     def control(action: str):
         async def handler(request: web.Request) -> web.Response:
@@ -315,14 +434,25 @@ def setup(app: web.Application, key: web.AppKey) -> None:
             reference = request.match_info["reference"]
             payment = payments.find(call(request).env, request.match_info["msn"], reference)
             if action == "approve":
-                await control_approve(payments, payment)
+                await control_approve(payments, payment, await read_json(request))
             else:
                 getattr(payments, action)(payment)
             return web.json_response(payments.view(payment))
         handler.__doc__ = f"CI acts as the user: {action} the payment, in this port's environment."
         return handler
 
+    async def phone(request: web.Request) -> web.Response:
+        payments = _backend(request, key)
+        number = request.match_info["phoneNumber"]
+        if not express.MSISDN.fullmatch(number):
+            raise Problem(400, "Bad Request", "The phone number must be an MSISDN: the country code and the number, "
+                          "digits only (4791234567).", details=[Detail("phoneNumber", "Not an MSISDN.")],
+                          rule="phone-number-invalid")
+        return _page(f"Vipps MobilePay sandbox: phone {number}",
+                     _phone_html(request, payments, number, payments.pending_for(call(request).env, number)))
+
     router = routes(app)
+    router.add_get("/_sandbox/phone/{phoneNumber}", phone, name="sandbox.phone")
     router.add_get("/_sandbox/landing", landing, name="sandbox.landing")
     router.add_post("/_sandbox/landing/approve", landing_approve, name="sandbox.landing.approve")
     router.add_post("/_sandbox/landing/reject", landing_reject, name="sandbox.landing.reject")
