@@ -150,3 +150,14 @@ async def test_webhooks_deliver_recurring_events(sandbox):
     bodies = [json.loads(d["body"]) for d in got.json["deliveries"]]
     assert [b["eventType"] for b in bodies] == events
     assert bodies[1]["chargeId"] == charge_id and bodies[2]["actor"] == "MERCHANT"
+
+
+async def test_created_after_takes_any_int64_as_the_spec_types_it(sandbox):
+    """createdAfter is an int64 of epoch milliseconds: a time before 1970 lists everything (found by schemathesis),
+    and only a number outside int64 is refused."""
+    shop = merchant(sandbox)
+    agreement_id = await shop.active()
+    reply = await shop.call("GET", f"{BASE}/agreements?status=ACTIVE&createdAfter=-77985082")
+    assert reply.status == 200 and agreement_id in [a["id"] for a in reply.json], reply.text
+    assert_problem(await shop.call("GET", f"{BASE}/agreements?createdAfter={2**63}"), 400, "validation-error",
+                   "createdAfter")

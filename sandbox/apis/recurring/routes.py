@@ -93,8 +93,8 @@ def query_status(request: web.Request, allowed: tuple[str, ...]) -> str | None:
 async def list_agreements(request: web.Request) -> web.Response:
     env, msn = acting(request)
     status = query_status(request, STATUSES)
-    created_after = query_int(request, "createdAfter", 0)
-    page_number = query_int(request, "pageNumber", 1)
+    created_after = query_int(request, "createdAfter", -2**63, 2**63 - 1)  # int64 epoch ms: before 1970 is allowed
+    page_number = query_int(request, "pageNumber", 1, 2**31 - 1)
     page_size = query_int(request, "pageSize", 1, 2000)
     return reply(200, backend(request).list_agreements(env, msn, status, created_after, page_number, page_size,
                                                        origin(request)))
