@@ -21,23 +21,13 @@ from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
 from sandbox.gateway.page_security import policy
+from sandbox.gateway.page_shell import money, page
 
-PAGE_CSS = ("body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;color:#222}"
-            ".card{border:1px solid #ddd;border-radius:12px;padding:1.5rem}.amount{font-size:2rem;font-weight:600}"
-            ".why{background:#fdecea;border:1px solid #f5c2c0;border-radius:8px;padding:.75rem;margin:1rem 0}"
-            "button{font-size:1rem;padding:.6rem 1.4rem;border-radius:8px;border:0;margin-right:.5rem;cursor:pointer}"
-            ".approve{background:#ff5b24;color:#fff}.reject{background:#eee}button[disabled]{opacity:.4}"
-            ".sandbox-marker{background:#1d1d24;color:#fff;border-radius:8px;padding:.5rem .75rem;margin:0 0 1rem;"
-            "font-size:.95rem}.sandbox-marker strong{color:#ffd23f;letter-spacing:.08em;margin-right:.4rem}"
-            "fieldset{border:1px solid #ddd;border-radius:8px;margin:0 0 1rem;padding:.5rem .75rem}"
-            "label{display:block;margin:.35rem 0}.field input,.field select{display:block;width:100%;"
-            "box-sizing:border-box;padding:.35rem;font-size:1rem}input[readonly]{background:#f3f3f3}"
-            ".option small{color:#666}.total{font-weight:600}.update,.pick{background:#eee}")
-#: The sandbox's icon (served by the dashboard), so a browser never asks for /favicon.ico.
-ICON_LINK = '<link rel="icon" href="/_sandbox/dashboard/favicon.svg" type="image/svg+xml">'
-#: Said on every page a user's browser opens, so a screenshot of it is never taken for the real thing.
-SANDBOX_MARKER = ('<p class="sandbox-marker" data-sandbox-marker role="note"><strong>SANDBOX</strong>'
-                  "A simulated Vipps MobilePay page: no real money moves and no real app is involved.</p>")
+#: What the landing page adds to the shared frame (sandbox/gateway/page_shell.py): the Express fields.
+LANDING_CSS = ("fieldset{border:1px solid #ddd;border-radius:8px;margin:0 0 1rem;padding:.5rem .75rem}"
+               "label{display:block;margin:.35rem 0}.field input,.field select{display:block;width:100%;"
+               "box-sizing:border-box;padding:.35rem;font-size:1rem}input[readonly]{background:#f3f3f3}"
+               ".option small{color:#666}.total{font-weight:600}.update,.pick{background:#eee}")
 
 
 def _backend(request: web.Request, key: web.AppKey) -> PaymentsBackend:
@@ -65,14 +55,7 @@ async def _token(request: web.Request) -> str:
 
 
 def _page(title: str, body: str, status: int = 200) -> web.Response:
-    text = (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">{ICON_LINK}"
-            f"<style>{PAGE_CSS}</style></head><body>{SANDBOX_MARKER}<div class=\"card\">{body}</div></body></html>")
-    return web.Response(status=status, text=text, content_type="text/html")
-
-
-def money(value: int, currency: str) -> str:
-    return f"{value // 100}.{value % 100:02d} {currency}"
+    return page(title, body, status, LANDING_CSS)
 
 
 def _landing_html(request: web.Request, payments: PaymentsBackend, payment: Payment, token: str,
