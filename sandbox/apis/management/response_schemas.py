@@ -21,10 +21,10 @@ from the file and patched here to 2.0.9, one difference at a time (nothing else 
 from __future__ import annotations
 
 import copy
-import json
 import re
 from functools import cache
 
+from sandbox.core.response_check import body_errors, checker
 from sandbox.core.spec import SpecSchemas, load_spec
 
 PRODUCT_TYPE = {"type": "string", "enum": ["PAYMENT_INTEGRATION", "CASHIER", "CHECKOUT", "LOGIN", "DONATIONS"]}
@@ -93,21 +93,14 @@ def schemas() -> SpecSchemas:
     return found
 
 
+def item_errors(name: str, item: object) -> list[str]:
+    return [f"{name}.{field}: {why}" for field, why in schemas().errors(name, item)]
+
+
 def errors(schema: str, body: object) -> list[str]:
     """The spec's complaints about a body, as "Schema.field: why" ("[X]" checks an array of X)."""
-    items, name = (body, schema[1:-1]) if schema.startswith("[") else ([body], schema)
-    if not isinstance(items, list):
-        return [f"{schema}: expected an array"]
-    found = []
-    for item in items:
-        found += [f"{name}.{field}: {why}" for field, why in schemas().errors(name, item)]
-    return found
+    return body_errors(schema, body, item_errors)
 
 
-def violations(method: str, path: str, status: int, text: str) -> list[str]:
-    """What is wrong with a Management API response; empty when it conforms or no schema applies."""
-    if not 200 <= status < 300 or not text:
-        return []
-    path = path.split("?", 1)[0]
-    schema = next((name for verb, pattern, name in RESPONSES if verb == method and pattern.match(path)), None)
-    return errors(schema, json.loads(text)) if schema else []
+#: What is wrong with a Management API response; empty when it conforms or no schema applies.
+violations = checker(RESPONSES, item_errors)

@@ -15,9 +15,9 @@ aside, each checked as what the spec means instead:
 
 from __future__ import annotations
 
-import json
 import re
 
+from sandbox.core.response_check import checker
 from sandbox.core.spec import SpecSchemas
 
 AGREEMENT, CHARGE = "AgreementResponseV3", "ChargeResponseV3"
@@ -72,19 +72,5 @@ def item_violations(name: str, item: object) -> list[str]:
     return found
 
 
-def violations(method: str, path: str, status: int, text: str) -> list[str]:
-    """What is wrong with a response, by the spec; empty when it conforms or no schema applies."""
-    if not 200 <= status < 300 or not text:
-        return []
-    path = path.split("?", 1)[0]
-    schema = next((name for verb, pattern, name in RESPONSES if verb == method and pattern.match(path)), None)
-    if schema is None:
-        return []
-    body = json.loads(text)
-    items, name = (body, schema[1:-1]) if schema.startswith("[") else ([body], schema)
-    if not isinstance(items, list):
-        return [f"{schema}: expected an array"]
-    found = []
-    for item in items:
-        found += item_violations(name, item)
-    return found
+#: What is wrong with a response, by the spec; empty when it conforms or no schema applies.
+violations = checker(RESPONSES, item_violations)
