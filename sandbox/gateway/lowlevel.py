@@ -32,6 +32,7 @@ from sandbox.core import errors
 from sandbox.core.errors import GatewayError, Problem, RenderContext, clip
 from sandbox.core.model import Env
 from sandbox.gateway.context import RUNTIME
+from sandbox.gateway.page_security import add_page_headers, covers
 from sandbox.ops.requestlog import REQUEST_LOG
 
 log = logging.getLogger("sandbox")
@@ -225,6 +226,8 @@ class GatewayRequestHandler(RequestHandler):
         text = gateway_message(status, reason)
         response = errors.render(GatewayError(text, status=status), RenderContext(api="gateway", path="/"))
         response.force_close()
+        if covers(request.path):  # what the front door adds to every other answer under /_sandbox/
+            add_page_headers(response.headers)
         refused = getattr(self._manager, "refused", None)
         if status < 500 and refused is not None:  # the request log shows what the parser refused, and why
             sockname = self.transport.get_extra_info("sockname") if self.transport is not None else None
