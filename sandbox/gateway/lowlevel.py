@@ -26,6 +26,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 
 from aiohttp import web
+from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.web_protocol import RequestHandler
 
 from sandbox.core import errors
@@ -127,12 +128,14 @@ class GatewayRequestHandler(RequestHandler):
     _head_timer: asyncio.TimerHandle | None = None
     _head_since: float | None = None  # when the head being received began; None between requests
     _body_timer: asyncio.TimerHandle | None = None
-    _last_data = 0.0
+    _body_timeout: float | None = None
+    _last_data = 0.0  # when the body being timed last sent a byte (or its timing began)
 
     # -- the head: from the connection's start, or the first byte after the last request ------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._last_data = self._head_since = self._loop.time()
+        self._body_timeout = getattr(self._manager, "body_timeout", None)
+        self._head_since = self._loop.time()
         self._arm_head()
 
     def _arm_head(self) -> None:
@@ -148,13 +151,14 @@ class GatewayRequestHandler(RequestHandler):
         self._head_since = None
 
     def data_received(self, data: bytes) -> None:
-        self._last_data = now = self._loop.time()
-        if self._head_since is None and data and not self._request_in_progress and not self._messages:
-            self._head_since = now  # a new request's head begins
+        if self._body_timer is not None:  # a body being timed: a byte of it came
+            self._last_data = self._loop.time()
+        elif self._head_since is None and data and not self._request_in_progress and not self._messages:
+            self._head_since = self._loop.time()  # a new request's head begins
             if self._head_timer is None:
                 self._arm_head()
         parsed = self._request_count
-        super().data_received(data)
+        RequestHandler.data_received(self, data)
         if self._request_count != parsed:  # a whole head (or a parse error): its timer may stay armed
             self._head_since = None
 
@@ -180,11 +184,12 @@ class GatewayRequestHandler(RequestHandler):
         """The coroutine aiohttp runs as the request's task: its own when the request has no body (or it has
         arrived), else one that times the body's pauses while the handler runs."""
         payload = request.content
-        timeout = getattr(self._manager, "body_timeout", None)
-        if timeout and not payload.is_eof():
+        timeout = self._body_timeout
+        if timeout and payload is not EMPTY_PAYLOAD and not payload.is_eof():
+            self._last_data = self._loop.time()
             self._body_timer = self._loop.call_later(timeout, self._check_body, payload, timeout)
             return self._timed_request(request, start_time, request_handler)
-        return super()._handle_request(request, start_time, request_handler)
+        return RequestHandler._handle_request(self, request, start_time, request_handler)
 
     async def _timed_request(self, request, start_time, request_handler):
         try:
