@@ -20,7 +20,6 @@ from sandbox.control import routes as control
 from sandbox.core.runtime import Runtime
 from sandbox.core.settings import Settings
 from sandbox.dashboard import routes as dashboard
-from sandbox.gateway import page_security
 from sandbox.gateway.admin import ADMIN_TOKEN_GENERATED, ensure_admin_token
 from sandbox.gateway.checks import MAX_BODY, UNMATCHED
 from sandbox.gateway.context import RUNTIME
@@ -91,5 +90,4 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     if settings.state is not None:
         persistence.enable(app, settings.state)
     door.attach(app)  # the request log, fault book and journal exist now
-    page_security.install(app)  # CSP, X-Frame-Options, nosniff, same-origin referrers on everything under /_sandbox/
     return app

@@ -7,6 +7,8 @@
 4. the gateway's checks and the handler (sandbox/gateway/checks.py);
 5. the request log, last, so it sees the final status of everything (sandbox/ops/requestlog.py).
 
+Responses to /_sandbox/ and /favicon.ico get the pages' security headers here (sandbox/gateway/page_security.py).
+
 Every handler is registered behind it (`routes(app).add_get(...)`), and a catch-all resource brings
 every request target nothing else serves through it too: the gateway's 404 (or 405), and a log entry.
 It is a wrapper around each handler rather than an aiohttp middleware: the steps share one
@@ -30,6 +32,7 @@ from sandbox.gateway.checks import UNMATCHED, Handler, resolve_env, through_gate
 from sandbox.gateway.context import CALL, CallContext
 from sandbox.gateway.delivery_guard import delivery_refusal
 from sandbox.gateway.hosts import HostRule, cross_origin_refusal
+from sandbox.gateway.page_security import add_page_headers, covers
 from sandbox.ops.faults import FAULTS, FaultBook
 from sandbox.ops.persistence import MUTATING, PERSISTENCE, Persistence, journaled
 from sandbox.ops.requestlog import QUIET, REQUEST_LOG, RequestLog
@@ -85,14 +88,17 @@ class FrontDoor:
             ctx = request[CALL] = CallContext(env=resolve_env(request, runtime))
             ring = door.ring
             path = request.path
+            served = serve(request, ctx)
+            if covers(path):  # a page or the control plane: the browser-facing headers (page_security.py)
+                served = _with_page_headers(served)
             if ring is None or path in QUIET_PATHS and (request.method, path) in QUIET:
-                return await serve(request, ctx)
+                return await served
             started = time.perf_counter()
             status: int | None = None
             headers: Mapping[str, str] = NO_HEADERS
             interrupted = False
             try:
-                response = await serve(request, ctx)
+                response = await served
                 status, headers = response.status, response.headers
                 return response
             except web.HTTPException as exc:  # redirects the gateway lets through
@@ -118,6 +124,16 @@ QUIET_PATHS = frozenset(path for _, path in QUIET)
 
 
 async def _ready(response: web.StreamResponse) -> web.StreamResponse:
+    return response
+
+
+async def _with_page_headers(served: Awaitable[web.StreamResponse]) -> web.StreamResponse:
+    try:
+        response = await served
+    except web.HTTPException as exc:  # a redirect a page raised
+        add_page_headers(exc.headers)
+        raise
+    add_page_headers(response.headers)
     return response
 
 

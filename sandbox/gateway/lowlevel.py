@@ -26,12 +26,14 @@ from collections.abc import Callable
 from http import HTTPStatus
 
 from aiohttp import web
+from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.web_protocol import RequestHandler
 
 from sandbox.core import errors
 from sandbox.core.errors import GatewayError, Problem, RenderContext, clip
 from sandbox.core.model import Env
 from sandbox.gateway.context import RUNTIME
+from sandbox.gateway.page_security import add_page_headers, covers
 from sandbox.ops.requestlog import REQUEST_LOG
 
 log = logging.getLogger("sandbox")
@@ -114,42 +116,61 @@ def body_timeout_problem(timeout: float) -> Problem:
 
 class GatewayRequestHandler(RequestHandler):
     """aiohttp's per-connection protocol, with handle_error answering in the gateway's format, and the head
-    and body timeouts (their values on the GatewayServer that made it)."""
+    and body timeouts (their values on the GatewayServer that made it).
+
+    The head timeout costs a keep-alive request no timer of its own: a connection has at most one head timer,
+    armed when a head begins and none is armed, and left running when the head completes. When it fires it
+    looks at the head being received now, if any: past its deadline, the 408; before it, the timer is armed
+    again for that head's deadline; none, the timer stops (the next head arms one). So a busy connection
+    schedules one timer per head_timeout seconds, not one per request, and every head still has its deadline.
+    A request without a body (a GET) gets no body timer, and no extra coroutine either."""
 
     _head_timer: asyncio.TimerHandle | None = None
+    _head_since: float | None = None  # when the head being received began; None between requests
     _body_timer: asyncio.TimerHandle | None = None
-    _last_data = 0.0
+    _body_timeout: float | None = None
+    _last_data = 0.0  # when the body being timed last sent a byte (or its timing began)
 
     # -- the head: from the connection's start, or the first byte after the last request ------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._last_data = self._loop.time()
+        self._body_timeout = getattr(self._manager, "body_timeout", None)
+        self._head_since = self._loop.time()
         self._arm_head()
 
     def _arm_head(self) -> None:
         timeout = getattr(self._manager, "head_timeout", None)
-        if timeout and self._head_timer is None:
-            self._head_timer = self._loop.call_later(timeout, self._head_timed_out, timeout)
+        if timeout and self._head_timer is None and self._head_since is not None:
+            self._head_timer = self._loop.call_at(self._head_since + timeout, self._head_timed_out, timeout)
 
     def _disarm(self) -> None:
         for timer in (self._head_timer, self._body_timer):
             if timer is not None:
                 timer.cancel()
         self._head_timer = self._body_timer = None
+        self._head_since = None
 
     def data_received(self, data: bytes) -> None:
-        self._last_data = self._loop.time()
-        if data and not self._request_in_progress and not self._messages:
-            self._arm_head()  # a new request's head begins (no-op when one is being timed already)
+        if self._body_timer is not None:  # a body being timed: a byte of it came
+            self._last_data = self._loop.time()
+        elif self._head_since is None and data and not self._request_in_progress and not self._messages:
+            self._head_since = self._loop.time()  # a new request's head begins
+            if self._head_timer is None:
+                self._arm_head()
         parsed = self._request_count
-        super().data_received(data)
-        if self._request_count != parsed and self._head_timer is not None:  # a whole head (or a parse error)
-            self._head_timer.cancel()
-            self._head_timer = None
+        RequestHandler.data_received(self, data)
+        if self._request_count != parsed:  # a whole head (or a parse error): its timer may stay armed
+            self._head_since = None
 
     def _head_timed_out(self, timeout: float) -> None:
         self._head_timer = None
-        if self.transport is None or self._force_close or self._request_in_progress or self._messages:
+        since = self._head_since
+        if since is None or self.transport is None or self._force_close:
+            return  # no head is being received: the next one arms the timer again
+        if self._loop.time() + 0.001 < since + timeout:  # a later head than the one the timer was armed for
+            self._arm_head()
+            return
+        if self._request_in_progress or self._messages:
             return
         manager = self._manager
         throttled = getattr(manager, "throttled", None)
@@ -159,11 +180,18 @@ class GatewayRequestHandler(RequestHandler):
         self.force_close()  # transport.close() still sends what was written
 
     # -- the body: it may pause for at most body_timeout while a handler waits for it -----------------------
-    async def _handle_request(self, request, start_time, request_handler):
+    def _handle_request(self, request, start_time, request_handler):
+        """The coroutine aiohttp runs as the request's task: its own when the request has no body (or it has
+        arrived), else one that times the body's pauses while the handler runs."""
         payload = request.content
-        timeout = getattr(self._manager, "body_timeout", None)
-        if timeout and not payload.is_eof():
+        timeout = self._body_timeout
+        if timeout and payload is not EMPTY_PAYLOAD and not payload.is_eof():
+            self._last_data = self._loop.time()
             self._body_timer = self._loop.call_later(timeout, self._check_body, payload, timeout)
+            return self._timed_request(request, start_time, request_handler)
+        return RequestHandler._handle_request(self, request, start_time, request_handler)
+
+    async def _timed_request(self, request, start_time, request_handler):
         try:
             return await super()._handle_request(request, start_time, request_handler)
         finally:
@@ -203,6 +231,8 @@ class GatewayRequestHandler(RequestHandler):
         text = gateway_message(status, reason)
         response = errors.render(GatewayError(text, status=status), RenderContext(api="gateway", path="/"))
         response.force_close()
+        if covers(request.path):  # what the front door adds to every other answer under /_sandbox/
+            add_page_headers(response.headers)
         refused = getattr(self._manager, "refused", None)
         if status < 500 and refused is not None:  # the request log shows what the parser refused, and why
             sockname = self.transport.get_extra_info("sockname") if self.transport is not None else None

@@ -1,4 +1,4 @@
-"""The browser-facing headers of every sandbox page, set in one place: a response hook for /_sandbox/ and /favicon.ico.
+"""The browser-facing headers of every sandbox page, set in one place for every response to /_sandbox/ and /favicon.ico.
 
 The landing, QR, product-order and dashboard pages share the origin of the control plane, which on loopback
 needs no token (/_sandbox/keys lists every secret). So no page may run a script it did not ship, be framed,
@@ -12,16 +12,17 @@ post forms elsewhere, or leak its URL (landing tokens are in query strings) thro
   Referer leaves the sandbox, and the pages' own form posts keep a real Origin (with no-referrer a browser
   sends `Origin: null`, which the control plane's cross-origin rule refuses, sandbox/gateway/hosts.py).
 
-`install(app)` registers the hook (called by sandbox/app.py `create_app`). A page whose form redirects on to
-another origin (the landing page's Approve goes to the merchant's returnUrl) widens only form-action, with
-`policy(form_targets)`; the hook fills in whatever a response did not set itself.
+The front door (sandbox/gateway/front_door.py), which every route is behind, calls `add_page_headers` on each
+response to a covered path, and on the redirects handlers raise; the connection's error answer
+(sandbox/gateway/lowlevel.py handle_error) does too. Not an aiohttp on_response_prepare hook: that would cost
+every API response (a GET payment) two coroutines to find out it is not a page. A page whose form redirects on
+to another origin (the landing page's Approve goes to the merchant's returnUrl) widens only form-action, with
+`policy(form_targets)`; `add_page_headers` fills in whatever a response did not set itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from aiohttp import web
+from collections.abc import Iterable, MutableMapping
 
 #: The policy's directives, in the order they are sent.
 DIRECTIVES: tuple[tuple[str, str], ...] = (
@@ -60,14 +61,8 @@ def covers(path: str) -> bool:
     return path.startswith("/_sandbox") or path == "/favicon.ico"
 
 
-async def add_page_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    if not covers(request.path):
-        return
-    headers = response.headers
+def add_page_headers(headers: MutableMapping[str, str]) -> None:
+    """The headers of a response to a covered path (before it is sent), those it did not set itself."""
     for name, value in HEADERS.items():
         if name not in headers:
             headers[name] = value
-
-
-def install(app: web.Application) -> None:
-    app.on_response_prepare.append(add_page_headers)

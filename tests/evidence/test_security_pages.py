@@ -309,6 +309,22 @@ async def test_the_landing_page_widens_form_action_only_to_its_return_url_scheme
     assert "form-action 'self' myapp:;" in csp + ";" and csp.replace(" myapp:", "") == CSP
 
 
+async def test_a_redirect_a_page_raises_carries_the_headers_and_api_answers_do_not(sandbox):
+    """The headers are set by the front door: on the redirect the landing page's Approve raises (to the
+    returnUrl), and not on an API's JSON answer (a GET payment), which is no page."""
+    shop = merchant(sandbox)
+    created = await shop.create(create_body("csp-redirect-01", flow="NATIVE_REDIRECT"))
+    token = token_of(created.json["redirectUrl"])
+    async with sandbox.session.post(sandbox.url("test") + "/_sandbox/landing/approve", data={"token": token},
+                                    allow_redirects=False) as resp:
+        assert resp.status == 303, await resp.text()
+        assert resp.headers.get("Content-Security-Policy") == CSP
+        for name, value in PAGE_HEADERS.items():
+            assert resp.headers.get(name) == value, name
+    reply = await shop.get("csp-redirect-01")
+    assert reply.status == 200 and "Content-Security-Policy" not in reply.headers
+
+
 # -- in a real Chromium ------------------------------------------------------------------------------------------
 
 

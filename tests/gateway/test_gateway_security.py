@@ -461,6 +461,40 @@ async def test_a_partial_head_is_closed_after_the_head_timeout_while_others_are_
         assert (await sandbox.request("GET", "/_sandbox/health", "test")).status == 200
 
 
+async def keep_alive_get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    writer.write(b"GET /_sandbox/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))
+    await reader.readexactly(length)
+    return head
+
+
+async def test_the_head_timeout_times_each_head_of_a_keep_alive_connection():
+    """A connection keeps one head timer across its requests (no timer per request): quick requests for longer
+    than the head timeout in all are served, and a later request's partial head still gets its 408, whether it
+    begins while the timer of an earlier head is pending or after that timer found the connection idle."""
+    async with started(Settings(port=0, prod_port=0, head_timeout=0.5)) as sandbox:
+        port = sandbox.running.test_port
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(8):  # 0.8 s or more of quick requests on one connection
+            assert (await keep_alive_get(reader, writer)).startswith(b"HTTP/1.1 200 ")
+            await asyncio.sleep(0.1)
+        writer.write(b"GET /_sandbox/health HTTP/1.1\r\n")  # a head that never ends, begun mid-timer
+        answer = await read_until_closed(reader)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        writer.close()
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert (await keep_alive_get(reader, writer)).startswith(b"HTTP/1.1 200 ")
+        await asyncio.sleep(1.0)  # idle: the connection's timer has fired and stopped
+        writer.write(b"GET /_sandbox/health HTTP/1.1\r\n")
+        answer = await read_until_closed(reader)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        writer.close()
+        assert (await sandbox.request("GET", "/_sandbox/health", "test")).status == 200
+
+
 async def test_a_stalled_body_gets_the_apis_408_after_the_body_timeout():
     async with started(Settings(port=0, prod_port=0, body_timeout=0.5)) as sandbox:
         port = sandbox.running.test_port
