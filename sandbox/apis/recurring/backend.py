@@ -17,6 +17,7 @@ import heapq
 import hmac
 import json
 import logging
+import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -145,8 +146,19 @@ class Remembered:
 
     fingerprint: bytes
     status: int = 0
-    body: object = None
+    body: object = None  # the JSON body, or a Reply that rebuilds it
     error: Problem | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Reply:
+    """A remembered answer rebuilt from the live records each time it is replayed, byte for byte the first: a
+    draft's (its vippsConfirmationUrl is ~200 B, and the token in it is an HMAC of the agreement, so it is derived
+    again rather than kept) or a charge's {"chargeId"}. `key`: the agreement's key in agreements, or the charge id."""
+
+    kind: str  # "draft" or "charge"
+    key: tuple[Env, str, str] | str
+    origin: str = ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,7 +195,7 @@ class RecurringBackend:
         self._seq += 1
         heapq.heappush(self._heap, (when, self._seq, kind, key))
 
-    def _schedule_charge(self, charge: Charge) -> None:
+    def _schedule_charge(self, charge: Charge, key: tuple[Env, str, str] | None = None) -> None:
         """The charge's next transition on the clock, by its state: DUE (30 days before), processing (on the due
         date) or failing (at the end of its retry days)."""
         if charge.status == "PENDING" and charge.type != "INITIAL":
@@ -199,7 +211,7 @@ class RecurringBackend:
             charge.next_at = None
             return
         charge.next_at = when
-        self._at(when, kind, (charge.env, charge.msn, charge.id))
+        self._at(when, kind, key or (charge.env, charge.msn, charge.id))
 
     def sweep(self) -> int:
         """Everything whose time has come, in time order; O(1) when nothing is due. Returns transitions made."""
@@ -347,7 +359,7 @@ class RecurringBackend:
                               details=[Detail("Idempotency-Key", "Used with a different request")])
             if record.error is not None:
                 raise record.error
-            return record.status, record.body
+            return record.status, self.reply_body(record.body)
         try:
             status, body = work()
         except Problem as error:
@@ -355,7 +367,20 @@ class RecurringBackend:
                 self.idempotency[(env, msn, route, key)] = Remembered(fingerprint, error=error)
             raise
         self.idempotency[(env, msn, route, key)] = Remembered(fingerprint, status, body)
-        return status, body
+        return status, self.reply_body(body)
+
+    def reply_body(self, body: object) -> object:
+        """A remembered body as the client gets it: a Reply is rebuilt (its records are never removed one by one:
+        only `clear` and a snapshot's load drop them, and those replace the idempotency records too)."""
+        if not isinstance(body, Reply):
+            return body
+        if body.kind == "charge":
+            return {"chargeId": body.key}
+        assert isinstance(body.key, tuple)
+        agreement = self.agreements[body.key]
+        return {"agreementId": agreement.id, "uuid": agreement.uuid,
+                "vippsConfirmationUrl": self.confirmation_url(agreement, body.origin),
+                "chargeId": agreement.initial_charge}
 
     # -- lookups ----------------------------------------------------------------------------------------
     def agreement(self, env: Env, msn: str, agreement_id: str) -> Agreement:
@@ -533,18 +558,16 @@ class RecurringBackend:
                             create_key=key)
             self._charge_history(charge, "CREATE", amount, key, now)
         self._history(agreement, "CREATE", "MERCHANT", now)
-        self.agreements[(env, msn, agreement.id)] = agreement
-        self.order.append((env, msn, agreement.id))
+        record_key = (env, msn, agreement.id)  # one tuple for the dict, the order and the heap
+        self.agreements[record_key] = agreement
+        self.order.append(record_key)
         self.by_unit.setdefault((env, msn), []).append(agreement.id)
         if charge is not None:
             self.charges[(env, msn, charge.id)] = charge
             agreement.charges.append(charge.id)
             agreement.initial_charge = charge.id
-        self._at(agreement.expires_at, "expire", (env, msn, agreement.id))
-        reply = {"agreementId": agreement.id, "uuid": agreement.uuid,
-                 "vippsConfirmationUrl": self.confirmation_url(agreement, origin),
-                 "chargeId": charge.id if charge is not None else None}
-        return 201, reply
+        self._at(agreement.expires_at, "expire", record_key)
+        return 201, Reply("draft", record_key, sys.intern(origin))
 
     def _campaign(self, campaign: dict, pricing: dict) -> dict:
         if pricing["type"] != "LEGACY":
@@ -782,7 +805,7 @@ class RecurringBackend:
             validate("CreateChargeV3", body)
             assert isinstance(body, dict)
             charge = self._new_charge(env, msn, agreement_id, body, key)
-            return 201, {"chargeId": charge.id}
+            return 201, Reply("charge", charge.id)
 
         return self.idempotent(env, msn, "charge", key, fingerprint, work)
 
@@ -828,14 +851,15 @@ class RecurringBackend:
                         transaction_type=body["transactionType"], type=kind, processing_mode=mode,
                         external_id=body.get("externalId") or charge_id, create_key=key)
         self._charge_history(charge, "CREATE", amount, key, self.now())
-        self.charges[(env, msn, charge.id)] = charge
+        record_key = (env, msn, charge.id)  # one tuple for the dict and the heap
+        self.charges[record_key] = charge
         agreement.charges.append(charge.id)
         if kind == "UNSCHEDULED":
             self._make_due(charge, self.now())
             charge.next_at = self.now()
-            self._at(charge.next_at, "process", (env, msn, charge.id))
+            self._at(charge.next_at, "process", record_key)
         else:
-            self._schedule_charge(charge)
+            self._schedule_charge(charge, record_key)
         return charge
 
     def _check_limit(self, agreement: Agreement, amount: int, due: date) -> None:

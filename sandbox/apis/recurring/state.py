@@ -49,7 +49,8 @@ def dump(backend: RecurringBackend) -> dict:
     idempotency = []
     for (env, msn, route, key), remembered in backend.idempotency.items():
         row: dict = {"env": str(env), "msn": msn, "route": route, "key": key,
-                     "fingerprint": remembered.fingerprint.hex(), "status": remembered.status, "body": remembered.body}
+                     "fingerprint": remembered.fingerprint.hex(), "status": remembered.status,
+                     "body": backend.reply_body(remembered.body)}
         error = remembered.error
         if error is not None:
             row["error"] = {"status": error.status, "title": error.title, "detail": error.detail, "code": error.code,
