@@ -10,6 +10,7 @@ saved one would have.
 from __future__ import annotations
 
 import heapq
+import sys
 from dataclasses import fields
 from datetime import UTC, date, datetime
 
@@ -18,6 +19,7 @@ from sandbox.apis.recurring.backend import (
     Charge,
     RecurringBackend,
     Remembered,
+    Reply,
     agreement_history_view,
     charge_history_view,
 )
@@ -201,3 +203,22 @@ def load(backend: RecurringBackend, data: object) -> None:
     backend.agreements, backend.by_unit, backend.charges = agreements, by_unit, charges
     backend.order = list(agreements)
     backend.idempotency, backend._heap, backend._seq, backend._transaction_seq = idempotency, heap, seq, transactions
+    for (env, msn, route, _), remembered in idempotency.items():
+        remembered.body = _compact(backend, env, msn, route, remembered.body)
+
+
+def _compact(backend: RecurringBackend, env: Env, msn: str, route: str, body: object) -> object:
+    """A loaded draft or charge answer back to the Reply it was dumped from, when it rebuilds to the same body:
+    the memory it had, and a replay in the key order it first had (a snapshot file's keys are sorted). One made
+    with another landing key (another sandbox's snapshot) stays as it was."""
+    if not isinstance(body, dict):
+        return body
+    if route == "charge" and list(body) == ["chargeId"]:
+        return Reply("charge", body["chargeId"]) if isinstance(body["chargeId"], str) else body
+    if route != "draft" or sorted(body) != ["agreementId", "chargeId", "uuid", "vippsConfirmationUrl"]:
+        return body
+    url, key = body["vippsConfirmationUrl"], (env, msn, body["agreementId"])
+    if not isinstance(url, str) or not isinstance(key[2], str) or key not in backend.agreements:
+        return body
+    reply = Reply("draft", key, sys.intern(url.partition("/_sandbox/recurring/confirm?token=")[0]))
+    return reply if backend.reply_body(reply) == body else body
