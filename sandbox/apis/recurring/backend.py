@@ -181,8 +181,21 @@ class RecurringBackend:
         self.idempotency: dict[tuple[Env, str, str, str], Remembered] = {}
         self.continuations: dict[str, tuple[Env, str, str, str | None, int]] = {}
         self._heap: list[tuple[float, int, str, tuple]] = []
+        #: One dict per distinct interval, shared by the agreements that have it (never changed in place: an update
+        #: gives the agreement another): ~180 B less per agreement.
+        self._intervals: dict[tuple[str, int, type], dict] = {}
         self._seq = 0
         self._transaction_seq = 0
+
+    def shared_interval(self, unit: str, count: int) -> dict:
+        """{"unit", "count"}, one dict per distinct value (at most 1,000 kept: the counts a sandbox sees are few)."""
+        key = (unit, count, type(count))  # 1.0 passes as an integer and must stay 1.0, not become another's 1
+        found = self._intervals.get(key)
+        if found is None:
+            found = {"unit": unit, "count": count}
+            if len(self._intervals) < 1000:
+                self._intervals[key] = found
+        return found
 
     # -- time and the index by time --------------------------------------------------------------
     def now(self) -> float:
@@ -534,7 +547,7 @@ class RecurringBackend:
             campaign = self._campaign(campaign, pricing)
         interval = body.get("interval")
         if interval is not None:
-            interval = {"unit": interval["unit"], "count": interval["count"]}
+            interval = self.shared_interval(interval["unit"], interval["count"])
         now = self.now()
         agreement = Agreement(
             env=env, msn=msn, id=self._agreement_id(env, msn), uuid=self.runtime.ids.uuid4(), pricing=pricing,
@@ -657,7 +670,7 @@ class RecurringBackend:
                 raise invalid("interval.period is required when the interval type is RECURRING.", "interval.period",
                               "Required")
             else:
-                new_interval = {"unit": interval["period"]["unit"], "count": interval["period"]["count"]}
+                new_interval = self.shared_interval(interval["period"]["unit"], interval["period"]["count"])
         # Everything checked: apply.
         for field_name, attr in (("productName", "product_name"), ("productDescription", "product_description"),
                                  ("merchantAgreementUrl", "agreement_url"), ("externalId", "external_id")):
