@@ -14,6 +14,9 @@
    records included, since the sandbox keeps one per draft, accept and charge). Goal <= 3 kB.
 3. Authorized GET /recurring/v3/agreements/{id} over HTTP vs a bare aiohttp JSON handler answering the same body,
    both loaded by wrk from another process (goal >= 0.8), median of alternating pairs.
+4. `python -m sandbox serve` (every API, Recurring included): startup to the first 200 of GET /_sandbox/health
+   (goal < 0.5 s), median of `--starts` starts alternating with a bare aiohttp app's; and its idle RSS after a
+   first request and a second at rest (goal < 60 MB), beside the bare app's (the same helpers as bench/run.py).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run import free_port, get_load, machine  # noqa: E402
+from run import BARE_SERVER, first_200, free_port, get_load, machine, rss_kb, sandbox_cmd, stop  # noqa: E402
 
 from sandbox.apis.recurring.backend import RecurringBackend  # noqa: E402
 from sandbox.apis.recurring.routes import RECURRING  # noqa: E402
@@ -164,16 +167,53 @@ async def get_rows(seconds: float, rounds: int) -> dict:
         await running.stop()
 
 
+async def process_rows(starts: int) -> dict:
+    """Startup to the first 200 and idle RSS of `python -m sandbox serve`, each beside a bare aiohttp app's."""
+    ours, base = [], []
+    for _ in range(starts):
+        port = free_port()
+        proc, seconds = first_200(sandbox_cmd(port, free_port()), port)
+        ours.append(seconds)
+        stop(proc)
+        port = free_port()
+        proc, seconds = first_200([sys.executable, "-c", BARE_SERVER, str(port)], port)
+        base.append(seconds)
+        stop(proc)
+    port, bare_port = free_port(), free_port()
+    proc, _ = first_200(sandbox_cmd(port, free_port()), port)
+    bare, _ = first_200([sys.executable, "-c", BARE_SERVER, str(bare_port)], bare_port)
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/_sandbox/keys") as resp:  # a first real request
+                await resp.read()
+            await asyncio.sleep(1.0)
+            idle, bare_idle = rss_kb(proc.pid), rss_kb(bare.pid)
+    finally:
+        stop(proc)
+        stop(bare)
+    return {"start": statistics.median(ours), "bare_start": statistics.median(base), "spread": (min(ours), max(ours)),
+            "rss": idle / 1024, "bare_rss": bare_idle / 1024}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating GET pairs (the median is reported)")
     parser.add_argument("--repeats", type=int, default=3, help="fresh states per clock-advance measurement")
     parser.add_argument("--memory-agreements", type=int, default=10_000)
+    parser.add_argument("--starts", type=int, default=5, help="starts of the sandbox (and of the bare app) timed")
     parser.add_argument("--with-gc", action="store_true", help="leave the live objects to the garbage collector "
                         "while the clock moves (a full collection then walks all of them: O(objects), not the index)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
+    proc = asyncio.run(process_rows(args.starts))
+    start, rss = proc["start"], proc["rss"]
+    print(f"startup to the first 200 (python -m sandbox serve): {start * 1000:.0f} ms vs bare aiohttp "
+          f"{proc['bare_start'] * 1000:.0f} ms -> ratio {start / proc['bare_start']:.2f}; goal < 0.5 s "
+          f"{'OK' if start < 0.5 else 'MISSED'}; median of {args.starts} starts "
+          f"({proc['spread'][0] * 1000:.0f}-{proc['spread'][1] * 1000:.0f} ms)")
+    print(f"idle RSS (served, fixture loaded): {rss:.1f} MB vs bare aiohttp {proc['bare_rss']:.1f} MB -> ratio "
+          f"{rss / proc['bare_rss']:.2f}; goal < 60 MB {'OK' if rss < 60 else 'MISSED'}")
     small, _ = advance_cost(10_000, 1_000, args.repeats, not args.with_gc)
     large, made = advance_cost(100_000, 1_000, args.repeats, not args.with_gc)
     ratio = large / small

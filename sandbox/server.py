@@ -22,6 +22,20 @@ MAX_LINE = 128 * 1024
 log = logging.getLogger("sandbox")
 
 
+def release_free_memory() -> None:
+    """Hands the C heap's free pages back to the system (glibc's malloc_trim), once the specs are parsed: parsing
+    leaves ~1.5 MB of freed blocks that glibc would otherwise keep mapped, a part of the idle RSS. A no-op where
+    there is no glibc."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)  # the process's own symbols: libc's, without ctypes.util's ldconfig run
+    except (OSError, AttributeError):  # not glibc (musl): nothing to trim
+        pass
+
+
 class RunningSandbox:
     """Both environments bound and serving; ports are known after `start()` (0 picks free ones)."""
 
@@ -101,6 +115,7 @@ async def serve_forever(settings: Settings) -> None:
     print("Press Ctrl-C to stop.", flush=True)
     # Parse the specs and import the validators now, in a thread, rather than on the first request.
     warming = asyncio.get_running_loop().run_in_executor(None, spec.warm)
+    warming.add_done_callback(lambda _: release_free_memory())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -17,6 +17,7 @@ import heapq
 import hmac
 import json
 import logging
+import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -97,7 +98,9 @@ class Charge:
     #: The failure waiting for the end of the retry days (reason, description); None: none yet.
     failing: tuple[str, str] | None = None
     next_at: float | None = None  # when the heap entry of this charge is due (None: no entry)
-    history: list[dict] = field(default_factory=list)
+    #: (epoch, event, amount, idempotencyKey, success) per entry, rendered by `charge_history_view` (a tuple, not
+    #: the response's dict with its own ISO string: ~200 B less per entry).
+    history: list[tuple[float, str, int, str, bool]] = field(default_factory=list)
 
     @property
     def due_at(self) -> float:
@@ -129,7 +132,8 @@ class Agreement:
     sub: str | None = None
     initial_charge: str | None = None
     charges: list[str] = field(default_factory=list)  # charge ids, in the order created
-    history: list[dict] = field(default_factory=list)
+    #: (epoch, event, actor) per entry, rendered by `agreement_history_view`.
+    history: list[tuple[float, str, str]] = field(default_factory=list)
 
     @property
     def expires_at(self) -> float:
@@ -142,8 +146,19 @@ class Remembered:
 
     fingerprint: bytes
     status: int = 0
-    body: object = None
+    body: object = None  # the JSON body, or a Reply that rebuilds it
     error: Problem | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Reply:
+    """A remembered answer rebuilt from the live records each time it is replayed, byte for byte the first: a
+    draft's (its vippsConfirmationUrl is ~200 B, and the token in it is an HMAC of the agreement, so it is derived
+    again rather than kept) or a charge's {"chargeId"}. `key`: the agreement's key in agreements, or the charge id."""
+
+    kind: str  # "draft" or "charge"
+    key: tuple[Env, str, str] | str
+    origin: str = ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,8 +181,21 @@ class RecurringBackend:
         self.idempotency: dict[tuple[Env, str, str, str], Remembered] = {}
         self.continuations: dict[str, tuple[Env, str, str, str | None, int]] = {}
         self._heap: list[tuple[float, int, str, tuple]] = []
+        #: One dict per distinct interval, shared by the agreements that have it (never changed in place: an update
+        #: gives the agreement another): ~180 B less per agreement.
+        self._intervals: dict[tuple[str, int, type], dict] = {}
         self._seq = 0
         self._transaction_seq = 0
+
+    def shared_interval(self, unit: str, count: int) -> dict:
+        """{"unit", "count"}, one dict per distinct value (at most 1,000 kept: the counts a sandbox sees are few)."""
+        key = (unit, count, type(count))  # 1.0 passes as an integer and must stay 1.0, not become another's 1
+        found = self._intervals.get(key)
+        if found is None:
+            found = {"unit": unit, "count": count}
+            if len(self._intervals) < 1000:
+                self._intervals[key] = found
+        return found
 
     # -- time and the index by time --------------------------------------------------------------
     def now(self) -> float:
@@ -180,7 +208,7 @@ class RecurringBackend:
         self._seq += 1
         heapq.heappush(self._heap, (when, self._seq, kind, key))
 
-    def _schedule_charge(self, charge: Charge) -> None:
+    def _schedule_charge(self, charge: Charge, key: tuple[Env, str, str] | None = None) -> None:
         """The charge's next transition on the clock, by its state: DUE (30 days before), processing (on the due
         date) or failing (at the end of its retry days)."""
         if charge.status == "PENDING" and charge.type != "INITIAL":
@@ -196,7 +224,7 @@ class RecurringBackend:
             charge.next_at = None
             return
         charge.next_at = when
-        self._at(when, kind, (charge.env, charge.msn, charge.id))
+        self._at(when, kind, key or (charge.env, charge.msn, charge.id))
 
     def sweep(self) -> int:
         """Everything whose time has come, in time order; O(1) when nothing is due. Returns transitions made."""
@@ -267,7 +295,7 @@ class RecurringBackend:
         """The API-neutral money event (sandbox/core/events.py): the Report API books it in production ledgers.
         Its pspReference is the charge's transaction id, with the history position after the first movement."""
         agreement = self.agreements.get((charge.env, charge.msn, charge.agreement_id))
-        moved = sum(1 for entry in charge.history if entry["event"] in ("CAPTURE", "REFUND"))
+        moved = sum(1 for entry in charge.history if entry[1] in ("CAPTURE", "REFUND"))
         psp = str(charge.transaction_id) if moved <= 1 else f"{charge.transaction_id}-{moved}"
         self._publish(kind, money_event(env=str(charge.env), msn=charge.msn, psp_reference=psp, reference=charge.id,
                                         value=amount, currency=charge.currency, timestamp=at, source="recurring",
@@ -276,13 +304,12 @@ class RecurringBackend:
 
     @staticmethod
     def _history(agreement: Agreement, event: str, actor: str, at: float) -> None:
-        agreement.history.append({"event": event, "actor": actor, "occurred": iso(at)})
+        agreement.history.append((at, event, actor))
 
     @staticmethod
     def _charge_history(charge: Charge, event: str, amount: int, key: str | None, at: float,
                         success: bool = True) -> None:
-        charge.history.append({"occurred": iso(at), "event": event, "amount": amount,
-                               "idempotencyKey": key or charge.create_key, "success": success})
+        charge.history.append((at, event, amount, key or charge.create_key, success))
 
     # -- ids --------------------------------------------------------------------------------------------
     def _random(self, n: int) -> str:
@@ -345,7 +372,7 @@ class RecurringBackend:
                               details=[Detail("Idempotency-Key", "Used with a different request")])
             if record.error is not None:
                 raise record.error
-            return record.status, record.body
+            return record.status, self.reply_body(record.body)
         try:
             status, body = work()
         except Problem as error:
@@ -353,7 +380,20 @@ class RecurringBackend:
                 self.idempotency[(env, msn, route, key)] = Remembered(fingerprint, error=error)
             raise
         self.idempotency[(env, msn, route, key)] = Remembered(fingerprint, status, body)
-        return status, body
+        return status, self.reply_body(body)
+
+    def reply_body(self, body: object) -> object:
+        """A remembered body as the client gets it: a Reply is rebuilt (its records are never removed one by one:
+        only `clear` and a snapshot's load drop them, and those replace the idempotency records too)."""
+        if not isinstance(body, Reply):
+            return body
+        if body.kind == "charge":
+            return {"chargeId": body.key}
+        assert isinstance(body.key, tuple)
+        agreement = self.agreements[body.key]
+        return {"agreementId": agreement.id, "uuid": agreement.uuid,
+                "vippsConfirmationUrl": self.confirmation_url(agreement, body.origin),
+                "chargeId": agreement.initial_charge}
 
     # -- lookups ----------------------------------------------------------------------------------------
     def agreement(self, env: Env, msn: str, agreement_id: str) -> Agreement:
@@ -418,7 +458,7 @@ class RecurringBackend:
             body["userinfoUrl"] = f"{origin or ''}/vipps-userinfo-api/userinfo/{agreement.sub}"
         if agreement.status == "PENDING" and origin is not None:
             body["vippsConfirmationUrl"] = self.confirmation_url(agreement, origin)
-        body["history"] = list(agreement.history)
+        body["history"] = agreement_history_view(agreement.history)
         return body
 
     @staticmethod
@@ -432,7 +472,7 @@ class RecurringBackend:
                       "processingMode": charge.processing_mode, "externalId": charge.external_id,
                       "summary": {"captured": charge.captured, "refunded": charge.refunded,
                                   "cancelled": charge.cancelled},
-                      "history": list(charge.history)}
+                      "history": charge_history_view(charge.history)}
         if agreement is not None and agreement.external_id is not None:
             body["externalAgreementId"] = agreement.external_id
         if charge.status == "FAILED":
@@ -507,7 +547,7 @@ class RecurringBackend:
             campaign = self._campaign(campaign, pricing)
         interval = body.get("interval")
         if interval is not None:
-            interval = {"unit": interval["unit"], "count": interval["count"]}
+            interval = self.shared_interval(interval["unit"], interval["count"])
         now = self.now()
         agreement = Agreement(
             env=env, msn=msn, id=self._agreement_id(env, msn), uuid=self.runtime.ids.uuid4(), pricing=pricing,
@@ -531,18 +571,16 @@ class RecurringBackend:
                             create_key=key)
             self._charge_history(charge, "CREATE", amount, key, now)
         self._history(agreement, "CREATE", "MERCHANT", now)
-        self.agreements[(env, msn, agreement.id)] = agreement
-        self.order.append((env, msn, agreement.id))
+        record_key = (env, msn, agreement.id)  # one tuple for the dict, the order and the heap
+        self.agreements[record_key] = agreement
+        self.order.append(record_key)
         self.by_unit.setdefault((env, msn), []).append(agreement.id)
         if charge is not None:
             self.charges[(env, msn, charge.id)] = charge
             agreement.charges.append(charge.id)
             agreement.initial_charge = charge.id
-        self._at(agreement.expires_at, "expire", (env, msn, agreement.id))
-        reply = {"agreementId": agreement.id, "uuid": agreement.uuid,
-                 "vippsConfirmationUrl": self.confirmation_url(agreement, origin),
-                 "chargeId": charge.id if charge is not None else None}
-        return 201, reply
+        self._at(agreement.expires_at, "expire", record_key)
+        return 201, Reply("draft", record_key, sys.intern(origin))
 
     def _campaign(self, campaign: dict, pricing: dict) -> dict:
         if pricing["type"] != "LEGACY":
@@ -632,7 +670,7 @@ class RecurringBackend:
                 raise invalid("interval.period is required when the interval type is RECURRING.", "interval.period",
                               "Required")
             else:
-                new_interval = {"unit": interval["period"]["unit"], "count": interval["period"]["count"]}
+                new_interval = self.shared_interval(interval["period"]["unit"], interval["period"]["count"])
         # Everything checked: apply.
         for field_name, attr in (("productName", "product_name"), ("productDescription", "product_description"),
                                  ("merchantAgreementUrl", "agreement_url"), ("externalId", "external_id")):
@@ -724,7 +762,7 @@ class RecurringBackend:
     def reject(self, agreement: Agreement) -> bool:
         """The user rejects: PENDING -> STOPPED (recurring.agreement-rejected). False when it already was."""
         self.sweep()
-        if agreement.status == "STOPPED" and agreement.history and agreement.history[-1]["event"] == "REJECT":
+        if agreement.status == "STOPPED" and agreement.history and agreement.history[-1][1] == "REJECT":
             return False
         if agreement.status != "PENDING":
             raise problem("operation-failed", f"The agreement is {agreement.status}; only a PENDING agreement can be "
@@ -780,7 +818,7 @@ class RecurringBackend:
             validate("CreateChargeV3", body)
             assert isinstance(body, dict)
             charge = self._new_charge(env, msn, agreement_id, body, key)
-            return 201, {"chargeId": charge.id}
+            return 201, Reply("charge", charge.id)
 
         return self.idempotent(env, msn, "charge", key, fingerprint, work)
 
@@ -826,14 +864,15 @@ class RecurringBackend:
                         transaction_type=body["transactionType"], type=kind, processing_mode=mode,
                         external_id=body.get("externalId") or charge_id, create_key=key)
         self._charge_history(charge, "CREATE", amount, key, self.now())
-        self.charges[(env, msn, charge.id)] = charge
+        record_key = (env, msn, charge.id)  # one tuple for the dict and the heap
+        self.charges[record_key] = charge
         agreement.charges.append(charge.id)
         if kind == "UNSCHEDULED":
             self._make_due(charge, self.now())
             charge.next_at = self.now()
-            self._at(charge.next_at, "process", (env, msn, charge.id))
+            self._at(charge.next_at, "process", record_key)
         else:
-            self._schedule_charge(charge)
+            self._schedule_charge(charge, record_key)
         return charge
 
     def _check_limit(self, agreement: Agreement, amount: int, due: date) -> None:
@@ -1086,6 +1125,15 @@ class RecurringBackend:
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
+
+
+def agreement_history_view(history: list[tuple[float, str, str]]) -> list[dict]:
+    return [{"event": event, "actor": actor, "occurred": iso(at)} for at, event, actor in history]
+
+
+def charge_history_view(history: list[tuple[float, str, int, str, bool]]) -> list[dict]:
+    return [{"occurred": iso(at), "event": event, "amount": amount, "idempotencyKey": key, "success": success}
+            for at, event, amount, key, success in history]
 
 
 def interval_view(interval: dict | None) -> dict:

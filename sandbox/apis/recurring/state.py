@@ -10,10 +10,20 @@ saved one would have.
 from __future__ import annotations
 
 import heapq
+import sys
 from dataclasses import fields
-from datetime import date
+from datetime import UTC, date, datetime
 
-from sandbox.apis.recurring.backend import Agreement, Charge, RecurringBackend, Remembered
+from sandbox.apis.recurring.backend import (
+    Agreement,
+    Charge,
+    RecurringBackend,
+    Remembered,
+    Reply,
+    agreement_history_view,
+    charge_history_view,
+)
+from sandbox.apis.recurring.rules import iso
 from sandbox.core.errors import Detail, Problem
 from sandbox.core.model import Env
 
@@ -29,17 +39,20 @@ def dump(backend: RecurringBackend) -> dict:
     for agreement in backend.agreements.values():
         record = {name: getattr(agreement, name) for name in AGREEMENT_FIELDS}
         record["env"] = str(agreement.env)
+        record["history"] = agreement_history_view(agreement.history)  # the format of the responses
         agreements.append(record)
     charges = []
     for charge in backend.charges.values():
         record = {name: getattr(charge, name) for name in CHARGE_FIELDS}
         record["env"], record["due"] = str(charge.env), charge.due.isoformat()
         record["failing"] = list(charge.failing) if charge.failing is not None else None
+        record["history"] = charge_history_view(charge.history)
         charges.append(record)
     idempotency = []
     for (env, msn, route, key), remembered in backend.idempotency.items():
         row: dict = {"env": str(env), "msn": msn, "route": route, "key": key,
-                     "fingerprint": remembered.fingerprint.hex(), "status": remembered.status, "body": remembered.body}
+                     "fingerprint": remembered.fingerprint.hex(), "status": remembered.status,
+                     "body": backend.reply_body(remembered.body)}
         error = remembered.error
         if error is not None:
             row["error"] = {"status": error.status, "title": error.title, "detail": error.detail, "code": error.code,
@@ -57,12 +70,41 @@ def _table(data: dict, name: str) -> list[dict]:
     return rows
 
 
+def _epoch(text: object) -> float:
+    """An entry's `occurred` back to the epoch it was rendered from (whole seconds: all the ISO form shows)."""
+    if not isinstance(text, str):
+        raise ValueError("a history entry's occurred must be a string")
+    epoch = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    if iso(epoch) != text:
+        raise ValueError(f"a history entry's occurred {text!r} is not in the sandbox's form")
+    return epoch
+
+
+def _agreement_history(rows: object) -> list[tuple[float, str, str]]:
+    if not isinstance(rows, list):
+        raise ValueError("an agreement's history must be a list")
+    return [(_epoch(row["occurred"]), str(row["event"]), str(row["actor"])) for row in rows]
+
+
+def _charge_history(rows: object) -> list[tuple[float, str, int, str, bool]]:
+    if not isinstance(rows, list):
+        raise ValueError("a charge's history must be a list")
+    entries = []
+    for row in rows:
+        amount, success = row["amount"], row["success"]
+        if not isinstance(amount, int) or isinstance(amount, bool) or not isinstance(success, bool):
+            raise ValueError("a charge history entry needs a whole amount and a true/false success")
+        entries.append((_epoch(row["occurred"]), str(row["event"]), amount, str(row["idempotencyKey"]), success))
+    return entries
+
+
 def _agreement(row: dict) -> Agreement:
     unknown = set(row) - set(AGREEMENT_FIELDS)
     if unknown:
         raise ValueError(f"an agreement has unknown fields {sorted(unknown)}")
     record = dict(row)
     record["env"] = Env(record["env"])
+    record["history"] = _agreement_history(record.get("history", []))
     agreement = Agreement(**record)
     if agreement.status not in AGREEMENT_STATUSES:
         raise ValueError(f"agreement {agreement.id} has an unknown status {agreement.status!r}")
@@ -84,6 +126,7 @@ def _charge(row: dict) -> Charge:
     record["env"], record["due"] = Env(record["env"]), date.fromisoformat(record["due"])
     failing = record.get("failing")
     record["failing"] = (str(failing[0]), str(failing[1])) if failing is not None else None
+    record["history"] = _charge_history(record.get("history", []))
     charge = Charge(**record)
     if charge.status not in CHARGE_STATUSES:
         raise ValueError(f"charge {charge.id} has an unknown status {charge.status!r}")
@@ -160,3 +203,22 @@ def load(backend: RecurringBackend, data: object) -> None:
     backend.agreements, backend.by_unit, backend.charges = agreements, by_unit, charges
     backend.order = list(agreements)
     backend.idempotency, backend._heap, backend._seq, backend._transaction_seq = idempotency, heap, seq, transactions
+    for (env, msn, route, _), remembered in idempotency.items():
+        remembered.body = _compact(backend, env, msn, route, remembered.body)
+
+
+def _compact(backend: RecurringBackend, env: Env, msn: str, route: str, body: object) -> object:
+    """A loaded draft or charge answer back to the Reply it was dumped from, when it rebuilds to the same body:
+    the memory it had, and a replay in the key order it first had (a snapshot file's keys are sorted). One made
+    with another landing key (another sandbox's snapshot) stays as it was."""
+    if not isinstance(body, dict):
+        return body
+    if route == "charge" and list(body) == ["chargeId"]:
+        return Reply("charge", body["chargeId"]) if isinstance(body["chargeId"], str) else body
+    if route != "draft" or sorted(body) != ["agreementId", "chargeId", "uuid", "vippsConfirmationUrl"]:
+        return body
+    url, key = body["vippsConfirmationUrl"], (env, msn, body["agreementId"])
+    if not isinstance(url, str) or not isinstance(key[2], str) or key not in backend.agreements:
+        return body
+    reply = Reply("draft", key, sys.intern(url.partition("/_sandbox/recurring/confirm?token=")[0]))
+    return reply if backend.reply_body(reply) == body else body
