@@ -105,3 +105,22 @@ async def test_an_edited_snapshot_can_hold_many_agreements(sandbox):
     assert (await shop.get(agreement_id)).status == 200
     listed = await shop.call("GET", f"{BASE}/agreements?status=ACTIVE")
     assert {a["id"] for a in listed.json} >= {agreement_id, "agr_copy000", "agr_copy001", "agr_copy002"}
+
+
+async def test_a_snapshot_file_never_holds_a_confirmation_token_and_the_draft_still_replays(sandbox):
+    """The draft's answer carries vippsConfirmationUrl, whose token opens the confirmation page: a secret, so
+    a snapshot keeps {kind, agreementId, origin} and the answer is rebuilt on load, byte for byte."""
+    shop = merchant(sandbox)
+    key, body = new_key(), draft_body(productName="Token never saved")
+    first = await shop.draft(body, key=key)
+    assert first.status == 201, first.text
+    token = first.json["vippsConfirmationUrl"].split("token=", 1)[1]
+    saved = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"name": "no-token"})
+    assert saved.status == 200, saved.text
+    text = Path(saved.json["path"]).read_text()
+    assert token not in text and "confirm?token=" not in text
+    assert (await sandbox.request("POST", "/_sandbox/reset", "test")).status == 200
+    restored = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"name": "no-token"})
+    assert restored.status == 200, restored.text
+    again = await merchant(sandbox).draft(body, key=key)
+    assert again.status == 201 and again.text == first.text

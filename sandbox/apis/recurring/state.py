@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import sys
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 
 from sandbox.apis.recurring.backend import (
@@ -51,8 +51,14 @@ def dump(backend: RecurringBackend) -> dict:
     idempotency = []
     for (env, msn, route, key), remembered in backend.idempotency.items():
         row: dict = {"env": str(env), "msn": msn, "route": route, "key": key,
-                     "fingerprint": remembered.fingerprint.hex(), "status": remembered.status,
-                     "body": backend.reply_body(remembered.body)}
+                     "fingerprint": remembered.fingerprint.hex(), "status": remembered.status}
+        body = remembered.body
+        if isinstance(body, Reply) and body.kind == "draft" and isinstance(body.key, tuple):
+            # Never the answer itself: its vippsConfirmationUrl holds the confirmation token, a secret a snapshot
+            # file must not carry. The answer is rebuilt from the agreement and the landing key on load.
+            row["reply"] = {"kind": "draft", "agreementId": body.key[2], "origin": body.origin}
+        else:
+            row["body"] = backend.reply_body(body)
         error = remembered.error
         if error is not None:
             row["error"] = {"status": error.status, "title": error.title, "detail": error.detail, "code": error.code,
@@ -147,7 +153,21 @@ def _remembered(row: dict) -> tuple[tuple[Env, str, str, str], Remembered]:
         error = Problem(int(e["status"]), str(e["title"]), str(e["detail"]), code=e.get("code"),
                         details=[Detail(str(name), str(reason)) for name, reason in e.get("details", [])],
                         rule=e.get("rule"), reason=e.get("reason"))
-    return key, Remembered(bytes.fromhex(row["fingerprint"]), int(row.get("status") or 0), row.get("body"), error)
+    body = row.get("body")
+    if row.get("reply") is not None:
+        reply = row["reply"]
+        if not isinstance(reply, dict) or reply.get("kind") != "draft":
+            raise ValueError("an idempotency record's reply must be {kind: draft, agreementId, origin}")
+        body = _DraftReply(str(reply["agreementId"]), str(reply.get("origin", "")))
+    return key, Remembered(bytes.fromhex(row["fingerprint"]), int(row.get("status") or 0), body, error)
+
+
+@dataclass(frozen=True)
+class _DraftReply:
+    """A dumped draft answer while loading, until its agreement's key is known (then a Reply)."""
+
+    agreement_id: str
+    origin: str
 
 
 def _timer(charge: Charge) -> str | None:
@@ -178,6 +198,9 @@ def load(backend: RecurringBackend, data: object) -> None:
                 raise ValueError(f"charge {charge.id} belongs to no agreement of the snapshot")
             charges[(charge.env, charge.msn, charge.id)] = charge
         idempotency = dict(_remembered(row) for row in _table(data, "idempotency"))
+        for (env, msn, _, key), remembered in idempotency.items():
+            if isinstance(remembered.body, _DraftReply) and (env, msn, remembered.body.agreement_id) not in agreements:
+                raise ValueError(f"the draft answer of Idempotency-Key {key!r} names no agreement of the snapshot")
         counters = _table(data, "counters")
         transactions = int(counters[0]["transactions"]) if counters else 0
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
@@ -204,7 +227,11 @@ def load(backend: RecurringBackend, data: object) -> None:
     backend.order = list(agreements)
     backend.idempotency, backend._heap, backend._seq, backend._transaction_seq = idempotency, heap, seq, transactions
     for (env, msn, route, _), remembered in idempotency.items():
-        remembered.body = _compact(backend, env, msn, route, remembered.body)
+        dumped = remembered.body
+        if isinstance(dumped, _DraftReply):
+            remembered.body = Reply("draft", (env, msn, dumped.agreement_id), sys.intern(dumped.origin))
+        else:
+            remembered.body = _compact(backend, env, msn, route, remembered.body)
 
 
 def _compact(backend: RecurringBackend, env: Env, msn: str, route: str, body: object) -> object:
