@@ -26,6 +26,7 @@ from sandbox.gateway.context import RUNTIME
 from sandbox.gateway.front_door import FRONT_DOOR, FrontDoor, add_catch_all, bypassing_message, unguarded_routes
 from sandbox.gateway.policy import ROUTES
 from sandbox.ops import persistence
+from sandbox.phone import routes as phone
 
 #: Every package that serves routes, in the order they register. Adding an API adds one line here
 #: (and its entries in sandbox/gateway/policy.py); see docs/architecture.md.
@@ -37,6 +38,7 @@ PACKAGES = (
     report,
     webhooks,
     control,
+    phone,
     dashboard,
 )
 

@@ -217,8 +217,12 @@ SANDBOX_EPAYMENT_ROUTES = served_by(
       summary="reject a payment as the user"),
     R("sandbox.payments.expire", "POST", "/_sandbox/payments/{msn}/{reference}/expire", Api.SANDBOX,
       summary="let a payment expire"),
+)
+# The virtual phone: every API's cards for one user (sandbox/phone/, fed through gateway/phone_cards.py).
+SANDBOX_PHONE_ROUTES = served_by(
+    "phone",
     R("sandbox.phone", "GET", "/_sandbox/phone/{phoneNumber}", Api.SANDBOX,
-      summary="the virtual phone: a user's pending payment requests, with Approve and Reject"),
+      summary="the virtual phone: what the app shows a user (payments, agreements, logins), with Approve and Reject"),
 )
 # The simulated user and the control plane of the Recurring API (issue 15).
 SANDBOX_RECURRING_ROUTES = served_by(
@@ -309,7 +313,8 @@ SANDBOX_WEBHOOKS_ROUTES = served_by(
 
 ROUTES: dict[str, RoutePolicy] = _routes(
     *TOKEN_ROUTES, *EPAYMENT_ROUTES, *MANAGEMENT_ROUTES, *REPORT_ROUTES, *WEBHOOKS_ROUTES, *RECURRING_ROUTES,
-    *SANDBOX_ROUTES, *SANDBOX_EPAYMENT_ROUTES, *SANDBOX_RECURRING_ROUTES, *SANDBOX_MANAGEMENT_ROUTES,
+    *SANDBOX_ROUTES, *SANDBOX_EPAYMENT_ROUTES, *SANDBOX_PHONE_ROUTES, *SANDBOX_RECURRING_ROUTES,
+    *SANDBOX_MANAGEMENT_ROUTES,
     *SANDBOX_REPORT_ROUTES,
     *SANDBOX_DASHBOARD_ROUTES,
     *SANDBOX_CONTROL_ROUTES, *SANDBOX_WEBHOOKS_ROUTES,

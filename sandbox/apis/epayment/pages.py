@@ -22,6 +22,7 @@ from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
 from sandbox.gateway.page_security import policy
 from sandbox.gateway.page_shell import money, page
+from sandbox.gateway.phone_cards import PhoneAction, PhoneCard, add_phone_source
 
 #: What the landing page adds to the shared frame (sandbox/gateway/page_shell.py): the Express fields.
 LANDING_CSS = ("fieldset{border:1px solid #ddd;border-radius:8px;margin:0 0 1rem;padding:.5rem .75rem}"
@@ -260,41 +261,30 @@ def _back_to_phone(fields: dict) -> str | None:
     return f"/_sandbox/phone/{number}" if isinstance(number, str) and express.MSISDN.fullmatch(number) else None
 
 
-def _phone_html(request: web.Request, payments: PaymentsBackend, number: str, pending: list[Payment]) -> str:
-    """The virtual phone: what the app would show this user, the pending payment requests with Approve and
-    Reject (each form posts to the landing page's approve or reject, and comes back here)."""
-    esc = html.escape
+def _phone_cards(request: web.Request, payments: PaymentsBackend, number: str) -> list[PhoneCard]:
+    """What the virtual phone shows of ePayment: the user's pending payment requests with Approve and Reject
+    (each form posts to the landing page's approve or reject, and comes back to the phone)."""
     world = request.app[RUNTIME].world
-    user = world.user(number)
-    who = (f"<strong data-user-role=\"{esc(user.role)}\">{esc(user.name)}</strong> ({esc(number)}, {esc(user.market)})"
-           if user else f"<strong>{esc(number)}</strong> (not a test user)")
-    parts = [f"<h1>Phone</h1><p class=\"who\">{who}</p>",
-             f"<p><small>{esc(str(call(request).env))} environment; reload to see new requests.</small></p>"]
-    if not pending:
-        parts.append("<p class=\"empty\" data-empty>No pending payment requests.</p>")
-    for payment in pending:
+    cards = []
+    for payment in payments.pending_for(call(request).env, number):
         unit = world.sales_units.get(payment.msn)
-        token = esc(payments.landing_token(payment))
-        hidden = (f"<input type=\"hidden\" name=\"token\" value=\"{token}\">"
-                  f"<input type=\"hidden\" name=\"backToPhone\" value=\"{esc(number)}\">")
-        parts.append(f"<fieldset class=\"request\" data-reference=\"{esc(payment.reference)}\" "
-                     f"data-msn=\"{esc(payment.msn)}\"><legend>{esc(unit.name if unit else payment.msn)}</legend>"
-                     f"<p class=\"amount\">{esc(money(payment.value, payment.currency))}</p>"
-                     + (f"<p class=\"description\">{esc(payment.description)}</p>" if payment.description else ""))
+        token = payments.landing_token(payment)
+        hidden = (("token", token), ("backToPhone", number))
         refused = payments.refusal(payment)
-        if refused is not None:
-            parts.append(f"<div class=\"why\" data-error-code=\"{esc(refused[0])}\">{esc(refused[1])}</div>")
         if payment.express:  # Express asks for details and a shipping option: the landing page does that
-            parts.append(f"<p><a href=\"/_sandbox/landing?token={quote(payments.landing_token(payment))}\">"
-                         "Open (Express: details and shipping)</a></p>")
+            first = PhoneAction("Open (Express: details and shipping)", "open",
+                                href=f"/_sandbox/landing?token={quote(token)}")
         else:
-            disabled = " disabled" if refused is not None else ""
-            parts.append(f"<form method=\"post\" action=\"/_sandbox/landing/approve\" style=\"display:inline\">"
-                         f"{hidden}<input type=\"hidden\" name=\"payer\" value=\"{esc(number)}\">"
-                         f"<button class=\"approve\" type=\"submit\"{disabled}>Approve</button></form>")
-        parts.append(f"<form method=\"post\" action=\"/_sandbox/landing/reject\" style=\"display:inline\">{hidden}"
-                     "<button class=\"reject\" type=\"submit\">Reject</button></form></fieldset>")
-    return "".join(parts)
+            first = PhoneAction("Approve", "approve", "/_sandbox/landing/approve", (*hidden, ("payer", number)),
+                                disabled=refused is not None)
+        cards.append(PhoneCard(
+            "payment", unit.name if unit else payment.msn,
+            lines=(payment.description,) if payment.description else (),
+            actions=(first, PhoneAction("Reject", "reject", "/_sandbox/landing/reject", hidden)),
+            data=(("reference", payment.reference), ("msn", payment.msn)),
+            amount=money(payment.value, payment.currency), refusal=refused,
+            order=payment.expires_at))  # every payment of a flow lives as long: expiry orders by arrival
+    return cards
 
 
 def express_choice(payments: PaymentsBackend, payment: Payment, fields: dict) -> tuple[express.User, dict]:
@@ -424,18 +414,8 @@ def setup(app: web.Application, key: web.AppKey) -> None:
         handler.__doc__ = f"CI acts as the user: {action} the payment, in this port's environment."
         return handler
 
-    async def phone(request: web.Request) -> web.Response:
-        payments = _backend(request, key)
-        number = request.match_info["phoneNumber"]
-        if not express.MSISDN.fullmatch(number):
-            raise Problem(400, "Bad Request", "The phone number must be an MSISDN: the country code and the number, "
-                          "digits only (4791234567).", details=[Detail("phoneNumber", "Not an MSISDN.")],
-                          rule="phone-number-invalid")
-        return _page(f"Vipps MobilePay sandbox: phone {number}",
-                     _phone_html(request, payments, number, payments.pending_for(call(request).env, number)))
-
+    add_phone_source(app, lambda request, number: _phone_cards(request, _backend(request, key), number))
     router = routes(app)
-    router.add_get("/_sandbox/phone/{phoneNumber}", phone, name="sandbox.phone")
     router.add_get("/_sandbox/landing", landing, name="sandbox.landing")
     router.add_post("/_sandbox/landing/approve", landing_approve, name="sandbox.landing.approve")
     router.add_post("/_sandbox/landing/reject", landing_reject, name="sandbox.landing.reject")
