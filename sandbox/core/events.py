@@ -25,3 +25,15 @@ def money_event(*, env: str, msn: str, psp_reference: str, reference: str, value
     return {"env": env, "msn": msn, "pspReference": psp_reference, "reference": reference,
             "amount": {"currency": currency, "value": value}, "timestamp": timestamp, "source": source,
             "paymentDescription": description, "phoneNumber": phone}
+
+
+#: A user approved a request that asked for profile data (an ePayment payment's or a Recurring agreement's
+#: `scope`, a Login consent). Payload (`profile_event` builds it): `env`, `msn`, `sub`, `phoneNumber`,
+#: `scope` (the space-separated string asked for), `timestamp` (epoch seconds on the virtual clock, when the
+#: user consented) and `source` (the API). The Userinfo API keeps these so it can answer for the sub.
+PROFILE_SHARED = "profile.shared"
+
+
+def profile_event(*, env: str, msn: str, sub: str, phone: str, scope: str, timestamp: float, source: str) -> dict:
+    return {"env": env, "msn": msn, "sub": sub, "phoneNumber": phone, "scope": scope, "timestamp": timestamp,
+            "source": source}
