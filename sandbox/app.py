@@ -27,6 +27,7 @@ from sandbox.gateway.front_door import FRONT_DOOR, FrontDoor, add_catch_all, byp
 from sandbox.gateway.policy import ROUTES
 from sandbox.ops import persistence
 from sandbox.phone import routes as phone
+from sandbox.readiness import routes as readiness
 
 #: Every package that serves routes, in the order they register. Adding an API adds one line here
 #: (and its entries in sandbox/gateway/policy.py); see docs/architecture.md.
@@ -39,6 +40,7 @@ PACKAGES = (
     webhooks,
     control,
     phone,
+    readiness,
     dashboard,
 )
 

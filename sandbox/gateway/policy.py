@@ -311,13 +311,21 @@ SANDBOX_WEBHOOKS_ROUTES = served_by(
     R("sandbox.inbox.get", "GET", "/_sandbox/inbox/{name}", Api.SANDBOX, summary="what an inbox received"),
 )
 
+# The readiness report: the go-live checklists filled in from the evidence (issue 19).
+SANDBOX_READINESS_ROUTES = served_by(
+    "readiness",
+    R("sandbox.readiness", "GET", "/_sandbox/readiness", Api.SANDBOX,
+      summary="the go-live checklists filled in from what the integration did (`?msn=`, `api=`, `format=`)"),
+    R("sandbox.readiness.exercise", "POST", "/_sandbox/readiness/exercises", Api.SANDBOX,
+      summary="make a checklist item's situation happen (a fault on the next call, the clock)"),
+)
 ROUTES: dict[str, RoutePolicy] = _routes(
     *TOKEN_ROUTES, *EPAYMENT_ROUTES, *MANAGEMENT_ROUTES, *REPORT_ROUTES, *WEBHOOKS_ROUTES, *RECURRING_ROUTES,
     *SANDBOX_ROUTES, *SANDBOX_EPAYMENT_ROUTES, *SANDBOX_PHONE_ROUTES, *SANDBOX_RECURRING_ROUTES,
     *SANDBOX_MANAGEMENT_ROUTES,
     *SANDBOX_REPORT_ROUTES,
     *SANDBOX_DASHBOARD_ROUTES,
-    *SANDBOX_CONTROL_ROUTES, *SANDBOX_WEBHOOKS_ROUTES,
+    *SANDBOX_CONTROL_ROUTES, *SANDBOX_WEBHOOKS_ROUTES, *SANDBOX_READINESS_ROUTES,
 )
 
 # ---------------------------------------------------------------------------------------------

@@ -65,6 +65,9 @@ class RequestLog:
         self._ids = itertools.count(1)
         self._shaped: dict[int, dict] = {}  # entries already shaped for a reader, by id (bounded)
         self.listeners: list[Callable[[dict], None]] = []
+        #: Called with (request, raw entry) for every recorded request: summaries that outlive the ring
+        #: (the readiness report's evidence) read what they need here, without shaping the entry.
+        self.observers: list[Callable[[web.Request, tuple], None]] = []
 
     def __len__(self) -> int:
         return len(self.entries) + len(self.reads)
@@ -94,6 +97,8 @@ class RequestLog:
         read = status is not None and status < 400 and (method == "GET" or method == "HEAD") \
             and path.startswith("/_sandbox/")
         (self.reads if read else self.entries).append(entry)
+        for observer in self.observers:
+            observer(request, entry)
         for listener in self.listeners:
             listener(self.shape(entry))
 

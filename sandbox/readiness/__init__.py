@@ -1,0 +1,1 @@
+"""The readiness report: the official go-live checklists, filled in from what the integration did here."""

@@ -1,0 +1,304 @@
+"""What the readiness report needs to know about an integration, kept apart from the request log.
+
+The request log is a ring: under load it forgets a sales unit's first capture within minutes. The report asks
+questions over the whole run ("was every endpoint called once?", "did any request lack the system headers?"),
+so this book keeps a small summary per (environment, sales unit) instead: counters, the newest successful
+request per route, the first offender per rule, and a bounded map of recent references for the polling and
+state rules. Each request costs a few dictionary updates; building a report reads only this summary.
+
+Nothing here is a secret: header names and the four `Vipps-System-*` values (which partners must show the
+checklist reviewers anyway), routes, statuses, references, request ids and times. Idempotency keys are kept
+as a short digest, enough to tell "the same key" from "a new key".
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+
+SYSTEM_HEADERS = ("Vipps-System-Name", "Vipps-System-Version", "Vipps-System-Plugin-Name",
+                  "Vipps-System-Plugin-Version")
+SYSTEM_HEADER_MAX = 30
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: References, agreements and charges remembered per sales unit for the polling and state rules (oldest go).
+MAX_OBJECTS = 2000
+MAX_POLLS = 64  # GET times kept per object
+#: Path parameters that name the object a request is about, in the order they are preferred.
+IDENT_PARAMS = ("chargeId", "reference", "agreementId", "orderId", "productOrderId", "id")
+
+
+def digest(value: str) -> str:
+    """A short, non-reversible stand-in for an Idempotency-Key."""
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+
+
+@dataclass
+class Proof:
+    """One request that proves (or breaks) something: its request-log id, the object it was about, and when."""
+
+    request_id: int
+    ident: str | None
+    at: str  # virtual time, ISO 8601
+    wall: float  # epoch seconds, for the "at most 1 month old" rule
+
+    def as_json(self) -> dict:
+        return {"requestId": self.request_id, "id": self.ident, "at": self.at, "wall": self.wall}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Proof:
+        return cls(int(data["requestId"]), data.get("id"), str(data["at"]), float(data["wall"]))
+
+
+@dataclass
+class RouteStat:
+    total: int = 0
+    ok: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    last_ok: Proof | None = None
+    last_fail: Proof | None = None
+
+
+@dataclass
+class Tracked:
+    """One payment, agreement or charge: when it was created, what it reached, when the integration read it."""
+
+    created: float | None = None
+    amount: int | None = None
+    states: dict[str, float] = field(default_factory=dict)
+    polls: list[float] = field(default_factory=list)
+    receipt: bool = False
+
+
+@dataclass
+class Unit:
+    """The summary for one (environment, sales unit)."""
+
+    routes: dict[str, RouteStat] = field(default_factory=dict)
+    api_calls: int = 0
+    system_ok: int = 0
+    system_bad: Proof | None = None  # the first request without all four headers within their limits
+    system_seen: dict[str, str] = field(default_factory=dict)  # the newest values seen, for the checklist form
+    key_types: Counter = field(default_factory=Counter)  # who acted for it: merchant, partner, ...
+    partner_no_msn: Proof | None = None
+    changes: int = 0  # state-changing API requests
+    changes_keyed: int = 0
+    change_unkeyed: Proof | None = None
+    conflicts: Counter = field(default_factory=Counter)  # 409s and idempotency errors, by route
+    retried_same_key: Proof | None = None  # a retry after a 5xx with the same key (what the rule wants)
+    retried_new_key: Proof | None = None  # a retry after a 5xx with another key (a duplicate risk)
+    resent_after_4xx: Proof | None = None  # the same key re-sent after a 4xx
+    objects: OrderedDict = field(default_factory=OrderedDict)  # ident -> Tracked, bounded
+    references: Counter = field(default_factory=Counter)  # reference quality classes: digits, short, ...
+    reference_examples: dict[str, str] = field(default_factory=dict)
+    last_change: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # "METHOD path" -> (key, status, id)
+
+    def track(self, ident: str) -> Tracked:
+        found = self.objects.get(ident)
+        if found is None:
+            found = self.objects[ident] = Tracked()
+            if len(self.objects) > MAX_OBJECTS:
+                self.objects.popitem(last=False)
+        return found
+
+
+class EvidenceBook:
+    """Per (env, sales unit) summaries, fed by the request log (`observe`) and by domain events (`on_event`)."""
+
+    def __init__(self) -> None:
+        self.units: dict[tuple[str, str], Unit] = {}
+        self.token_calls: Counter = Counter()  # (env, client id) -> token requests
+        self.client_calls: Counter = Counter()  # (env, client id) -> API requests
+        self.clients: dict[tuple[str, str], set[str]] = {}  # (env, msn) -> client ids that acted for it
+        self.dirty = False
+
+    def unit(self, env: str, msn: str) -> Unit:
+        found = self.units.get((env, msn))
+        if found is None:
+            found = self.units[(env, msn)] = Unit()
+        return found
+
+    def clear(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    # -- feeding -------------------------------------------------------------------------------------------
+    def observe(self, *, env: str, msn: str | None, route: str | None, api: str, method: str, path: str,
+                status: int | None, headers, match: dict, key_type: str | None, client_id: str | None,
+                request_id: int, at: str, when: float, wall: float, fault: bool) -> None:
+        """One request the integration made (never the sandbox's own control plane)."""
+        self.dirty = True
+        if api == "token":
+            if client_id is not None and status is not None and status < 400:
+                self.token_calls[(env, client_id)] += 1
+            return
+        if msn is None or route is None or status is None:
+            return
+        unit = self.unit(env, msn)
+        ident = next((match[name] for name in IDENT_PARAMS if name in match), None)
+        proof = Proof(request_id, ident, at, wall)
+        stat = unit.routes.get(route)
+        if stat is None:
+            stat = unit.routes[route] = RouteStat()
+        stat.total += 1
+        stat.statuses[status] += 1
+        if 200 <= status < 300:
+            stat.ok += 1
+            stat.last_ok = proof
+        else:
+            stat.last_fail = proof
+        unit.api_calls += 1
+        if key_type:
+            unit.key_types[key_type] += 1
+        if client_id is not None:
+            self.client_calls[(env, client_id)] += 1
+            self.clients.setdefault((env, msn), set()).add(client_id)
+        self._system_headers(unit, headers, proof)
+        if key_type == "partner" and not headers.get("Merchant-Serial-Number") and unit.partner_no_msn is None:
+            unit.partner_no_msn = proof
+        if status == 409:
+            unit.conflicts[route] += 1
+        if method in STATE_CHANGING and "/receipts/" in path and 200 <= status < 300 and "orderId" in match:
+            unit.track(match["orderId"]).receipt = True  # Order Management: a receipt for the payment
+        if method in STATE_CHANGING:
+            self._idempotency(unit, method, path, headers.get("Idempotency-Key"), status, proof, fault)
+        elif method == "GET" and ident is not None and 200 <= status < 300:
+            polls = unit.track(ident).polls
+            polls.append(when)
+            if len(polls) > MAX_POLLS:
+                del polls[0]
+
+    def partner_without_msn(self, env: str, msns: list[str], request_id: int, at: str, wall: float) -> None:
+        """G-H3: a request with partner keys and no Merchant-Serial-Number (refused by the gateway)."""
+        proof = Proof(request_id, None, at, wall)
+        for msn in msns:
+            unit = self.unit(env, msn)
+            unit.key_types["partner"] += 1
+            if unit.partner_no_msn is None:
+                unit.partner_no_msn = proof
+        self.dirty = True
+
+    def _system_headers(self, unit: Unit, headers, proof: Proof) -> None:
+        values = [headers.get(name) for name in SYSTEM_HEADERS]
+        if all(value and len(value) <= SYSTEM_HEADER_MAX for value in values):
+            unit.system_ok += 1
+            unit.system_seen = dict(zip(SYSTEM_HEADERS, values, strict=True))
+        elif unit.system_bad is None:
+            unit.system_bad = proof
+
+    def _idempotency(self, unit: Unit, method: str, path: str, key: str | None, status: int, proof: Proof,
+                     fault: bool) -> None:
+        unit.changes += 1
+        if not key:
+            if unit.change_unkeyed is None:
+                unit.change_unkeyed = proof
+            return
+        unit.changes_keyed += 1
+        slot = f"{method} {path}"
+        now = (digest(key), status, proof.request_id)
+        before = unit.last_change.get(slot)
+        if before is not None:
+            same = before[0] == now[0]
+            if before[1] >= 500 or before[1] == 0:
+                if same:
+                    unit.retried_same_key = unit.retried_same_key or proof
+                else:
+                    unit.retried_new_key = unit.retried_new_key or proof
+            elif 400 <= before[1] < 500 and same and before[1] != 429:
+                unit.resent_after_4xx = unit.resent_after_4xx or proof
+        unit.last_change[slot] = now
+        if len(unit.last_change) > MAX_OBJECTS:
+            unit.last_change.pop(next(iter(unit.last_change)))
+
+    def on_event(self, kind: str, payload: dict, when: float) -> None:
+        """Domain events: what each payment, agreement and charge reached, and when (virtual time)."""
+        env, msn = payload.get("env"), payload.get("msn")
+        ident = payload.get("reference") or payload.get("chargeId") or payload.get("agreementId")
+        if not isinstance(env, str) or not isinstance(msn, str) or not isinstance(ident, str):
+            return
+        if "receipt" in kind:  # a receipt sent with the payment, whatever API carried it
+            self.unit(env, msn).track(ident).receipt = True
+            return
+        if not (kind.startswith("epayment.") or kind.startswith("recurring.")):
+            return
+        self.dirty = True
+        unit = self.unit(env, msn)
+        tracked = unit.track(ident)
+        name = kind.split(".", 1)[1]
+        tracked.states.setdefault(name, when)
+        if kind == "epayment.created":
+            tracked.created = when
+            amount = payload.get("amount")
+            if isinstance(amount, dict) and isinstance(amount.get("value"), int):
+                tracked.amount = amount["value"]
+            self._reference(unit, ident)
+
+    def _reference(self, unit: Unit, reference: str) -> None:
+        """G-R2/G-R3: the reference's quality class, with one example of each."""
+        classes = ["all"]
+        if reference.isdigit():
+            classes.append("digits-only")
+        if reference.startswith("0"):
+            classes.append("leading-zero")
+        if len(reference) < 8:
+            classes.append("short")
+        if len(reference) == 36 and reference.count("-") == 4:
+            classes.append("uuid")
+        for name in classes:
+            unit.references[name] += 1
+            unit.reference_examples.setdefault(name, reference)
+
+    # -- snapshots -----------------------------------------------------------------------------------------
+    def dump(self) -> dict:
+        def proof(value: Proof | None) -> dict | None:
+            return value.as_json() if value else None
+
+        units = []
+        for (env, msn), unit in self.units.items():
+            units.append({
+                "env": env, "msn": msn, "apiCalls": unit.api_calls, "systemOk": unit.system_ok,
+                "systemBad": proof(unit.system_bad), "systemSeen": unit.system_seen,
+                "keyTypes": dict(unit.key_types), "partnerNoMsn": proof(unit.partner_no_msn),
+                "changes": unit.changes, "changesKeyed": unit.changes_keyed,
+                "changeUnkeyed": proof(unit.change_unkeyed),
+                "conflicts": dict(unit.conflicts), "retriedSameKey": proof(unit.retried_same_key),
+                "retriedNewKey": proof(unit.retried_new_key), "resentAfter4xx": proof(unit.resent_after_4xx),
+                "references": dict(unit.references), "referenceExamples": unit.reference_examples,
+                "routes": {name: {"total": s.total, "ok": s.ok, "statuses": {str(k): v for k, v in s.statuses.items()},
+                                  "lastOk": proof(s.last_ok), "lastFail": proof(s.last_fail)}
+                           for name, s in unit.routes.items()},
+                "objects": [[ident, t.created, t.amount, t.states, t.polls, t.receipt]
+                            for ident, t in unit.objects.items()],
+                "lastChange": {slot: list(value) for slot, value in unit.last_change.items()},
+            })
+        return {"units": units,
+                "tokenCalls": [[env, client, n] for (env, client), n in self.token_calls.items()],
+                "clientCalls": [[env, client, n] for (env, client), n in self.client_calls.items()],
+                "clients": [[env, msn, sorted(ids)] for (env, msn), ids in self.clients.items()]}
+
+    def load(self, data: dict) -> None:
+        def proof(value: dict | None) -> Proof | None:
+            return Proof.from_json(value) if value else None
+
+        self.clear()
+        for raw in data.get("units", []):
+            unit = self.unit(raw["env"], raw["msn"])
+            unit.api_calls, unit.system_ok = raw["apiCalls"], raw["systemOk"]
+            unit.system_bad, unit.system_seen = proof(raw["systemBad"]), dict(raw["systemSeen"])
+            unit.key_types = Counter(raw["keyTypes"])
+            unit.partner_no_msn = proof(raw["partnerNoMsn"])
+            unit.changes, unit.changes_keyed = raw["changes"], raw["changesKeyed"]
+            unit.change_unkeyed = proof(raw["changeUnkeyed"])
+            unit.conflicts = Counter(raw["conflicts"])
+            unit.retried_same_key, unit.retried_new_key = proof(raw["retriedSameKey"]), proof(raw["retriedNewKey"])
+            unit.resent_after_4xx = proof(raw["resentAfter4xx"])
+            unit.references, unit.reference_examples = Counter(raw["references"]), dict(raw["referenceExamples"])
+            for name, s in raw["routes"].items():
+                statuses = Counter({int(k): v for k, v in s["statuses"].items()})
+                unit.routes[name] = RouteStat(s["total"], s["ok"], statuses, proof(s["lastOk"]), proof(s["lastFail"]))
+            for ident, created, amount, states, polls, receipt in raw["objects"]:
+                unit.objects[ident] = Tracked(created, amount, dict(states), list(polls), bool(receipt))
+            unit.last_change = {slot: (v[0], int(v[1]), int(v[2])) for slot, v in raw["lastChange"].items()}
+        self.token_calls = Counter({(env, client): n for env, client, n in data.get("tokenCalls", [])})
+        self.client_calls = Counter({(env, client): n for env, client, n in data.get("clientCalls", [])})
+        self.clients = {(env, msn): set(ids) for env, msn, ids in data.get("clients", [])}
+        self.dirty = False

@@ -1,0 +1,197 @@
+"""/_sandbox/readiness: the go-live checklists filled in from what the integration did here.
+
+The evidence book is fed by the request log (every request the integration made, never the sandbox's own
+control plane) and by the domain events; it is kept in snapshots and in the --state directory, so the report
+outlives both the request log's ring and a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from sandbox.control.backend import ClockBackend
+from sandbox.core.clock import iso_utc
+from sandbox.core.errors import Detail, Problem
+from sandbox.core.model import Env
+from sandbox.gateway.bodies import read_json
+from sandbox.gateway.context import RUNTIME, CallContext
+from sandbox.gateway.front_door import routes
+from sandbox.gateway.policy import ROUTES
+from sandbox.ops.faults import FAULTS
+from sandbox.ops.requestlog import REQUEST_LOG
+from sandbox.readiness.checklists import CHECKLISTS
+from sandbox.readiness.checks import Context
+from sandbox.readiness.evidence import EvidenceBook
+from sandbox.readiness.pages import report_page
+from sandbox.readiness.report import build
+
+log = logging.getLogger(__name__)
+EVIDENCE = web.AppKey("readiness_evidence", EvidenceBook)
+STATE_FILE = "readiness.json"
+_BY_METHOD_PATH = {(entry.method, entry.path): name for name, entry in ROUTES.items()}
+
+
+def route_of(method: str, path: str) -> str | None:
+    return _BY_METHOD_PATH.get((method, path))
+
+
+def observer(book: EvidenceBook, world):
+    """The request log's observer: what each request the integration made proves. `world()` is the directory
+    now (a reset replaces it)."""
+
+    def observe(request: web.Request, entry: tuple) -> None:
+        request_id, wall, when, ctx, method, path, route = entry[:7]
+        if route is None or path.startswith("/_sandbox") or not isinstance(ctx, CallContext) or ctx.replayed:
+            return
+        keyset = ctx.keyset
+        msn = ctx.msn
+        if msn is None and keyset is not None and keyset.type.value == "merchant":
+            msn = keyset.owner
+        if msn is None and keyset is not None and keyset.type.value == "partner" and str(route.api) != "token" \
+                and not request.headers.get("Merchant-Serial-Number"):
+            # partner keys without the MSN name no sales unit: it counts against every one they reach
+            book.partner_without_msn(str(ctx.env), world().reach(keyset), request_id, iso_utc(when), wall)
+            return
+        book.observe(env=str(ctx.env), msn=msn, route=route.name, api=str(route.api), method=method, path=path,
+                     status=entry[10], headers=request.headers, match=request.match_info,
+                     key_type=str(keyset.type) if keyset else None, client_id=keyset.client_id if keyset else None,
+                     request_id=request_id, at=iso_utc(when), when=when, wall=wall, fault=ctx.fault is not None)
+
+    return observe
+
+
+def _unit_or_404(request: web.Request, msn: str | None) -> str:
+    if not msn:
+        raise Problem(400, "Bad Request", "Name the sales unit: /_sandbox/readiness?msn=123456.",
+                      details=[Detail("msn", "Required.")])
+    world = request.app[RUNTIME].world
+    if msn not in world.sales_units:
+        raise Problem(404, "Not Found", f"There is no sales unit {msn} in this sandbox's fixture.",
+                      details=[Detail("msn", "Unknown sales unit.")])
+    return msn
+
+
+def _apis(values: list[str]) -> list[str]:
+    names = [name for value in values for name in value.split(",") if name]
+    unknown = [name for name in names if name not in CHECKLISTS]
+    if unknown:
+        raise Problem(400, "Bad Request", f"There is no {unknown[0]!r} checklist; use one or more of "
+                      f"{', '.join(CHECKLISTS)}.", details=[Detail("api", "Unknown checklist.")])
+    return names or list(CHECKLISTS)
+
+
+def _live(request: web.Request, msn: str, envs: list[str]) -> tuple[list[dict], list[dict]]:
+    """The sales unit's webhook registrations and delivery attempts (its own and its partner's)."""
+    try:
+        from sandbox.apis.webhooks.routes import WEBHOOKS
+    except ImportError:  # pragma: no cover - a sandbox without the Webhooks API
+        return [], []
+    backend = request.app.get(WEBHOOKS)
+    if backend is None:
+        return [], []
+    registrations = [{"env": str(r.env), "url": r.url, "events": list(r.events), "id": r.id}
+                     for r in backend.registrations.values() if str(r.env) in envs and r.scope == ("msn", msn)]
+    ids = {r["id"] for r in registrations}
+    attempts = [a for a in backend.attempt_log if a.get("webhookId") in ids]
+    return registrations, attempts
+
+
+def context(request: web.Request, msn: str, envs: list[str]) -> Context:
+    book = request.app[EVIDENCE]
+    units = [(env, book.units[(env, msn)]) for env in envs if (env, msn) in book.units]
+    clients = {client for env in envs for client in book.clients.get((env, msn), ())}
+    registrations, attempts = _live(request, msn, envs)
+    return Context(msn=msn, units=units,
+                   token_calls=sum(book.token_calls.get((env, c), 0) for env in envs for c in clients),
+                   client_calls=sum(book.client_calls.get((env, c), 0) for env in envs for c in clients),
+                   registrations=registrations, attempts=attempts, now_wall=time.time(), route_of=route_of)
+
+
+def _envs(value: str | None) -> list[str]:
+    if value in (None, "", "both"):
+        return [str(env) for env in Env]
+    try:
+        return [str(Env(value))]
+    except ValueError as exc:
+        raise Problem(400, "Bad Request", "env is test, production or both.",
+                      details=[Detail("env", "Unknown environment.")]) from exc
+
+
+async def readiness(request: web.Request) -> web.Response:
+    query = request.query
+    msn = _unit_or_404(request, query.get("msn"))
+    envs = _envs(query.get("env"))
+    report = build(context(request, msn, envs), _apis(query.getall("api", [])))
+    report["environments"] = envs
+    wants_html = query.get("format") == "html" or (
+        query.get("format") != "json" and "text/html" in request.headers.get("Accept", ""))
+    if wants_html:
+        return report_page(report)
+    return web.json_response(report)
+
+
+async def exercise(request: web.Request) -> web.Response:
+    """One click from the report: make an item's situation happen (a fault, the clock), then back to it."""
+    if request.content_type == "application/json":
+        fields = await read_json(request)
+        fields = fields if isinstance(fields, dict) else {}
+    else:
+        fields = dict(await request.post())
+    msn = _unit_or_404(request, fields.get("msn") if isinstance(fields.get("msn"), str) else None)
+    api, item_id = fields.get("api"), fields.get("item")
+    checklist = CHECKLISTS.get(api) if isinstance(api, str) else None
+    item = next((i for i in checklist[1] if i.id == item_id), None) if checklist else None
+    if item is None or item.exercise is None:
+        raise Problem(400, "Bad Request", "Name a checklist (api) and one of its items (item) that has an exercise.",
+                      details=[Detail("item", "No exercise for this item.")])
+    body = {key: (msn if value == "{msn}" else value) for key, value in (item.exercise.body or {}).items()}
+    if item.exercise.path == "/_sandbox/faults":
+        done = {"fault": request.app[FAULTS].add(body).as_json()}
+    else:
+        done = {"clock": ClockBackend(request.app[RUNTIME]).change(body)}
+    if request.content_type == "application/json":
+        return web.json_response({"exercise": item.exercise.label, **done})
+    raise web.HTTPSeeOther(f"/_sandbox/readiness?msn={msn}&api={api}&format=html")
+
+
+def _persist(app: web.Application, book: EvidenceBook, directory: Path) -> None:
+    """With --state: the book is read back at start and written (atomically) when the app stops."""
+    path = directory / STATE_FILE
+
+    async def load(_: web.Application) -> None:
+        if path.exists():
+            try:
+                book.load(json.loads(path.read_text(encoding="utf-8")))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("the readiness evidence in %s could not be read (%s); starting afresh", path.name, exc)
+
+    async def save(_: web.Application) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".readiness-")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(book.dump(), handle)
+        os.replace(temporary, path)
+
+    app.on_startup.append(load)
+    app.on_cleanup.append(save)
+
+
+def setup(app: web.Application) -> None:
+    runtime = app[RUNTIME]
+    book = app[EVIDENCE] = EvidenceBook()
+    app[REQUEST_LOG].observers.append(observer(book, lambda: runtime.world))
+    runtime.listeners.append(lambda kind, payload: book.on_event(kind, payload, runtime.clock.time()))
+    runtime.reset_hooks.append(book.clear)
+    runtime.state_providers["readiness"] = (book.dump, book.load)
+    if runtime.settings.state is not None:
+        _persist(app, book, Path(runtime.settings.state))
+    router = routes(app)
+    router.add_get("/_sandbox/readiness", readiness, name="sandbox.readiness")
+    router.add_post("/_sandbox/readiness/exercises", exercise, name="sandbox.readiness.exercise")
