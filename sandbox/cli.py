@@ -19,6 +19,7 @@ from sandbox.fixture import store
 from sandbox.fixture.generate import MIN_PARTNERS, generate
 from sandbox.fixture.users import AGE_DAY as FIXTURE_DAY
 from sandbox.gateway.hosts import ALLOWED_HOSTS_VAR, parse_allowed_hosts
+from sandbox.readiness import cli as readiness_cli
 from sandbox.scenarios import args as scenario_args
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--merchants", type=int, default=10)
     gen.add_argument("--out", type=Path, required=True)
     scenario_args.add_parser(commands)
+    readiness_cli.add_parser(commands)
     return parser
 
 
@@ -209,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             store.write(generate(args.seed, args.partners, args.merchants), args.out)
             print(f"wrote {args.out}")
             return 0
+        if args.command == "readiness":
+            return readiness_cli.main(args)
         if args.command == "scenario":
             from sandbox.scenarios import cli as scenario_cli  # the runner pulls in aiohttp's client
 

@@ -92,7 +92,8 @@ def build(ctx: Context, apis: Iterable[str]) -> dict:
                 row["exercise"] = {"label": item.exercise.label, "method": item.exercise.method,
                                    "path": item.exercise.path, "body": body}
             rows.append(row)
-        checklists.append({"api": api, "title": title, "summary": _summary(title, rows), "items": rows})
+        checklists.append({"api": api, "title": title, "summary": _summary(title, rows), "items": rows,
+                           "verdicts": {row["id"]: row["status"] for row in rows}})
     return {"msn": ctx.msn, "checklists": checklists, "traffic": traffic(ctx),
             "summary": [checklist["summary"] for checklist in checklists]}
 
