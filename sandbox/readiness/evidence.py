@@ -33,7 +33,7 @@ def digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
-@dataclass
+@dataclass(slots=True)
 class Proof:
     """One request that proves (or breaks) something: its request-log id, the object it was about, and when."""
 
@@ -50,7 +50,7 @@ class Proof:
         return cls(int(data["requestId"]), data.get("id"), str(data["at"]), float(data["wall"]))
 
 
-@dataclass
+@dataclass(slots=True)
 class RouteStat:
     total: int = 0
     ok: int = 0
@@ -134,7 +134,12 @@ class EvidenceBook:
         if msn is None or route is None or status is None:
             return
         unit = self.unit(env, msn)
-        ident = next((match[name] for name in IDENT_PARAMS if name in match), None)
+        ident = None
+        if match:
+            for name in IDENT_PARAMS:
+                if name in match:
+                    ident = match[name]
+                    break
         proof = Proof(request_id, ident, at, wall)
         stat = unit.routes.get(route)
         if stat is None:
@@ -178,12 +183,17 @@ class EvidenceBook:
         self.dirty = True
 
     def _system_headers(self, unit: Unit, headers, proof: Proof) -> None:
-        values = [headers.get(name) for name in SYSTEM_HEADERS]
-        if all(value and len(value) <= SYSTEM_HEADER_MAX for value in values):
-            unit.system_ok += 1
+        values = []
+        for name in SYSTEM_HEADERS:
+            value = headers.get(name)
+            if not value or len(value) > SYSTEM_HEADER_MAX:
+                if unit.system_bad is None:
+                    unit.system_bad = proof
+                return
+            values.append(value)
+        unit.system_ok += 1
+        if len(unit.system_seen) != len(values) or list(unit.system_seen.values()) != values:
             unit.system_seen = dict(zip(SYSTEM_HEADERS, values, strict=True))
-        elif unit.system_bad is None:
-            unit.system_bad = proof
 
     def _idempotency(self, unit: Unit, method: str, path: str, key: str | None, status: int, proof: Proof,
                      fault: bool) -> None:
