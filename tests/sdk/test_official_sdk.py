@@ -158,6 +158,18 @@ async def test_sdk_epayment_flow_in_test(sandbox: SandboxClient) -> None:
     assert all(p["env"] == "test" and p["msn"] == msn for _, p in main_events)
     assert [p["amount"]["value"] for _, p in main_events[2:]] == [6000, 2500, 4000]
 
+    # The readiness report (issue 19) of this run: every ePayment endpoint is filled in with the SDK's own
+    # reference, and the system-header item is not met, since the SDK sends the four headers empty by default.
+    reply = await sandbox.request("GET", f"/_sandbox/readiness?msn={msn}&api=epayment&env=test&format=json", "test")
+    assert reply.status == 200, reply.text
+    checklist = reply.json["checklists"][0]
+    for item in ("EP-E1", "EP-E2", "EP-E3", "EP-E4", "EP-E5", "EP-E6"):
+        assert checklist["verdicts"][item] == "met", (item, checklist["items"])
+    capture = next(row for row in checklist["items"] if row["id"] == "EP-E5")
+    assert capture["proofs"][0]["id"].startswith("sdk-proof-"), capture
+    headers = next(row for row in checklist["items"] if row["id"] == "G-H1")
+    assert headers["status"] == "not met" and "Vipps-System-*" in headers["evidence"], headers
+
 
 async def test_sdk_partner_keys_in_production(sandbox: SandboxClient) -> None:
     """useTestMode false: the SDK's token call with partner keys and Merchant-Serial-Number, then a create."""
@@ -244,6 +256,13 @@ async def test_sdk_system_headers_in_strict_mode() -> None:
             ok(steps, "token")
             assert ok(steps, "create")["reference"] == "sdk-strict-prod"
             assert ok(steps, "info")["state"] == "CREATED"
+
+            # The readiness report: with systemName and friends set, every request carried the four headers,
+            # and the report shows the values it saw, for the partner checklist (PA-2).
+            reply = await sandbox.request("GET", f"/_sandbox/readiness?msn={msn}&api=partner&env=production"
+                                          "&format=json", "test")
+            headers = next(row for row in reply.json["checklists"][0]["items"] if row["id"] == "PA-2")
+            assert headers["status"] == "met" and "Vipps-System-Name: acme-shop" in headers["evidence"], headers
 
             steps = await run_driver(sandbox, "production", keyset, msn, currency, "sdk-lax")
             error = failed(steps, "token")
