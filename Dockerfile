@@ -27,12 +27,16 @@ FROM ${PYTHON_IMAGE}
 COPY --from=build /opt/venv /opt/venv
 RUN groupadd --system --gid 10001 sandbox \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin sandbox \
-    && mkdir -p /data \
-    && chown 10001:10001 /data
+    && mkdir -p /data /ca \
+    && chown 10001:10001 /data /ca \
+    && chmod 0755 /ca
+# /ca: the sandbox's CA for --tls-port (vipps-sandbox-ca.pem, mode 0644; its key 0600, for uid 10001 and root
+# only). A volume mounted there starts with this owner and mode: other containers mount it to trust the CA.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     VIPPS_SANDBOX_PORT=8080 \
-    VIPPS_SANDBOX_PROD_PORT=8081
+    VIPPS_SANDBOX_PROD_PORT=8081 \
+    VIPPS_SANDBOX_CA_DIR=/ca
 # Optional: VIPPS_SANDBOX_FIXTURE=/data/fixture.json (a file in the volume) and
 # VIPPS_SANDBOX_ADMIN_TOKEN=<token> for the control plane; VIPPS_SANDBOX_RATE_LIMITS=1 for the documented
 # ePayment rate limits; VIPPS_SANDBOX_ALLOWED_HOSTS=<service name> when other containers call it by name.

@@ -176,7 +176,7 @@ class Container:
         return (result.stdout + result.stderr).decode(errors="replace")[-3000:]
 
     def remove(self) -> None:
-        self.podman("rm", "--force", "--time", "0", self.name, check=False)
+        self.podman("rm", "--force", "--volumes", "--time", "0", self.name, check=False)
 
 
 def run(podman: Podman, image: str, name: str, env: dict[str, str] | None = None,
