@@ -9,6 +9,7 @@ volumes, calling the sandbox by the real host names.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from pathlib import Path
@@ -72,6 +73,31 @@ def test_the_compose_file_names_image_ports_aliases_and_volumes():
     for variable in ("NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
         assert app["environment"][variable] == f"{app_ca}/{CA_FILE}"
     assert app["depends_on"]["vipps"]["condition"] == "service_healthy"
+
+
+def yaml_blocks(page: str) -> list:
+    text = (ROOT / "docs" / page).read_text()
+    return [yaml.safe_load(block) for block in re.findall(r"^```yaml\n(.*?)^```$", text, re.MULTILINE | re.DOTALL)]
+
+
+def test_the_guide_shows_the_file_and_services_snippets_that_parse():
+    """docs/guides/container.md: its compose excerpt says what the file says; its Actions snippets (and
+    docs/ci.md's) parse as YAML, so a workflow copied from them loads."""
+    snippets = yaml_blocks("guides/container.md")
+    assert yaml_blocks("ci.md")
+    excerpt = next(snippet for snippet in snippets if "services" in snippet and "vipps" in snippet["services"])
+    full = compose()["services"]["vipps"]
+    shown = excerpt["services"]["vipps"]
+    for key in ("image", "command", "sysctls", "networks"):
+        assert shown[key] == full[key], key
+    assert set(shown["ports"]) == set(full["ports"]) and set(shown["volumes"]) == set(full["volumes"])
+    assert set(excerpt["volumes"]) == set(compose()["volumes"])
+    actions = [snippet for snippet in snippets if "jobs" in snippet or "services" in snippet and "steps" in snippet]
+    assert len(actions) == 2
+    for snippet in actions:
+        services = (snippet["jobs"]["test"] if "jobs" in snippet else snippet)["services"]
+        assert {"8080:8080", "8081:8081"} <= set(services["vipps"]["ports"])
+        assert services["vipps"]["env"]["VIPPS_SANDBOX_ADMIN_TOKEN"]
 
 
 # Runs in the app container: the real host names over the compose network, plain, then HTTPS if served.
