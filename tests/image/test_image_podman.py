@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from podman_support import Podman, call, run
+from podman_support import Container, Podman, call, run
 
 SIZE_BUDGET_MB = 230
 TOKEN = "image-test-admin-token"
@@ -29,11 +29,11 @@ def admin(token: str = TOKEN) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
-def test_image_size_and_healthcheck_kept(built, record_property):
+def test_image_size_and_healthcheck_kept(built, record_testsuite_property):
     podman, tag, seconds = built
-    record_property("build_seconds", round(seconds, 1))
+    record_testsuite_property("build_seconds", round(seconds, 1))
     size = int(podman.text("image", "inspect", "--format", "{{.Size}}", tag))
-    record_property("image_mb", round(size / 1e6, 1))
+    record_testsuite_property("image_mb", round(size / 1e6, 1))
     assert size < SIZE_BUDGET_MB * 1_000_000, f"{size / 1e6:.0f} MB, over the {SIZE_BUDGET_MB} MB budget"
     health = json.loads(podman.text("image", "inspect", "--format", "{{json .HealthCheck}}", tag))
     assert "/_sandbox/health" in " ".join(health["Test"]), health
@@ -43,12 +43,12 @@ def test_image_size_and_healthcheck_kept(built, record_property):
     assert set(config["Volumes"]) == {"/data"}
 
 
-def test_both_ports_non_root_admin_token_and_healthcheck(built, names, record_property):
+def test_both_ports_non_root_admin_token_and_healthcheck(built, names, record_testsuite_property):
     podman, tag, _ = built
     started = time.monotonic()
     container = run(podman, tag, names(), env={"VIPPS_SANDBOX_ADMIN_TOKEN": TOKEN})
     # Timed properly (several runs, both ports) in bench/image_start.py; recorded here, not asserted.
-    record_property("start_to_both_healthy_seconds", round(time.monotonic() - started, 2))
+    record_testsuite_property("start_to_both_healthy_seconds", round(time.monotonic() - started, 2))
     assert call(container.test_url + "/_sandbox/health") == (200, {"status": "ok", "environment": "test"})
     assert call(container.prod_url + "/_sandbox/health") == (200, {"status": "ok", "environment": "production"})
 
@@ -118,7 +118,7 @@ def test_fixture_from_the_volume_and_state_survive_kill(built, names, tmp_path):
     podman("kill", first.name)
     podman("wait", first.name, check=False, timeout=30)
     podman("start", first.name)
-    restarted = type(first)(podman, first.name, *published(podman, first.name))
+    restarted = Container(podman, first.name, *published(podman, first.name))
     restarted.wait_healthy()
     payment_there(restarted)
 
