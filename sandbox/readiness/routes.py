@@ -189,9 +189,12 @@ def setup(app: web.Application) -> None:
     app[REQUEST_LOG].observers.append(observer(book, lambda: runtime.world))
     runtime.listeners.append(lambda kind, payload: book.on_event(kind, payload, runtime.clock.time()))
     runtime.reset_hooks.append(book.clear)
-    runtime.state_providers["readiness"] = (book.dump, book.load)
     if runtime.settings.state is not None:
+        # With --state the book has its own file, read at start and written at stop: the journal's snapshot is
+        # made at other times (compaction), and loading an older copy from it would undo newer evidence.
         _persist(app, book, Path(runtime.settings.state))
+    else:
+        runtime.state_providers["readiness"] = (book.dump, book.load)  # named snapshots keep it
     router = routes(app)
     router.add_get("/_sandbox/readiness", readiness, name="sandbox.readiness")
     router.add_post("/_sandbox/readiness/exercises", exercise, name="sandbox.readiness.exercise")
