@@ -651,16 +651,6 @@ class PaymentsBackend:
         return [p for p in self.payments.values()
                 if p.env is env and p.phone == phone and p.state is State.CREATED]
 
-    def test_user_phone(self, payment: Payment) -> str | None:
-        """The test user the landing page preselects: the one the payment's phone belongs to, else the first of
-        the market's (None when the fixture has none)."""
-        world = self.runtime.world
-        if world.user(payment.phone) is not None:
-            return payment.phone
-        unit = self._unit(payment)
-        users = world.market_users.get(unit.market if unit else "NO", [])
-        return users[0].phone_number if users else None
-
     def phone_locked(self, payment: Payment) -> str | None:
         """The phone number the landing page is locked to: customer.phoneNumber when the sales unit has
         configuration.landingPagePhoneNumberLocked; else None."""

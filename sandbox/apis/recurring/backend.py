@@ -720,16 +720,22 @@ class RecurringBackend:
         charge = self.charges.get((agreement.env, agreement.msn, agreement.initial_charge))
         return MAGIC_AMOUNTS.get(charge.amount) if charge is not None else None
 
-    def approve(self, agreement: Agreement, phone: str | None = None, max_amount: int | None = None) -> bool:
+    def approve(self, agreement: Agreement, phone: str | None = None, max_amount: int | None = None,
+                drafted_only: bool = False) -> bool:
         """The user approves: PENDING -> ACTIVE, and an initial charge is charged or reserved at once. False when
-        it already was ACTIVE. VARIABLE pricing: the user picks maxAmount (default: the suggested one)."""
+        it already was ACTIVE. VARIABLE pricing: the user picks maxAmount (default: the suggested one).
+
+        `phone` is who approves (the confirmation page's or the control plane's chosen test user, or a typed
+        number): it becomes the agreement's phone number and, with a scope, decides its `sub`. The draft's
+        phoneNumber only prefills the page (the spec: "Used to simplify the following interaction"), so another
+        user may approve; force accept (`drafted_only`) must name the drafted number when there is one."""
         self.sweep()
         if agreement.status == "ACTIVE":
             return False
         if agreement.status != "PENDING":
             raise problem("operation-failed", f"The agreement is {agreement.status}; only a PENDING agreement can be "
                           "approved.", rule="recurring-agreement-not-pending")
-        if phone is not None and agreement.phone and phone != agreement.phone:
+        if drafted_only and phone is not None and agreement.phone and phone != agreement.phone:
             raise invalid("The agreement was drafted for another phone number.", "phoneNumber", "Not the agreement's")
         pricing = agreement.pricing
         if pricing["type"] == "VARIABLE":
@@ -804,7 +810,7 @@ class RecurringBackend:
             if not PHONE.match(phone):
                 raise invalid("phoneNumber must be 8 to 15 digits, with the country code (4712345678).",
                               "phoneNumber", "Must be 8 to 15 digits")
-            self.approve(self.agreement(env, msn, agreement_id), phone)
+            self.approve(self.agreement(env, msn, agreement_id), phone, drafted_only=True)
             return 204, None
 
         return self.idempotent(env, msn, "accept", key, fingerprint, work)
