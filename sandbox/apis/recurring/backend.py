@@ -47,6 +47,7 @@ from sandbox.apis.recurring.rules import (
 )
 from sandbox.core.errors import Detail, OpaqueDenial, Problem
 from sandbox.core.events import MONEY_CAPTURED, MONEY_REFUNDED, money_event
+from sandbox.core.idempotency import IdempotencyRecords
 from sandbox.core.model import Env
 from sandbox.core.runtime import Runtime
 
@@ -148,6 +149,7 @@ class Remembered:
     status: int = 0
     body: object = None  # the JSON body, or a Reply that rebuilds it
     error: Problem | None = None
+    at: float = 0.0  # when it was made (virtual clock): set by IdempotencyRecords, which expires it
 
 
 @dataclass(slots=True, frozen=True)
@@ -178,7 +180,10 @@ class RecurringBackend:
         self.order: list[tuple[Env, str, str]] = []
         self.by_unit: dict[tuple[Env, str], list[str]] = {}
         self.charges: dict[tuple[Env, str, str], Charge] = {}
-        self.idempotency: dict[tuple[Env, str, str, str], Remembered] = {}
+        settings = self.runtime.settings
+        #: By (env, msn, route, key); bounded by retention and a cap per sales unit (sandbox/core/idempotency.py).
+        self.idempotency: IdempotencyRecords[Remembered] = IdempotencyRecords(
+            self.now, lambda: settings.idempotency_retention_seconds, lambda: settings.idempotency_max_per_unit)
         self.continuations: dict[str, tuple[Env, str, str, str | None, int]] = {}
         self._heap: list[tuple[float, int, str, tuple]] = []
         #: One dict per distinct interval, shared by the agreements that have it (never changed in place: an update
@@ -377,9 +382,9 @@ class RecurringBackend:
             status, body = work()
         except Problem as error:
             if 400 <= error.status < 500 and not isinstance(error, OpaqueDenial):
-                self.idempotency[(env, msn, route, key)] = Remembered(fingerprint, error=error)
+                self.idempotency.put((env, msn, route, key), Remembered(fingerprint, error=error))
             raise
-        self.idempotency[(env, msn, route, key)] = Remembered(fingerprint, status, body)
+        self.idempotency.put((env, msn, route, key), Remembered(fingerprint, status, body))
         return status, self.reply_body(body)
 
     def reply_body(self, body: object) -> object:
