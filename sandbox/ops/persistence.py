@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
 import logging
 import os
 import secrets
@@ -49,6 +50,9 @@ NOT_JOURNALED = frozenset({"token.accesstoken", "token.miami", "sandbox.snapshot
                            "sandbox.faults.create", "sandbox.faults.clear", "sandbox.faults.delete",
                            "sandbox.inbox.post"})
 COMPACT_AT_ONCE = frozenset({"sandbox.reset", "sandbox.restore"})
+#: The snapshot's part that holds the work in flight (runtime.in_flight), and the file of its marks.
+IN_FLIGHT = "inFlight"
+MARKS = "in-flight-marks.json"
 KEPT_HEADERS = ("Content-Type", "Idempotency-Key", "Merchant-Serial-Number", "Host", "Vipps-System-Name",
                 "Vipps-System-Version", "Vipps-System-Plugin-Name", "Vipps-System-Plugin-Version")
 
@@ -63,6 +67,9 @@ class Persistence:
         self.legacy_ids_seed: int | None = None
         self.compaction_failures = 0
         self._retry_at = 0.0
+        self.base = 0  # the journal entry of the snapshot that the marks of work in flight count from
+        self.recovering = False  # from the first read of the state directory until the work in flight is released
+        self.in_flight_state: dict = {}
 
     # -- writing --------------------------------------------------------------------------------
     def record(self, request: web.Request, ctx: CallContext, started_at: float, body: bytes) -> None:
@@ -77,14 +84,46 @@ class Persistence:
             self.compact_if_possible()
 
     def compact(self) -> None:
-        """The whole state into snapshot.json (with the last entry it holds), then an empty journal."""
+        """The whole state into snapshot.json (with the last entry it holds, and the work in flight: webhook
+        deliveries not yet done), then an empty journal, and marks that count from this snapshot on."""
         state = self.runtime.dump_state()
         state["journal"] = {"seq": self.journal.seq}
+        state[IN_FLIGHT] = {name: provider.pending() for name, provider in self.runtime.in_flight.items()}
         path = self.journal.snapshot_path
         write_snapshot(state, path, self.runtime.clock.iso())
         fsync_file(path)
         fsync_dir(path.parent)
         self.journal.rotate()
+        self.base = self.journal.seq
+        for provider in self.runtime.in_flight.values():
+            provider.compacted()
+        self.write_marks()
+
+    # -- work in flight (webhook deliveries) ----------------------------------------------------------
+    def write_marks(self) -> None:
+        """How much of the work in flight since the last compaction is done, into MARKS (replaced whole; not
+        fsynced: a mark lost in a power cut means a delivery made again, never one lost). Never while the
+        journal replays: the marks on disk are what recovery reads."""
+        if self.replaying or self.recovering:
+            return
+        data = {"base": self.base, **{name: p.marks() for name, p in self.runtime.in_flight.items()}}
+        path = self.journal.directory / MARKS
+        tmp = self.journal.directory / f".{MARKS}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, separators=(",", ":"))
+        os.replace(tmp, path)
+
+    def read_marks(self) -> dict:
+        path = self.journal.directory / MARKS
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:  # torn or edited: deliveries are made again rather than lost
+            log.warning("%s cannot be read (%s): webhook deliveries in flight may be made again", path, exc)
+            return {}
+        return data if isinstance(data, dict) else {}
 
     def compact_if_possible(self) -> bool:
         """Compacts unless a recent try failed; a failure is logged (once, until it works again) and never raised:
@@ -122,6 +161,8 @@ class Persistence:
         except (OSError, RecursionError) as exc:
             raise StateError(f"{path} cannot be read ({exc}). {way_out}") from None
         meta = state.pop("journal", None)
+        in_flight = state.pop(IN_FLIGHT, None)
+        self.in_flight_state = in_flight if isinstance(in_flight, dict) else {}
         if not isinstance(meta, dict) or not isinstance(meta.get("seq"), int) or meta["seq"] < 0:
             raise StateError(f"{path} is not a --state snapshot: it names no journal entry. {way_out}")
         try:
@@ -134,7 +175,18 @@ class Persistence:
         """Snapshot, then the journal replayed through private loopback sites; then ready to append."""
         ids = self.runtime.ids
         had_snapshot = self.journal.snapshot_path.exists()
+        marks = self.read_marks()
+        self.recovering = True
+        for provider in self.runtime.in_flight.values():
+            provider.hold()
         last = self.load_snapshot()
+        self.base = last  # the marks of work in flight count from this snapshot (0: none, the fixture)
+        for name, provider in self.runtime.in_flight.items():
+            try:
+                provider.restore(self.in_flight_state.get(name))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise StateError(f"{self.journal.snapshot_path} holds {name} in flight that cannot be loaded ({exc}). "
+                                 "Way out: restore the directory from a backup.") from None
         entries = self.journal.entries(after=last)
         if not had_snapshot and self.legacy_ids_seed is not None:
             ids.use_legacy_seed(self.legacy_ids_seed)  # an old journal-only directory: replay its ids as made
@@ -163,6 +215,15 @@ class Persistence:
                     self.runtime.port_env.pop(port, None)
                     await site.stop()
         self.journal.open(last)
+        # Marks made since another snapshot than this one count other work: none is known done (sent again).
+        known = marks if marks.get("base") == self.base else {}
+        self.recovering = False
+        for name, provider in self.runtime.in_flight.items():
+            left = provider.release(known.get(name))
+            if left:
+                log.info("%s: %d %s in flight from before the restart, sent again", self.journal.directory, left,
+                         name)
+        self.write_marks()
         if ids.legacy is not None:  # made by random.Random: from now on the keyed generator, from a snapshot
             ids.use_key(self.journal.ids_key())
             try:
@@ -263,6 +324,8 @@ async def _journal(request: web.Request, ctx: CallContext, persistence: Persiste
 
 def enable(app: web.Application, directory: Path) -> Persistence:
     persistence = Persistence(app[RUNTIME], directory)
+    for provider in app[RUNTIME].in_flight.values():
+        provider.progress_hooks.append(persistence.write_marks)
     ids = app[RUNTIME].ids
     if not ids.seeded:  # a replay must hand out the same ids: key them, from a key kept beside the journal
         persistence.legacy_ids_seed = persistence.journal.legacy_ids_seed()

@@ -181,8 +181,14 @@ class WebhookBackend:
         self._attempt_seq = 0
         self._delivery_seq = 0
         self._loop_thread: int | None = None
+        #: --state only (runtime.in_flight): while the journal replays, deliveries queue but nothing is sent; and
+        #: per registration, how many deliveries were done (delivered or given up) since the last compaction.
+        self._held = False
+        self.done: dict[str, int] = {}
+        self.progress_hooks: list[Callable[[], None]] = []
         runtime.listeners.append(self.on_event)
         runtime.reset_hooks.append(self.reset)
+        runtime.in_flight["webhooks"] = self
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -206,6 +212,8 @@ class WebhookBackend:
         self.inboxes.clear()
         self.inbox_bytes = 0
         self._attempt_seq = self._delivery_seq = 0
+        self.done.clear()
+        self._progress()
 
     # -- snapshots (runtime.state_providers["webhooks"]) ------------------------------------------
     def dump(self) -> dict[str, list[dict]]:
@@ -226,6 +234,73 @@ class WebhookBackend:
             self.by_scope.setdefault(key, {})[registration.id] = registration
             for event in registration.events:
                 self.by_event.setdefault((*key, event), {})[registration.id] = registration
+
+    # -- deliveries in flight, kept by --state (runtime.in_flight["webhooks"], sandbox/ops/persistence.py) --------
+    def hold(self) -> None:
+        self._held = True
+
+    def pending(self) -> dict:
+        """The deliveries due or being retried, per registration in order, with their ids and attempts so far."""
+        return {"seq": self._delivery_seq, "deliveries": [
+            {"webhookId": r.id, "id": d.id, "event": d.event, "body": d.body.decode("utf-8"), "msn": d.msn,
+             "reference": d.reference, "firstAttemptAt": d.first_attempt_at, "attempts": d.attempts}
+            for r in self.registrations.values() for d in r.queue]}
+
+    def compacted(self) -> None:
+        self.done.clear()
+
+    def restore(self, data: object) -> None:
+        """Queues a compaction's pending deliveries again (for registrations that still exist), ids and all."""
+        if data is None:
+            return
+        if not isinstance(data, dict) or not isinstance(data.get("deliveries"), list) or \
+                not isinstance(data.get("seq"), int):
+            raise ValueError("the webhooks in flight must be {seq, deliveries: [...]}")
+        self._delivery_seq = max(self._delivery_seq, data["seq"])
+        for row in data["deliveries"]:
+            registration = self.registrations.get(row["webhookId"])
+            if registration is not None:
+                registration.queue.append(Delivery(int(row["id"]), str(row["event"]), str(row["body"]).encode(),
+                                                   str(row["msn"]), str(row["reference"]), row.get("firstAttemptAt"),
+                                                   int(row.get("attempts") or 0)))
+
+    def marks(self) -> dict:
+        return {"done": dict(self.done)}
+
+    def release(self, marks: object | None) -> int:
+        """Drops from each queue the deliveries `marks` count as done (a queue is delivered in order, so they
+        are its first ones), then starts delivering the rest: at least once, with the same delivery ids."""
+        done = marks.get("done") if isinstance(marks, dict) else None
+        done = done if isinstance(done, dict) else {}
+        self._held = False
+        self.done.clear()
+        left = 0
+        for registration in self.registrations.values():
+            count = done.get(registration.id)
+            if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+                for _ in range(min(count, len(registration.queue))):
+                    registration.queue.popleft()
+                self.done[registration.id] = count
+            left += len(registration.queue)
+            if registration.queue and self.loop is not None and (registration.task is None or
+                                                                 registration.task.done()):
+                registration.task = self.loop.create_task(self._worker(registration))
+        return left
+
+    def _progress(self) -> None:
+        if self._held:
+            return
+        for hook in self.progress_hooks:
+            try:
+                hook()
+            except Exception:  # noqa: BLE001 - losing a mark means a delivery again, never a lost one
+                log.exception("webhooks: writing the deliveries' progress failed")
+
+    def _finished(self, registration: Registration) -> None:
+        """The queue's first delivery is done (delivered, or given up): off the queue, and counted."""
+        registration.queue.popleft()
+        self.done[registration.id] = self.done.get(registration.id, 0) + 1
+        self._progress()
 
     # -- the API ---------------------------------------------------------------------------------
     async def register(self, env: Env, scope: Scope, url: str, events: list[str]) -> dict:
@@ -262,6 +337,7 @@ class WebhookBackend:
         for event in registration.events:
             self.by_event.get((env, scope, event), {}).pop(webhook_id, None)
         self._cancel(registration)
+        self.done.pop(webhook_id, None)
         return True
 
     def _not_found(self, env: Env, scope: Scope, webhook_id: str) -> Problem:
@@ -315,6 +391,8 @@ class WebhookBackend:
         if registration.id not in self.registrations:
             return
         registration.queue.append(delivery)
+        if self._held:
+            return  # the journal is being replayed: sent once it is done (release)
         if registration.task is None or registration.task.done():
             registration.task = loop.create_task(self._worker(registration))
 
@@ -348,14 +426,14 @@ class WebhookBackend:
             delivery = registration.queue[0]
             record = await self._attempt(registration, delivery)
             if record["outcome"] == "delivered":
-                registration.queue.popleft()
+                self._finished(registration)
                 continue
             delay = min(RETRY_BASE_SECONDS * 2 ** (delivery.attempts - 1), RETRY_MAX_SECONDS)
             due = clock.time() + delay
             assert delivery.first_attempt_at is not None
             if due - delivery.first_attempt_at > GIVE_UP_AFTER_SECONDS:
                 record["outcome"] += " (gave up)"
-                registration.queue.popleft()
+                self._finished(registration)
                 continue
             record["nextAttemptAt"] = iso_utc(due)
             while clock.time() < due:  # the virtual clock: time passes, or a test moves it
