@@ -27,8 +27,8 @@ class InFlight(Protocol):
     holds but `--state` keeps across a crash (sandbox/ops/persistence.py). The journal's replay makes that work
     again; the provider keeps it queued until `release`, which drops what `marks` said was done."""
 
-    #: Called after each piece of work is done, so the marks can be written down.
-    progress_hooks: list[Callable[[], None]]
+    #: Called with a mark (a short string naming it) for each piece of work done, to be written down.
+    progress_hooks: list[Callable[[str], None]]
 
     def hold(self) -> None:
         """From now until `release`: queue new work, never act on it (the journal is being replayed)."""
@@ -37,16 +37,14 @@ class InFlight(Protocol):
         """What is still to do, JSON-able (a compaction puts it beside the snapshot's state)."""
 
     def compacted(self) -> None:
-        """`pending()` was written down: what is done from now on is counted afresh."""
+        """`pending()` was written down (the marks written before it count no more)."""
 
     def restore(self, data: object) -> None:
         """Queues the work `pending()` gave (after the snapshot's load, before the journal's replay)."""
 
-    def marks(self) -> object:
-        """Small and JSON-able: how much of the work since the last compaction is done."""
-
     def release(self, marks: object | None) -> int:
-        """Drops what `marks` say was done (None: nothing known), then acts again; returns what is still to do."""
+        """Drops the work the marks (a list, each naming one piece done since the last compaction; None: none
+        known) say was done, then acts again; returns how much is still to do."""
 
 
 def load_tables(settings: Settings) -> dict[str, list[dict]]:

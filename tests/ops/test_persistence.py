@@ -497,7 +497,7 @@ async def test_sigkill_keeps_webhook_deliveries_in_flight_and_sends_them_after_t
                 await receiver.runner.cleanup()
     if compact_bytes is not None:
         assert (state / "snapshot.json").exists()
-    assert oct((state / "in-flight-marks.json").stat().st_mode & 0o777) == "0o600"
+    assert oct((state / "in-flight-marks.jsonl").stat().st_mode & 0o777) == "0o600"
 
 
 async def _delivered(session, server, reference: str) -> list[dict]:

@@ -181,11 +181,10 @@ class WebhookBackend:
         self._attempt_seq = 0
         self._delivery_seq = 0
         self._loop_thread: int | None = None
-        #: --state only (runtime.in_flight): while the journal replays, deliveries queue but nothing is sent; and
-        #: per registration, how many deliveries were done (delivered or given up) since the last compaction.
+        #: --state only (runtime.in_flight): while the journal replays, deliveries queue but nothing is sent; each
+        #: delivery done (delivered or given up) is told to the hooks by its mark (`delivery_mark`).
         self._held = False
-        self.done: dict[str, int] = {}
-        self.progress_hooks: list[Callable[[], None]] = []
+        self.progress_hooks: list[Callable[[str], None]] = []
         runtime.listeners.append(self.on_event)
         runtime.reset_hooks.append(self.reset)
         runtime.in_flight["webhooks"] = self
@@ -212,8 +211,6 @@ class WebhookBackend:
         self.inboxes.clear()
         self.inbox_bytes = 0
         self._attempt_seq = self._delivery_seq = 0
-        self.done.clear()
-        self._progress()
 
     # -- snapshots (runtime.state_providers["webhooks"]) ------------------------------------------
     def dump(self) -> dict[str, list[dict]]:
@@ -247,7 +244,7 @@ class WebhookBackend:
             for r in self.registrations.values() for d in r.queue]}
 
     def compacted(self) -> None:
-        self.done.clear()
+        """Nothing to do: the marks are kept by --state (sandbox/ops/persistence.py), which starts them afresh."""
 
     def restore(self, data: object) -> None:
         """Queues a compaction's pending deliveries again (for registrations that still exist), ids and all."""
@@ -264,43 +261,42 @@ class WebhookBackend:
                                                    str(row["msn"]), str(row["reference"]), row.get("firstAttemptAt"),
                                                    int(row.get("attempts") or 0)))
 
-    def marks(self) -> dict:
-        return {"done": dict(self.done)}
-
     def release(self, marks: object | None) -> int:
-        """Drops from each queue the deliveries `marks` count as done (a queue is delivered in order, so they
-        are its first ones), then starts delivering the rest: at least once, with the same delivery ids."""
-        done = marks.get("done") if isinstance(marks, dict) else None
-        done = done if isinstance(done, dict) else {}
+        """Drops from the queues the deliveries `marks` name as done (a list of `delivery_mark`s), then starts
+        delivering the rest: at least once, with their delivery ids."""
+        left: dict[str, int] = {}
+        for mark in marks if isinstance(marks, list) else ():
+            if isinstance(mark, str):
+                left[mark] = left.get(mark, 0) + 1
         self._held = False
-        self.done.clear()
-        left = 0
+        pending = 0
         for registration in self.registrations.values():
-            count = done.get(registration.id)
-            if isinstance(count, int) and not isinstance(count, bool) and count > 0:
-                for _ in range(min(count, len(registration.queue))):
-                    registration.queue.popleft()
-                self.done[registration.id] = count
-            left += len(registration.queue)
+            if left:
+                kept = deque()
+                for delivery in registration.queue:
+                    mark = delivery_mark(registration, delivery)
+                    if left.get(mark):
+                        left[mark] -= 1
+                    else:
+                        kept.append(delivery)
+                registration.queue = kept
+            pending += len(registration.queue)
             if registration.queue and self.loop is not None and (registration.task is None or
                                                                  registration.task.done()):
                 registration.task = self.loop.create_task(self._worker(registration))
-        return left
-
-    def _progress(self) -> None:
-        if self._held:
-            return
-        for hook in self.progress_hooks:
-            try:
-                hook()
-            except Exception:  # noqa: BLE001 - losing a mark means a delivery again, never a lost one
-                log.exception("webhooks: writing the deliveries' progress failed")
+        return pending
 
     def _finished(self, registration: Registration) -> None:
-        """The queue's first delivery is done (delivered, or given up): off the queue, and counted."""
-        registration.queue.popleft()
-        self.done[registration.id] = self.done.get(registration.id, 0) + 1
-        self._progress()
+        """The queue's first delivery is done (delivered, or given up): off the queue, and told to the hooks."""
+        delivery = registration.queue.popleft()
+        if self._held or not self.progress_hooks:
+            return
+        mark = delivery_mark(registration, delivery)
+        for hook in self.progress_hooks:
+            try:
+                hook(mark)
+            except Exception:  # noqa: BLE001 - losing a mark means a delivery again, never a lost one
+                log.exception("webhooks: writing the deliveries' progress failed")
 
     # -- the API ---------------------------------------------------------------------------------
     async def register(self, env: Env, scope: Scope, url: str, events: list[str]) -> dict:
@@ -337,7 +333,6 @@ class WebhookBackend:
         for event in registration.events:
             self.by_event.get((env, scope, event), {}).pop(webhook_id, None)
         self._cancel(registration)
-        self.done.pop(webhook_id, None)
         return True
 
     def _not_found(self, env: Env, scope: Scope, webhook_id: str) -> Problem:
@@ -538,6 +533,24 @@ class WebhookBackend:
 
     def inbox(self, name: str) -> list[dict]:
         return [item[2] for item in self.inboxes.get(name, ())]
+
+
+#: Body fields the journal's replay does not make again to the millisecond (it runs at each request's start).
+VOLATILE_FIELDS = ("timestamp", "occurred")
+
+
+def delivery_mark(registration: Registration, delivery: Delivery) -> str:
+    """What names a delivery across a restart: its registration, id, event and body but for the moment it tells
+    (VOLATILE_FIELDS). The replay gives a delivery its id again; when it cannot (a read's sweep made it first),
+    a done delivery's mark names none, and it is sent again rather than another one dropped."""
+    try:
+        document = json.loads(delivery.body)
+    except ValueError:
+        document = None
+    stable = {k: v for k, v in document.items() if k not in VOLATILE_FIELDS} if isinstance(document, dict) \
+        else delivery.body.decode("utf-8", "replace")
+    text = json.dumps([registration.id, delivery.id, delivery.event, stable], sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 def webhook_payload(payload: dict, authorized_key: bool = True) -> dict:
