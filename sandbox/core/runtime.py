@@ -6,6 +6,7 @@ import copy
 import pickle
 import secrets
 from collections.abc import Callable
+from typing import Protocol
 
 from sandbox.core.clock import VirtualClock
 from sandbox.core.ids import Ids
@@ -19,6 +20,31 @@ from sandbox.gateway.tokens import TokenService
 #: A part of the live state that snapshots save and restore: (dump, load). `dump()` returns JSON-able
 #: data without tokens; `load(data)` replaces the live state with it.
 StateProvider = tuple[Callable[[], object], Callable[[object], None]]
+
+
+class InFlight(Protocol):
+    """Work a backend took on and has not finished (webhook deliveries due or being retried), which no snapshot
+    holds but `--state` keeps across a crash (sandbox/ops/persistence.py). The journal's replay makes that work
+    again; the provider keeps it queued until `release`, which drops what `marks` said was done."""
+
+    #: Called with a mark (a short string naming it) for each piece of work done, to be written down.
+    progress_hooks: list[Callable[[str], None]]
+
+    def hold(self) -> None:
+        """From now until `release`: queue new work, never act on it (the journal is being replayed)."""
+
+    def pending(self) -> object:
+        """What is still to do, JSON-able (a compaction puts it beside the snapshot's state)."""
+
+    def compacted(self) -> None:
+        """`pending()` was written down (the marks written before it count no more)."""
+
+    def restore(self, data: object) -> None:
+        """Queues the work `pending()` gave (after the snapshot's load, before the journal's replay)."""
+
+    def release(self, marks: object | None) -> int:
+        """Drops the work the marks (a list, each naming one piece done since the last compaction; None: none
+        known) say was done, then acts again; returns how much is still to do."""
 
 
 def load_tables(settings: Settings) -> dict[str, list[dict]]:
@@ -58,6 +84,8 @@ class Runtime:
             "clock": (self.clock.state, self._load_clock),
             "ids": (self.ids.dump, self.ids.load),
         }
+        #: Work in flight that only --state keeps (not snapshots), by name: see InFlight.
+        self.in_flight: dict[str, InFlight] = {}
 
     def publish(self, kind: str, payload: dict) -> None:
         """Tells every listener (ledgers, webhooks, the dashboard) that something happened."""

@@ -57,3 +57,8 @@ class Settings:
     # those whose configuration has unscheduledChargesAllowed).
     recurring_due_min_days: int | None = None
     recurring_unscheduled_msns: frozenset[str] = field(default_factory=frozenset)
+    # Idempotency records (ePayment and Recurring, sandbox/core/idempotency.py): how long an Idempotency-Key is
+    # honoured on the virtual clock (UNCERTAIN: no reference says; 30 days), and at most how many records one
+    # sales unit keeps per environment (the oldest go first), so memory stays bounded.
+    idempotency_retention_seconds: float = 30 * 86400.0
+    idempotency_max_per_unit: int = 100_000

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
 import logging
 import os
 import secrets
@@ -49,6 +50,9 @@ NOT_JOURNALED = frozenset({"token.accesstoken", "token.miami", "sandbox.snapshot
                            "sandbox.faults.create", "sandbox.faults.clear", "sandbox.faults.delete",
                            "sandbox.inbox.post"})
 COMPACT_AT_ONCE = frozenset({"sandbox.reset", "sandbox.restore"})
+#: The snapshot's part that holds the work in flight (runtime.in_flight), and the file of its marks.
+IN_FLIGHT = "inFlight"
+MARKS = "in-flight-marks.jsonl"
 KEPT_HEADERS = ("Content-Type", "Idempotency-Key", "Merchant-Serial-Number", "Host", "Vipps-System-Name",
                 "Vipps-System-Version", "Vipps-System-Plugin-Name", "Vipps-System-Plugin-Version")
 
@@ -63,6 +67,10 @@ class Persistence:
         self.legacy_ids_seed: int | None = None
         self.compaction_failures = 0
         self._retry_at = 0.0
+        self.base = 0  # the journal entry of the snapshot that the marks of work in flight count from
+        self.recovering = False  # from the first read of the state directory until the work in flight is released
+        self.in_flight_state: dict = {}
+        self._marks_fd: int | None = None
 
     # -- writing --------------------------------------------------------------------------------
     def record(self, request: web.Request, ctx: CallContext, started_at: float, body: bytes) -> None:
@@ -77,14 +85,88 @@ class Persistence:
             self.compact_if_possible()
 
     def compact(self) -> None:
-        """The whole state into snapshot.json (with the last entry it holds), then an empty journal."""
+        """The whole state into snapshot.json (with the last entry it holds, and the work in flight: webhook
+        deliveries not yet done), then an empty journal, and marks that count from this snapshot on."""
         state = self.runtime.dump_state()
         state["journal"] = {"seq": self.journal.seq}
+        state[IN_FLIGHT] = {name: provider.pending() for name, provider in self.runtime.in_flight.items()}
         path = self.journal.snapshot_path
         write_snapshot(state, path, self.runtime.clock.iso())
         fsync_file(path)
         fsync_dir(path.parent)
         self.journal.rotate()
+        self.base = self.journal.seq
+        for provider in self.runtime.in_flight.values():
+            provider.compacted()
+        self.start_marks()
+
+    # -- work in flight (webhook deliveries) ----------------------------------------------------------
+    def start_marks(self) -> None:
+        """A marks file that names the snapshot they count from (`base`) and no work done yet, then opened for
+        appending. Replaced whole (written aside, then renamed), so a crash leaves the old one or this one."""
+        path = self.journal.directory / MARKS
+        tmp = self.journal.directory / f".{MARKS}.tmp"
+        self.close_marks()
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps({"base": self.base}) + "\n")
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("writing %s failed (%s): webhook deliveries in flight may be sent twice after a crash",
+                        path, exc)
+            return
+        self.open_marks()
+
+    def open_marks(self) -> None:
+        path = self.journal.directory / MARKS
+        try:
+            self._marks_fd = os.open(path, os.O_WRONLY | os.O_APPEND, 0o600)
+        except OSError as exc:
+            log.warning("%s cannot be opened (%s): webhook deliveries may be sent twice after a crash", path, exc)
+
+    def close_marks(self) -> None:
+        if self._marks_fd is not None:
+            os.close(self._marks_fd)
+            self._marks_fd = None
+
+    def append_mark(self, name: str, mark: str) -> None:
+        """One piece of work done (a webhook delivery delivered or given up), one line. Not fsynced: the line is
+        the kernel's as soon as it is written, so it survives the process's crash; after a power cut, a delivery
+        may be sent twice, never lost. Never while the journal replays: the marks on disk are what it reads."""
+        if self.replaying or self.recovering or self._marks_fd is None:
+            return
+        try:
+            os.write(self._marks_fd, (json.dumps({"n": name, "m": mark}, separators=(",", ":")) + "\n").encode())
+        except OSError as exc:
+            log.warning("writing a webhook delivery's mark failed (%s): it may be sent twice after a crash", exc)
+
+    def read_marks(self) -> tuple[object, dict[str, list[str]]]:
+        """The marks file's base and, per name, the marks of the work done since (a torn last line: left out)."""
+        path = self.journal.directory / MARKS
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None, {}
+        except OSError as exc:
+            log.warning("%s cannot be read (%s): webhook deliveries in flight may be sent twice", path, exc)
+            return None, {}
+        lines = raw.split(b"\n")[:-1]  # the last piece lacks its newline: torn, or empty
+        found: dict[str, list[str]] = {}
+        base = None
+        for number, line in enumerate(lines):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                log.warning("%s, line %d, is not a mark: the deliveries it names may be sent twice", path, number + 1)
+                continue
+            if not isinstance(entry, dict):
+                continue
+            if number == 0:
+                base = entry.get("base")
+            elif isinstance(entry.get("n"), str) and isinstance(entry.get("m"), str):
+                found.setdefault(entry["n"], []).append(entry["m"])
+        return base, found
 
     def compact_if_possible(self) -> bool:
         """Compacts unless a recent try failed; a failure is logged (once, until it works again) and never raised:
@@ -122,6 +204,8 @@ class Persistence:
         except (OSError, RecursionError) as exc:
             raise StateError(f"{path} cannot be read ({exc}). {way_out}") from None
         meta = state.pop("journal", None)
+        in_flight = state.pop(IN_FLIGHT, None)
+        self.in_flight_state = in_flight if isinstance(in_flight, dict) else {}
         if not isinstance(meta, dict) or not isinstance(meta.get("seq"), int) or meta["seq"] < 0:
             raise StateError(f"{path} is not a --state snapshot: it names no journal entry. {way_out}")
         try:
@@ -134,7 +218,18 @@ class Persistence:
         """Snapshot, then the journal replayed through private loopback sites; then ready to append."""
         ids = self.runtime.ids
         had_snapshot = self.journal.snapshot_path.exists()
+        marks_base, marks = self.read_marks()
+        self.recovering = True
+        for provider in self.runtime.in_flight.values():
+            provider.hold()
         last = self.load_snapshot()
+        self.base = last  # the marks of work in flight count from this snapshot (0: none, the fixture)
+        for name, provider in self.runtime.in_flight.items():
+            try:
+                provider.restore(self.in_flight_state.get(name))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise StateError(f"{self.journal.snapshot_path} holds {name} in flight that cannot be loaded ({exc}). "
+                                 "Way out: restore the directory from a backup.") from None
         entries = self.journal.entries(after=last)
         if not had_snapshot and self.legacy_ids_seed is not None:
             ids.use_legacy_seed(self.legacy_ids_seed)  # an old journal-only directory: replay its ids as made
@@ -163,6 +258,19 @@ class Persistence:
                     self.runtime.port_env.pop(port, None)
                     await site.stop()
         self.journal.open(last)
+        # Marks made since another snapshot than this one name other work: none is known done (sent again).
+        same = marks_base == self.base
+        known = marks if same else {}
+        self.recovering = False
+        for name, provider in self.runtime.in_flight.items():
+            left = provider.release(known.get(name))
+            if left:
+                log.info("%s: %d %s in flight from before the restart, sent again", self.journal.directory, left,
+                         name)
+        if same:
+            self.open_marks()  # they still count: after another crash, the same replay makes the same work again
+        else:
+            self.start_marks()
         if ids.legacy is not None:  # made by random.Random: from now on the keyed generator, from a snapshot
             ids.use_key(self.journal.ids_key())
             try:
@@ -263,6 +371,8 @@ async def _journal(request: web.Request, ctx: CallContext, persistence: Persiste
 
 def enable(app: web.Application, directory: Path) -> Persistence:
     persistence = Persistence(app[RUNTIME], directory)
+    for name, provider in app[RUNTIME].in_flight.items():
+        provider.progress_hooks.append(lambda mark, name=name: persistence.append_mark(name, mark))
     ids = app[RUNTIME].ids
     if not ids.seeded:  # a replay must hand out the same ids: key them, from a key kept beside the journal
         persistence.legacy_ids_seed = persistence.journal.legacy_ids_seed()
@@ -284,3 +394,4 @@ def enable(app: web.Application, directory: Path) -> Persistence:
 
 async def _close_journal(app: web.Application) -> None:
     app[PERSISTENCE].journal.close()
+    app[PERSISTENCE].close_marks()

@@ -8,17 +8,15 @@ Approve and Reject post to its own API's simulated-user routes and come back her
 from __future__ import annotations
 
 import html
-import re
 
 from aiohttp import web
 
-from sandbox.core.errors import Detail, Problem
+from sandbox.gateway import user_picker
 from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
 from sandbox.gateway.page_shell import page
 from sandbox.gateway.phone_cards import card_html, cards_for
 
-MSISDN = re.compile(r"[1-9][0-9]{7,14}")  # the country code and the number, digits only
 CSS = ".request{border:1px solid #ddd;border-radius:10px;margin:1rem 0;padding:.5rem 1rem}" \
       ".field{display:block;margin:.5rem 0}.field input{display:block;width:100%}"
 
@@ -39,11 +37,7 @@ def phone_html(request: web.Request, number: str) -> str:
 
 
 async def phone(request: web.Request) -> web.Response:
-    number = request.match_info["phoneNumber"]
-    if not MSISDN.fullmatch(number):
-        raise Problem(400, "Bad Request", "The phone number must be an MSISDN: the country code and the number, "
-                      "digits only (4791234567).", details=[Detail("phoneNumber", "Not an MSISDN.")],
-                      rule="phone-number-invalid")
+    number = user_picker.check_msisdn(request.match_info["phoneNumber"], "phone-number-invalid")
     return page(f"Vipps MobilePay sandbox: phone {number}", phone_html(request, number), css=CSS)
 
 

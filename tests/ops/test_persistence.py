@@ -391,3 +391,167 @@ async def test_sigkill_keeps_recurring_drafts_approvals_and_charges(tmp_path, co
             await server.kill()
     if compact_bytes is not None:
         assert (state / "snapshot.json").exists()
+
+
+class Receiver:
+    """A merchant's webhook receiver on loopback, in this process: answers `status`, keeps what it got."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.got: list[dict] = []
+        self.runner: aiohttp.web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        from aiohttp import web
+
+        async def receive(request: web.Request) -> web.Response:
+            self.got.append(json.loads(await request.read()))
+            return web.Response(status=self.status)
+
+        app = web.Application()
+        app.router.add_post("/hooks", receive)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/hooks"  # type: ignore[union-attr]
+
+    def references(self) -> list[str]:
+        return [body["reference"] for body in self.got]
+
+
+async def attempts_for(session: aiohttp.ClientSession, server: Server, reference: str) -> list[dict]:
+    async with session.get(f"{server.url}/_sandbox/webhooks/deliveries?reference={reference}") as resp:
+        assert resp.status == 200, await resp.text()
+        return (await resp.json())["attempts"]
+
+
+async def until(check, what: str, timeout: float = 10.0):
+    """Polls the async `check` until it returns something true; that value."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("compact_bytes", [None, 1], ids=["journal-only", "after-a-compaction"])
+async def test_sigkill_keeps_webhook_deliveries_in_flight_and_sends_them_after_the_restart(tmp_path, compact_bytes):
+    """Issue 17: a delivery being retried, and one due behind it, are delivered after a SIGKILL and a restart
+    with --state, at least once and with the same delivery ids; one delivered before the kill is not sent again.
+    A real receiver on loopback. The deliveries come back from the journal's replay, onto the fixture or onto a
+    snapshot (the first write compacts when compact_bytes is 1); test_a_compaction_keeps_the_deliveries_in_flight
+    has them in the snapshot itself."""
+    state = tmp_path / "state"
+    keys = merchant_keys()
+    receiver = Receiver()
+    await receiver.start()
+    server = Server(state, compact_bytes)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        try:
+            await server.start(session)
+            headers = await token_headers(session, server, keys)
+            async with session.post(server.url + "/webhooks/v1/webhooks", headers=headers, json={
+                    "url": receiver.url, "events": ["epayments.payment.created.v1"]}) as resp:
+                assert resp.status == 201, await resp.text()
+
+            async def create(ref: str) -> None:
+                async with session.post(server.url + BASE, json=create_body(ref),
+                                        headers=headers | {"Idempotency-Key": f"c-{ref}"}) as resp:
+                    assert resp.status == 201, await resp.text()
+
+            await create("hook-aaaa")
+            await until(lambda: _delivered(session, server, "hook-aaaa"), "the first delivery")
+            receiver.status = 500  # the receiver breaks: the next delivery is retried, the one after waits
+            await create("hook-bbbb")
+            await create("hook-cccc")
+            failed = await until(lambda: _failed(session, server, "hook-bbbb"), "a failed attempt")
+            b_id = failed[0]["deliveryId"]
+            assert not await attempts_for(session, server, "hook-cccc")  # due, behind the one being retried
+            await server.kill()
+            assert receiver.references().count("hook-aaaa") == 1
+
+            receiver.status = 200
+            await server.start(session)
+            after_b = await until(lambda: _delivered(session, server, "hook-bbbb"), "hook-bbbb after the restart")
+            after_c = await until(lambda: _delivered(session, server, "hook-cccc"), "hook-cccc after the restart")
+            assert after_b[0]["deliveryId"] == b_id and after_c[0]["deliveryId"] == b_id + 1
+            got = receiver.references()
+            assert got.count("hook-cccc") == 1 and got[-2:] == ["hook-bbbb", "hook-cccc"]
+            assert receiver.references().count("hook-aaaa") == 1  # delivered before the kill: not again
+            assert not await attempts_for(session, server, "hook-aaaa")
+            await server.kill()
+            # and the next restart sends nothing again: all of it is done
+            await server.start(session)
+            await asyncio.sleep(0.5)
+            assert len(receiver.got) == receiver.references().count("hook-bbbb") + 2
+            async with session.get(f"{server.url}/_sandbox/webhooks/deliveries") as resp:
+                assert (await resp.json())["attempts"] == []
+        finally:
+            await server.kill()
+            if receiver.runner is not None:
+                await receiver.runner.cleanup()
+    if compact_bytes is not None:
+        assert (state / "snapshot.json").exists()
+    assert oct((state / "in-flight-marks.jsonl").stat().st_mode & 0o777) == "0o600"
+
+
+async def _delivered(session, server, reference: str) -> list[dict]:
+    return [a for a in await attempts_for(session, server, reference) if a["outcome"] == "delivered"]
+
+
+async def _failed(session, server, reference: str) -> list[dict]:
+    return [a for a in await attempts_for(session, server, reference) if a["outcome"] == "failed"]
+
+
+async def test_a_compaction_keeps_the_deliveries_in_flight(tmp_path):
+    """The deliveries due or being retried when the state is compacted are in the snapshot (the journal after it
+    cannot make them again): a restart sends them, with their ids, and not the one delivered before."""
+    from sandbox.app import create_app
+    from sandbox.core.settings import Settings
+    from sandbox.ops.persistence import PERSISTENCE
+    from sandbox.server import RunningSandbox
+
+    settings = Settings(port=0, prod_port=0, state=tmp_path / "state", id_seed=7)
+    keys = merchant_keys()
+    receiver = Receiver()
+    await receiver.start()
+    running = RunningSandbox(settings, create_app(settings))
+    await running.start()
+    server = Server(tmp_path / "state")
+    server.url = running.test_url
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            headers = await token_headers(session, server, keys)
+            async with session.post(server.url + "/webhooks/v1/webhooks", headers=headers, json={
+                    "url": receiver.url, "events": ["epayments.payment.created.v1"]}) as resp:
+                assert resp.status == 201, await resp.text()
+            for ref in ("snap-aaaa", "snap-bbbb", "snap-cccc"):
+                if ref == "snap-bbbb":
+                    await until(lambda: _delivered(session, server, "snap-aaaa"), "the first delivery")
+                    receiver.status = 500
+                async with session.post(server.url + BASE, json=create_body(ref),
+                                        headers=headers | {"Idempotency-Key": f"c-{ref}"}) as resp:
+                    assert resp.status == 201, await resp.text()
+            b_id = (await until(lambda: _failed(session, server, "snap-bbbb"), "a failed attempt"))[0]["deliveryId"]
+            running.app[PERSISTENCE].compact()  # the journal is empty now: only the snapshot knows them
+            assert (tmp_path / "state" / "journal.jsonl").stat().st_size == 0
+            await running.stop()
+            receiver.status = 200
+            running = RunningSandbox(settings, create_app(settings))
+            await running.start()
+            server.url = running.test_url
+            after_b = await until(lambda: _delivered(session, server, "snap-bbbb"), "snap-bbbb after the restart")
+            after_c = await until(lambda: _delivered(session, server, "snap-cccc"), "snap-cccc after the restart")
+            assert after_b[0]["deliveryId"] == b_id and after_c[0]["deliveryId"] == b_id + 1
+            assert after_b[0]["attempt"] >= 2  # the attempts before the restart count on
+            assert receiver.references().count("snap-aaaa") == 1 and receiver.references()[-2:] == [
+                "snap-bbbb", "snap-cccc"]
+    finally:
+        await running.stop()
+        if receiver.runner is not None:
+            await receiver.runner.cleanup()

@@ -43,6 +43,7 @@ from sandbox.apis.epayment.rules import (
     validate_create,
 )
 from sandbox.core.errors import Detail, OpaqueDenial, Problem
+from sandbox.core.idempotency import IdempotencyRecords
 from sandbox.core.model import Env, SalesUnit
 from sandbox.core.runtime import Runtime
 from sandbox.gateway.targets import Rules
@@ -187,6 +188,7 @@ class IdempotencyRecord:
     fingerprint: bytes
     reference: str
     snapshot: tuple | None = None
+    at: float = 0.0  # when it was made (virtual clock): set by IdempotencyRecords, which expires it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,7 +223,10 @@ class PaymentsBackend:
         #: Every payment's key in the order made (payments are never removed one by one), so that a page of the
         #: newest ones is a slice: O(page), however many payments there are.
         self.order: list[tuple[Env, str, str]] = []
-        self.idempotency: dict[tuple[Env, str, str, str], IdempotencyRecord] = {}
+        settings = self.runtime.settings
+        #: By (env, msn, route, key); bounded by retention and a cap per sales unit (sandbox/core/idempotency.py).
+        self.idempotency: IdempotencyRecords[IdempotencyRecord] = IdempotencyRecords(
+            self.now, lambda: settings.idempotency_retention_seconds, lambda: settings.idempotency_max_per_unit)
         self._expiry_heap: list[tuple[float, tuple[Env, str, str]]] = []
         self._seq = 0
         self._views: dict[tuple[Env, str, str], tuple[int, str | None, bytes]] = {}
@@ -239,7 +244,8 @@ class PaymentsBackend:
         for (env, msn, route, key), r in self.idempotency.items():
             snapshot = [str(r.snapshot[0]), *r.snapshot[1:]] if r.snapshot is not None else None
             idempotency.append({"env": str(env), "msn": msn, "route": route, "key": key,
-                                "fingerprint": r.fingerprint.hex(), "reference": r.reference, "snapshot": snapshot})
+                                "fingerprint": r.fingerprint.hex(), "reference": r.reference, "snapshot": snapshot,
+                                "at": r.at})
         return {"payments": payments, "idempotency": idempotency, "counters": [{"seq": self._seq}]}
 
     def load(self, data: object) -> None:
@@ -252,16 +258,21 @@ class PaymentsBackend:
             record["events"] = [Event(**event) for event in record.get("events", [])]
             payment = Payment(**record)
             payments[(payment.env, payment.msn, payment.reference)] = payment
-        idempotency = {}
+        idempotency = []
+        now = self.now()
         for r in tables["idempotency"]:
             snapshot = (State(r["snapshot"][0]), *r["snapshot"][1:]) if r.get("snapshot") else None
-            idempotency[(Env(r["env"]), r["msn"], r["route"], r["key"])] = IdempotencyRecord(
-                bytes.fromhex(r["fingerprint"]), r["reference"], snapshot)
+            at = r.get("at", now)  # none: a snapshot made before records expired (kept a whole period from now)
+            if not isinstance(at, int | float) or isinstance(at, bool):
+                raise ValueError("an idempotency record's at must be a number (epoch seconds)")
+            idempotency.append(((Env(r["env"]), r["msn"], r["route"], r["key"]), IdempotencyRecord(
+                bytes.fromhex(r["fingerprint"]), r["reference"], snapshot), float(at)))
         seq = int((tables["counters"] or [{"seq": 0}])[0]["seq"])
         heap = [(p.expires_at, key) for key, p in payments.items() if p.state is State.CREATED]
         heapq.heapify(heap)
         self.clear()
-        self.payments, self.idempotency, self._expiry_heap, self._seq = payments, idempotency, heap, seq
+        self.payments, self._expiry_heap, self._seq = payments, heap, seq
+        self.idempotency.load(idempotency)
         self.order = list(payments)
 
     # -- time and expiry ----------------------------------------------------------------------
@@ -371,7 +382,7 @@ class PaymentsBackend:
     def remember(self, env: Env, msn: str, route: str, key: str | None, fingerprint: bytes, payment: Payment,
                  snapshot: tuple | None = None) -> None:
         if key:
-            self.idempotency[(env, msn, route, key)] = IdempotencyRecord(fingerprint, payment.reference, snapshot)
+            self.idempotency.put((env, msn, route, key), IdempotencyRecord(fingerprint, payment.reference, snapshot))
 
     # -- create -------------------------------------------------------------------------------
     def create(self, env: Env, msn: str, body: object, key: str, origin: str,
@@ -650,16 +661,6 @@ class PaymentsBackend:
         self.sweep()
         return [p for p in self.payments.values()
                 if p.env is env and p.phone == phone and p.state is State.CREATED]
-
-    def test_user_phone(self, payment: Payment) -> str | None:
-        """The test user the landing page preselects: the one the payment's phone belongs to, else the first of
-        the market's (None when the fixture has none)."""
-        world = self.runtime.world
-        if world.user(payment.phone) is not None:
-            return payment.phone
-        unit = self._unit(payment)
-        users = world.market_users.get(unit.market if unit else "NO", [])
-        return users[0].phone_number if users else None
 
     def phone_locked(self, payment: Payment) -> str | None:
         """The phone number the landing page is locked to: customer.phoneNumber when the sales unit has

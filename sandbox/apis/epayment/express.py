@@ -25,6 +25,7 @@ from yarl import URL
 
 from sandbox.apis.epayment.rules import SPEC, problem, scope_values
 from sandbox.core.errors import Detail, Problem, ValidationProblem
+from sandbox.gateway import user_picker
 from sandbox.gateway.delivery_guard import delivery_headers
 from sandbox.gateway.targets import GuardedResolver, Rules, TargetError, parse
 
@@ -35,7 +36,7 @@ CALLBACK_TIMEOUT = 10.0
 CALLBACK_MAX_BYTES = 256 * 1024  # a bigger answer is a failed callback
 FIELD_MAX = 200
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-MSISDN = _MSISDN = re.compile(r"[1-9][0-9]{7,14}")
+MSISDN = _MSISDN = user_picker.MSISDN  # the one definition, shared with the pages' test-user picker
 
 
 def is_express(body: dict) -> bool:

@@ -17,17 +17,17 @@ from sandbox.apis.epayment import express
 from sandbox.apis.epayment.backend import Payment, PaymentsBackend, State
 from sandbox.core.errors import Detail, Problem
 from sandbox.core.urls import browser_view, is_safe_link
+from sandbox.gateway import user_picker
 from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
 from sandbox.gateway.page_security import policy
 from sandbox.gateway.page_shell import money, page
 from sandbox.gateway.phone_cards import PhoneAction, PhoneCard, add_phone_source
+from sandbox.gateway.user_picker import user_options
 
 #: What the landing page adds to the shared frame (sandbox/gateway/page_shell.py): the Express fields.
-LANDING_CSS = ("fieldset{border:1px solid #ddd;border-radius:8px;margin:0 0 1rem;padding:.5rem .75rem}"
-               "label{display:block;margin:.35rem 0}.field input,.field select{display:block;width:100%;"
-               "box-sizing:border-box;padding:.35rem;font-size:1rem}input[readonly]{background:#f3f3f3}"
+LANDING_CSS = (user_picker.PICKER_CSS + "input[readonly]{background:#f3f3f3}"
                ".option small{color:#666}.total{font-weight:600}.update,.pick{background:#eee}")
 
 
@@ -96,44 +96,25 @@ def _landing_html(request: web.Request, payments: PaymentsBackend, payment: Paym
     return "".join(parts)
 
 
-def _user_options(users: list, selected: str | None) -> str:
-    esc = html.escape
-    return "".join(f"<option value=\"{esc(u.phone_number)}\" data-role=\"{esc(u.role)}\""
-                   f"{' selected' if u.phone_number == selected else ''}>{esc(u.name)} ({esc(u.phone_number)})"
-                   "</option>" for u in users)
-
-
 def _payer_fields(payments: PaymentsBackend, payment: Payment, market: str, world) -> str:
-    """Who pays: a select of the market's test users and a field to type a phone number instead (no script: the
-    typed number wins when there is one). With landingPagePhoneNumberLocked, the payment's number, read-only."""
+    """Who pays: the shared test-user picker (sandbox/gateway/user_picker.py). With
+    landingPagePhoneNumberLocked, the payment's number, read-only."""
     esc = html.escape
     locked = payments.phone_locked(payment)
     if locked:
         return (f"<label class=\"field\">Paying with phone number<input name=\"phoneNumber\" value=\"{esc(locked)}\" "
                 "readonly data-locked></label>")
-    users = world.market_users.get(market, [])
-    parts = ["<fieldset class=\"payer\" data-payer><legend>Who pays</legend>"]
-    if users:
-        parts.append(f"<label class=\"field\">Test user<select name=\"payer\">"
-                     f"{_user_options(users, payments.test_user_phone(payment))}</select></label>")
-    typed = payment.phone if payment.phone and world.user(payment.phone) is None else ""
-    parts.append(f"<label class=\"field\">Or type a phone number<input name=\"phoneNumber\" value=\"{esc(typed)}\" "
-                 "inputmode=\"numeric\" autocomplete=\"tel\" placeholder=\"4791234567\"></label></fieldset>")
-    return "".join(parts)
+    return user_picker.picker_fields(world, user_picker.market_users(world, market), payment.phone, "Who pays",
+                                     "payer")
 
 
 def chosen_payer(payments: PaymentsBackend, payment: Payment, fields: dict) -> str | None:
-    """The phone number of who pays, from the landing form: the typed number, else the chosen test user, else
-    None (a request without either, such as an older client's). 400 for a malformed number, or one other than
-    the payment's when the sales unit locks the landing page to it."""
-    typed, picked = fields.get("phoneNumber"), fields.get("payer")
-    phone = (typed.strip() if isinstance(typed, str) else "") or (picked.strip() if isinstance(picked, str) else "")
-    if not phone:
+    """The phone number of who pays, from the landing form (user_picker.chosen_phone: the typed number, else the
+    chosen test user, else None). 400 for a malformed number, or one other than the payment's when the sales unit
+    locks the landing page to it."""
+    phone = user_picker.chosen_phone(fields, "landing-phone-invalid")
+    if phone is None:
         return None
-    if not express.MSISDN.fullmatch(phone):
-        raise Problem(400, "Bad Request", "The phone number must be an MSISDN: the country code and the number, "
-                      "digits only (4791234567).", details=[Detail("phoneNumber", "Not an MSISDN.")],
-                      rule="landing-phone-invalid")
     locked = payments.phone_locked(payment)
     if locked and phone != locked:
         raise Problem(400, "Bad Request", "This sales unit locks the landing page to the payment's phone number.",
@@ -166,7 +147,7 @@ def _express_form(payment: Payment, token: str, user: express.User, locked: str 
     parts = [f"<form method=\"post\" action=\"/_sandbox/landing/approve\" class=\"express\" data-express>"
              f"<input type=\"hidden\" name=\"token\" value=\"{esc(token)}\">",
              "<fieldset class=\"user\"><legend>Your details</legend>",
-             *([f"<label class=\"field\">Test user<select name=\"payer\">{_user_options(users, user.mobileNumber)}"
+             *([f"<label class=\"field\">Test user<select name=\"payer\">{user_options(users, user.mobileNumber)}"
                 "</select></label><button class=\"pick\" type=\"submit\" formaction=\"/_sandbox/landing\" "
                 "formmethod=\"get\" name=\"pick\" value=\"1\">Use this test user</button>"]
                if users and not locked else []),
@@ -258,7 +239,7 @@ async def _fields(request: web.Request) -> dict:
 def _back_to_phone(fields: dict) -> str | None:
     """Where Approve and Reject on the virtual phone go back to: that phone's page (a fixed, same-origin path)."""
     number = fields.get("backToPhone")
-    return f"/_sandbox/phone/{number}" if isinstance(number, str) and express.MSISDN.fullmatch(number) else None
+    return f"/_sandbox/phone/{number}" if isinstance(number, str) and user_picker.MSISDN.fullmatch(number) else None
 
 
 def _phone_cards(request: web.Request, payments: PaymentsBackend, number: str) -> list[PhoneCard]:

@@ -47,6 +47,7 @@ from sandbox.apis.recurring.rules import (
 )
 from sandbox.core.errors import Detail, OpaqueDenial, Problem
 from sandbox.core.events import MONEY_CAPTURED, MONEY_REFUNDED, money_event
+from sandbox.core.idempotency import IdempotencyRecords
 from sandbox.core.model import Env
 from sandbox.core.runtime import Runtime
 
@@ -148,6 +149,7 @@ class Remembered:
     status: int = 0
     body: object = None  # the JSON body, or a Reply that rebuilds it
     error: Problem | None = None
+    at: float = 0.0  # when it was made (virtual clock): set by IdempotencyRecords, which expires it
 
 
 @dataclass(slots=True, frozen=True)
@@ -178,7 +180,10 @@ class RecurringBackend:
         self.order: list[tuple[Env, str, str]] = []
         self.by_unit: dict[tuple[Env, str], list[str]] = {}
         self.charges: dict[tuple[Env, str, str], Charge] = {}
-        self.idempotency: dict[tuple[Env, str, str, str], Remembered] = {}
+        settings = self.runtime.settings
+        #: By (env, msn, route, key); bounded by retention and a cap per sales unit (sandbox/core/idempotency.py).
+        self.idempotency: IdempotencyRecords[Remembered] = IdempotencyRecords(
+            self.now, lambda: settings.idempotency_retention_seconds, lambda: settings.idempotency_max_per_unit)
         self.continuations: dict[str, tuple[Env, str, str, str | None, int]] = {}
         self._heap: list[tuple[float, int, str, tuple]] = []
         #: One dict per distinct interval, shared by the agreements that have it (never changed in place: an update
@@ -291,6 +296,27 @@ class RecurringBackend:
             "chargeId": charge.id, "amount": body["amount"], "currency": charge.currency, "timestamp": at,
             "webhook": body})
 
+    def _creation_failed(self, env: Env, msn: str, item: dict, currency: str, error: Problem) -> None:
+        """recurring.charge-creation-failed: a batch charge that passed the 202's checks but could not be created.
+        The body has the charge events' fields, from the request (the charge was never made), and the reason in
+        failureDescription: the error a single create would have answered (a 404 reads as for an unknown
+        agreement, whoever's it is)."""
+        now = self.now()
+        agreement = self.agreements.get((env, msn, item["agreementId"]))
+        reasons = "; ".join(f"{d.name}: {d.reason}" for d in error.details)
+        body = {"agreementId": item["agreementId"],
+                "agreementExternalId": agreement.external_id if agreement is not None else None,
+                "chargeId": item["orderId"], "chargeExternalId": item.get("externalId") or item["orderId"],
+                "amount": item["amount"], "chargeType": "RECURRING", "currency": currency,
+                "eventType": "recurring.charge-creation-failed.v1", "occurred": iso(now), "msn": msn,
+                "failureDescription": f"{error.detail}" + (f" ({reasons})" if reasons else "")}
+        log.info("recurring: batch charge %s of agreement %s was not created: %s", item["orderId"],
+                 item["agreementId"], error.detail)
+        self._publish("recurring.charge-creation-failed", {
+            "env": str(env), "msn": msn, "reference": item["orderId"], "agreementId": item["agreementId"],
+            "chargeId": item["orderId"], "amount": item["amount"], "currency": currency, "timestamp": now,
+            "webhook": body})
+
     def _money(self, charge: Charge, kind: str, amount: int, at: float) -> None:
         """The API-neutral money event (sandbox/core/events.py): the Report API books it in production ledgers.
         Its pspReference is the charge's transaction id, with the history position after the first movement."""
@@ -377,9 +403,9 @@ class RecurringBackend:
             status, body = work()
         except Problem as error:
             if 400 <= error.status < 500 and not isinstance(error, OpaqueDenial):
-                self.idempotency[(env, msn, route, key)] = Remembered(fingerprint, error=error)
+                self.idempotency.put((env, msn, route, key), Remembered(fingerprint, error=error))
             raise
-        self.idempotency[(env, msn, route, key)] = Remembered(fingerprint, status, body)
+        self.idempotency.put((env, msn, route, key), Remembered(fingerprint, status, body))
         return status, self.reply_body(body)
 
     def reply_body(self, body: object) -> object:
@@ -720,16 +746,22 @@ class RecurringBackend:
         charge = self.charges.get((agreement.env, agreement.msn, agreement.initial_charge))
         return MAGIC_AMOUNTS.get(charge.amount) if charge is not None else None
 
-    def approve(self, agreement: Agreement, phone: str | None = None, max_amount: int | None = None) -> bool:
+    def approve(self, agreement: Agreement, phone: str | None = None, max_amount: int | None = None,
+                drafted_only: bool = False) -> bool:
         """The user approves: PENDING -> ACTIVE, and an initial charge is charged or reserved at once. False when
-        it already was ACTIVE. VARIABLE pricing: the user picks maxAmount (default: the suggested one)."""
+        it already was ACTIVE. VARIABLE pricing: the user picks maxAmount (default: the suggested one).
+
+        `phone` is who approves (the confirmation page's or the control plane's chosen test user, or a typed
+        number): it becomes the agreement's phone number and, with a scope, decides its `sub`. The draft's
+        phoneNumber only prefills the page (the spec: "Used to simplify the following interaction"), so another
+        user may approve; force accept (`drafted_only`) must name the drafted number when there is one."""
         self.sweep()
         if agreement.status == "ACTIVE":
             return False
         if agreement.status != "PENDING":
             raise problem("operation-failed", f"The agreement is {agreement.status}; only a PENDING agreement can be "
                           "approved.", rule="recurring-agreement-not-pending")
-        if phone is not None and agreement.phone and phone != agreement.phone:
+        if drafted_only and phone is not None and agreement.phone and phone != agreement.phone:
             raise invalid("The agreement was drafted for another phone number.", "phoneNumber", "Not the agreement's")
         pricing = agreement.pricing
         if pricing["type"] == "VARIABLE":
@@ -804,7 +836,7 @@ class RecurringBackend:
             if not PHONE.match(phone):
                 raise invalid("phoneNumber must be 8 to 15 digits, with the country code (4712345678).",
                               "phoneNumber", "Must be 8 to 15 digits")
-            self.approve(self.agreement(env, msn, agreement_id), phone)
+            self.approve(self.agreement(env, msn, agreement_id), phone, drafted_only=True)
             return 204, None
 
         return self.idempotent(env, msn, "accept", key, fingerprint, work)
@@ -827,33 +859,8 @@ class RecurringBackend:
         if agreement.status != "ACTIVE":
             raise problem("charge-creation-failed", f"The agreement is {agreement.status}: charges can only be "
                           "created on ACTIVE agreements.", details=[Detail("agreementId", agreement.status)])
-        kind = body.get("type", "RECURRING")
         currency = agreement.pricing["currency"]
-        amount = check_amount(body["amount"], currency, "amount")
-        retry_days = body.get("retryDays", 0)
-        mode = body.get("processingMode", "MULTIPLE_ATTEMPTS")
-        if mode == "SINGLE_ATTEMPT" and retry_days:
-            raise invalid("processingMode SINGLE_ATTEMPT needs retryDays 0.", "retryDays", "Must be 0 with "
-                          "SINGLE_ATTEMPT")
-        if len(body["description"]) > 45:
-            raise invalid("The charge description is at most 45 characters.", "description", "At most 45 characters")
-        today = self.today()
-        if kind == "UNSCHEDULED":
-            if not self.unscheduled_allowed(msn):
-                raise invalid("Cannot create a charge with type 'UNSCHEDULED'", "type",
-                              "Not allowed for this sales unit")
-            due = today
-        else:
-            if "due" not in body:
-                raise invalid("A RECURRING charge needs a due date.", "due", "Required")
-            due = parse_due(body["due"])
-            minimum = self.min_due_days(env)
-            if (due - today).days < minimum:
-                raise invalid(f"The due date must be at least {minimum} day(s) after today ({today}).", "due",
-                              "Too soon", "charge-due-too-soon")
-            if (due - today).days > MAX_DUE_DAYS:
-                raise invalid("The due date must be at most 2 years in the future.", "due", "Too far ahead",
-                              "charge-due-in-too-long")
+        kind, amount, retry_days, mode, due = self._charge_request(env, msn, body, currency)
         self._check_limit(agreement, amount, due)
         charge_id = body.get("orderId") or self._charge_id(env, msn)
         if (env, msn, charge_id) in self.charges:
@@ -874,6 +881,36 @@ class RecurringBackend:
         else:
             self._schedule_charge(charge, record_key)
         return charge
+
+    def _charge_request(self, env: Env, msn: str, body: dict, currency: str) -> tuple[str, int, int, str, date]:
+        """The checks of a charge request that need no agreement: (type, amount, retryDays, processingMode, due).
+        The batch endpoint makes these before its 202 ("passed API level validation"); the rest comes after."""
+        kind = body.get("type", "RECURRING")
+        amount = check_amount(body["amount"], currency, "amount")
+        retry_days = body.get("retryDays", 0)
+        mode = body.get("processingMode", "MULTIPLE_ATTEMPTS")
+        if mode == "SINGLE_ATTEMPT" and retry_days:
+            raise invalid("processingMode SINGLE_ATTEMPT needs retryDays 0.", "retryDays", "Must be 0 with "
+                          "SINGLE_ATTEMPT")
+        if len(body["description"]) > 45:
+            raise invalid("The charge description is at most 45 characters.", "description", "At most 45 characters")
+        today = self.today()
+        if kind == "UNSCHEDULED":
+            if not self.unscheduled_allowed(msn):
+                raise invalid("Cannot create a charge with type 'UNSCHEDULED'", "type",
+                              "Not allowed for this sales unit")
+            return kind, amount, retry_days, mode, today
+        if "due" not in body:
+            raise invalid("A RECURRING charge needs a due date.", "due", "Required")
+        due = parse_due(body["due"])
+        minimum = self.min_due_days(env)
+        if (due - today).days < minimum:
+            raise invalid(f"The due date must be at least {minimum} day(s) after today ({today}).", "due",
+                          "Too soon", "charge-due-too-soon")
+        if (due - today).days > MAX_DUE_DAYS:
+            raise invalid("The due date must be at most 2 years in the future.", "due", "Too far ahead",
+                          "charge-due-in-too-long")
+        return kind, amount, retry_days, mode, due
 
     def _check_limit(self, agreement: Agreement, amount: int, due: date) -> None:
         """The pricing's limit: LEGACY at most 5x the price in the interval of the due date (per charge without
@@ -897,8 +934,12 @@ class RecurringBackend:
                           f"({cap}); this charge would make {total}.", "amount", "Too high", "charge-amount-too-high")
 
     def batch(self, env: Env, msn: str, body: object, key: str) -> tuple[int, object]:
-        """POST /agreements/charges: up to 2,000 charges, each valid one created, each invalid one listed with its
-        errors. 202."""
+        """POST /agreements/charges: up to 2,000 charges. 202 with `validCharges`, those that "passed API level
+        validation" (the spec: the request's schema and the checks that need no agreement, `_charge_request`), and
+        `invalidCharges`, each with its errors. The valid ones are then created one by one, as the real API does
+        asynchronously (here right after the answer is made); one that fails then (no such agreement, not ACTIVE,
+        over the pricing's limit, an orderId already used) is never created, and the merchant hears of it through
+        `recurring.charge-creation-failed.v1` (UNCERTAIN: docs/reference/fidelity.md)."""
         self.unit_allowed(msn)
         fingerprint = self.fingerprint("batch", (), body)
 
@@ -910,17 +951,25 @@ class RecurringBackend:
             strays = [index for index, item in enumerate(body) if not isinstance(item, dict)]
             if strays:  # not a charge at all: the body is malformed (an object with bad fields is listed instead)
                 raise invalid("Every item of the array must be a charge object.", f"[{strays[0]}]", "Must be an object")
-            valid, refused = [], []
+            valid, refused, accepted = [], [], []
+            currency = self.runtime.world.sales_units[msn].currency  # an agreement's is always its unit's
             for index, item in enumerate(body):
                 try:
                     validate("CreateChargeAsyncV3", item)
                     assert isinstance(item, dict)
+                    item = {name: value for name, value in item.items() if name != "type"}  # no such field here
                     rules.check_agreement_id(item["agreementId"])
-                    charge = self._new_charge(env, msn, item["agreementId"], item, f"{key}-{index}")
-                    valid.append(charge.id)
+                    self._charge_request(env, msn, item, currency)
+                    accepted.append((index, item))
+                    valid.append(item["orderId"])
                 except Problem as error:
                     reasons = [f"{d.name}: {d.reason}" for d in error.details] or [error.detail]
                     refused.append({"chargeBatchItemDto": batch_item(item), "errors": reasons[:10]})
+            for index, item in accepted:  # after the 202, in the real API
+                try:
+                    self._new_charge(env, msn, item["agreementId"], item, f"{key}-{index}")
+                except Problem as error:
+                    self._creation_failed(env, msn, item, currency, error)
             return 202, {"validCharges": valid, "invalidCharges": refused}
 
         return self.idempotent(env, msn, "batch", key, fingerprint, work)

@@ -16,15 +16,19 @@ from sandbox.apis.recurring.backend import Agreement, RecurringBackend
 from sandbox.apis.recurring.rules import iso, problem
 from sandbox.core.errors import Detail, Problem
 from sandbox.core.urls import browser_view, is_safe_link
+from sandbox.gateway import user_picker
 from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
 from sandbox.gateway.page_security import policy
 from sandbox.gateway.page_shell import money, page
 
+#: The rule of the 400 for a phone number that is not an MSISDN (the confirmation page, the control plane).
+PHONE_RULE = "recurring-phone-invalid"
+
 
 def _page(title: str, body: str, status: int = 200) -> web.Response:
-    return page(title, body, status)
+    return page(title, body, status, user_picker.PICKER_CSS)
 
 
 async def _form(request: web.Request) -> dict:
@@ -105,8 +109,10 @@ def _confirmation_html(request: web.Request, recurring: RecurringBackend, agreem
     if pricing["type"] == "VARIABLE":
         choose = (f"<p><label>Max amount per interval (minor units) <input name=\"maxAmount\" type=\"number\" "
                   f"min=\"1\" value=\"{pricing['suggestedMaxAmount']}\"></label></p>")
-    parts.append(f"<form method=\"post\" action=\"/_sandbox/recurring/confirm/approve\" style=\"display:inline\">"
-                 f"{hidden}{choose}<button class=\"approve\" type=\"submit\">Approve</button></form>"
+    who = user_picker.picker_fields(world, user_picker.market_users(world, unit.market if unit else None),
+                                    agreement.phone, "Who approves", "approver")
+    parts.append(f"<form method=\"post\" action=\"/_sandbox/recurring/confirm/approve\" class=\"agree\">"
+                 f"{hidden}{who}{choose}<button class=\"approve\" type=\"submit\">Approve</button></form>"
                  f"<form method=\"post\" action=\"/_sandbox/recurring/confirm/reject\" style=\"display:inline\">"
                  f"{hidden}<button class=\"reject\" type=\"submit\">Reject</button></form>")
     return "".join(parts)
@@ -139,8 +145,8 @@ def setup(app: web.Application, key: web.AppKey) -> None:
         recurring: RecurringBackend = request.app[key]
         fields = await _form(request)
         agreement = recurring.by_token(fields["token"])
-        phone = fields.get("phoneNumber") if isinstance(fields.get("phoneNumber"), str) else None
-        recurring.approve(agreement, phone or None, _max_amount(fields))
+        phone = user_picker.chosen_phone(fields, PHONE_RULE) if agreement.status == "PENDING" else None
+        recurring.approve(agreement, phone, _max_amount(fields))
         return answered(agreement, "approved")
 
     async def confirm_reject(request: web.Request) -> web.Response:
@@ -161,9 +167,11 @@ def setup(app: web.Application, key: web.AppKey) -> None:
                                   "{\"phoneNumber\": \"4712345678\", \"maxAmount\": 20000}, or empty.",
                                   details=[Detail("body", "Must be an object")])
                 body = body or {}
-                phone = body.get("phoneNumber")
-                recurring.approve(agreement, phone if isinstance(phone, str) and phone else None,
-                                  _max_amount(body))
+                if not isinstance(body.get("phoneNumber", ""), str):
+                    raise Problem(400, "Bad Request", "phoneNumber, when there is one, is a string such as "
+                                  "\"4712345678\".", details=[Detail("phoneNumber", "A string.")], rule=PHONE_RULE)
+                recurring.approve(agreement, user_picker.chosen_phone({"phoneNumber": body.get("phoneNumber")},
+                                                                      PHONE_RULE), _max_amount(body))
             else:
                 getattr(recurring, {"stop": "user_stop"}.get(action, action))(agreement)
             return web.json_response(recurring.agreement_view(agreement, f"{request.scheme}://{request.host}"))

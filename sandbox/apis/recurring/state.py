@@ -51,7 +51,7 @@ def dump(backend: RecurringBackend) -> dict:
     idempotency = []
     for (env, msn, route, key), remembered in backend.idempotency.items():
         row: dict = {"env": str(env), "msn": msn, "route": route, "key": key,
-                     "fingerprint": remembered.fingerprint.hex(), "status": remembered.status}
+                     "fingerprint": remembered.fingerprint.hex(), "status": remembered.status, "at": remembered.at}
         body = remembered.body
         if isinstance(body, Reply) and body.kind == "draft" and isinstance(body.key, tuple):
             # Never the answer itself: its vippsConfirmationUrl holds the confirmation token, a secret a snapshot
@@ -159,7 +159,10 @@ def _remembered(row: dict) -> tuple[tuple[Env, str, str, str], Remembered]:
         if not isinstance(reply, dict) or reply.get("kind") != "draft":
             raise ValueError("an idempotency record's reply must be {kind: draft, agreementId, origin}")
         body = _DraftReply(str(reply["agreementId"]), str(reply.get("origin", "")))
-    return key, Remembered(bytes.fromhex(row["fingerprint"]), int(row.get("status") or 0), body, error)
+    at = row.get("at", -1.0)  # none: a snapshot made before records expired (kept a whole period from the load)
+    if not isinstance(at, int | float) or isinstance(at, bool):
+        raise ValueError("an idempotency record's at must be a number (epoch seconds)")
+    return key, Remembered(bytes.fromhex(row["fingerprint"]), int(row.get("status") or 0), body, error, float(at))
 
 
 @dataclass(frozen=True)
@@ -225,7 +228,10 @@ def load(backend: RecurringBackend, data: object) -> None:
     backend.clear()
     backend.agreements, backend.by_unit, backend.charges = agreements, by_unit, charges
     backend.order = list(agreements)
-    backend.idempotency, backend._heap, backend._seq, backend._transaction_seq = idempotency, heap, seq, transactions
+    backend._heap, backend._seq, backend._transaction_seq = heap, seq, transactions
+    now = backend.now()
+    backend.idempotency.load([(key, remembered, remembered.at if remembered.at >= 0 else now)
+                              for key, remembered in idempotency.items()])
     for (env, msn, route, _), remembered in idempotency.items():
         dumped = remembered.body
         if isinstance(dumped, _DraftReply):

@@ -181,8 +181,13 @@ class WebhookBackend:
         self._attempt_seq = 0
         self._delivery_seq = 0
         self._loop_thread: int | None = None
+        #: --state only (runtime.in_flight): while the journal replays, deliveries queue but nothing is sent; each
+        #: delivery done (delivered or given up) is told to the hooks by its mark (`delivery_mark`).
+        self._held = False
+        self.progress_hooks: list[Callable[[str], None]] = []
         runtime.listeners.append(self.on_event)
         runtime.reset_hooks.append(self.reset)
+        runtime.in_flight["webhooks"] = self
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -226,6 +231,72 @@ class WebhookBackend:
             self.by_scope.setdefault(key, {})[registration.id] = registration
             for event in registration.events:
                 self.by_event.setdefault((*key, event), {})[registration.id] = registration
+
+    # -- deliveries in flight, kept by --state (runtime.in_flight["webhooks"], sandbox/ops/persistence.py) --------
+    def hold(self) -> None:
+        self._held = True
+
+    def pending(self) -> dict:
+        """The deliveries due or being retried, per registration in order, with their ids and attempts so far."""
+        return {"seq": self._delivery_seq, "deliveries": [
+            {"webhookId": r.id, "id": d.id, "event": d.event, "body": d.body.decode("utf-8"), "msn": d.msn,
+             "reference": d.reference, "firstAttemptAt": d.first_attempt_at, "attempts": d.attempts}
+            for r in self.registrations.values() for d in r.queue]}
+
+    def compacted(self) -> None:
+        """Nothing to do: the marks are kept by --state (sandbox/ops/persistence.py), which starts them afresh."""
+
+    def restore(self, data: object) -> None:
+        """Queues a compaction's pending deliveries again (for registrations that still exist), ids and all."""
+        if data is None:
+            return
+        if not isinstance(data, dict) or not isinstance(data.get("deliveries"), list) or \
+                not isinstance(data.get("seq"), int):
+            raise ValueError("the webhooks in flight must be {seq, deliveries: [...]}")
+        self._delivery_seq = max(self._delivery_seq, data["seq"])
+        for row in data["deliveries"]:
+            registration = self.registrations.get(row["webhookId"])
+            if registration is not None:
+                registration.queue.append(Delivery(int(row["id"]), str(row["event"]), str(row["body"]).encode(),
+                                                   str(row["msn"]), str(row["reference"]), row.get("firstAttemptAt"),
+                                                   int(row.get("attempts") or 0)))
+
+    def release(self, marks: object | None) -> int:
+        """Drops from the queues the deliveries `marks` name as done (a list of `delivery_mark`s), then starts
+        delivering the rest: at least once, with their delivery ids."""
+        left: dict[str, int] = {}
+        for mark in marks if isinstance(marks, list) else ():
+            if isinstance(mark, str):
+                left[mark] = left.get(mark, 0) + 1
+        self._held = False
+        pending = 0
+        for registration in self.registrations.values():
+            if left:
+                kept = deque()
+                for delivery in registration.queue:
+                    mark = delivery_mark(registration, delivery)
+                    if left.get(mark):
+                        left[mark] -= 1
+                    else:
+                        kept.append(delivery)
+                registration.queue = kept
+            pending += len(registration.queue)
+            if registration.queue and self.loop is not None and (registration.task is None or
+                                                                 registration.task.done()):
+                registration.task = self.loop.create_task(self._worker(registration))
+        return pending
+
+    def _finished(self, registration: Registration) -> None:
+        """The queue's first delivery is done (delivered, or given up): off the queue, and told to the hooks."""
+        delivery = registration.queue.popleft()
+        if self._held or not self.progress_hooks:
+            return
+        mark = delivery_mark(registration, delivery)
+        for hook in self.progress_hooks:
+            try:
+                hook(mark)
+            except Exception:  # noqa: BLE001 - losing a mark means a delivery again, never a lost one
+                log.exception("webhooks: writing the deliveries' progress failed")
 
     # -- the API ---------------------------------------------------------------------------------
     async def register(self, env: Env, scope: Scope, url: str, events: list[str]) -> dict:
@@ -315,6 +386,8 @@ class WebhookBackend:
         if registration.id not in self.registrations:
             return
         registration.queue.append(delivery)
+        if self._held:
+            return  # the journal is being replayed: sent once it is done (release)
         if registration.task is None or registration.task.done():
             registration.task = loop.create_task(self._worker(registration))
 
@@ -348,14 +421,14 @@ class WebhookBackend:
             delivery = registration.queue[0]
             record = await self._attempt(registration, delivery)
             if record["outcome"] == "delivered":
-                registration.queue.popleft()
+                self._finished(registration)
                 continue
             delay = min(RETRY_BASE_SECONDS * 2 ** (delivery.attempts - 1), RETRY_MAX_SECONDS)
             due = clock.time() + delay
             assert delivery.first_attempt_at is not None
             if due - delivery.first_attempt_at > GIVE_UP_AFTER_SECONDS:
                 record["outcome"] += " (gave up)"
-                registration.queue.popleft()
+                self._finished(registration)
                 continue
             record["nextAttemptAt"] = iso_utc(due)
             while clock.time() < due:  # the virtual clock: time passes, or a test moves it
@@ -460,6 +533,24 @@ class WebhookBackend:
 
     def inbox(self, name: str) -> list[dict]:
         return [item[2] for item in self.inboxes.get(name, ())]
+
+
+#: Body fields the journal's replay does not make again to the millisecond (it runs at each request's start).
+VOLATILE_FIELDS = ("timestamp", "occurred")
+
+
+def delivery_mark(registration: Registration, delivery: Delivery) -> str:
+    """What names a delivery across a restart: its registration, id, event and body but for the moment it tells
+    (VOLATILE_FIELDS). The replay gives a delivery its id again; when it cannot (a read's sweep made it first),
+    a done delivery's mark names none, and it is sent again rather than another one dropped."""
+    try:
+        document = json.loads(delivery.body)
+    except ValueError:
+        document = None
+    stable = {k: v for k, v in document.items() if k not in VOLATILE_FIELDS} if isinstance(document, dict) \
+        else delivery.body.decode("utf-8", "replace")
+    text = json.dumps([registration.id, delivery.id, delivery.event, stable], sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 def webhook_payload(payload: dict, authorized_key: bool = True) -> dict:
