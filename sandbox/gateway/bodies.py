@@ -68,3 +68,15 @@ async def read_json(request: web.Request) -> object:
 def _not_json(constant: str) -> object:
     """NaN and Infinity are not JSON (RFC 8259); Python's parser would accept them."""
     raise ValueError(f"{constant} is not a JSON value")
+
+
+async def read_fields(request: web.Request) -> dict:
+    """A simulated-user or control-plane form's fields: a JSON object's, or a posted form's; {} for anything
+    else (a multipart body, bad encoding), so a handler answers with its own clear 400 instead of a 500."""
+    if is_json_type(request.content_type):
+        body = await read_json(request)
+        return body if isinstance(body, dict) else {}
+    try:
+        return dict(await request.post())
+    except (ValueError, UnicodeDecodeError, AssertionError):
+        return {}

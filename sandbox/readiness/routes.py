@@ -20,7 +20,7 @@ from sandbox.control.backend import ClockBackend
 from sandbox.core.clock import iso_utc
 from sandbox.core.errors import Detail, Problem
 from sandbox.core.model import Env
-from sandbox.gateway.bodies import read_json
+from sandbox.gateway.bodies import read_fields
 from sandbox.gateway.context import RUNTIME, CallContext
 from sandbox.gateway.front_door import routes
 from sandbox.gateway.policy import ROUTES
@@ -139,11 +139,7 @@ async def readiness(request: web.Request) -> web.Response:
 
 async def exercise(request: web.Request) -> web.Response:
     """One click from the report: make an item's situation happen (a fault, the clock), then back to it."""
-    if request.content_type == "application/json":
-        fields = await read_json(request)
-        fields = fields if isinstance(fields, dict) else {}
-    else:
-        fields = dict(await request.post())
+    fields = await read_fields(request)
     msn = _unit_or_404(request, fields.get("msn") if isinstance(fields.get("msn"), str) else None)
     api, item_id = fields.get("api"), fields.get("item")
     checklist = CHECKLISTS.get(api) if isinstance(api, str) else None
