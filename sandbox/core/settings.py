@@ -57,3 +57,9 @@ class Settings:
     # those whose configuration has unscheduledChargesAllowed).
     recurring_due_min_days: int | None = None
     recurring_unscheduled_msns: frozenset[str] = field(default_factory=frozenset)
+    # HTTPS and proxy mode (sandbox/core/ca.py, sandbox/gateway/proxy.py): the TLS port serving both environments
+    # (SNI and Host pick one), the proxy port (CONNECT to the Vipps host names only), and the CA's directory
+    # (None: the --state directory, else the user's data directory).
+    tls_port: int | None = None
+    proxy_port: int | None = None
+    ca_dir: Path | None = None
