@@ -33,6 +33,7 @@ from sandbox.core import errors
 from sandbox.core.errors import GatewayError, Problem, RenderContext, clip
 from sandbox.core.model import Env
 from sandbox.gateway.context import RUNTIME
+from sandbox.gateway.front_door import CONNECT_HANDLER
 from sandbox.gateway.page_security import add_page_headers, covers
 from sandbox.ops.requestlog import REQUEST_LOG
 
@@ -183,6 +184,8 @@ class GatewayRequestHandler(RequestHandler):
     def _handle_request(self, request, start_time, request_handler):
         """The coroutine aiohttp runs as the request's task: its own when the request has no body (or it has
         arrived), else one that times the body's pauses while the handler runs."""
+        if request.method == "CONNECT" and request_handler is self._request_handler:  # not a proxy port
+            request_handler = getattr(self._manager, "connect_handler", None) or request_handler
         payload = request.content
         timeout = self._body_timeout
         if timeout and payload is not EMPTY_PAYLOAD and not payload.is_eof():
@@ -249,6 +252,8 @@ class GatewayServer(web.Server):
     head_timeout: float | None = None
     body_timeout: float | None = None
     throttled: Throttled | None = None
+    #: The app's answer to CONNECT (sandbox/gateway/front_door.py): the router finds no route for its target.
+    connect_handler: Callable | None = None
 
     def __call__(self) -> RequestHandler:
         return GatewayRequestHandler(self, loop=self._loop, **self._kwargs)
@@ -265,6 +270,7 @@ class SandboxRunner(web.AppRunner):
         server.head_timeout = runtime.settings.head_timeout  # type: ignore[attr-defined]
         server.body_timeout = runtime.settings.body_timeout  # type: ignore[attr-defined]
         server.throttled = Throttled()  # type: ignore[attr-defined]
+        server.connect_handler = app.get(CONNECT_HANDLER)  # type: ignore[attr-defined]
         if ring is not None:
             def refused(port: int | None, status: int, reason: str) -> None:
                 ring.record_refused(runtime.port_env.get(port, Env.TEST) if port is not None else Env.TEST, status,
