@@ -140,8 +140,8 @@ async def test_curl_through_the_proxy_to_another_site_is_refused(sandbox: Sandbo
     assert decoy.connections == 0
 
 
-async def test_a_tunnel_whose_client_does_not_trust_the_ca_fails_and_is_said_so(sandbox: SandboxClient,
-                                                                                caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_tunnel_whose_client_does_not_trust_the_ca_fails_and_is_said_so(
+        sandbox: SandboxClient, caplog: pytest.LogCaptureFixture) -> None:
     import ssl
 
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy_port(sandbox))
