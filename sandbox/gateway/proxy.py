@@ -233,7 +233,7 @@ class ProxiedRequestHandler(GatewayRequestHandler):
 
     def _plain_refusal(self, request: web.BaseRequest) -> Handler | None:
         """None when a plain proxy request names a served host (http://, port 80), else the handler refusing it."""
-        raw = request.raw_path
+        raw = request.raw_path.split("?", 1)[0]  # the request log keeps no query strings
         absolute = not raw.startswith("/")
         try:
             url = request.url

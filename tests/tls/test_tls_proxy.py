@@ -109,7 +109,7 @@ class Decoy:
     b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
     b"CONNECT apitest.vipps.no:{port} HTTP/1.1\r\nHost: apitest.vipps.no:{port}\r\n\r\n",  # a served name, not 443
     b"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n",
-    b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
+    b"GET http://example.com/?code=hush HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
     b"GET http://apitest.vipps.no:{port}/ HTTP/1.1\r\nHost: apitest.vipps.no:{port}\r\nConnection: close\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n",  # not a proxy request at all
 ], ids=["connect-ip", "connect-localhost", "connect-example", "connect-vipps-other-port", "get-ip", "get-example",
@@ -128,6 +128,7 @@ async def test_every_other_host_gets_a_403_and_no_connection_is_made(sandbox: Sa
     assert decoy.connections == 0
     entry = (await log_entries(sandbox))[0]
     assert entry["status"] == 403 and entry["proxied"] is True and entry["decision"]["rule"] == "proxy-host-refused"
+    assert "hush" not in json.dumps(entry), "the request log keeps no query strings"
 
 
 @needs_curl
