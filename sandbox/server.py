@@ -17,7 +17,7 @@ from sandbox.core.model import Env
 from sandbox.core.settings import Settings
 from sandbox.gateway.admin import ADMIN_TOKEN_GENERATED, admin_required
 from sandbox.gateway.context import RUNTIME
-from sandbox.gateway.lowlevel import AcceptErrors, SandboxRunner
+from sandbox.gateway.lowlevel import AcceptErrors, SandboxRunner, TLSSite
 from sandbox.ops.persistence import PERSISTENCE
 
 MAX_LINE = 128 * 1024
@@ -93,8 +93,8 @@ class RunningSandbox:
         self.ca_cert = authority.cert_path
         context = authority.server_context()
         if settings.tls_port is not None:
-            site = web.TCPSite(self.runner, settings.host, settings.tls_port, ssl_context=context,
-                               reuse_address=True)
+            site = TLSSite(self.runner, settings.host, settings.tls_port, ssl_context=context, reuse_address=True,
+                           handshake_timeout=settings.head_timeout)
             await site.start()
             self.tls_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         if settings.proxy_port is not None:

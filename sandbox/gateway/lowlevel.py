@@ -297,3 +297,23 @@ class AcceptErrors:
             self.previous(loop, context)
         else:
             loop.default_exception_handler(context)
+
+
+class TLSSite(web.TCPSite):
+    """The TLS port's site: aiohttp's TCPSite, with a TLS handshake timeout (asyncio's default is 60 s). A client
+    that opens a connection and never finishes its handshake is dropped after `handshake_timeout` seconds (the
+    head timeout), as one that never sends its request's head is."""
+
+    def __init__(self, *args, handshake_timeout: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.handshake_timeout = handshake_timeout
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            server, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
+            reuse_address=self._reuse_address, reuse_port=self._reuse_port,
+            ssl_handshake_timeout=self.handshake_timeout)
+        self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port

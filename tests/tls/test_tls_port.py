@@ -130,3 +130,30 @@ async def test_connect_on_a_port_that_is_not_the_proxy_gets_the_gateway_answer_a
     entry = (await log_entries(sandbox))[0]
     assert (entry["method"], entry["path"], entry["status"]) == ("CONNECT", "apitest.vipps.no:443", 404)
     assert entry["decision"]["rule"] == "connect-not-a-proxy"
+
+
+async def test_a_client_that_never_finishes_its_handshake_or_connect_is_dropped(tmp_path: Path) -> None:
+    """Slow clients on the new ports: the TLS handshake and the CONNECT head have --head-timeout, as a request's
+    head has (asyncio's own handshake timeout would be 60 s)."""
+    import asyncio
+    import time
+
+    from sandbox.testing import started
+
+    async def closed_after(port: int, send: bytes) -> float:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(send)
+        began = time.monotonic()
+        data = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        return time.monotonic() - began, data
+
+    settings = Settings(port=0, prod_port=0, tls_port=0, proxy_port=0, ca_dir=tmp_path / "ca", head_timeout=0.5)
+    async with started(settings) as sandbox:
+        waited, data = await closed_after(tls_port(sandbox), b"")  # TCP open, no ClientHello
+        assert 0.3 < waited < 3 and data == b""
+        waited, data = await closed_after(sandbox.running.proxy_port, b"CONNECT apitest.vipps.no:443 HTTP/1.1\r\n")
+        assert 0.3 < waited < 3 and data.startswith(b"HTTP/1.1 408"), data
+        waited, data = await closed_after(sandbox.running.proxy_port,  # a tunnel, then no ClientHello
+                                          b"CONNECT apitest.vipps.no:443 HTTP/1.1\r\nHost: apitest.vipps.no\r\n\r\n")
+        assert 0.3 < waited < 3 and data == b"HTTP/1.1 200 Connection established\r\n\r\n", data
