@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -19,6 +20,9 @@ from sandbox.gateway.admin import ADMIN_TOKEN_GENERATED, admin_required
 from sandbox.gateway.context import RUNTIME
 from sandbox.gateway.lowlevel import AcceptErrors, SandboxRunner, TLSSite
 from sandbox.ops.persistence import PERSISTENCE
+
+if TYPE_CHECKING:
+    from sandbox.gateway.proxy import Tunnels
 
 MAX_LINE = 128 * 1024
 log = logging.getLogger("sandbox")
@@ -57,6 +61,7 @@ class RunningSandbox:
         self.ca_cert: Path | None = None  # the CA certificate clients trust, when either is on
         self.new_ca = False  # the CA was made by this start: say so
         self._proxy: asyncio.Server | None = None
+        self._tunnels: Tunnels | None = None
         self._accept_errors: AcceptErrors | None = None
 
     async def start(self) -> None:
@@ -98,7 +103,7 @@ class RunningSandbox:
             await site.start()
             self.tls_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         if settings.proxy_port is not None:
-            tunnels = Tunnels(self.runner, context)
+            tunnels = self._tunnels = Tunnels(self.runner, context)
             self._proxy = await loop.create_server(lambda: ProxyProtocol(tunnels), settings.host, settings.proxy_port,
                                                    reuse_address=True)
             self.proxy_port = self._proxy.sockets[0].getsockname()[1]
@@ -127,6 +132,8 @@ class RunningSandbox:
         proxy, self._proxy = self._proxy, None
         if proxy is not None:  # no new proxy connections; those handed to the app close with it
             proxy.close()
+            if self._tunnels is not None:
+                self._tunnels.close_pending()
         await self.runner.cleanup()
         if proxy is not None:
             await proxy.wait_closed()

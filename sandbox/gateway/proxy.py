@@ -75,6 +75,14 @@ class Tunnels:
         self.ring: RequestLog | None = runner.app.get(REQUEST_LOG)
         self.head_timeout: float = getattr(server, "head_timeout", None) or 10.0
         self.throttled = Throttled()
+        self.pending: set[ProxyProtocol] = set()  # connections not handed to the app yet (closed at stop)
+
+    def close_pending(self) -> None:
+        """Closes the connections still sending their first head (the app closes the ones it was handed)."""
+        for protocol in list(self.pending):
+            protocol._finish()
+            if protocol.transport is not None:
+                protocol.transport.close()
 
     def handler(self, tunnel: str | None) -> ProxiedRequestHandler:
         """A new protocol for one connection of the app (as the server would make for an accepted one)."""
@@ -107,6 +115,7 @@ class ProxyProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.tunnels.pending.add(self)
         loop = asyncio.get_running_loop()
         self.timer = loop.call_later(self.tunnels.head_timeout, self._timed_out)
 
@@ -115,6 +124,7 @@ class ProxyProtocol(asyncio.Protocol):
 
     def _finish(self) -> None:
         self.done = True
+        self.tunnels.pending.discard(self)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None

@@ -153,3 +153,21 @@ async def test_a_tunnel_whose_client_does_not_trust_the_ca_fails_and_is_said_so(
     writer.close()
     await asyncio.sleep(0.1)
     assert any("trust the sandbox's CA" in record.getMessage() for record in caplog.records)
+
+
+async def test_stopping_closes_proxy_connections_that_sent_nothing_yet(tmp_path: Path) -> None:
+    import time
+
+    from sandbox.server import RunningSandbox
+
+    running = RunningSandbox(Settings(port=0, prod_port=0, proxy_port=0, ca_dir=tmp_path / "ca"))
+    await running.start()
+    assert running.proxy_port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", running.proxy_port)
+    writer.write(b"CONN")  # half a CONNECT: the proxy still waits for its head
+    await asyncio.sleep(0.1)
+    began = time.monotonic()
+    await asyncio.wait_for(running.stop(), 5)
+    assert time.monotonic() - began < 2
+    assert await asyncio.wait_for(reader.read(), 2) == b""
+    writer.close()
