@@ -135,8 +135,11 @@ class RunningSandbox:
             if self._tunnels is not None:
                 self._tunnels.close_pending()
         await self.runner.cleanup()
-        if proxy is not None:
-            await proxy.wait_closed()
+        if proxy is not None:  # since 3.12 this waits for its connections too: a tunnel's TLS shutdown is bounded
+            try:
+                await asyncio.wait_for(proxy.wait_closed(), 2)
+            except TimeoutError:
+                log.warning("stopped with proxy connections still closing")
         accept_errors, self._accept_errors = self._accept_errors, None
         if accept_errors is not None:
             loop = asyncio.get_running_loop()
