@@ -44,8 +44,3 @@ def call(request: web.Request) -> CallContext:
 
 def runtime(request: web.Request) -> Runtime:
     return request.app[RUNTIME]
-
-
-#: Set on a request that came through the proxy port (sandbox/gateway/proxy.py), tunnelled or not: the request
-#: log says so.
-PROXIED = web.RequestKey("proxied", bool)

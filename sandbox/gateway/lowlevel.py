@@ -126,6 +126,7 @@ class GatewayRequestHandler(RequestHandler):
     schedules one timer per head_timeout seconds, not one per request, and every head still has its deadline.
     A request without a body (a GET) gets no body timer, and no extra coroutine either."""
 
+    proxied = False  # a proxy connection's handler says True (sandbox/gateway/proxy.py): the request log shows it
     _head_timer: asyncio.TimerHandle | None = None
     _head_since: float | None = None  # when the head being received began; None between requests
     _body_timer: asyncio.TimerHandle | None = None

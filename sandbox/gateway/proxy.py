@@ -29,7 +29,6 @@ from sandbox.core import errors
 from sandbox.core.errors import GatewayError, RenderContext, clip
 from sandbox.core.model import Env
 from sandbox.gateway.checks import HOST_ENVS
-from sandbox.gateway.context import PROXIED
 from sandbox.gateway.hosts import split_host
 from sandbox.gateway.lowlevel import GatewayRequestHandler, Throttled, head_timeout_response
 from sandbox.ops.requestlog import REQUEST_LOG, RequestLog
@@ -225,16 +224,17 @@ Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 class ProxiedRequestHandler(GatewayRequestHandler):
     """The app's protocol for a proxy connection: a CONNECT tunnel's decrypted stream (`tunnel` is the host it
-    named), or plain http:// proxy requests, each refused unless it names a served host. Its requests are
-    marked PROXIED for the request log."""
+    named), or plain http:// proxy requests, each refused unless it names a served host. The request log marks
+    its requests as proxied."""
 
     def __init__(self, manager, tunnels: Tunnels, tunnel: str | None, **kwargs) -> None:
         super().__init__(manager, **kwargs)
         self.tunnels = tunnels
         self.tunnel = tunnel
 
+    proxied = True  # read by the request log (sandbox/ops/requestlog.py), as request.protocol.proxied
+
     def _handle_request(self, request, start_time, request_handler):
-        request[PROXIED] = True
         if self.tunnel is None:
             refused = self._plain_refusal(request)
             if refused is not None:

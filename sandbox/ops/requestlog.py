@@ -24,7 +24,7 @@ from sandbox.core.clock import VirtualClock, iso_utc
 from sandbox.core.errors import printable
 from sandbox.core.model import Env, KeySet, KeyType
 from sandbox.core.world import World
-from sandbox.gateway.context import PROXIED, CallContext
+from sandbox.gateway.context import CallContext
 from sandbox.gateway.headers import (
     AUTHORIZATION,
     CLIENT_SECRET,
@@ -90,12 +90,11 @@ class RequestLog:
         rule = reason = None
         if status is not None and status >= 400:  # only error bodies (sandbox.core.errors) carry these headers
             rule, reason = headers.get(SANDBOX_RULE), headers.get(SANDBOX_REASON)
-        host = request_headers.get(HOST)
-        if host is not None:
-            host = printable(host, 200)  # a name, or whatever was sent: never a forged line
+        # The Host header as sent (made printable when shaped); proxied: the connection's handler says so
+        # (sandbox/gateway/proxy.py), an attribute rather than a request key a plain call would miss.
         entry = (next(self._ids), wall, self.clock.at(wall), ctx, method, path, route, claimed, msn,
-                 credentials(request_headers, path), status, rule, reason, latency_ms, interrupted, host,
-                 request.scheme, request.get(PROXIED, False))
+                 credentials(request_headers, path), status, rule, reason, latency_ms, interrupted,
+                 request_headers.get(HOST), request.scheme, getattr(request.protocol, "proxied", False))
         read = status is not None and status < 400 and (method == "GET" or method == "HEAD") \
             and path.startswith("/_sandbox/")
         (self.reads if read else self.entries).append(entry)
@@ -284,7 +283,8 @@ def shape(entry: tuple) -> dict:
         "dropped": dropped,
         "interrupted": interrupted and not dropped,
         "warnings": list(ctx.warnings),
-        "host": host,  # the Host header (a refused proxy request: the host it named)
+        "host": printable(host, 200) if host is not None else None,  # the Host header, never a forged line
+        # (a refused proxy request: the host it named)
         "scheme": scheme,  # https on the TLS port and in the proxy's tunnels
         "proxied": proxied,  # came through the proxy port (sandbox/gateway/proxy.py)
     }
