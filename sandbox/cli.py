@@ -1,4 +1,4 @@
-"""The `vipps-sandbox` command: serve, keys, users, fixture generate, scenario."""
+"""The `vipps-sandbox` command: serve, keys, users, fixture generate, scenario, ca."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from sandbox.core.ca import Authority, CAError, ca_directory, trust_hints
 from sandbox.core.keys_listing import keyset_rows, table
 from sandbox.core.model import Env, KeyType
 from sandbox.core.settings import Settings
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Recurring API: a sales unit allowed UNSCHEDULED charges, besides those whose "
                        "configuration has unscheduledChargesAllowed; repeatable, added to "
                        "$VIPPS_SANDBOX_RECURRING_UNSCHEDULED (MSNs separated by commas)")
+    add_tls_arguments(serve)
 
     keys = commands.add_parser("keys", help="list the key sets of a fixture (secrets masked; --json: full values)")
     keys.add_argument("--json", action="store_true", help="every field in full, secrets included, as JSON")
@@ -121,7 +123,70 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", type=Path, required=True)
     scenario_args.add_parser(commands)
     readiness_cli.add_parser(commands)
+
+    ca = commands.add_parser("ca", help="the sandbox's CA certificate (made on first use) and how to trust it")
+    add_ca_dir_argument(ca)
+    ca.add_argument("--state", type=Path, default=os.environ.get("VIPPS_SANDBOX_STATE") or None,
+                    help="the --state directory serve uses, whose CA this is when --ca-dir is not given (default: "
+                    "$VIPPS_SANDBOX_STATE)")
+    ca.add_argument("--path", action="store_true", help="print only the CA certificate's path")
     return parser
+
+
+# -- HTTPS and proxy mode (sandbox/core/ca.py, sandbox/gateway/proxy.py) ---------------------------------------
+def add_ca_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ca-dir", type=Path, default=os.environ.get("VIPPS_SANDBOX_CA_DIR") or None, metavar="DIR",
+                        help="directory of the sandbox's CA (vipps-sandbox-ca.pem, vipps-sandbox-ca.key) and its TLS "
+                        "certificate, made on first use (default: $VIPPS_SANDBOX_CA_DIR, else the --state directory, "
+                        "else $XDG_DATA_HOME/vipps-sandbox or ~/.local/share/vipps-sandbox)")
+
+
+def add_tls_arguments(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument("--tls-port", type=port_number, default=os.environ.get("VIPPS_SANDBOX_TLS_PORT") or None,
+                       metavar="N", help="also serve HTTPS on this port, both environments (SNI and the Host header "
+                       "pick one: apitest.vipps.no is test, api.vipps.no production, any other name test) with a "
+                       "certificate of the sandbox's CA (default: $VIPPS_SANDBOX_TLS_PORT; none)")
+    serve.add_argument("--proxy-port", type=port_number, default=os.environ.get("VIPPS_SANDBOX_PROXY_PORT") or None,
+                       metavar="N", help="also serve an HTTP proxy on this port for HTTPS_PROXY: CONNECT "
+                       "apitest.vipps.no:443 and api.vipps.no:443 (and http:// requests to them) are served by the "
+                       "sandbox itself, every other host gets a 403; it never connects anywhere (default: "
+                       "$VIPPS_SANDBOX_PROXY_PORT; none)")
+    add_ca_dir_argument(serve)
+
+
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number, not {text[:30]!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, not {value}")
+    return value
+
+
+def with_tls(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The serve settings with the TLS port, the proxy port and the CA directory of the flags."""
+    settings.tls_port, settings.proxy_port, settings.ca_dir = args.tls_port, args.proxy_port, args.ca_dir
+    return settings
+
+
+def print_ca(args: argparse.Namespace) -> int:
+    """`vipps-sandbox ca`: makes the CA if there is none yet, prints its certificate's path (and how to trust it)."""
+    authority = Authority(ca_directory(args.ca_dir, args.state))
+    try:
+        made = authority.ensure()
+    except CAError as exc:
+        print(f"vipps-sandbox: error: {exc}", file=sys.stderr)
+        return 2
+    cert = authority.cert_path.resolve()
+    if args.path:
+        print(cert)
+    else:
+        if made:
+            print(f"Made a new CA in {authority.directory} (its key, {authority.key_path.name}, is readable by you "
+                  "only).\n")
+        print(trust_hints(cert), end="")
+    return 0
 
 
 def tables_for(fixture: Path | None, seed: int | None) -> dict:
@@ -140,7 +205,8 @@ def positive_float(text: str) -> float:
 def serve_settings(args: argparse.Namespace) -> Settings:
     """The Settings of `vipps-sandbox serve`, from its flags and their environment variables."""
     allowed = parse_allowed_hosts(os.environ.get(ALLOWED_HOSTS_VAR)) + tuple(args.allowed_host)
-    return Settings(host=args.host, port=args.port, prod_port=args.prod_port, fixture=args.fixture, seed=args.seed,
+    return with_tls(Settings(
+                    host=args.host, port=args.port, prod_port=args.prod_port, fixture=args.fixture, seed=args.seed,
                     strict_headers=args.strict_headers,
                     admin_token=args.admin_token or os.environ.get("VIPPS_SANDBOX_ADMIN_TOKEN") or None,
                     snapshot_dir=args.snapshot_dir, request_log_size=args.request_log_size, state=args.state,
@@ -151,7 +217,7 @@ def serve_settings(args: argparse.Namespace) -> Settings:
                     inbox_message_bytes=args.inbox_message_bytes, webhook_authorized_key=args.webhook_authorized_key,
                     express_disabled=tuple(args.express_disabled),
                     recurring_due_min_days=args.recurring_due_min_days,
-                    recurring_unscheduled_msns=unscheduled_msns(args.recurring_unscheduled))
+                    recurring_unscheduled_msns=unscheduled_msns(args.recurring_unscheduled)), args)
 
 
 def unscheduled_msns(flags: list[str]) -> frozenset[str]:
@@ -213,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "readiness":
             return readiness_cli.main(args)
+        if args.command == "ca":
+            return print_ca(args)
         if args.command == "scenario":
             from sandbox.scenarios import cli as scenario_cli  # the runner pulls in aiohttp's client
 

@@ -1,4 +1,5 @@
-"""Serving one app on two ports: test ("apitest") and production ("api")."""
+"""Serving one app on two ports: test ("apitest") and production ("api"); optionally HTTPS on a third port for
+both, and a proxy for HTTPS_PROXY (sandbox/core/ca.py, sandbox/gateway/proxy.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -15,8 +18,11 @@ from sandbox.core.model import Env
 from sandbox.core.settings import Settings
 from sandbox.gateway.admin import ADMIN_TOKEN_GENERATED, admin_required
 from sandbox.gateway.context import RUNTIME
-from sandbox.gateway.lowlevel import AcceptErrors, SandboxRunner
+from sandbox.gateway.lowlevel import AcceptErrors, SandboxRunner, TLSSite
 from sandbox.ops.persistence import PERSISTENCE
+
+if TYPE_CHECKING:
+    from sandbox.gateway.proxy import Tunnels
 
 MAX_LINE = 128 * 1024
 log = logging.getLogger("sandbox")
@@ -50,6 +56,12 @@ class RunningSandbox:
                                     max_line_size=MAX_LINE, max_field_size=MAX_LINE,
                                     keepalive_timeout=settings.keepalive_timeout)
         self.test_port = self.prod_port = 0
+        self.tls_port: int | None = None  # bound ports of --tls-port and --proxy-port, when given
+        self.proxy_port: int | None = None
+        self.ca_cert: Path | None = None  # the CA certificate clients trust, when either is on
+        self.new_ca = False  # the CA was made by this start: say so
+        self._proxy: asyncio.Server | None = None
+        self._tunnels: Tunnels | None = None
         self._accept_errors: AcceptErrors | None = None
 
     async def start(self) -> None:
@@ -71,6 +83,30 @@ class RunningSandbox:
                 self.test_port = bound
             else:
                 self.prod_port = bound
+        if self.settings.tls_port is not None or self.settings.proxy_port is not None:
+            await self._start_tls()
+
+    async def _start_tls(self) -> None:
+        """The TLS port and the proxy (both need the CA, made on first use)."""
+        from sandbox.core.ca import Authority, ca_directory
+        from sandbox.gateway.proxy import ProxyProtocol, Tunnels
+
+        settings = self.settings
+        authority = Authority(ca_directory(settings.ca_dir, settings.state))
+        loop = asyncio.get_running_loop()
+        self.new_ca = await loop.run_in_executor(None, authority.ensure)
+        self.ca_cert = authority.cert_path
+        context = authority.server_context()
+        if settings.tls_port is not None:
+            site = TLSSite(self.runner, settings.host, settings.tls_port, ssl_context=context, reuse_address=True,
+                           handshake_timeout=settings.head_timeout)
+            await site.start()
+            self.tls_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if settings.proxy_port is not None:
+            tunnels = self._tunnels = Tunnels(self.runner, context)
+            self._proxy = await loop.create_server(lambda: ProxyProtocol(tunnels), settings.host, settings.proxy_port,
+                                                   reuse_address=True)
+            self.proxy_port = self._proxy.sockets[0].getsockname()[1]
 
     @property
     def display_host(self) -> str:
@@ -84,13 +120,47 @@ class RunningSandbox:
     def prod_url(self) -> str:
         return f"http://{self.display_host}:{self.prod_port}"
 
+    @property
+    def tls_url(self) -> str | None:
+        return None if self.tls_port is None else f"https://{self.display_host}:{self.tls_port}"
+
+    @property
+    def proxy_url(self) -> str | None:
+        return None if self.proxy_port is None else f"http://{self.display_host}:{self.proxy_port}"
+
     async def stop(self) -> None:
+        proxy, self._proxy = self._proxy, None
+        if proxy is not None:  # no new proxy connections; those handed to the app close with it
+            proxy.close()
+            if self._tunnels is not None:
+                self._tunnels.close_pending()
         await self.runner.cleanup()
+        if proxy is not None:  # since 3.12 this waits for its connections too: a tunnel's TLS shutdown is bounded
+            try:
+                await asyncio.wait_for(proxy.wait_closed(), 2)
+            except TimeoutError:
+                log.warning("stopped with proxy connections still closing")
         accept_errors, self._accept_errors = self._accept_errors, None
         if accept_errors is not None:
             loop = asyncio.get_running_loop()
             if loop.get_exception_handler() is accept_errors:
                 loop.set_exception_handler(accept_errors.previous)
+
+
+def print_tls(sandbox: RunningSandbox, bound: str) -> None:
+    """The lines about the TLS port and the proxy, when on. They never match testing.SERVING's pattern."""
+    if sandbox.ca_cert is None:
+        return
+    if sandbox.tls_url is not None:
+        print(f"vipps-sandbox serving HTTPS for both environments on {sandbox.tls_url}{bound} (apitest.vipps.no: test, "
+              "api.vipps.no: production, chosen by the Host header or the TLS server name; other names: test)",
+              flush=True)
+    if sandbox.proxy_url is not None:
+        print(f"vipps-sandbox proxy for apitest.vipps.no and api.vipps.no on {sandbox.proxy_url}{bound}: "
+              f"HTTPS_PROXY={sandbox.proxy_url} (every other host is refused)", flush=True)
+    made = "made now; " if sandbox.new_ca else ""
+    print(f"The sandbox's CA certificate ({made}trust it in your client; `vipps-sandbox ca` says how): "
+          f"{sandbox.ca_cert}", flush=True)
 
 
 async def serve_forever(settings: Settings) -> None:
@@ -106,6 +176,7 @@ async def serve_forever(settings: Settings) -> None:
           flush=True)
     same = f" --seed {settings.seed}" if settings.seed is not None else \
         f" --fixture {settings.fixture}" if settings.fixture is not None else ""
+    print_tls(sandbox, bound)
     print(f"List the keys with `vipps-sandbox keys{same}` or GET {sandbox.test_url}/_sandbox/keys", flush=True)
     if sandbox.app[ADMIN_TOKEN_GENERATED]:
         print(f"The control plane (/_sandbox/) needs 'Authorization: Bearer {settings.admin_token}' "

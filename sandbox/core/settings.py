@@ -62,3 +62,9 @@ class Settings:
     # sales unit keeps per environment (the oldest go first), so memory stays bounded.
     idempotency_retention_seconds: float = 30 * 86400.0
     idempotency_max_per_unit: int = 100_000
+    # HTTPS and proxy mode (sandbox/core/ca.py, sandbox/gateway/proxy.py): the TLS port serving both environments
+    # (SNI and Host pick one), the proxy port (CONNECT to the Vipps host names only), and the CA's directory
+    # (None: the --state directory, else the user's data directory).
+    tls_port: int | None = None
+    proxy_port: int | None = None
+    ca_dir: Path | None = None

@@ -167,7 +167,10 @@ function logRow(entry) {
   const reason = handlerError ? handlerError.reason : field(entry, "decision.reason", "reason");
   return el("tr", { class: denied ? "denied" : "", "data-path": field(entry, "path") },
     el("td", { title: time }, time.replace(/^.*T/, "").replace(/\.\d+Z?$/, "")),
-    el("td", {}, field(entry, "environment", "env") || ""),
+    el("td", {}, field(entry, "environment", "env") || "",
+      // Over HTTPS or through the proxy: the host the call named, so `apitest.vipps.no` calls are told apart.
+      entry.proxied || entry.scheme === "https"
+        ? el("div", { class: "muted" }, `${entry.proxied ? "proxy " : ""}${entry.host || ""}`) : null),
     el("td", {}, el("strong", {}, field(entry, "method") || ""), " ", pathNode(field(entry, "path") || "")),
     el("td", { title: clientId ? `client_id ${clientId}` : "" }, keyType ? `${keyType} keys` : "–",
       owner ? el("div", { class: "muted" }, owner) : null),

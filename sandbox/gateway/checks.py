@@ -25,6 +25,7 @@ from sandbox.core.errors import (
     printable,
 )
 from sandbox.core.model import Env, KeyType
+from sandbox.core.net import sni_name
 from sandbox.core.runtime import Runtime
 from sandbox.gateway.bodies import check_depth, is_json_type
 from sandbox.gateway.context import RUNTIME, CallContext
@@ -63,7 +64,8 @@ _HOST_SEEN: dict[str, Env | None] = {}
 
 
 def resolve_env(request: web.Request, runtime: Runtime) -> Env:
-    """The Host header decides when it names a Vipps host; otherwise the port the request came in on."""
+    """The Host header decides when it names a Vipps host; otherwise the port the request came in on (on the TLS
+    port and through the proxy, the TLS server name)."""
     header = request.headers.get(HOST) or ""
     if header in _HOST_SEEN:
         env = _HOST_SEEN[header]
@@ -76,7 +78,12 @@ def resolve_env(request: web.Request, runtime: Runtime) -> Env:
     transport = request.transport
     sockname = transport.get_extra_info("sockname") if transport is not None else None
     if sockname and len(sockname) >= 2:
-        return runtime.port_env.get(sockname[1], Env.TEST)
+        env = runtime.port_env.get(sockname[1])
+        if env is not None:
+            return env
+        # The TLS port and the proxy's tunnels serve both environments: the name the client asked for (SNI)
+        # decides, else the test environment (sandbox/core/ca.py, sandbox/gateway/proxy.py).
+        return HOST_ENVS.get(sni_name(transport.get_extra_info("ssl_object")) or "", Env.TEST)
     return Env.TEST
 
 
@@ -198,9 +205,15 @@ def route_of(request: web.Request) -> RoutePolicy | None:
     return None if name == UNMATCHED else ROUTES[name]
 
 
+CONNECT_ON_PLAIN_PORT = ("Resource not found. This port serves the API directly, it is not a proxy: send CONNECT "
+                         "to the sandbox's proxy port (vipps-sandbox serve --proxy-port), or call this port's paths.")
+
+
 async def unmatched(request: web.Request) -> SandboxError:
     """For a request only the catch-all matched: 405 when some route serves the path with other methods,
-    else the gateway's 404."""
+    else the gateway's 404 (a CONNECT on a port that is not the proxy's gets one saying where it belongs)."""
+    if request.method == "CONNECT":
+        return GatewayNotFound(CONNECT_ON_PLAIN_PORT, rule="connect-not-a-proxy")
     for resource in request.app.router.resources():
         if resource.name == UNMATCHED:
             continue

@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Mapping
 
 from aiohttp import web
+from aiohttp.web_urldispatcher import UrlMappingMatchInfo
 from yarl import URL
 
 from sandbox.core.errors import printable
@@ -120,6 +121,7 @@ class FrontDoor:
 
 
 FRONT_DOOR = web.AppKey("front_door", FrontDoor)
+CONNECT_HANDLER = web.AppKey("connect_handler", Handler)  # type: ignore[arg-type]
 QUIET_PATHS = frozenset(path for _, path in QUIET)
 
 
@@ -202,8 +204,26 @@ def add_catch_all(app: web.Application) -> None:
     Also makes the app refuse to start if a route was added behind the front door's back after create_app."""
     resource = CatchAll(name=UNMATCHED)
     app.router.register_resource(resource)
-    resource.add_route("*", app[FRONT_DOOR].wrap(_unmatched))
+    route = resource.add_route("*", app[FRONT_DOOR].wrap(_unmatched))
+    app[CONNECT_HANDLER] = _connect_handler(app, route)
     app.on_startup.insert(0, _refuse_unguarded_routes)  # before any other startup work (webhook sessions)
+
+
+def _connect_handler(app: web.Application, route: web.AbstractRoute) -> Handler:
+    """The app's handler for `CONNECT host:port` on the plain and TLS ports. Its target has no path, so the router
+    finds no route for it, not even the catch-all (aiohttp would answer a plain-text 404 and nothing would log it);
+    sandbox/gateway/lowlevel.py sends it here instead: the catch-all route, through the front door (the
+    gateway's JSON 404 and a request-log entry), and the connection closes (the parser reads no more from it)."""
+    async def answer_connect(request: web.Request) -> web.StreamResponse:
+        info = UrlMappingMatchInfo({"tail": request.raw_path}, route)
+        info.add_app(app)
+        info.freeze()
+        request._match_info = info  # what app._handle sets after the router's match
+        response = await route.handler(request)
+        response.force_close()
+        return response
+
+    return answer_connect
 
 
 async def _refuse_unguarded_routes(app: web.Application) -> None:

@@ -33,6 +33,7 @@ from sandbox.core import errors
 from sandbox.core.errors import GatewayError, Problem, RenderContext, clip
 from sandbox.core.model import Env
 from sandbox.gateway.context import RUNTIME
+from sandbox.gateway.front_door import CONNECT_HANDLER
 from sandbox.gateway.page_security import add_page_headers, covers
 from sandbox.ops.requestlog import REQUEST_LOG
 
@@ -125,6 +126,7 @@ class GatewayRequestHandler(RequestHandler):
     schedules one timer per head_timeout seconds, not one per request, and every head still has its deadline.
     A request without a body (a GET) gets no body timer, and no extra coroutine either."""
 
+    proxied = False  # a proxy connection's handler says True (sandbox/gateway/proxy.py): the request log shows it
     _head_timer: asyncio.TimerHandle | None = None
     _head_since: float | None = None  # when the head being received began; None between requests
     _body_timer: asyncio.TimerHandle | None = None
@@ -183,6 +185,8 @@ class GatewayRequestHandler(RequestHandler):
     def _handle_request(self, request, start_time, request_handler):
         """The coroutine aiohttp runs as the request's task: its own when the request has no body (or it has
         arrived), else one that times the body's pauses while the handler runs."""
+        if request.method == "CONNECT" and request_handler is self._request_handler:  # not a proxy port
+            request_handler = getattr(self._manager, "connect_handler", None) or request_handler
         payload = request.content
         timeout = self._body_timeout
         if timeout and payload is not EMPTY_PAYLOAD and not payload.is_eof():
@@ -249,6 +253,8 @@ class GatewayServer(web.Server):
     head_timeout: float | None = None
     body_timeout: float | None = None
     throttled: Throttled | None = None
+    #: The app's answer to CONNECT (sandbox/gateway/front_door.py): the router finds no route for its target.
+    connect_handler: Callable | None = None
 
     def __call__(self) -> RequestHandler:
         return GatewayRequestHandler(self, loop=self._loop, **self._kwargs)
@@ -265,6 +271,7 @@ class SandboxRunner(web.AppRunner):
         server.head_timeout = runtime.settings.head_timeout  # type: ignore[attr-defined]
         server.body_timeout = runtime.settings.body_timeout  # type: ignore[attr-defined]
         server.throttled = Throttled()  # type: ignore[attr-defined]
+        server.connect_handler = app.get(CONNECT_HANDLER)  # type: ignore[attr-defined]
         if ring is not None:
             def refused(port: int | None, status: int, reason: str) -> None:
                 ring.record_refused(runtime.port_env.get(port, Env.TEST) if port is not None else Env.TEST, status,
@@ -291,3 +298,23 @@ class AcceptErrors:
             self.previous(loop, context)
         else:
             loop.default_exception_handler(context)
+
+
+class TLSSite(web.TCPSite):
+    """The TLS port's site: aiohttp's TCPSite, with a TLS handshake timeout (asyncio's default is 60 s). A client
+    that opens a connection and never finishes its handshake is dropped after `handshake_timeout` seconds (the
+    head timeout), as one that never sends its request's head is."""
+
+    def __init__(self, *args, handshake_timeout: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.handshake_timeout = handshake_timeout
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            server, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
+            reuse_address=self._reuse_address, reuse_port=self._reuse_port,
+            ssl_handshake_timeout=self.handshake_timeout)
+        self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port

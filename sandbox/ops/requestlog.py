@@ -28,6 +28,7 @@ from sandbox.gateway.context import CallContext
 from sandbox.gateway.headers import (
     AUTHORIZATION,
     CLIENT_SECRET,
+    HOST,
     MERCHANT_SERIAL_NUMBER,
     SANDBOX_REASON,
     SANDBOX_RULE,
@@ -77,7 +78,7 @@ class RequestLog:
         """One request, captured after its response (or failure); `started` is its time.perf_counter() start."""
         latency_ms = (time.perf_counter() - started) * 1000
         wall = time.time()
-        method, path = request.method, request.path
+        method, path = request.method, request.path or request.raw_path  # CONNECT host:port has no path
         if len(path) > MAX_FIELD:
             path = path[:MAX_FIELD] + "…"
         route = ctx.route
@@ -92,8 +93,11 @@ class RequestLog:
         rule = reason = None
         if status is not None and status >= 400:  # only error bodies (sandbox.core.errors) carry these headers
             rule, reason = headers.get(SANDBOX_RULE), headers.get(SANDBOX_REASON)
+        # The Host header as sent (made printable when shaped); proxied: the connection's handler says so
+        # (sandbox/gateway/proxy.py), an attribute rather than a request key a plain call would miss.
         entry = (next(self._ids), wall, self.clock.at(wall), ctx, method, path, route, claimed, msn,
-                 credentials(request_headers, path), status, rule, reason, latency_ms, interrupted)
+                 credentials(request_headers, path), status, rule, reason, latency_ms, interrupted,
+                 request_headers.get(HOST), request.scheme, getattr(request.protocol, "proxied", False))
         read = status is not None and status < 400 and (method == "GET" or method == "HEAD") \
             and path.startswith("/_sandbox/")
         (self.reads if read else self.entries).append(entry)
@@ -102,12 +106,15 @@ class RequestLog:
         for listener in self.listeners:
             listener(self.shape(entry))
 
-    def record_refused(self, env: Env, status: int, reason: str) -> None:
+    def record_refused(self, env: Env, status: int, reason: str, *, method: str = "?",
+                       path: str = "(unparsable request)", rule: str = "unparsable-request", host: str | None = None,
+                       proxied: bool = False) -> None:
         """A request aiohttp's HTTP parser refused (a NUL byte, a line too long): it never reached the app,
-        so its method and path are unknown; the entry says what was refused and why."""
+        so its method and path are unknown; the entry says what was refused and why. The proxy's refusals
+        (sandbox/gateway/proxy.py) come here too, with the method, target and host they named."""
         wall = time.time()
-        entry = (next(self._ids), wall, self.clock.at(wall), CallContext(env=env), "?", "(unparsable request)", None,
-                 None, None, None, status, "unparsable-request", reason, 0.0, False)
+        entry = (next(self._ids), wall, self.clock.at(wall), CallContext(env=env), method, path, None,
+                 None, None, None, status, rule, reason, 0.0, False, host, None, proxied)
         self.entries.append(entry)
         for listener in self.listeners:
             listener(self.shape(entry))
@@ -240,7 +247,7 @@ def _decision(ctx: CallContext, status: int | None) -> Decision | None:
 def shape(entry: tuple) -> dict:
     """An entry of the ring (see RequestLog.record) as the JSON the control plane and dashboard show."""
     (entry_id, wall, virtual, ctx, method, path, route, claimed, msn, creds, status, rule, reason, latency_ms,
-     interrupted) = entry
+     interrupted, host, scheme, proxied) = entry
     fault = ctx.fault
     dropped = fault is not None and fault.drop
     if dropped:
@@ -281,4 +288,8 @@ def shape(entry: tuple) -> dict:
         "dropped": dropped,
         "interrupted": interrupted and not dropped,
         "warnings": list(ctx.warnings),
+        "host": printable(host, 200) if host is not None else None,  # the Host header, never a forged line
+        # (a refused proxy request: the host it named)
+        "scheme": scheme,  # https on the TLS port and in the proxy's tunnels
+        "proxied": proxied,  # came through the proxy port (sandbox/gateway/proxy.py)
     }
