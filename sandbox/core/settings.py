@@ -57,3 +57,6 @@ class Settings:
     # those whose configuration has unscheduledChargesAllowed).
     recurring_due_min_days: int | None = None
     recurring_unscheduled_msns: frozenset[str] = field(default_factory=frozenset)
+    # Userinfo API: an Ocp-Apim-Subscription-Key is accepted with or without (the spec requires it; the Recurring and
+    # eCom guides say it gives a 401: UNCERTAIN). With this switch, sending it is a 401.
+    userinfo_strict_subscription_key: bool = False

@@ -35,6 +35,7 @@ class Api(StrEnum):
     WEBHOOKS = "webhooks"
     RECURRING = "recurring"
     SANDBOX = "sandbox"
+    USERINFO = "userinfo"
 
 
 class Auth(StrEnum):
@@ -58,6 +59,9 @@ class ApiRule:
     auth: Auth
     title: str
     package: str  # the package under sandbox/apis/ (or sandbox/) that serves its routes
+    #: The Ocp-Apim-Subscription-Key may be left out (checked when sent); with the strict switch
+    #: (Settings.userinfo_strict_subscription_key), sending it is a 401 (the sources disagree: fidelity notes).
+    subscription_key_optional: bool = False
 
 
 APIS: dict[Api, ApiRule] = {
@@ -75,6 +79,10 @@ APIS: dict[Api, ApiRule] = {
     Api.RECURRING: ApiRule(BOTH, frozenset({KeyType.MERCHANT, KeyType.PARTNER}), MsnRule.ACT_FOR, Auth.BEARER,
                            "Recurring API", "recurring"),
     Api.SANDBOX: ApiRule(BOTH, ALL_KEYS, MsnRule.IGNORED, Auth.NONE, "Sandbox control plane", "control"),
+    # Userinfo (profile sharing, reference section 4): a merchant token of the sales unit the sub belongs to, or (in
+    # production, with the MSN) partner keys; never management or accounting keys (reference section 1b).
+    Api.USERINFO: ApiRule(BOTH, frozenset({KeyType.MERCHANT, KeyType.PARTNER}), MsnRule.ACT_FOR, Auth.BEARER,
+                          "Userinfo API", "userinfo", subscription_key_optional=True),
 }
 
 
@@ -197,6 +205,10 @@ RECURRING_ROUTES = (
     R("recurring.charges.refund", "POST", "/recurring/v3/agreements/{agreementId}/charges/{chargeId}/refund",
       Api.RECURRING, summary="refund a charge"),
 )
+USERINFO_ROUTES = (
+    R("userinfo.get", "GET", "/vipps-userinfo-api/userinfo/{sub}", Api.USERINFO,
+      summary="the profile a user shared (the sub of a payment or agreement)"),
+)
 SANDBOX_ROUTES = (
     R("sandbox.health", "GET", "/_sandbox/health", Api.SANDBOX, summary="health check"),
     R("sandbox.clock.get", "GET", "/_sandbox/clock", Api.SANDBOX, summary="read the virtual clock"),
@@ -318,6 +330,7 @@ ROUTES: dict[str, RoutePolicy] = _routes(
     *SANDBOX_REPORT_ROUTES,
     *SANDBOX_DASHBOARD_ROUTES,
     *SANDBOX_CONTROL_ROUTES, *SANDBOX_WEBHOOKS_ROUTES,
+    *USERINFO_ROUTES,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -360,6 +373,13 @@ KEY_TYPE_DENIALS: dict[tuple[KeyType, Api], tuple[str, str]] = {
         "accounting-keys-report-only",
         "Accounting keys reach the Report API only: they cannot use the Management API. Manage sales units "
         "with partner keys or management keys."),
+    (KeyType.MANAGEMENT, Api.USERINFO): (
+        "management-keys-never-act-on-behalf",
+        "Management keys cannot read what users shared with a sales unit: the Userinfo API takes the sales unit's "
+        "own merchant token, or partner keys with the Merchant-Serial-Number in production."),
+    (KeyType.ACCOUNTING, Api.USERINFO): (
+        "accounting-keys-report-only",
+        "Accounting keys reach the Report API only: they cannot read users' profiles (the Userinfo API)."),
 }
 
 
@@ -472,7 +492,7 @@ def decide(route: RoutePolicy, keyset: KeySet, env: Env, msn: str | None, world:
         return allow("key-type-allowed", f"{who} may use the {rule.title}.",
                      keyset.owner if keyset.type is KeyType.MERCHANT else None)
 
-    acting = route.api in (Api.EPAYMENT, Api.WEBHOOKS, Api.RECURRING)
+    acting = route.api in (Api.EPAYMENT, Api.WEBHOOKS, Api.RECURRING, Api.USERINFO)
     dead_keys = keyset.type is KeyType.MERCHANT and not world.is_active(keyset.owner)  # refused just below
     if route.api is Api.MANAGEMENT and msn is not None and not dead_keys:
         # The Management API's 404 means "not active or not yours": the body must not tell them apart.
