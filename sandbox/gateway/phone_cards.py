@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from sandbox.core.claims import SCOPE_TEXT, scopes_of
+
 
 @dataclass(frozen=True)
 class PhoneAction:
@@ -50,6 +52,14 @@ class PhoneCard:
     refusal: tuple[str, str] | None = None  # (error code, what the user is told) when approving cannot work
     inputs: tuple[PhoneInput, ...] = ()
     order: float = 0.0  # when it arrived: the phone lists oldest first
+    #: The consent screen of a request that asks for profile data: (scope, what it shares), from `consent_of`.
+    consent: tuple[tuple[str, str], ...] = ()
+
+
+def consent_of(scope: str | None) -> tuple[tuple[str, str], ...]:
+    """What a consent screen lists for a request's scope: (scope, what it shares in the user's words, from
+    core/claims.py SCOPE_TEXT), in the order asked; `openid` and unknown values share nothing and are not listed."""
+    return tuple((value, SCOPE_TEXT[value]) for value in scopes_of(scope) if value in SCOPE_TEXT)
 
 
 #: (request, phone number) -> that number's cards in the request's environment.
@@ -90,6 +100,10 @@ def card_html(card: PhoneCard) -> str:
     if card.amount is not None:
         parts.append(f"<p class=\"amount\">{esc(card.amount)}</p>")
     parts.extend(f"<p class=\"description\">{esc(line)}</p>" for line in card.lines)
+    if card.consent:  # all or nothing, as in the app: Approve shares every item, Reject shares none
+        items = "".join(f"<li data-scope=\"{esc(scope)}\">{esc(text)}</li>" for scope, text in card.consent)
+        parts.append(f"<div class=\"consent\" data-consent><p>{esc(card.title)} asks you to share:</p><ul>{items}</ul>"
+                     "<p><small>All or nothing: approving shares all of it, rejecting none.</small></p></div>")
     if card.refusal is not None:
         parts.append(f"<div class=\"why\" data-error-code=\"{esc(card.refusal[0])}\">{esc(card.refusal[1])}</div>")
     inputs = "".join(f"<label class=\"field\">{esc(field.label)}<input name=\"{esc(field.name)}\" "

@@ -22,7 +22,7 @@ from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
 from sandbox.gateway.page_security import policy
 from sandbox.gateway.page_shell import money, page
-from sandbox.gateway.phone_cards import PhoneAction, PhoneCard, add_phone_source
+from sandbox.gateway.phone_cards import PhoneAction, PhoneCard, add_phone_source, consent_of
 
 #: What the landing page adds to the shared frame (sandbox/gateway/page_shell.py): the Express fields.
 LANDING_CSS = ("fieldset{border:1px solid #ddd;border-radius:8px;margin:0 0 1rem;padding:.5rem .75rem}"
@@ -275,14 +275,14 @@ def _phone_cards(request: web.Request, payments: PaymentsBackend, number: str) -
             first = PhoneAction("Open (Express: details and shipping)", "open",
                                 href=f"/_sandbox/landing?token={quote(token)}")
         else:
-            first = PhoneAction("Approve", "approve", "/_sandbox/landing/approve", (*hidden, ("payer", number)),
-                                disabled=refused is not None)
+            first = PhoneAction("Approve and share" if consent_of(payment.scope) else "Approve", "approve",
+                                "/_sandbox/landing/approve", (*hidden, ("payer", number)), disabled=refused is not None)
         cards.append(PhoneCard(
             "payment", unit.name if unit else payment.msn,
             lines=(payment.description,) if payment.description else (),
             actions=(first, PhoneAction("Reject", "reject", "/_sandbox/landing/reject", hidden)),
             data=(("reference", payment.reference), ("msn", payment.msn)),
-            amount=money(payment.value, payment.currency), refusal=refused,
+            amount=money(payment.value, payment.currency), refusal=refused, consent=consent_of(payment.scope),
             order=payment.expires_at))  # every payment of a flow lives as long: expiry orders by arrival
     return cards
 

@@ -714,6 +714,12 @@ class RecurringBackend:
         self._agreement_event(agreement, "expired" if status == "EXPIRED" else "rejected", at)
 
     # -- the user's side ----------------------------------------------------------------------------------
+    def pending_for(self, env: Env, phone: str) -> list[Agreement]:
+        """The PENDING agreements of this environment drafted for this phone number, oldest first: what the virtual
+        phone shows. A scan of the agreements (the phone page is a control-plane page, not a hot path)."""
+        self.sweep()
+        return [a for a in self.agreements.values() if a.env is env and a.phone == phone and a.status == "PENDING"]
+
     def refusal(self, agreement: Agreement) -> tuple[str, str] | None:
         """Why this agreement's initial charge would fail (a test-environment magic amount), or None."""
         if agreement.initial_charge is None or agreement.env is not Env.TEST:
