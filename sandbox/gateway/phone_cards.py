@@ -80,6 +80,15 @@ def cards_for(request: web.Request, number: str) -> list[PhoneCard]:
     return sorted(cards, key=lambda card: card.order)
 
 
+def consent_html(who: str, consent: tuple[tuple[str, str], ...]) -> str:
+    """The consent screen (a phone card's, a landing page's): what `who` asks the user to share. All or nothing, as
+    in the app: approving shares every item, rejecting shares none."""
+    esc = html.escape
+    items = "".join(f"<li data-scope=\"{esc(scope)}\">{esc(text)}</li>" for scope, text in consent)
+    return (f"<div class=\"consent\" data-consent><p>{esc(who)} asks you to share:</p><ul>{items}</ul>"
+            "<p><small>All or nothing: approving shares all of it, rejecting none.</small></p></div>")
+
+
 def _action_html(action: PhoneAction, inputs: str) -> str:
     esc = html.escape
     if action.href is not None:
@@ -100,10 +109,8 @@ def card_html(card: PhoneCard) -> str:
     if card.amount is not None:
         parts.append(f"<p class=\"amount\">{esc(card.amount)}</p>")
     parts.extend(f"<p class=\"description\">{esc(line)}</p>" for line in card.lines)
-    if card.consent:  # all or nothing, as in the app: Approve shares every item, Reject shares none
-        items = "".join(f"<li data-scope=\"{esc(scope)}\">{esc(text)}</li>" for scope, text in card.consent)
-        parts.append(f"<div class=\"consent\" data-consent><p>{esc(card.title)} asks you to share:</p><ul>{items}</ul>"
-                     "<p><small>All or nothing: approving shares all of it, rejecting none.</small></p></div>")
+    if card.consent:
+        parts.append(consent_html(card.title, card.consent))
     if card.refusal is not None:
         parts.append(f"<div class=\"why\" data-error-code=\"{esc(card.refusal[0])}\">{esc(card.refusal[1])}</div>")
     inputs = "".join(f"<label class=\"field\">{esc(field.label)}<input name=\"{esc(field.name)}\" "

@@ -124,3 +124,25 @@ async def test_over_http_rejecting_the_consent_shares_nothing_and_environments_s
                                     data={"token": token, "backToPhone": "//evil.example"},
                                     allow_redirects=False) as resp:
         assert resp.headers.get("Location") != "//evil.example"
+
+
+async def test_the_landing_and_confirmation_pages_show_the_consent_screen_too(sandbox):
+    """Opened from redirectUrl or vippsConfirmationUrl (no phone), the pages list what approving shares; a request
+    that asks for nothing shows none."""
+    shop, caller = merchant(sandbox), recurring_merchant(sandbox)
+    for reference, profile in (("consent-0002", {"scope": "email birthDate"}), ("consent-0003", None)):
+        body = create_body(reference, **({"profile": profile} if profile else {}))
+        landing = (await shop.create(body)).json["redirectUrl"]
+        async with sandbox.session.get(landing) as resp:
+            page = await resp.text()
+        if profile:
+            assert 'data-scope="email"' in page and 'data-scope="birthDate"' in page
+            assert html.escape(SCOPE_TEXT["birthDate"]) in page and "All or nothing" in page
+        else:
+            assert "data-consent" not in page
+    for scope in ("address nin", None):
+        reply = await caller.draft(draft_body(**({"scope": scope} if scope else {})))
+        assert reply.status == 201, reply.text
+        async with sandbox.session.get(reply.json["vippsConfirmationUrl"]) as resp:
+            page = await resp.text()
+        assert ('data-scope="nin"' in page and 'data-scope="address"' in page) if scope else "data-consent" not in page

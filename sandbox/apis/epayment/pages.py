@@ -22,7 +22,7 @@ from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
 from sandbox.gateway.page_security import policy
 from sandbox.gateway.page_shell import money, page
-from sandbox.gateway.phone_cards import PhoneAction, PhoneCard, add_phone_source, consent_of
+from sandbox.gateway.phone_cards import PhoneAction, PhoneCard, add_phone_source, consent_html, consent_of
 
 #: What the landing page adds to the shared frame (sandbox/gateway/page_shell.py): the Express fields.
 LANDING_CSS = ("fieldset{border:1px solid #ddd;border-radius:8px;margin:0 0 1rem;padding:.5rem .75rem}"
@@ -77,6 +77,9 @@ def _landing_html(request: web.Request, payments: PaymentsBackend, payment: Paym
     if payment.state is not State.CREATED:
         parts.append(f"<p class=\"state\">This payment is <strong>{esc(str(payment.state))}</strong>.</p>")
         return "".join(parts)
+    consent = consent_of(payment.scope)
+    if consent:  # profile.scope: the consent screen comes with the payment, as in the app
+        parts.append(consent_html(shop, consent))
     refused = payments.refusal(payment)
     if refused is not None:
         parts.append(f"<div class=\"why\" data-error-code=\"{esc(refused[0])}\">This payment cannot be approved: "

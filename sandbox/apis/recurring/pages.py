@@ -22,7 +22,14 @@ from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
 from sandbox.gateway.page_security import policy
 from sandbox.gateway.page_shell import money, page
-from sandbox.gateway.phone_cards import PhoneAction, PhoneCard, PhoneInput, add_phone_source, consent_of
+from sandbox.gateway.phone_cards import (
+    PhoneAction,
+    PhoneCard,
+    PhoneInput,
+    add_phone_source,
+    consent_html,
+    consent_of,
+)
 
 
 def _page(title: str, body: str, status: int = 200) -> web.Response:
@@ -98,6 +105,8 @@ def _confirmation_html(request: web.Request, recurring: RecurringBackend, agreem
     if agreement.status != "PENDING":
         parts.append(f"<p class=\"state\">This agreement is <strong>{esc(agreement.status)}</strong>.</p>")
         return "".join(parts)
+    if consent_of(agreement.scope):  # scope: the consent screen comes with the agreement, as in the app
+        parts.append(consent_html(shop, consent_of(agreement.scope)))
     refused = recurring.refusal(agreement)
     if refused is not None:
         parts.append(f"<div class=\"why\" data-failure-reason=\"{esc(refused[0])}\">The initial charge will fail: "
