@@ -101,11 +101,13 @@ class RoutePolicy:
     #: Worked out once (the gateway asks on every request): the environments and the auth of this route.
     envs: frozenset[Env] = field(init=False, repr=False, compare=False)
     auth: Auth = field(init=False, repr=False, compare=False)
+    key_optional: bool = field(init=False, repr=False, compare=False)  # its API's subscription_key_optional
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "envs", self.environments if self.environments is not None
                            else APIS[self.api].environments)
         object.__setattr__(self, "auth", APIS[self.api].auth)
+        object.__setattr__(self, "key_optional", APIS[self.api].subscription_key_optional)
         if self.package is None:
             object.__setattr__(self, "package", APIS[self.api].package)
 
