@@ -15,6 +15,7 @@ from sandbox.apis.management import routes as management
 from sandbox.apis.recurring import routes as recurring
 from sandbox.apis.report import routes as report
 from sandbox.apis.token import routes as token
+from sandbox.apis.userinfo import routes as userinfo
 from sandbox.apis.webhooks import routes as webhooks
 from sandbox.control import routes as control
 from sandbox.core.runtime import Runtime
@@ -38,6 +39,7 @@ PACKAGES = (
     management,
     report,
     webhooks,
+    userinfo,
     control,
     phone,
     readiness,

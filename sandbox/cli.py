@@ -98,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "$VIPPS_SANDBOX_RECURRING_UNSCHEDULED (MSNs separated by commas)")
     add_tls_arguments(serve)
 
+    serve.add_argument("--userinfo-strict-subscription-key", action=argparse.BooleanOptionalAction,
+                       default=os.environ.get("VIPPS_SANDBOX_USERINFO_STRICT_SUBSCRIPTION_KEY", "").strip().lower()
+                       in TRUE_WORDS,
+                       help="Userinfo API: an Ocp-Apim-Subscription-Key header is a 401 (the Recurring guide's rule) "
+                       "instead of accepted with or without (default: off, or "
+                       "$VIPPS_SANDBOX_USERINFO_STRICT_SUBSCRIPTION_KEY, one of 1/true/yes/on)")
+
     keys = commands.add_parser("keys", help="list the key sets of a fixture (secrets masked; --json: full values)")
     keys.add_argument("--json", action="store_true", help="every field in full, secrets included, as JSON")
     keys.add_argument("--type", choices=[str(t) for t in KeyType])
@@ -217,7 +224,8 @@ def serve_settings(args: argparse.Namespace) -> Settings:
                     inbox_message_bytes=args.inbox_message_bytes, webhook_authorized_key=args.webhook_authorized_key,
                     express_disabled=tuple(args.express_disabled),
                     recurring_due_min_days=args.recurring_due_min_days,
-                    recurring_unscheduled_msns=unscheduled_msns(args.recurring_unscheduled)), args)
+                    recurring_unscheduled_msns=unscheduled_msns(args.recurring_unscheduled),
+                    userinfo_strict_subscription_key=args.userinfo_strict_subscription_key), args)
 
 
 def unscheduled_msns(flags: list[str]) -> frozenset[str]:

@@ -17,6 +17,7 @@ from sandbox.apis.epayment import response_schemas as epayment_responses
 from sandbox.apis.management import response_schemas as management_responses
 from sandbox.apis.recurring import response_schemas as recurring_responses
 from sandbox.apis.report import response_schemas as report_responses
+from sandbox.apis.userinfo import response_schemas as userinfo_responses
 from sandbox.apis.webhooks import event_schemas
 from sandbox.core.keys_listing import keyset_rows
 from sandbox.core.model import Env, KeyType
@@ -39,7 +40,7 @@ class Reply:
 
 #: Each API's check of a successful response body against its spec (sandbox/apis/*/response_schemas.py).
 RESPONSE_CHECKS = (epayment_responses.violations, management_responses.violations, report_responses.violations,
-                   recurring_responses.violations, event_schemas.violations)
+                   recurring_responses.violations, event_schemas.violations, userinfo_responses.violations)
 
 
 class SandboxClient:

@@ -219,6 +219,14 @@ def _identity_body(error: IdentityError) -> dict:
             "error_uri": AAD_ERROR_URI.format(code=error.code)}
 
 
+def _userinfo_body(error: Problem) -> dict:
+    """The Userinfo spec's UserinfoError: {type, title, status (a string!), detail, instance (an id for
+    troubleshooting), extraInfo (an object of objects)}, sent as application/json."""
+    return {"type": f"https://httpstatuses.io/{error.status}", "title": error.title, "status": str(error.status),
+            "detail": error.detail, "instance": str(uuid.uuid4()),
+            "extraInfo": {d.name: {"reason": d.reason} for d in error.details}}
+
+
 def _problem_body(error: Problem, ctx: RenderContext) -> dict:
     if ctx.api == "recurring":
         return _recurring_body(error, ctx)
@@ -264,6 +272,8 @@ def render(error: SandboxError, ctx: RenderContext) -> web.Response:
             body = {"error": kind, "error_description": error.detail}
         elif ctx.api == "report" and error.status == 401:
             body = {"code": "Unauthorized", "message": error.detail}
+        elif ctx.api == "userinfo":
+            body = _userinfo_body(error)
         else:
             body = _problem_body(error, ctx)
             content_type = "application/problem+json"

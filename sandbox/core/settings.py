@@ -68,3 +68,6 @@ class Settings:
     tls_port: int | None = None
     proxy_port: int | None = None
     ca_dir: Path | None = None
+    # Userinfo API: an Ocp-Apim-Subscription-Key is accepted with or without (the spec requires it; the Recurring and
+    # eCom guides say it gives a 401: UNCERTAIN). With this switch, sending it is a 401.
+    userinfo_strict_subscription_key: bool = False

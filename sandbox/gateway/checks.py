@@ -152,8 +152,17 @@ def authenticate(request: web.Request, runtime: Runtime, ctx: CallContext):
     world = runtime.world
     owner_id = None
     flow = claims.flow if claims is not None else unverified_flow(token)
-    if flow != "miami":  # /miami/v1/token tokens are used without a subscription key
-        sub = request.headers.get(SUBSCRIPTION_KEY)
+    sub = request.headers.get(SUBSCRIPTION_KEY)
+    keyless = False  # the Userinfo API: a call without a subscription key (the sources disagree: fidelity notes)
+    if ctx.route is not None and ctx.route.key_optional:
+        if sub is not None and runtime.settings.userinfo_strict_subscription_key:
+            raise Problem(401, "Unauthorized", "The Userinfo API must not be sent an Ocp-Apim-Subscription-Key "
+                          "header.", rule="userinfo-subscription-key-refused",
+                          reason="Strict mode (--userinfo-strict-subscription-key): the Recurring and eCom guides say "
+                          "a subscription key on the Userinfo API is a 401; the Userinfo spec says it is required. "
+                          "By default the sandbox accepts both.")
+        keyless = not sub
+    if flow != "miami" and not keyless:  # /miami/v1/token tokens are used without a subscription key
         if not sub:
             raise GatewayError(MISSING_SUBSCRIPTION_KEY, rule="subscription-key-missing")
         owner_id = world.subscription_owner(sub)
@@ -172,7 +181,7 @@ def authenticate(request: web.Request, runtime: Runtime, ctx: CallContext):
     if token_error is not None:
         raise token_error
     assert claims is not None and keyset is not None
-    if claims.flow == "standard" and owner_id != keyset.client_id:  # owner_id was looked up above
+    if claims.flow == "standard" and owner_id != keyset.client_id and not keyless:  # owner_id was looked up above
         raise GatewayError("The subscription key does not belong to the keys that issued the access token.",
                            rule="subscription-key-mismatch")
     return keyset

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from sandbox.core.claims import SCOPE_TEXT, scopes_of
+
 
 @dataclass(frozen=True)
 class PhoneAction:
@@ -50,6 +52,14 @@ class PhoneCard:
     refusal: tuple[str, str] | None = None  # (error code, what the user is told) when approving cannot work
     inputs: tuple[PhoneInput, ...] = ()
     order: float = 0.0  # when it arrived: the phone lists oldest first
+    #: The consent screen of a request that asks for profile data: (scope, what it shares), from `consent_of`.
+    consent: tuple[tuple[str, str], ...] = ()
+
+
+def consent_of(scope: str | None) -> tuple[tuple[str, str], ...]:
+    """What a consent screen lists for a request's scope: (scope, what it shares in the user's words, from
+    core/claims.py SCOPE_TEXT), in the order asked; `openid` and unknown values share nothing and are not listed."""
+    return tuple((value, SCOPE_TEXT[value]) for value in scopes_of(scope) if value in SCOPE_TEXT)
 
 
 #: (request, phone number) -> that number's cards in the request's environment.
@@ -68,6 +78,15 @@ def cards_for(request: web.Request, number: str) -> list[PhoneCard]:
     """Every source's cards for `number`, oldest first."""
     cards = [card for source in request.app.get(PHONE_SOURCES, []) for card in source(request, number)]
     return sorted(cards, key=lambda card: card.order)
+
+
+def consent_html(who: str, consent: tuple[tuple[str, str], ...]) -> str:
+    """The consent screen (a phone card's, a landing page's): what `who` asks the user to share. All or nothing, as
+    in the app: approving shares every item, rejecting shares none."""
+    esc = html.escape
+    items = "".join(f"<li data-scope=\"{esc(scope)}\">{esc(text)}</li>" for scope, text in consent)
+    return (f"<div class=\"consent\" data-consent><p>{esc(who)} asks you to share:</p><ul>{items}</ul>"
+            "<p><small>All or nothing: approving shares all of it, rejecting none.</small></p></div>")
 
 
 def _action_html(action: PhoneAction, inputs: str) -> str:
@@ -90,6 +109,8 @@ def card_html(card: PhoneCard) -> str:
     if card.amount is not None:
         parts.append(f"<p class=\"amount\">{esc(card.amount)}</p>")
     parts.extend(f"<p class=\"description\">{esc(line)}</p>" for line in card.lines)
+    if card.consent:
+        parts.append(consent_html(card.title, card.consent))
     if card.refusal is not None:
         parts.append(f"<div class=\"why\" data-error-code=\"{esc(card.refusal[0])}\">{esc(card.refusal[1])}</div>")
     inputs = "".join(f"<label class=\"field\">{esc(field.label)}<input name=\"{esc(field.name)}\" "

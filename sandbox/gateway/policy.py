@@ -35,6 +35,7 @@ class Api(StrEnum):
     WEBHOOKS = "webhooks"
     RECURRING = "recurring"
     SANDBOX = "sandbox"
+    USERINFO = "userinfo"
 
 
 class Auth(StrEnum):
@@ -58,6 +59,9 @@ class ApiRule:
     auth: Auth
     title: str
     package: str  # the package under sandbox/apis/ (or sandbox/) that serves its routes
+    #: The Ocp-Apim-Subscription-Key may be left out (checked when sent); with the strict switch
+    #: (Settings.userinfo_strict_subscription_key), sending it is a 401 (the sources disagree: fidelity notes).
+    subscription_key_optional: bool = False
 
 
 APIS: dict[Api, ApiRule] = {
@@ -75,6 +79,10 @@ APIS: dict[Api, ApiRule] = {
     Api.RECURRING: ApiRule(BOTH, frozenset({KeyType.MERCHANT, KeyType.PARTNER}), MsnRule.ACT_FOR, Auth.BEARER,
                            "Recurring API", "recurring"),
     Api.SANDBOX: ApiRule(BOTH, ALL_KEYS, MsnRule.IGNORED, Auth.NONE, "Sandbox control plane", "control"),
+    # Userinfo (profile sharing, reference section 4): a merchant token of the sales unit the sub belongs to, or (in
+    # production, with the MSN) partner keys; never management or accounting keys (reference section 1b).
+    Api.USERINFO: ApiRule(BOTH, frozenset({KeyType.MERCHANT, KeyType.PARTNER}), MsnRule.ACT_FOR, Auth.BEARER,
+                          "Userinfo API", "userinfo", subscription_key_optional=True),
 }
 
 
@@ -93,11 +101,13 @@ class RoutePolicy:
     #: Worked out once (the gateway asks on every request): the environments and the auth of this route.
     envs: frozenset[Env] = field(init=False, repr=False, compare=False)
     auth: Auth = field(init=False, repr=False, compare=False)
+    key_optional: bool = field(init=False, repr=False, compare=False)  # its API's subscription_key_optional
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "envs", self.environments if self.environments is not None
                            else APIS[self.api].environments)
         object.__setattr__(self, "auth", APIS[self.api].auth)
+        object.__setattr__(self, "key_optional", APIS[self.api].subscription_key_optional)
         if self.package is None:
             object.__setattr__(self, "package", APIS[self.api].package)
 
@@ -196,6 +206,10 @@ RECURRING_ROUTES = (
       Api.RECURRING, summary="capture a reserved charge"),
     R("recurring.charges.refund", "POST", "/recurring/v3/agreements/{agreementId}/charges/{chargeId}/refund",
       Api.RECURRING, summary="refund a charge"),
+)
+USERINFO_ROUTES = (
+    R("userinfo.get", "GET", "/vipps-userinfo-api/userinfo/{sub}", Api.USERINFO,
+      summary="the profile a user shared (the sub of a payment or agreement)"),
 )
 SANDBOX_ROUTES = (
     R("sandbox.health", "GET", "/_sandbox/health", Api.SANDBOX, summary="health check"),
@@ -321,6 +335,7 @@ SANDBOX_READINESS_ROUTES = served_by(
 )
 ROUTES: dict[str, RoutePolicy] = _routes(
     *TOKEN_ROUTES, *EPAYMENT_ROUTES, *MANAGEMENT_ROUTES, *REPORT_ROUTES, *WEBHOOKS_ROUTES, *RECURRING_ROUTES,
+    *USERINFO_ROUTES,
     *SANDBOX_ROUTES, *SANDBOX_EPAYMENT_ROUTES, *SANDBOX_PHONE_ROUTES, *SANDBOX_RECURRING_ROUTES,
     *SANDBOX_MANAGEMENT_ROUTES,
     *SANDBOX_REPORT_ROUTES,
@@ -368,6 +383,13 @@ KEY_TYPE_DENIALS: dict[tuple[KeyType, Api], tuple[str, str]] = {
         "accounting-keys-report-only",
         "Accounting keys reach the Report API only: they cannot use the Management API. Manage sales units "
         "with partner keys or management keys."),
+    (KeyType.MANAGEMENT, Api.USERINFO): (
+        "management-keys-never-act-on-behalf",
+        "Management keys cannot read what users shared with a sales unit: the Userinfo API takes the sales unit's "
+        "own merchant token, or partner keys with the Merchant-Serial-Number in production."),
+    (KeyType.ACCOUNTING, Api.USERINFO): (
+        "accounting-keys-report-only",
+        "Accounting keys reach the Report API only: they cannot read users' profiles (the Userinfo API)."),
 }
 
 
@@ -480,7 +502,7 @@ def decide(route: RoutePolicy, keyset: KeySet, env: Env, msn: str | None, world:
         return allow("key-type-allowed", f"{who} may use the {rule.title}.",
                      keyset.owner if keyset.type is KeyType.MERCHANT else None)
 
-    acting = route.api in (Api.EPAYMENT, Api.WEBHOOKS, Api.RECURRING)
+    acting = route.api in (Api.EPAYMENT, Api.WEBHOOKS, Api.RECURRING, Api.USERINFO)
     dead_keys = keyset.type is KeyType.MERCHANT and not world.is_active(keyset.owner)  # refused just below
     if route.api is Api.MANAGEMENT and msn is not None and not dead_keys:
         # The Management API's 404 means "not active or not yours": the body must not tell them apart.

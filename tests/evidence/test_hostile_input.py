@@ -103,6 +103,19 @@ class Corpus:
                                             "retryDays": 0, "transactionType": "DIRECT_CAPTURE"})
         assert reply.status == 400 or reply.status == 201, reply.text
         self.charge_id = reply.json.get("chargeId", "chr-none")
+        # Userinfo (issue 16): the merchant's own token and the sub of a payment that shared a profile.
+        self.auth[Api.USERINFO] = self.auth[Api.EPAYMENT]
+        reply = await sb.request("POST", "/epayment/v1/payments", "test", headers=self.auth[Api.EPAYMENT] | {
+            "Idempotency-Key": "hostile-2"}, json_body={
+            "amount": {"currency": "NOK", "value": 1000}, "paymentMethod": {"type": "WALLET"},
+            "reference": "hostile-ref-0002", "userFlow": "WEB_REDIRECT", "returnUrl": "https://example.com/r",
+            "profile": {"scope": "name address"}})
+        assert reply.status == 201, reply.text
+        reply = await sb.request("POST", f"/_sandbox/payments/{self.msn}/hostile-ref-0002/approve", "test",
+                                 json_body={"phoneNumber": next(iter(sb.runtime.world.users))})
+        assert reply.status == 200, reply.text
+        self.sub = (await sb.request("GET", "/epayment/v1/payments/hostile-ref-0002", "test",
+                                     headers=self.auth[Api.EPAYMENT])).json["profile"]["sub"]
 
     def values(self, route: RoutePolicy) -> dict[str, str]:
         world = self.sandbox.runtime.world
@@ -115,6 +128,7 @@ class Corpus:
                       "management", "production", owner=self.sandbox.partner_role("basic"))["client_id"]}
         values["agreementId"], values["chargeId"] = self.agreement_id, self.charge_id
         values["phoneNumber"] = next(iter(world.users))  # the virtual phone of a test user (issue 16)
+        values["sub"] = self.sub  # a Userinfo sub (issue 16)
         if "recurring" in route.name:
             values["msn"] = self.recurring_msn
         if route.name.startswith("management.merchants"):

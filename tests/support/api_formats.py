@@ -21,6 +21,8 @@ def shape(body: object) -> str:
         return "azure-ad"
     if keys == {"code", "message"}:
         return "report-401"
+    if keys == {"type", "title", "status", "detail", "instance", "extraInfo"} and isinstance(body["status"], str):
+        return "userinfo-error"  # the Userinfo spec's UserinfoError: its status is a string
     if {"type", "title", "status", "detail", "instance", "contextId"} <= keys and "traceId" not in keys:
         return "recurring-problem"  # ErrorV3, its type a recurring-api-problems#<identifier> URL
     if {"type", "title", "status", "detail", "instance"} <= keys and "traceId" not in keys:
@@ -34,7 +36,7 @@ def shape(body: object) -> str:
 SHAPES = {Api.TOKEN: {"oauth", "azure-ad", "gateway", "apim"}, Api.EPAYMENT: {"problem", "gateway", "apim"},
           Api.WEBHOOKS: {"problem", "gateway", "apim"}, Api.MANAGEMENT: {"management-problem", "gateway", "apim"},
           Api.REPORT: {"problem", "report-401", "gateway", "apim"}, Api.SANDBOX: {"problem", "gateway", "apim"},
-          Api.RECURRING: {"recurring-problem", "gateway", "apim"}}
+          Api.RECURRING: {"recurring-problem", "gateway", "apim"}, Api.USERINFO: {"userinfo-error", "gateway", "apim"}}
 JSON_TYPES = ("application/json", "application/problem+json")
 
 

@@ -17,7 +17,6 @@ import hmac
 import json
 import logging
 import sys
-import uuid
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 
@@ -42,7 +41,9 @@ from sandbox.apis.epayment.rules import (
     validate,
     validate_create,
 )
+from sandbox.core.claims import subject
 from sandbox.core.errors import Detail, OpaqueDenial, Problem
+from sandbox.core.events import PROFILE_SHARED, profile_event
 from sandbox.core.idempotency import IdempotencyRecords
 from sandbox.core.model import Env, SalesUnit
 from sandbox.core.runtime import Runtime
@@ -149,7 +150,7 @@ class Payment:
         AUTHORIZED webhook's `sub`); else None."""
         if self.scope and self.state is State.AUTHORIZED:
             # stable per (sales unit, user): the payer's phone number, as the create's customer.phoneNumber gave
-            return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.msn}/{self.payer or self.phone or self.reference}"))
+            return subject(self.msn, self.payer or self.phone or self.reference)
         return None
 
     def event_views(self, authorized_key: bool = True) -> list[dict]:
@@ -639,7 +640,20 @@ class PaymentsBackend:
         payment.payer = payer or phone or payment.phone
         payment.authorized = payment.value
         self._transition(payment, State.AUTHORIZED, "AUTHORIZED", payment.value, None)
+        self._profile_shared(payment)
         return True
+
+    def _profile_shared(self, payment: Payment) -> None:
+        """profile.scope was asked for and the user approved (all or nothing): the Userinfo API learns the consent."""
+        sub = payment.profile_sub()
+        if sub is None or payment.scope is None:
+            return
+        try:
+            self.runtime.publish(PROFILE_SHARED, profile_event(
+                env=str(payment.env), msn=payment.msn, sub=sub, phone=payment.payer or payment.phone or "",
+                scope=payment.scope, timestamp=self._first(payment, "AUTHORIZED") or self.now(), source="epayment"))
+        except Exception:  # a broken listener must not undo or fail a payment that already moved
+            log.exception("a listener failed on %s", PROFILE_SHARED)
 
     # -- Express ---------------------------------------------------------------------------------------
     def fixed_groups(self, payment: Payment) -> list[dict] | None:

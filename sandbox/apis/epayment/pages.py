@@ -23,7 +23,7 @@ from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
 from sandbox.gateway.page_security import policy
 from sandbox.gateway.page_shell import money, page
-from sandbox.gateway.phone_cards import PhoneAction, PhoneCard, add_phone_source
+from sandbox.gateway.phone_cards import PhoneAction, PhoneCard, add_phone_source, consent_html, consent_of
 from sandbox.gateway.user_picker import user_options
 
 #: What the landing page adds to the shared frame (sandbox/gateway/page_shell.py): the Express fields.
@@ -77,6 +77,9 @@ def _landing_html(request: web.Request, payments: PaymentsBackend, payment: Paym
     if payment.state is not State.CREATED:
         parts.append(f"<p class=\"state\">This payment is <strong>{esc(str(payment.state))}</strong>.</p>")
         return "".join(parts)
+    consent = consent_of(payment.scope)
+    if consent:  # profile.scope: the consent screen comes with the payment, as in the app
+        parts.append(consent_html(shop, consent))
     refused = payments.refusal(payment)
     if refused is not None:
         parts.append(f"<div class=\"why\" data-error-code=\"{esc(refused[0])}\">This payment cannot be approved: "
@@ -256,14 +259,14 @@ def _phone_cards(request: web.Request, payments: PaymentsBackend, number: str) -
             first = PhoneAction("Open (Express: details and shipping)", "open",
                                 href=f"/_sandbox/landing?token={quote(token)}")
         else:
-            first = PhoneAction("Approve", "approve", "/_sandbox/landing/approve", (*hidden, ("payer", number)),
-                                disabled=refused is not None)
+            first = PhoneAction("Approve and share" if consent_of(payment.scope) else "Approve", "approve",
+                                "/_sandbox/landing/approve", (*hidden, ("payer", number)), disabled=refused is not None)
         cards.append(PhoneCard(
             "payment", unit.name if unit else payment.msn,
             lines=(payment.description,) if payment.description else (),
             actions=(first, PhoneAction("Reject", "reject", "/_sandbox/landing/reject", hidden)),
             data=(("reference", payment.reference), ("msn", payment.msn)),
-            amount=money(payment.value, payment.currency), refusal=refused,
+            amount=money(payment.value, payment.currency), refusal=refused, consent=consent_of(payment.scope),
             order=payment.expires_at))  # every payment of a flow lives as long: expiry orders by arrival
     return cards
 

@@ -45,8 +45,9 @@ from sandbox.apis.recurring.rules import (
     problem,
     validate,
 )
+from sandbox.core.claims import subject
 from sandbox.core.errors import Detail, OpaqueDenial, Problem
-from sandbox.core.events import MONEY_CAPTURED, MONEY_REFUNDED, money_event
+from sandbox.core.events import MONEY_CAPTURED, MONEY_REFUNDED, PROFILE_SHARED, money_event, profile_event
 from sandbox.core.idempotency import IdempotencyRecords
 from sandbox.core.model import Env
 from sandbox.core.runtime import Runtime
@@ -739,6 +740,12 @@ class RecurringBackend:
         self._agreement_event(agreement, "expired" if status == "EXPIRED" else "rejected", at)
 
     # -- the user's side ----------------------------------------------------------------------------------
+    def pending_for(self, env: Env, phone: str) -> list[Agreement]:
+        """The PENDING agreements of this environment drafted for this phone number, oldest first: what the virtual
+        phone shows. A scan of the agreements (the phone page is a control-plane page, not a hot path)."""
+        self.sweep()
+        return [a for a in self.agreements.values() if a.env is env and a.phone == phone and a.status == "PENDING"]
+
     def refusal(self, agreement: Agreement) -> tuple[str, str] | None:
         """Why this agreement's initial charge would fail (a test-environment magic amount), or None."""
         if agreement.initial_charge is None or agreement.env is not Env.TEST:
@@ -781,12 +788,16 @@ class RecurringBackend:
         agreement.status = "ACTIVE"
         agreement.start = now
         if agreement.scope:
-            # The same formula as ePayment's profile.sub: stable per (sales unit, user).
-            agreement.sub = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{agreement.msn}/{agreement.phone}"))
+            # The same formula as ePayment's profile.sub (core/claims.py): stable per (sales unit, user).
+            agreement.sub = subject(agreement.msn, agreement.phone)
         self._history(agreement, "ACTIVATE", "USER", now)
         if agreement.campaign is not None and agreement.campaign["type"] == "PERIOD_CAMPAIGN":
             agreement.campaign["end"] = add_period(now, agreement.campaign["period"])
         self._agreement_event(agreement, "activated", now)
+        if agreement.sub is not None and agreement.scope:  # the user consented (all or nothing): Userinfo learns it
+            self._publish(PROFILE_SHARED, profile_event(env=str(agreement.env), msn=agreement.msn, sub=agreement.sub,
+                                                        phone=agreement.phone, scope=agreement.scope, timestamp=now,
+                                                        source="recurring"))
         if agreement.initial_charge is not None:
             self._succeed(self.charges[(agreement.env, agreement.msn, agreement.initial_charge)], now)
         return True

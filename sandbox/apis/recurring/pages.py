@@ -9,6 +9,7 @@ plane lets CI act as the user (approve, reject, stop), let an agreement expire, 
 from __future__ import annotations
 
 import html
+import re
 
 from aiohttp import web
 
@@ -22,6 +23,14 @@ from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
 from sandbox.gateway.page_security import policy
 from sandbox.gateway.page_shell import money, page
+from sandbox.gateway.phone_cards import (
+    PhoneAction,
+    PhoneCard,
+    PhoneInput,
+    add_phone_source,
+    consent_html,
+    consent_of,
+)
 
 #: The rule of the 400 for a phone number that is not an MSISDN (the confirmation page, the control plane).
 PHONE_RULE = "recurring-phone-invalid"
@@ -100,6 +109,8 @@ def _confirmation_html(request: web.Request, recurring: RecurringBackend, agreem
     if agreement.status != "PENDING":
         parts.append(f"<p class=\"state\">This agreement is <strong>{esc(agreement.status)}</strong>.</p>")
         return "".join(parts)
+    if consent_of(agreement.scope):  # scope: the consent screen comes with the agreement, as in the app
+        parts.append(consent_html(shop, consent_of(agreement.scope)))
     refused = recurring.refusal(agreement)
     if refused is not None:
         parts.append(f"<div class=\"why\" data-failure-reason=\"{esc(refused[0])}\">The initial charge will fail: "
@@ -116,6 +127,61 @@ def _confirmation_html(request: web.Request, recurring: RecurringBackend, agreem
                  f"<form method=\"post\" action=\"/_sandbox/recurring/confirm/reject\" style=\"display:inline\">"
                  f"{hidden}<button class=\"reject\" type=\"submit\">Reject</button></form>")
     return "".join(parts)
+
+
+def _back_to_phone(fields: dict) -> str | None:
+    """Where Approve and Reject on the virtual phone go back to: that phone's page (a fixed, same-origin path)."""
+    number = fields.get("backToPhone")
+    return f"/_sandbox/phone/{number}" if isinstance(number, str) and PHONE_NUMBER.fullmatch(number) else None
+
+
+PHONE_NUMBER = re.compile(r"[1-9][0-9]{7,14}")
+
+
+def _price_line(agreement: Agreement) -> str:
+    """The price and the interval, in the words the confirmation page uses."""
+    pricing, interval = agreement.pricing, agreement.interval
+    currency = pricing["currency"]
+    if pricing["type"] == "LEGACY":
+        price = money(pricing["amount"], currency)
+    elif pricing["type"] == "VARIABLE":
+        price = f"variable, up to {money(pricing.get('maxAmount', pricing['suggestedMaxAmount']), currency)}"
+    else:
+        price = "flexible: the merchant charges what you use"
+    every = f"every {interval['count']} {interval['unit'].lower()}(s)" if interval else "pay per use"
+    return f"{price}, {every}"
+
+
+def _phone_cards(request: web.Request, recurring: RecurringBackend, number: str) -> list[PhoneCard]:
+    """What the virtual phone shows of Recurring: the agreements drafted for this number that wait for the user, with
+    Approve (a VARIABLE agreement asks for the maximum amount) and Reject. Each posts to the confirmation page's
+    approve or reject, as this phone's user, and comes back to the phone. A scope asked for shows its consent."""
+    world = request.app[RUNTIME].world
+    cards = []
+    for agreement in recurring.pending_for(call(request).env, number):
+        unit = world.sales_units.get(agreement.msn)
+        hidden = (("token", recurring.token(agreement)), ("backToPhone", number))
+        lines = [agreement.product_name, _price_line(agreement)]
+        if agreement.product_description:
+            lines.insert(1, agreement.product_description)
+        charge = recurring.charges.get((agreement.env, agreement.msn, agreement.initial_charge or ""))
+        if charge is not None:
+            lines.append(f"Pay now: {money(charge.amount, agreement.pricing['currency'])} ({charge.description})")
+        inputs = ()
+        if agreement.pricing["type"] == "VARIABLE":
+            inputs = (PhoneInput("maxAmount", "Max amount per interval (minor units)",
+                                 str(agreement.pricing["suggestedMaxAmount"])),)
+        consent = consent_of(agreement.scope)
+        refused = recurring.refusal(agreement)
+        cards.append(PhoneCard(
+            "agreement", unit.name if unit else agreement.msn, lines=tuple(lines),
+            actions=(PhoneAction("Approve and share" if consent else "Approve", "approve",
+                                 "/_sandbox/recurring/confirm/approve", (*hidden, ("phoneNumber", number))),
+                     PhoneAction("Reject", "reject", "/_sandbox/recurring/confirm/reject", hidden)),
+            data=(("agreement-id", agreement.id), ("msn", agreement.msn), ("pricing", agreement.pricing["type"])),
+            refusal=(refused[0], f"The initial charge will fail: {refused[1]}") if refused else None,
+            inputs=inputs, consent=consent, order=agreement.created))
+    return cards
 
 
 def setup(app: web.Application, key: web.AppKey) -> None:
@@ -147,12 +213,19 @@ def setup(app: web.Application, key: web.AppKey) -> None:
         agreement = recurring.by_token(fields["token"])
         phone = user_picker.chosen_phone(fields, PHONE_RULE) if agreement.status == "PENDING" else None
         recurring.approve(agreement, phone, _max_amount(fields))
+        back = _back_to_phone(fields)
+        if back:
+            raise web.HTTPSeeOther(back)
         return answered(agreement, "approved")
 
     async def confirm_reject(request: web.Request) -> web.Response:
         recurring: RecurringBackend = request.app[key]
-        agreement = recurring.by_token((await _form(request))["token"])
+        fields = await _form(request)
+        agreement = recurring.by_token(fields["token"])
         recurring.reject(agreement)
+        back = _back_to_phone(fields)
+        if back:
+            raise web.HTTPSeeOther(back)
         return answered(agreement, "rejected")
 
     def control(action: str):
@@ -191,6 +264,7 @@ def setup(app: web.Application, key: web.AppKey) -> None:
         recurring.force_outcome(charge, body["outcome"], reason if isinstance(reason, str) else None)
         return web.json_response(recurring.view_charge(charge))
 
+    add_phone_source(app, lambda request, number: _phone_cards(request, request.app[key], number))
     router = routes(app)
     router.add_get("/_sandbox/recurring/confirm", confirm, name="sandbox.recurring.confirm")
     router.add_post("/_sandbox/recurring/confirm/approve", confirm_approve, name="sandbox.recurring.confirm.approve")
