@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Recurring API: a sales unit allowed UNSCHEDULED charges, besides those whose "
                        "configuration has unscheduledChargesAllowed; repeatable, added to "
                        "$VIPPS_SANDBOX_RECURRING_UNSCHEDULED (MSNs separated by commas)")
+    # issue 18: Order Management's test availability (UNCERTAIN, the sources disagree)
+    serve.add_argument("--no-order-management-test", dest="order_management_test", action="store_false",
+                       help="Order Management API: production only (default: served in both environments)")
 
     keys = commands.add_parser("keys", help="list the key sets of a fixture (secrets masked; --json: full values)")
     keys.add_argument("--json", action="store_true", help="every field in full, secrets included, as JSON")
@@ -149,7 +152,8 @@ def serve_settings(args: argparse.Namespace) -> Settings:
                     inbox_message_bytes=args.inbox_message_bytes, webhook_authorized_key=args.webhook_authorized_key,
                     express_disabled=tuple(args.express_disabled),
                     recurring_due_min_days=args.recurring_due_min_days,
-                    recurring_unscheduled_msns=unscheduled_msns(args.recurring_unscheduled))
+                    recurring_unscheduled_msns=unscheduled_msns(args.recurring_unscheduled),
+                    order_management_test=args.order_management_test)
 
 
 def unscheduled_msns(flags: list[str]) -> frozenset[str]:

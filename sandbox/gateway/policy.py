@@ -388,7 +388,7 @@ ROUTES: dict[str, RoutePolicy] = _routes(
     *SANDBOX_REPORT_ROUTES,
     *SANDBOX_DASHBOARD_ROUTES,
     *SANDBOX_CONTROL_ROUTES, *SANDBOX_WEBHOOKS_ROUTES,
-    *QR_ROUTES, *SANDBOX_QR_ROUTES,
+    *QR_ROUTES, *SANDBOX_QR_ROUTES, *ORDER_MANAGEMENT_ROUTES,
 )
 
 # ---------------------------------------------------------------------------------------------
