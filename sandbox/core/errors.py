@@ -289,7 +289,8 @@ def render(error: SandboxError, ctx: RenderContext) -> web.Response:
             body = {"code": "Unauthorized", "message": error.detail}
         else:
             body = _problem_body(error, ctx)
-            content_type = "application/problem+json"
+            # QR and Order Management declare their error bodies as application/json (issue 18)
+            content_type = "application/json" if ctx.api in ("qr", "ordermanagement") else "application/problem+json"
     else:
         body = _gateway_body(error.status, error.reason)
     headers = dict(ctx.extra_headers)

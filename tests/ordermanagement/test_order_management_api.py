@@ -127,7 +127,7 @@ async def test_v3_categories(sandbox):
     gone = await call(sandbox, "GET", f"{OM}/v3/categories/{category_id}", keys, msn)
     assert gone.status == 404
     not_uuid = await call(sandbox, "GET", f"{OM}/v3/categories/abc", keys, msn)
-    assert not_uuid.status == 400
+    assert not_uuid.status == 404  # no category has it
 
 
 async def test_v1_deprecated_operations(sandbox):

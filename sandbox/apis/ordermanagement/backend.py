@@ -65,9 +65,12 @@ class OrderManagementBackend:
         self._remember_for_phone(key)
         return order
 
-    def _check_image(self, env: Env, msn: str, image_id: str | None) -> None:
+    def _check_image(self, env: Env, msn: str, image_id: str | None, status: int = 404) -> None:
+        """A category naming an image never uploaded: 404 on v2 (UNCERTAIN: the only documented 404 there), 400 on
+        v3 (which documents no 404)."""
         if image_id is not None and (env, msn, image_id) not in self.images:
-            raise Problem(404, "Not Found", f"No image {image_id[:128]!r} was uploaded for this sales unit.",
+            raise Problem(status, "Not Found" if status == 404 else rules.VALIDATION_TITLE,
+                          f"No image {image_id[:128]!r} was uploaded for this sales unit.",
                           details=[Detail("imageId", "Upload it with POST /order-management/v1/images first.")],
                           rule="order-management-image-unknown")
 
@@ -82,9 +85,11 @@ class OrderManagementBackend:
         return {"imageId": image_id}
 
     # -- categories (v2, and v1's ecom-only form) ----------------------------------------------------
-    def put_category(self, env: Env, msn: str, payment_type: str, order_id: str, body: object) -> str:
+    def put_category(self, env: Env, msn: str, payment_type: str, order_id: str, body: object,
+                     check_image: bool = True) -> str:
         valid = rules.validate("Order", body)
-        self._check_image(env, msn, valid.get("imageId"))
+        if check_image:  # the deprecated v1 documents only 200: it takes any imageId
+            self._check_image(env, msn, valid.get("imageId"))
         order = self._order((env, msn, payment_type, order_id))
         order.category = {k: valid[k] for k in ("category", "orderDetailsUrl", "imageId") if valid.get(k) is not None}
         return self.runtime.ids.uuid4()
@@ -108,11 +113,13 @@ class OrderManagementBackend:
         return None
 
     # -- receipts --------------------------------------------------------------------------------------
-    def post_receipt(self, env: Env, msn: str, payment_type: str, order_id: str, body: object) -> str:
+    def post_receipt(self, env: Env, msn: str, payment_type: str, order_id: str, body: object,
+                     once: bool = True) -> str:
+        """v2: once (409 after). The deprecated v1 documents no 409: there a new receipt replaces the old one."""
         receipt = rules.check_receipt(body)
         key = (env, msn, payment_type, order_id)
         existing = self.orders.get(key)
-        if existing is not None and existing.receipt is not None:
+        if once and existing is not None and existing.receipt is not None:
             raise Problem(409, "Conflict", f"Order {order_id} has a receipt already: a receipt can be sent once.",
                           rule="order-management-receipt-exists")
         self._order(key).receipt = copy.deepcopy(receipt)
@@ -140,7 +147,7 @@ class OrderManagementBackend:
     def add_category_v3(self, env: Env, msn: str, body: object) -> dict:
         valid = rules.validate("AddCategoryRequest", body)
         rules.order_id(valid["orderId"])
-        self._check_image(env, msn, valid.get("imageId"))
+        self._check_image(env, msn, valid.get("imageId"), 400)
         category_id = self.runtime.ids.uuid4()
         record = {"categoryId": category_id, "orderId": valid["orderId"], "paymentType": valid["paymentType"],
                   "type": valid["type"], "url": valid["url"]}
@@ -165,7 +172,7 @@ class OrderManagementBackend:
         return {"categories": [self._public(self.categories[i]) for i in ids]}
 
     def _category_v3(self, env: Env, msn: str, category_id: str) -> dict:
-        record = self.categories.get(rules.category_id(category_id))
+        record = self.categories.get(rules.category_id(category_id) or "")
         if record is None or record["env"] is not env or record["msn"] != msn:
             raise not_found(f"No category {category_id} exists for this sales unit.")
         return record

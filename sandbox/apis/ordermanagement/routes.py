@@ -12,8 +12,8 @@ import json
 from aiohttp import web
 
 from sandbox.apis.ordermanagement import pages, rules
-from sandbox.apis.ordermanagement.backend import OrderManagementBackend
-from sandbox.core.errors import Detail, GatewayNotFound
+from sandbox.apis.ordermanagement.backend import OrderManagementBackend, not_found
+from sandbox.core.errors import Detail, GatewayNotFound, Problem
 from sandbox.core.model import Env
 from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME, call
@@ -37,9 +37,18 @@ def acting(request: web.Request) -> tuple[Env, str]:
     return ctx.env, ctx.msn
 
 
-def order_of(request: web.Request, name: str = "orderId") -> tuple[str, str]:
+def order_of(request: web.Request, name: str = "orderId", reading: bool = False) -> tuple[str, str]:
+    """(payment type, order id) of the path. A read of an order id no order can have is a 404 (the reads document
+    no 400); a write of one is a 400 naming it."""
     info = request.match_info
     payment_type = rules.payment_type(info["paymentType"]) if "paymentType" in info else "ecom"
+    if name == "transactionId":  # the deprecated v1 gives transactionId no pattern, and documents no 400 on reads
+        return payment_type, info[name]
+    if reading:
+        try:
+            return payment_type, rules.order_id(info[name], name)
+        except Problem:
+            raise not_found(f"No order {info[name][:128]!r} exists.") from None
     return payment_type, rules.order_id(info[name], name)
 
 
@@ -70,7 +79,7 @@ async def post_receipt(request: web.Request) -> web.Response:
 
 async def get_order(request: web.Request) -> web.Response:
     env, msn = acting(request)
-    return reply(backend(request).get_order(env, msn, *order_of(request)))
+    return reply(backend(request).get_order(env, msn, *order_of(request, reading=True)))
 
 
 async def add_category_v3(request: web.Request) -> web.Response:
@@ -98,25 +107,25 @@ async def delete_category_v3(request: web.Request) -> web.Response:
 async def v1_put_order(request: web.Request) -> web.Response:
     env, msn = acting(request)
     payment_type, order_id = order_of(request, "transactionId")
-    backend(request).put_category(env, msn, payment_type, order_id, await read_json(request))
+    backend(request).put_category(env, msn, payment_type, order_id, await read_json(request), check_image=False)
     return reply(None)
 
 
 async def v1_get_order(request: web.Request) -> web.Response:
     env, msn = acting(request)
-    return reply(backend(request).get_category(env, msn, *order_of(request, "transactionId")))
+    return reply(backend(request).get_category(env, msn, *order_of(request, "transactionId", reading=True)))
 
 
 async def v1_post_receipt(request: web.Request) -> web.Response:
     env, msn = acting(request)
     payment_type, order_id = order_of(request, "transactionId")
-    backend(request).post_receipt(env, msn, payment_type, order_id, await read_json(request))
+    backend(request).post_receipt(env, msn, payment_type, order_id, await read_json(request), once=False)
     return reply(None)
 
 
 async def v1_get_receipt(request: web.Request) -> web.Response:
     env, msn = acting(request)
-    return reply(backend(request).get_receipt(env, msn, *order_of(request, "transactionId")))
+    return reply(backend(request).get_receipt(env, msn, *order_of(request, "transactionId", reading=True)))
 
 
 def setup(app: web.Application) -> None:

@@ -65,14 +65,13 @@ def order_id(text: str, name: str = "orderId") -> str:
     return text
 
 
-def category_id(text: str) -> str:
-    """The path's categoryId as the spec types it (a uuid), in its canonical form."""
+def category_id(text: str) -> str | None:
+    """The path's categoryId (the spec: a uuid) in its canonical form; None when it is not one (then no category has
+    it: a 404, which every categoryId operation documents)."""
     try:
-        if len(text) == 36:
-            return str(uuid.UUID(text))
+        return str(uuid.UUID(text)) if len(text) == 36 else None
     except ValueError:
-        pass
-    raise invalid([Detail("categoryId", "The categoryId must be a uuid.")])
+        return None
 
 
 def check_receipt(body: object) -> dict:

@@ -173,7 +173,7 @@ class QrBackend:
 
     def _redirect(self, env: Env, msn: str, qr_id: str) -> RedirectQr:
         self._sweep()
-        qr = self.redirects.get((env, msn, rules.path_id(qr_id, "id")))
+        qr = self.redirects.get((env, msn, qr_id))  # an id no QR can have (too long) is simply not found
         if qr is None:
             raise Problem(404, "Not Found", f"No merchant redirect QR with id {qr_id[:128]!r} exists for this "
                           "sales unit (or it expired, or was deleted).", rule="qr-not-found")

@@ -31,7 +31,7 @@ CATEGORIES = ("IN_STORE", "VENDING")  # merchant callback QR `category` (referen
 
 @cache
 def spec() -> SpecSchemas:
-    return SpecSchemas(SPEC_FILE)
+    return SpecSchemas(SPEC_FILE, formats=True)  # `format: uri` too: a redirectUrl is echoed in a uri field
 
 
 def invalid(detail: str, details: list[Detail], status: int = 400, title: str = VALIDATION_TITLE,
