@@ -256,3 +256,32 @@ async def test_snapshot_round_trip_keeps_codes(sandbox):
     got = await call(sandbox, "GET", QR + "/merchant-callback/k1", keys, msn)
     assert got.json["locationDescription"] == "K"
     assert CHECKED_IN  # the event name is shared with the support module
+
+
+async def test_image_size_and_white_border_rules(sandbox):
+    import zlib
+
+    keys, msn = merchant(sandbox)
+    await call(sandbox, "PUT", QR + "/merchant-callback/img", keys, msn, body={"locationDescription": "Img"})
+    url = (await call(sandbox, "GET", QR + "/merchant-callback/img?QrImageFormat=PNG", keys, msn)).json["qrImageUrl"]
+
+    async def first_dark_row(extra: str) -> tuple[tuple[int, int], int]:
+        async with await get_raw(sandbox, url + extra) as image:
+            assert image.status == 200
+            data = await image.read()
+        size = struct.unpack(">II", data[16:24])
+        raw = zlib.decompress(data[data.index(b"IDAT") + 4:data.index(b"IEND") - 8])
+        rows = [raw[y * (size[0] + 1) + 1:(y + 1) * (size[0] + 1)] for y in range(size[1])]
+        return size, next(y for y, row in enumerate(rows) if 0 in row)
+
+    size, top = await first_dark_row("")
+    assert size == (1024, 1024) and 8 <= top < 8 + 40  # the default 8 px of white (and what centring leaves)
+    size, top = await first_dark_row("&size=400&whiteBorder=0")
+    assert size == (400, 400) and top < 12  # no border: only what centring leaves (under one module)
+    size, top = await first_dark_row("&size=400&whiteBorder=100")
+    assert top >= 100
+    for bad in ("&size=99", "&size=2001", "&whiteBorder=101", "&whiteBorder=-1", "&size=abc"):
+        async with await get_raw(sandbox, url + bad) as image:
+            assert image.status == 400, bad
+    async with await get_raw(sandbox, url.replace("code=", "code=0")) as image:
+        assert image.status == 404
