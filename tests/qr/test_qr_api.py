@@ -6,6 +6,7 @@ call below is also evidence about the bodies.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import struct
 from urllib.parse import urlsplit
@@ -285,3 +286,27 @@ async def test_image_size_and_white_border_rules(sandbox):
             assert image.status == 400, bad
     async with await get_raw(sandbox, url.replace("code=", "code=0")) as image:
         assert image.status == 404
+
+
+async def test_a_sales_unit_s_check_in_webhook_wins_over_its_partner_s(sandbox):
+    """One registration per sales unit for user.checked-in.v1; a partner's may exist too, and the unit's wins."""
+    msn = sandbox.msn_role("premium-shop-1")
+    own_keys = sandbox.key("merchant", "production", msn=msn)
+    await register_check_in(sandbox, partner(sandbox), None, "partner-wide", env="production")
+    await register_check_in(sandbox, own_keys, msn, "own", env="production")
+    await call(sandbox, "PUT", QR + "/merchant-callback/door", own_keys, msn, env="production",
+               body={"locationDescription": "Door"})
+    content = (await call(sandbox, "GET", QR + "/merchant-callback/door", own_keys, msn, env="production")).json[
+        "qrContent"]
+    scan = {"phoneNumber": "4791234567", "qrContent": content}
+    assert (await sandbox.request("POST", "/_sandbox/qr/scan", "production", json_body=scan)).status == 200
+    await eventually(lambda: inbox(sandbox, "own", "production"))
+    await asyncio.sleep(0.3)  # time enough for a second delivery, were there one
+    assert await inbox(sandbox, "partner-wide", "production") == []
+    hooks = await call(sandbox, "GET", "/webhooks/v1/webhooks", own_keys, msn, env="production")
+    for hook in hooks.json["webhooks"]:
+        await call(sandbox, "DELETE", f"/webhooks/v1/webhooks/{hook['id']}", own_keys, msn, env="production")
+    assert (await sandbox.request("POST", "/_sandbox/qr/scan", "production", json_body=scan)).status == 200
+    [delivery] = await eventually(lambda: inbox(sandbox, "partner-wide", "production"))
+    assert json.loads(delivery["body"])["msn"] == msn
+    assert len(await inbox(sandbox, "own", "production")) == 1
