@@ -12,6 +12,8 @@ from aiohttp import web
 
 from sandbox.apis.epayment import routes as epayment
 from sandbox.apis.management import routes as management
+from sandbox.apis.ordermanagement import routes as ordermanagement
+from sandbox.apis.qr import routes as qr
 from sandbox.apis.recurring import routes as recurring
 from sandbox.apis.report import routes as report
 from sandbox.apis.token import routes as token
@@ -40,6 +42,8 @@ PACKAGES = (
     report,
     webhooks,
     userinfo,
+    qr,  # issue 18
+    ordermanagement,  # issue 18
     control,
     phone,
     readiness,

@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Userinfo API: an Ocp-Apim-Subscription-Key header is a 401 (the Recurring guide's rule) "
                        "instead of accepted with or without (default: off, or "
                        "$VIPPS_SANDBOX_USERINFO_STRICT_SUBSCRIPTION_KEY, one of 1/true/yes/on)")
+    # issue 18: Order Management's test availability (UNCERTAIN, the sources disagree)
+    serve.add_argument("--no-order-management-test", dest="order_management_test", action="store_false",
+                       help="Order Management API: production only (default: served in both environments)")
 
     keys = commands.add_parser("keys", help="list the key sets of a fixture (secrets masked; --json: full values)")
     keys.add_argument("--json", action="store_true", help="every field in full, secrets included, as JSON")
@@ -225,7 +228,8 @@ def serve_settings(args: argparse.Namespace) -> Settings:
                     express_disabled=tuple(args.express_disabled),
                     recurring_due_min_days=args.recurring_due_min_days,
                     recurring_unscheduled_msns=unscheduled_msns(args.recurring_unscheduled),
-                    userinfo_strict_subscription_key=args.userinfo_strict_subscription_key), args)
+                    userinfo_strict_subscription_key=args.userinfo_strict_subscription_key,
+                    order_management_test=args.order_management_test), args)
 
 
 def unscheduled_msns(flags: list[str]) -> frozenset[str]:

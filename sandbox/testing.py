@@ -15,6 +15,8 @@ import aiohttp
 
 from sandbox.apis.epayment import response_schemas as epayment_responses
 from sandbox.apis.management import response_schemas as management_responses
+from sandbox.apis.ordermanagement import response_schemas as ordermanagement_responses
+from sandbox.apis.qr import response_schemas as qr_responses
 from sandbox.apis.recurring import response_schemas as recurring_responses
 from sandbox.apis.report import response_schemas as report_responses
 from sandbox.apis.userinfo import response_schemas as userinfo_responses
@@ -40,7 +42,8 @@ class Reply:
 
 #: Each API's check of a successful response body against its spec (sandbox/apis/*/response_schemas.py).
 RESPONSE_CHECKS = (epayment_responses.violations, management_responses.violations, report_responses.violations,
-                   recurring_responses.violations, event_schemas.violations, userinfo_responses.violations)
+                   recurring_responses.violations, event_schemas.violations, userinfo_responses.violations,
+                   qr_responses.violations, ordermanagement_responses.violations)
 
 
 class SandboxClient:

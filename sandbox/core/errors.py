@@ -227,7 +227,30 @@ def _userinfo_body(error: Problem) -> dict:
             "extraInfo": {d.name: {"reason": d.reason} for d in error.details}}
 
 
+#: The QR API's exchange operations answer {title, status, detail, extraDetails}; its other operations, and the
+#: Order Management API, QrErrorResponse / ErrorResponse: {type, title, detail, instance, invalidParams} (issue 18).
+VALIDATION_TYPE = "https://datatracker.ietf.org/doc/html/rfc7231#section-6.5.1"
+EXCHANGE_PATHS = ("/qr/v1/exchange",)
+
+
+def _invalid_params_body(error: Problem, ctx: RenderContext) -> dict:
+    """QrErrorResponse and Order Management's ErrorResponse (their specs' examples: `instance` a traceparent)."""
+    details = [{"name": d.name, "reason": d.reason} for d in error.details]
+    if ctx.api == "qr" and ctx.path.startswith(EXCHANGE_PATHS):
+        body: dict = {"title": error.title, "status": error.status, "detail": error.detail}
+        if details:
+            body["extraDetails"] = details
+        return body
+    body = {"type": VALIDATION_TYPE if error.status == 400 else f"https://httpstatuses.io/{error.status}",
+            "title": error.title, "detail": error.detail, "instance": trace_id()}
+    if details:
+        body["invalidParams"] = details
+    return body
+
+
 def _problem_body(error: Problem, ctx: RenderContext) -> dict:
+    if ctx.api in ("qr", "ordermanagement"):
+        return _invalid_params_body(error, ctx)
     if ctx.api == "recurring":
         return _recurring_body(error, ctx)
     if ctx.api == "management":
@@ -276,7 +299,8 @@ def render(error: SandboxError, ctx: RenderContext) -> web.Response:
             body = _userinfo_body(error)
         else:
             body = _problem_body(error, ctx)
-            content_type = "application/problem+json"
+            # QR and Order Management declare their error bodies as application/json (issue 18)
+            content_type = "application/json" if ctx.api in ("qr", "ordermanagement") else "application/problem+json"
     else:
         body = _gateway_body(error.status, error.reason)
     headers = dict(ctx.extra_headers)

@@ -37,3 +37,16 @@ PROFILE_SHARED = "profile.shared"
 def profile_event(*, env: str, msn: str, sub: str, phone: str, scope: str, timestamp: float, source: str) -> dict:
     return {"env": env, "msn": msn, "sub": sub, "phoneNumber": phone, "scope": scope, "timestamp": timestamp,
             "source": source}
+
+
+#: A receipt came with an order from another API (an ePayment create body's `receipt`): the Order Management API
+#: keeps it, so `GET /order-management/v2/{paymentType}/{orderId}` answers it. Payload (`receipt_event` builds it):
+#: `env`, `msn`, `paymentType` ("ecom" or "recurring"), `orderId` (the payment's reference), `receipt` (the
+#: Receipt object as sent), `timestamp` (epoch seconds on the virtual clock) and `source` (the API).
+ORDER_RECEIPT = "order.receipt"
+
+
+def receipt_event(*, env: str, msn: str, payment_type: str, order_id: str, receipt: dict, timestamp: float,
+                  source: str) -> dict:
+    return {"env": env, "msn": msn, "paymentType": payment_type, "orderId": order_id, "receipt": receipt,
+            "timestamp": timestamp, "source": source}

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from sandbox.core.clock import VirtualClock
+from sandbox.core.customer_tokens import CustomerTokens
 from sandbox.core.ids import Ids
 from sandbox.core.model import Env
 from sandbox.core.settings import Settings
@@ -78,6 +79,9 @@ class Runtime:
         self.clock_hooks: list[Callable[[], object]] = []
         #: Called on reset, after the directory and clock are back to the fixture.
         self.reset_hooks: list[Callable[[], None]] = []
+        #: Who checked in at a QR code (user.checked-in.v1), for any API to resolve: QR's exchange, Login's CIBA.
+        self.customer_tokens = CustomerTokens()
+        self.reset_hooks.append(self.customer_tokens.clear)
         #: What snapshots hold, by name; backends register theirs. Loaded in this order (the world first).
         self.state_providers: dict[str, StateProvider] = {
             "world": (lambda: self.world.tables(secrets=False), self.load_world),

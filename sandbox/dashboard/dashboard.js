@@ -108,18 +108,17 @@ function renderBuilding(data) {
 // ---------------------------------------------------------------------------------------------
 // 2. The matrix
 // ---------------------------------------------------------------------------------------------
+// One row per API, one column per key type and environment: the columns stay few however many APIs there are.
 function renderMatrix(rows) {
   const apis = [...new Set(rows.map((r) => r.api))];
   const envs = [...new Set(rows.map((r) => r.environment))];
   const keyTypes = [...new Set(rows.map((r) => r.keyType))];
   const cell = new Map(rows.map((r) => [`${r.keyType}|${r.api}|${r.environment}`, r]));
-  const head1 = el("tr", {}, el("th", { rowspan: 2 }, "key type"),
-    apis.map((api) => el("th", { colspan: envs.length }, api)));
-  // "prod" in the header (the full word in its title): with every API two columns, "production" no longer fits 1280 px
-  const head2 = el("tr", {}, apis.map(() => envs.map((env) =>
-    el("th", { title: env }, env === "production" ? "prod" : env))));
-  const body = keyTypes.map((kt) => el("tr", {}, el("th", {}, `${kt} keys`),
-    apis.map((api) => envs.map((env) => {
+  const head1 = el("tr", {}, el("th", { rowspan: 2 }, "API"),
+    keyTypes.map((kt) => el("th", { colspan: envs.length }, `${kt} keys`)));
+  const head2 = el("tr", {}, keyTypes.map(() => envs.map((env) => el("th", {}, env))));
+  const body = apis.map((api) => el("tr", {}, el("th", {}, api),
+    keyTypes.map((kt) => envs.map((env) => {
       const r = cell.get(`${kt}|${api}|${env}`);
       if (!r) return el("td", {}, "–");
       return el("td", { class: r.allowed ? "allow" : "deny", title: r.reason,

@@ -36,6 +36,9 @@ class Api(StrEnum):
     RECURRING = "recurring"
     SANDBOX = "sandbox"
     USERINFO = "userinfo"
+    # issue 18 (reference section 1b): QR and Order Management
+    QR = "qr"
+    ORDER_MANAGEMENT = "ordermanagement"
 
 
 class Auth(StrEnum):
@@ -83,6 +86,13 @@ APIS: dict[Api, ApiRule] = {
     # production, with the MSN) partner keys; never management or accounting keys (reference section 1b).
     Api.USERINFO: ApiRule(BOTH, frozenset({KeyType.MERCHANT, KeyType.PARTNER}), MsnRule.ACT_FOR, Auth.BEARER,
                           "Userinfo API", "userinfo", subscription_key_optional=True),
+    # QR and Order Management (reference section 1b): merchant keys in both environments, partner keys (production
+    # only, approved partners, always with the MSN); never management or accounting keys. Order Management's test
+    # availability is UNCERTAIN: served in both, and Settings.order_management_test switches test off.
+    Api.QR: ApiRule(BOTH, frozenset({KeyType.MERCHANT, KeyType.PARTNER}), MsnRule.ACT_FOR, Auth.BEARER, "QR API",
+                    "qr"),
+    Api.ORDER_MANAGEMENT: ApiRule(BOTH, frozenset({KeyType.MERCHANT, KeyType.PARTNER}), MsnRule.ACT_FOR,
+                                  Auth.BEARER, "Order Management API", "ordermanagement"),
 }
 
 
@@ -333,6 +343,66 @@ SANDBOX_READINESS_ROUTES = served_by(
     R("sandbox.readiness.exercise", "POST", "/_sandbox/readiness/exercises", Api.SANDBOX,
       summary="make a checklist item's situation happen (a fault on the next call, the clock)"),
 )
+# The QR API (issue 18, reference section 7).
+QR_ROUTES = (
+    R("qr.one_time", "POST", "/qr/v1", Api.QR, summary="one-time payment QR for a landing page URL"),
+    R("qr.redirect.create", "POST", "/qr/v1/merchant-redirect", Api.QR, summary="create a merchant redirect QR"),
+    R("qr.redirect.list", "GET", "/qr/v1/merchant-redirect", Api.QR, summary="list merchant redirect QRs"),
+    R("qr.redirect.get", "GET", "/qr/v1/merchant-redirect/{id}", Api.QR, summary="get a merchant redirect QR"),
+    R("qr.redirect.update", "PUT", "/qr/v1/merchant-redirect/{id}", Api.QR, summary="change its redirectUrl"),
+    R("qr.redirect.delete", "DELETE", "/qr/v1/merchant-redirect/{id}", Api.QR,
+      summary="delete a merchant redirect QR (for good)"),
+    R("qr.callback.list", "GET", "/qr/v1/merchant-callback", Api.QR, summary="list merchant callback QRs"),
+    R("qr.callback.get", "GET", "/qr/v1/merchant-callback/{merchantQrId}", Api.QR,
+      summary="get a merchant callback QR"),
+    R("qr.callback.put", "PUT", "/qr/v1/merchant-callback/{merchantQrId}", Api.QR,
+      summary="create or update a merchant callback QR"),
+    R("qr.callback.delete", "DELETE", "/qr/v1/merchant-callback/{merchantQrId}", Api.QR,
+      summary="delete a merchant callback QR"),
+    R("qr.callback.mobilepay", "PUT", "/qr/v1/merchant-callback/mobilepay/{beaconId}", Api.QR,
+      summary="migrate a MobilePay PoS QR (beacon)"),
+    R("qr.exchange", "POST", "/qr/v1/exchange", Api.QR, summary="exchange a user's personal QR for the MSISDN"),
+    R("qr.exchange.customer", "POST", "/qr/v1/exchange/customer", Api.QR,
+      summary="exchange a check-in's customerToken for the MSISDN"),
+)
+# The QR images (no auth, as the real image URLs), the codes' own URLs, and the scan (phone or CI).
+SANDBOX_QR_ROUTES = served_by(
+    "qr",
+    R("sandbox.qr.image", "GET", "/_sandbox/qr/generate/{file}", Api.SANDBOX,
+      summary="a QR image (qr.png or qr.svg; `code`, `size`, `whiteBorder`), without auth"),
+    R("sandbox.qr.target", "GET", "/_sandbox/qr/r/{code}", Api.SANDBOX,
+      summary="what a scanned QR code opens: a redirect QR's redirectUrl, a callback QR's check-in page"),
+    R("sandbox.qr.scan", "POST", "/_sandbox/qr/scan", Api.SANDBOX,
+      summary="scan a QR code as a test user (`phoneNumber`, `qrContent`): a check-in sends user.checked-in.v1"),
+)
+# The Order Management API (issue 18, reference section 8).
+ORDER_MANAGEMENT_ROUTES = (
+    R("ordermanagement.images.add", "POST", "/order-management/v1/images", Api.ORDER_MANAGEMENT,
+      summary="upload an image"),
+    R("ordermanagement.v2.category", "PUT", "/order-management/v2/{paymentType}/categories/{orderId}",
+      Api.ORDER_MANAGEMENT, summary="add or replace an order's category"),
+    R("ordermanagement.v2.receipt", "POST", "/order-management/v2/{paymentType}/receipts/{orderId}",
+      Api.ORDER_MANAGEMENT, summary="add an order's receipt (once)"),
+    R("ordermanagement.v2.order", "GET", "/order-management/v2/{paymentType}/{orderId}", Api.ORDER_MANAGEMENT,
+      summary="an order's category and receipt"),
+    R("ordermanagement.v3.categories.add", "POST", "/order-management/v3/categories", Api.ORDER_MANAGEMENT,
+      summary="add a category (v3)"),
+    R("ordermanagement.v3.categories.query", "GET", "/order-management/v3/categories", Api.ORDER_MANAGEMENT,
+      summary="an order's categories (v3)"),
+    R("ordermanagement.v3.category.get", "GET", "/order-management/v3/categories/{categoryId}",
+      Api.ORDER_MANAGEMENT, summary="a category (v3)"),
+    R("ordermanagement.v3.category.delete", "DELETE", "/order-management/v3/categories/{categoryId}",
+      Api.ORDER_MANAGEMENT, summary="delete a category (v3)"),
+    R("ordermanagement.v1.order.put", "PUT", "/order-management/v1/orders/{transactionId}", Api.ORDER_MANAGEMENT,
+      summary="deprecated: an ecom order's category"),
+    R("ordermanagement.v1.order.get", "GET", "/order-management/v1/orders/{transactionId}", Api.ORDER_MANAGEMENT,
+      summary="deprecated: an ecom order's category"),
+    R("ordermanagement.v1.receipt.post", "POST", "/order-management/v1/receipts/{transactionId}",
+      Api.ORDER_MANAGEMENT, summary="deprecated: an ecom order's receipt"),
+    R("ordermanagement.v1.receipt.get", "GET", "/order-management/v1/receipts/{transactionId}",
+      Api.ORDER_MANAGEMENT, summary="deprecated: an ecom order's receipt"),
+)
+
 ROUTES: dict[str, RoutePolicy] = _routes(
     *TOKEN_ROUTES, *EPAYMENT_ROUTES, *MANAGEMENT_ROUTES, *REPORT_ROUTES, *WEBHOOKS_ROUTES, *RECURRING_ROUTES,
     *USERINFO_ROUTES,
@@ -341,6 +411,7 @@ ROUTES: dict[str, RoutePolicy] = _routes(
     *SANDBOX_REPORT_ROUTES,
     *SANDBOX_DASHBOARD_ROUTES,
     *SANDBOX_CONTROL_ROUTES, *SANDBOX_WEBHOOKS_ROUTES, *SANDBOX_READINESS_ROUTES,
+    *QR_ROUTES, *SANDBOX_QR_ROUTES, *ORDER_MANAGEMENT_ROUTES,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -390,7 +461,26 @@ KEY_TYPE_DENIALS: dict[tuple[KeyType, Api], tuple[str, str]] = {
     (KeyType.ACCOUNTING, Api.USERINFO): (
         "accounting-keys-report-only",
         "Accounting keys reach the Report API only: they cannot read users' profiles (the Userinfo API)."),
+    # issue 18: QR and Order Management act for a sales unit, like ePayment.
+    (KeyType.MANAGEMENT, Api.QR): (
+        "management-keys-never-act-on-behalf",
+        "Management keys cannot act on behalf of merchants: they reach the Management API only, not the QR API. "
+        "Use the sales unit's own keys, or partner keys in production."),
+    (KeyType.ACCOUNTING, Api.QR): (
+        "accounting-keys-report-only",
+        "Accounting keys reach the Report API only: they cannot make QR codes."),
+    (KeyType.MANAGEMENT, Api.ORDER_MANAGEMENT): (
+        "management-keys-never-act-on-behalf",
+        "Management keys cannot act on behalf of merchants: they reach the Management API only, not the Order "
+        "Management API. Use the sales unit's own keys, or partner keys in production."),
+    (KeyType.ACCOUNTING, Api.ORDER_MANAGEMENT): (
+        "accounting-keys-report-only",
+        "Accounting keys reach the Report API only: they cannot add receipts or categories to orders."),
 }
+
+
+#: APIs where keys act on behalf of a sales unit (partners must be approved for it, and send the MSN).
+ACTING_APIS = frozenset({Api.EPAYMENT, Api.WEBHOOKS, Api.RECURRING, Api.USERINFO, Api.QR, Api.ORDER_MANAGEMENT})
 
 
 #: One answer for a sales unit that is missing, deactivated or not the caller's (the Management API's 404):
@@ -502,7 +592,7 @@ def decide(route: RoutePolicy, keyset: KeySet, env: Env, msn: str | None, world:
         return allow("key-type-allowed", f"{who} may use the {rule.title}.",
                      keyset.owner if keyset.type is KeyType.MERCHANT else None)
 
-    acting = route.api in (Api.EPAYMENT, Api.WEBHOOKS, Api.RECURRING, Api.USERINFO)
+    acting = route.api in ACTING_APIS
     dead_keys = keyset.type is KeyType.MERCHANT and not world.is_active(keyset.owner)  # refused just below
     if route.api is Api.MANAGEMENT and msn is not None and not dead_keys:
         # The Management API's 404 means "not active or not yours": the body must not tell them apart.

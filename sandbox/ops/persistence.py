@@ -48,7 +48,9 @@ MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Requests that change nothing worth keeping, or that are captured by compacting at once.
 NOT_JOURNALED = frozenset({"token.accesstoken", "token.miami", "sandbox.snapshot", "sandbox.requests.clear",
                            "sandbox.faults.create", "sandbox.faults.clear", "sandbox.faults.delete",
-                           "sandbox.inbox.post"})
+                           "sandbox.inbox.post",
+                           # issue 18: read-only POSTs, and what holds customer tokens or lives 10 minutes
+                           "qr.exchange", "qr.exchange.customer", "qr.one_time", "sandbox.qr.scan"})
 COMPACT_AT_ONCE = frozenset({"sandbox.reset", "sandbox.restore"})
 #: The snapshot's part that holds the work in flight (runtime.in_flight), and the file of its marks.
 IN_FLIGHT = "inFlight"

@@ -31,7 +31,7 @@ HEADER_NAMES = sorted({name for name in re.findall(r'headers(?:\.get\(|\[)"([\w-
                        if not name.startswith("Vipps-Sandbox") and name != "Retry-After"}
                       | {"Vipps-System-Name", "Vipps-System-Version", "Vipps-System-Plugin-Name",
                          "Vipps-System-Plugin-Version", "Content-Type", "Host"})
-WITH_BODY = [r for r in ALL if r.method in ("POST", "PATCH", "DELETE")]
+WITH_BODY = [r for r in ALL if r.method in ("POST", "PATCH", "DELETE", "PUT")]
 TEN_MB = 10 * 1024 * 1024
 BIG = 2**63
 #: Routes that take no body and ignore one: bad bodies may get their normal 2xx there.
@@ -45,7 +45,9 @@ IGNORES_BODY = {"sandbox.keys.regenerate", "sandbox.keys.regenerate_subscription
                 # Recurring: cancel takes no body; the control plane's reject, expire and stop ignore one.
                 "recurring.charges.cancel", "sandbox.recurring.agreements.reject",
                 "sandbox.recurring.agreements.expire", "sandbox.recurring.agreements.stop",
-                "sandbox.recurring.confirm.reject"}
+                "sandbox.recurring.confirm.reject",
+                # QR and Order Management (issue 18): the deletes take no body
+                "qr.redirect.delete", "qr.callback.delete", "ordermanagement.v3.category.delete"}
 #: Free-form labels held in memory, never file names: ".." is just a name there.
 FREE_FORM_NAMES = {"sandbox.inbox.get", "sandbox.inbox.post"}
 #: POST routes whose whole body is optional JSON: an empty one is fine.
@@ -116,6 +118,23 @@ class Corpus:
         assert reply.status == 200, reply.text
         self.sub = (await sb.request("GET", "/epayment/v1/payments/hostile-ref-0002", "test",
                                      headers=self.auth[Api.EPAYMENT])).json["profile"]["sub"]
+        # QR and Order Management (issue 18): merchant test keys with the Merchant-Serial-Number (required on the
+        # callback QR and every Order Management operation), and codes, an order and a category that exist.
+        self.auth[Api.QR] = self.auth[Api.ORDER_MANAGEMENT] = await sb.auth_headers(merchant, self.msn)
+        for method, path, body in (
+                ("POST", "/qr/v1/merchant-redirect", {"id": "hostile", "redirectUrl": "https://example.com/h"}),
+                ("PUT", "/qr/v1/merchant-callback/hostile", {"locationDescription": "Hostile"}),
+                ("PUT", "/order-management/v2/ecom/categories/hostile-ref-0001",
+                 {"category": "GENERAL", "orderDetailsUrl": "https://example.com/o"})):
+            reply = await sb.request(method, path, "test", headers=self.auth[Api.QR] | {"Accept": "image/png"},
+                                     json_body=body)
+            assert reply.status == 200, reply.text
+        reply = await sb.request("POST", "/order-management/v3/categories", "test", headers=self.auth[Api.QR],
+                                 json_body={"orderId": "hostile-ref-0001", "paymentType": "ECOM", "type": "RECEIPT",
+                                            "url": "https://example.com/r"})
+        self.category_id = reply.json["categoryId"]
+        reply = await sb.request("GET", "/qr/v1/merchant-callback/hostile", "test", headers=self.auth[Api.QR])
+        self.qr_code = reply.json["qrContent"].rsplit("/", 1)[1]
 
     def values(self, route: RoutePolicy) -> dict[str, str]:
         world = self.sandbox.runtime.world
@@ -129,6 +148,11 @@ class Corpus:
         values["agreementId"], values["chargeId"] = self.agreement_id, self.charge_id
         values["phoneNumber"] = next(iter(world.users))  # the virtual phone of a test user (issue 16)
         values["sub"] = self.sub  # a Userinfo sub (issue 16)
+        values |= {"merchantQrId": "hostile", "beaconId": "100000000042", "paymentType": "ecom",
+                   "orderId": self.reference, "transactionId": self.reference, "categoryId": self.category_id,
+                   "file": "qr.png", "code": self.qr_code}  # QR and Order Management (issue 18)
+        if route.name.startswith("qr.redirect"):
+            values["id"] = "hostile"
         if "recurring" in route.name:
             values["msn"] = self.recurring_msn
         if route.name.startswith("management.merchants"):

@@ -32,15 +32,20 @@ REACHES = {  # API -> key types that reach it at all
     # Userinfo (reference section 1b): "yes, own merchant token"; partner keys "including the Userinfo endpoints"
     # of ePayment and Recurring, with the MSN; never management or accounting keys.
     "userinfo": {"merchant", "partner"},
+    # QR and Order Management (reference section 1b): "yes" for sales unit keys and for partner keys; the QR spec:
+    # "Partners and PSP merchants must always send the Merchant-Serial-Number header"; Order Management's quick
+    # start: partner keys only work in production. Management and accounting keys: "no".
+    "qr": {"merchant", "partner"},
+    "ordermanagement": {"merchant", "partner"},
 }
 PRODUCTION_ONLY = {"management", "report"}
 TEST_ONLY_ROUTES = {"epayment.force_approve", "recurring.agreements.accept"}  # force approve / force accept
 # Price packages and product orders belong to partners: a merchant's keys have none (Management API docs).
 PARTNER_THINGS = {"management.price_packages", "management.product_orders.create", "management.product_orders.delete",
                   "management.product_orders.list", "management.product_orders.details"}
-ACTING_APIS = {"epayment", "webhooks", "recurring", "userinfo"}
+ACTING_APIS = {"epayment", "webhooks", "recurring", "userinfo", "qr", "ordermanagement"}
 #: APIs where partner keys must always send the Merchant-Serial-Number (Webhooks may register for all units).
-MSN_ALWAYS = {"epayment", "recurring", "userinfo"}
+MSN_ALWAYS = {"epayment", "recurring", "userinfo", "qr", "ordermanagement"}
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,10 @@ def fill_path(path: str, sandbox, own_msn: str) -> str:
     values = {"reference": "matrix-ref-0001", "msn": own_msn, "scheme": scheme, "id": business_id,
               "ledgerId": "100000001", "topic": "funds", "ledgerDate": "2026-01-04",
               "productOrderId": "00000000-0000-4000-8000-000000000000", "agreementId": "agr_matrix1",
-              "chargeId": "chr-matrix1", "sub": "c06c4afe-d9e1-4c5d-939a-177d752a0944"}
+              "chargeId": "chr-matrix1", "sub": "c06c4afe-d9e1-4c5d-939a-177d752a0944",
+              "merchantQrId": "matrix-qr", "beaconId": "100000000001",
+              "paymentType": "ecom", "orderId": "matrix-order", "categoryId": "00000000-0000-4000-8000-000000000001",
+              "transactionId": "matrix-order"}
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 

@@ -22,6 +22,8 @@ ISSUE_FIFTEEN = {"recurring-partner"}
 ISSUE_NINETEEN = {"sloppy-integration"}
 #: Issue 16's narrated Userinfo story (a payment shares name and email; a week later they read "[Expired]").
 ISSUE_SIXTEEN_USERINFO = {"profile-sharing"}
+#: Issue 18's narrated QR and Order Management stories.
+ISSUE_EIGHTEEN = {"qr-poster", "receipt-in-the-app"}
 
 
 def test_the_seven_stories_of_issue_six_are_bundled():
@@ -30,7 +32,8 @@ def test_the_seven_stories_of_issue_six_are_bundled():
 
 def test_exactly_the_stories_of_the_issues_are_bundled():
     """Every file in scenarios/ is one of these: a story added or lost shows here (and each is run below)."""
-    assert {path.stem for path in bundled()} == ISSUE_SIX | ISSUE_FIFTEEN | ISSUE_SIXTEEN_USERINFO | ISSUE_NINETEEN
+    assert {path.stem for path in bundled()} == (ISSUE_SIX | ISSUE_FIFTEEN | ISSUE_SIXTEEN_USERINFO | ISSUE_EIGHTEEN
+                                                 | ISSUE_NINETEEN)
 
 
 @pytest.mark.parametrize("path", bundled(), ids=lambda p: p.stem)

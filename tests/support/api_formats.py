@@ -29,6 +29,11 @@ def shape(body: object) -> str:
         return "management-problem"
     if {"type", "title", "status", "traceId"} <= keys:
         return "problem"
+    # issue 18: QrErrorResponse / Order Management's ErrorResponse, and the QR exchanges' {title, status, detail}
+    if {"type", "title", "detail", "instance"} <= keys <= {"type", "title", "detail", "instance", "invalidParams"}:
+        return "invalid-params-problem"
+    if {"title", "status", "detail"} <= keys <= {"title", "status", "detail", "extraDetails"}:
+        return "exchange-problem"
     return "unknown"
 
 
@@ -36,7 +41,9 @@ def shape(body: object) -> str:
 SHAPES = {Api.TOKEN: {"oauth", "azure-ad", "gateway", "apim"}, Api.EPAYMENT: {"problem", "gateway", "apim"},
           Api.WEBHOOKS: {"problem", "gateway", "apim"}, Api.MANAGEMENT: {"management-problem", "gateway", "apim"},
           Api.REPORT: {"problem", "report-401", "gateway", "apim"}, Api.SANDBOX: {"problem", "gateway", "apim"},
-          Api.RECURRING: {"recurring-problem", "gateway", "apim"}, Api.USERINFO: {"userinfo-error", "gateway", "apim"}}
+          Api.RECURRING: {"recurring-problem", "gateway", "apim"}, Api.USERINFO: {"userinfo-error", "gateway", "apim"},
+          Api.QR: {"invalid-params-problem", "exchange-problem", "gateway", "apim"},
+          Api.ORDER_MANAGEMENT: {"invalid-params-problem", "gateway", "apim"}}
 JSON_TYPES = ("application/json", "application/problem+json")
 
 

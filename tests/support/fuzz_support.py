@@ -53,7 +53,7 @@ class Target:
     @property
     def api(self) -> Api:
         name = self.spec.split(".")[0].split("-")[0]
-        return Api.TOKEN if name == "access" else Api(name)
+        return {"access": Api.TOKEN, "order": Api.ORDER_MANAGEMENT}.get(name) or Api(name)
 
     @property
     def id(self) -> str:
@@ -92,7 +92,25 @@ def _targets() -> list[Target]:
         ("POST", charge + "/{chargeId}/capture"), ("POST", charge + "/{chargeId}/refund"))]
     rc += [Target("recurring-3.1.2.yaml", m, p, "test") for m, p in (
         ("PATCH", agreement + "/accept"), ("POST", "/recurring/v3/agreements"), ("POST", charge))]
-    return ep + mg + rp + wh + tk + rc
+    # QR (issue 18): every operation, merchant keys + Merchant-Serial-Number in test, partner keys in production.
+    qr_ops = (("POST", "/v1"), ("POST", "/v1/merchant-redirect"), ("GET", "/v1/merchant-redirect"),
+              ("GET", "/v1/merchant-redirect/{id}"), ("PUT", "/v1/merchant-redirect/{id}"),
+              ("DELETE", "/v1/merchant-redirect/{id}"), ("GET", "/v1/merchant-callback"),
+              ("GET", "/v1/merchant-callback/{merchantQrId}"), ("PUT", "/v1/merchant-callback/{merchantQrId}"),
+              ("DELETE", "/v1/merchant-callback/{merchantQrId}"), ("PUT", "/v1/merchant-callback/mobilepay/{beaconId}"),
+              ("POST", "/v1/exchange"), ("POST", "/v1/exchange/customer"))
+    qr = [Target("qr.yaml", m, p, "test", "/qr") for m, p in qr_ops]
+    qr += [Target("qr.yaml", m, p, "production", "/qr") for m, p in (("POST", "/v1/merchant-redirect"),
+                                                                       ("GET", "/v1/merchant-callback"))]
+    # Order Management (issue 18): every operation, partner keys + Merchant-Serial-Number in production.
+    om = [Target("order-management.yaml", m, p, "production", "/order-management") for m, p in (
+        ("POST", "/v1/images"), ("PUT", "/v2/{paymentType}/categories/{orderId}"),
+        ("POST", "/v2/{paymentType}/receipts/{orderId}"), ("GET", "/v2/{paymentType}/{orderId}"),
+        ("POST", "/v3/categories"), ("GET", "/v3/categories"), ("GET", "/v3/categories/{categoryId}"),
+        ("DELETE", "/v3/categories/{categoryId}"), ("PUT", "/v1/orders/{transactionId}"),
+        ("GET", "/v1/orders/{transactionId}"), ("POST", "/v1/receipts/{transactionId}"),
+        ("GET", "/v1/receipts/{transactionId}"))]
+    return ep + mg + rp + wh + tk + rc + qr + om
 
 
 TARGETS = _targets()
@@ -357,6 +375,93 @@ class Credentials:
             headers["Content-Type"] = "application/json"
         return headers
 
+    # -- QR and Order Management (issue 18): real codes, tokens, orders, images and categories by hook -------------
+    def qr_headers(self, env: str) -> dict[str, str]:
+        key = f"qr-{env}"
+        if key not in self.headers:
+            keyset = self.merchant_test if env == "test" else self.partner
+            self.headers[key] = self.token_headers(keyset, self.shop)
+        return self.headers[key]
+
+    def qr_call(self, method: str, path: str, body: object = None, env: str = "test",
+                accept: str = "image/png") -> requests.Response:
+        return self.ok(self.http.request(method, f"{self.sandbox.url(env)}/qr/v1{path}", json=body,
+                                         headers=self.qr_headers(env) | {"Accept": accept}))
+
+    def apply_qr(self, target: Target, case, n: int) -> dict[str, str]:
+        """Half of the cases name a code that exists (a fresh one where the call changes or deletes it), a live
+        customer token, or a personal QR; the others keep what was generated."""
+        params = case.path_parameters if case.path_parameters is not None else {}
+        real = n % 2 == 0
+        if real and "id" in params:
+            params["id"] = f"fuzz-redirect-{n}"
+            self.qr_call("POST", "/merchant-redirect", {"id": params["id"], "redirectUrl": "https://example.com/f"},
+                         target.env)
+        if real and "merchantQrId" in params:
+            params["merchantQrId"] = f"fuzz-till-{n}"
+            self.qr_call("PUT", f"/merchant-callback/{params['merchantQrId']}", {"locationDescription": "Till"},
+                         target.env)
+        if real and target.path.endswith("/exchange/customer") and isinstance(case.body, dict):
+            from sandbox.core.model import Env
+
+            runtime = self.sandbox.running.app[RUNTIME]
+            token = runtime.customer_tokens.issue(Env(target.env), self.shop, "4791234567", runtime.clock.time())
+            case.body["customer"] = {"customerToken": token}
+        if real and target.path.endswith("/exchange") and isinstance(case.body, dict):
+            case.body["qrCode"] = "https://qr.vipps.no/28/2/01/031/4712345678?v=1"
+        return dict(self.qr_headers(target.env))
+
+    def om_call(self, method: str, path: str, body: object = None) -> requests.Response:
+        return self.ok(self.http.request(method, f"{self.sandbox.url('production')}/order-management{path}",
+                                         json=body, headers=self.headers["webhooks"]))
+
+    def om_receipt_order(self, n: int) -> str:
+        order_id = f"fuzz-receipt-{n}"
+        self.om_call("POST", f"/v2/ecom/receipts/{order_id}", {
+            "orderLines": [{"name": "socks", "id": "1", "totalAmount": 1000, "totalAmountExcludingTax": 800,
+                            "totalTaxAmount": 200, "taxRate": 2500}], "bottomLine": {"currency": "NOK"}})
+        return order_id
+
+    def om_image(self, n: int) -> str:
+        import struct
+        import zlib
+
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 200, 8, 0, 0, 0, 0))
+               + chunk(b"IDAT", zlib.compress(b"\x00\xff" * 200)) + chunk(b"IEND", b""))
+        self.om_png = base64.b64encode(png).decode()
+        image_id = f"fuzz-image-{n}"
+        self.om_call("POST", "/v1/images", {"imageId": image_id, "src": self.om_png, "type": "base64"})
+        return image_id
+
+    def apply_order_management(self, target: Target, case, n: int) -> dict[str, str]:
+        """Real orders, images and categories for half of the cases; for the reads that document only 200 (v1
+        receipts) always. Positive image uploads get a real PNG under a fresh id (the operation documents only
+        200, though its own description sets the rules)."""
+        params = case.path_parameters if case.path_parameters is not None else {}
+        real = n % 2 == 0
+        if target.path == "/v1/receipts/{transactionId}" and target.method == "GET":
+            params["transactionId"] = self.om_receipt_order(n)
+        elif real and "orderId" in params and target.method == "GET":
+            params["orderId"], params["paymentType"] = self.om_receipt_order(n), "ECOM"
+        elif real and "transactionId" in params and target.method == "GET":
+            params["transactionId"] = f"fuzz-v1-{n}"
+            self.om_call("PUT", f"/v1/orders/fuzz-v1-{n}", {"category": "GENERAL", "orderDetailsUrl": "https://e.x/o"})
+        if "categoryId" in params and real:
+            order = self.om_receipt_order(n)
+            params["categoryId"] = self.om_call("POST", "/v3/categories", {
+                "orderId": order, "paymentType": "ECOM", "type": "RECEIPT", "url": "https://e.x/r"}).json()["categoryId"]
+        if isinstance(case.body, dict) and case.body.get("imageId") is not None and target.path != "/v1/images":
+            if real or self.positive:
+                case.body["imageId"] = self.om_image(n)
+        if self.positive and target.path == "/v1/images":  # its body is optional in the spec: always sent here
+            self.om_image(n)
+            case.body = {"imageId": f"fuzz-image-new-{n}", "src": self.om_png, "type": "base64"}
+        if self.positive and target.path == "/v1/orders/{transactionId}" and not isinstance(case.body, dict):
+            case.body = {"category": "GENERAL", "orderDetailsUrl": "https://example.com/o"}  # documents only 200
+        return dict(self.headers["webhooks"])
+
     @staticmethod
     def ok(reply: requests.Response) -> requests.Response:
         assert reply.status_code < 300, reply.text
@@ -424,6 +529,10 @@ class Credentials:
             return dict(self.headers["report"])
         if api == "recurring":
             return self.apply_recurring(target, case, n)
+        if api == "qr":
+            return self.apply_qr(target, case, n)
+        if api == "order":
+            return self.apply_order_management(target, case, n)
         if api == "webhooks":
             if "id" in params:  # a registration that exists, so DELETE has something to delete
                 params["id"] = self.register_webhook()

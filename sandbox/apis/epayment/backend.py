@@ -43,7 +43,7 @@ from sandbox.apis.epayment.rules import (
 )
 from sandbox.core.claims import subject
 from sandbox.core.errors import Detail, OpaqueDenial, Problem
-from sandbox.core.events import PROFILE_SHARED, profile_event
+from sandbox.core.events import ORDER_RECEIPT, PROFILE_SHARED, profile_event, receipt_event
 from sandbox.core.idempotency import IdempotencyRecords
 from sandbox.core.model import Env, SalesUnit
 from sandbox.core.runtime import Runtime
@@ -347,11 +347,14 @@ class PaymentsBackend:
                    "createIdempotencyKey": payment.events[0].idempotency_key, "sub": payment.profile_sub()}
         if name == "AUTHORIZED" and payment.express:  # Express: the user's details ride along on AUTHORIZED
             payload["userDetails"], payload["shippingDetails"] = payment.user_details, payment.shipping_details
-        try:
-            self.runtime.publish("epayment." + name.lower(), payload)
-        except Exception:  # a broken listener must not undo or fail a payment that already moved
-            log.exception("a listener failed on epayment.%s", name.lower())
+        self._publish("epayment." + name.lower(), payload)
         return event
+
+    def _publish(self, kind: str, payload: dict) -> None:
+        try:
+            self.runtime.publish(kind, payload)
+        except Exception:  # a broken listener must not undo or fail a payment that already moved
+            log.exception("a listener failed on %s", kind)
 
     def _transition(self, payment: Payment, state: State, name: str, value: int, key: str | None,
                     at: float | None = None) -> None:
@@ -426,6 +429,10 @@ class PaymentsBackend:
         self.payments[stored_key] = payment
         self.order.append(stored_key)
         payment.psp = self._record(payment, "CREATED", value, key).psp
+        if body.get("receipt"):  # readable through the Order Management API (sandbox/core/events.py ORDER_RECEIPT)
+            self._publish(ORDER_RECEIPT, receipt_event(env=str(env), msn=unit.msn, payment_type="ecom",
+                                                       order_id=reference, receipt=body["receipt"],
+                                                       timestamp=self.now(), source="epayment"))
         heapq.heappush(self._expiry_heap, (expires_at, stored_key))
         self.remember(env, msn, "create", key, fp, payment)
         return 201, self._create_response(payment, origin)

@@ -21,6 +21,7 @@ from sandbox.gateway import user_picker
 from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
+from sandbox.gateway.order_details import order_details, order_details_html
 from sandbox.gateway.page_security import policy
 from sandbox.gateway.page_shell import money, page
 from sandbox.gateway.phone_cards import PhoneAction, PhoneCard, add_phone_source, consent_html, consent_of
@@ -74,6 +75,9 @@ def _landing_html(request: web.Request, payments: PaymentsBackend, payment: Paym
         parts.append(f"<p class=\"description\">{esc(payment.description)}</p>")
     parts.append(f"<p><small>Reference {esc(payment.reference)} &middot; {esc(str(payment.env))} environment"
                  "</small></p>")
+    details = order_details(request, payment.env, payment.msn, "ecom", payment.reference)  # Order Management's
+    if details is not None:
+        parts.append(order_details_html(details))
     if payment.state is not State.CREATED:
         parts.append(f"<p class=\"state\">This payment is <strong>{esc(str(payment.state))}</strong>.</p>")
         return "".join(parts)

@@ -56,6 +56,9 @@ KNOWN_EVENTS = frozenset(EPAYMENT_EVENTS + RECURRING_EVENTS + ("user.checked-in.
                                                                 "login.merchant-initiated.ping.v1"))
 MAX_PER_EVENT = 25
 EVENT_LIMITS = {"user.checked-in.v1": 1}  # the QR check-in event allows one registration only
+#: Events where a sales unit's own registration is the only one delivered when it exists, even if its partner
+#: registered too ("the sales unit's wins", QR API guide via reference section 7).
+SALES_UNIT_WINS = frozenset({"user.checked-in.v1"})
 SIGNED_HEADERS = "x-ms-date;host;x-ms-content-sha256"
 #: An ePayment event's body (the spec's WebhookEvent), in the order of the documentation's example: the required
 #: fields, plus `idempotencyKey` where an event has one (KEYED_EVENTS) and the optional fields of OPTIONAL_FIELDS.
@@ -356,17 +359,19 @@ class WebhookBackend:
                 event = f"epayments.payment.{kind.split('.', 1)[1]}.v1"
             elif kind.startswith("recurring.") and isinstance(payload.get("webhook"), dict):
                 event = f"{kind}.v1"  # recurring.agreement-activated -> recurring.agreement-activated.v1
+            elif payload.get("webhookEvent") in KNOWN_EVENTS and isinstance(payload.get("webhook"), dict):
+                event = payload["webhookEvent"]  # an API that names its event and brings its body (QR's check-in)
             else:
                 return
             env, msn = Env(payload["env"]), str(payload["msn"])
             targets = list(self.by_event.get((env, ("msn", msn), event), {}).values())
             unit = self.runtime.world.sales_units.get(msn)
-            if unit is not None and unit.partner_id:
+            if unit is not None and unit.partner_id and not (targets and event in SALES_UNIT_WINS):
                 targets += self.by_event.get((env, ("partner", unit.partner_id), event), {}).values()
             if not targets:
                 return
             # A Recurring domain event carries its webhook body ready made (sandbox/apis/recurring/backend.py).
-            document = payload["webhook"] if event.startswith("recurring.") else \
+            document = payload["webhook"] if "webhook" in payload else \
                 webhook_payload(payload, self.runtime.settings.webhook_authorized_key)
             body = json.dumps(document, separators=(",", ":")).encode("utf-8")
             for registration in targets:

@@ -48,13 +48,26 @@ RECURRING_CHARGE = {"type": "object", "additionalProperties": False,
                                                               "non_technical_error", "technical_error"]},
                                    "failureDescription": {"type": "string"}}}
 
+#: The QR check-in (user.checked-in.v1, issue 18). No spec has a schema; this is the QR API guide's payload as the
+#: reference (section 7) gives it: {customerToken, merchantQrId, msn, initiatedAt} (UNCERTAIN: the time's format).
+CHECKED_IN = "user.checked-in.v1"
+QR_CHECKED_IN = {"type": "object", "additionalProperties": False,
+                 "required": ["customerToken", "merchantQrId", "msn", "initiatedAt"],
+                 "properties": {"customerToken": _TEXT, "merchantQrId": _TEXT,
+                                "msn": {"type": "string", "pattern": "^[0-9]{4,10}$"},
+                                "initiatedAt": {"type": "string", "format": "date-time"}}}
+
 
 def inbox_event(body: str) -> str:
-    """The event kind of an inbox delivery: a Recurring one names itself in eventType; else ePayment's."""
+    """The event kind of an inbox delivery: a Recurring one names itself in eventType, a check-in carries a
+    customerToken; else ePayment's."""
     try:
-        event = json.loads(body).get("eventType")
+        document = json.loads(body)
+        event = document.get("eventType")
     except (ValueError, AttributeError):
         return INBOX_EVENT
+    if "customerToken" in document and "merchantQrId" in document:
+        return CHECKED_IN
     return event if isinstance(event, str) and event.startswith("recurring.") else INBOX_EVENT
 
 
@@ -123,10 +136,23 @@ def header_violations(headers: dict[str, str], body: str) -> list[str]:
     return found
 
 
+def checked_in_violations(body: str) -> list[str]:
+    from jsonschema import Draft7Validator, FormatChecker
+
+    try:
+        instance = json.loads(body)
+    except ValueError:
+        return [f"the body is not JSON: {body[:80]!r}"]
+    return [f"{CHECKED_IN}.{'.'.join(map(str, e.absolute_path)) or 'body'}: {e.message}"
+            for e in Draft7Validator(QR_CHECKED_IN, format_checker=FormatChecker()).iter_errors(instance)]
+
+
 def body_violations(event: str, body: str) -> list[str]:
     """A delivered body against the schema of its event type: the spec's rules, and no field the schema lacks."""
     if event.startswith("recurring."):
         return recurring_violations(event, body)
+    if event == CHECKED_IN:
+        return checked_in_violations(body)
     prefix = next((p for p in SCHEMAS if event.startswith(p)), None)
     if prefix is None:
         return [f"no schema is known for the event {event!r}"]
