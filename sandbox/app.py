@@ -11,6 +11,7 @@ from types import ModuleType
 from aiohttp import web
 
 from sandbox.apis.epayment import routes as epayment
+from sandbox.apis.login import routes as login
 from sandbox.apis.management import routes as management
 from sandbox.apis.recurring import routes as recurring
 from sandbox.apis.report import routes as report
@@ -37,6 +38,7 @@ PACKAGES = (
     management,
     report,
     webhooks,
+    login,
     control,
     phone,
     dashboard,

@@ -47,7 +47,12 @@ MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Requests that change nothing worth keeping, or that are captured by compacting at once.
 NOT_JOURNALED = frozenset({"token.accesstoken", "token.miami", "sandbox.snapshot", "sandbox.requests.clear",
                            "sandbox.faults.create", "sandbox.faults.clear", "sandbox.faults.delete",
-                           "sandbox.inbox.post"})
+                           "sandbox.inbox.post",
+                           # Login: codes, tokens and CIBA requests live in memory only and their requests carry
+                           # secrets (client secrets, codes); only the clients' settings are journaled.
+                           "login.token", "login.ciba", "login.user_exists", "sandbox.login.consent",
+                           "sandbox.login.cancel", "sandbox.login.approve", "sandbox.login.ciba.approve",
+                           "sandbox.login.ciba.reject"})
 COMPACT_AT_ONCE = frozenset({"sandbox.reset", "sandbox.restore"})
 KEPT_HEADERS = ("Content-Type", "Idempotency-Key", "Merchant-Serial-Number", "Host", "Vipps-System-Name",
                 "Vipps-System-Version", "Vipps-System-Plugin-Name", "Vipps-System-Plugin-Version")

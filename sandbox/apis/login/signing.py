@@ -1,0 +1,56 @@
+"""The Login API's own signing key: id_tokens are RS256 JWS with `kid` `public:<uuid>`, checked through the JWKS.
+
+It is not the access-token key (sandbox/gateway/tokens.py): Vipps publishes the Login key at jwks_uri, and a
+client that validates an id_token must find exactly one RSA key there. The key is made on first use (about
+50 ms) and lives as long as the process: id_tokens and Login sessions do not outlive a restart (--state keeps
+only the Login clients' settings, docs/apis/login.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from functools import cached_property
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _uint(value: int) -> str:
+    return b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+def at_hash(access_token: str) -> str:
+    """OpenID Connect Core 3.1.3.6: the left half of SHA-256 of the access token's ASCII, base64url, no padding."""
+    return b64url(hashlib.sha256(access_token.encode("ascii")).digest()[:16])
+
+
+class IdTokenSigner:
+    """One RSA key, its JWKS (as prepared bytes) and the signing of id_tokens."""
+
+    def __init__(self) -> None:
+        self.kid = f"public:{uuid.uuid4()}"
+
+    @cached_property
+    def key(self) -> rsa.RSAPrivateKey:
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    @cached_property
+    def jwk(self) -> dict:
+        numbers = self.key.public_key().public_numbers()
+        return {"use": "sig", "kty": "RSA", "kid": self.kid, "alg": "RS256", "n": _uint(numbers.n),
+                "e": _uint(numbers.e)}
+
+    @cached_property
+    def jwks_bytes(self) -> bytes:
+        """The JWKS document, made once: served as is (no JSON encoding per request)."""
+        return json.dumps({"keys": [self.jwk]}, separators=(",", ":")).encode()
+
+    def sign(self, claims: dict) -> str:
+        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.kid, "typ": "JWT"})
