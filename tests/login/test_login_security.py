@@ -7,7 +7,18 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from login_support import PREFIX, authorize, basic, callback, code_for, consent, login_client, login_id, pkce_pair, token
+from login_support import (
+    PREFIX,
+    authorize,
+    basic,
+    callback,
+    code_for,
+    consent,
+    login_client,
+    login_id,
+    pkce_pair,
+    token,
+)
 
 CODE = "authorization_code"
 
@@ -41,7 +52,8 @@ async def test_pkce_verifier_missing_or_wrong(sandbox, verifier, rule):
     back = await code_for(sandbox, client, code_challenge=challenge, code_challenge_method="S256")
     form = exchange(back["code"]) | ({"code_verifier": verifier} if verifier else {})
     reply = await token(sandbox, client, form)
-    assert reply.status == 400 and reply.json["error"] == "invalid_grant" and reply.headers["Vipps-Sandbox-Rule"] == rule
+    assert reply.status == 400 and reply.json["error"] == "invalid_grant"
+    assert reply.headers["Vipps-Sandbox-Rule"] == rule
     assert (await token(sandbox, client, exchange(back["code"], code_verifier=right))).status == 200
 
 
