@@ -29,7 +29,8 @@ async def start(sandbox, client: dict, **fields: str):
 
 
 async def answer(sandbox, auth_req_id: str, action: str = "approve"):
-    return await sandbox.request("POST", f"/_sandbox/login/ciba/{action}", "test", json_body={"auth_req_id": auth_req_id})
+    return await sandbox.request("POST", f"/_sandbox/login/ciba/{action}", "test",
+                                 json_body={"auth_req_id": auth_req_id})
 
 
 async def poll(sandbox, client: dict, auth_req_id: str, grant: str = GRANT):
