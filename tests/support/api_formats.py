@@ -15,8 +15,8 @@ def shape(body: object) -> str:
         return "gateway"
     if {"responseInfo", "result"} <= keys:
         return "apim"
-    if keys == {"error", "error_description"}:
-        return "oauth"
+    if keys == {"error", "error_description"} or keys == {"error", "error_description", "error_code"}:
+        return "oauth"  # error_code: Login CIBA's invalid_user
     if keys == {"error", "error_description", "error_codes", "timestamp", "trace_id", "correlation_id", "error_uri"}:
         return "azure-ad"
     if keys == {"code", "message"}:
@@ -34,7 +34,7 @@ def shape(body: object) -> str:
 SHAPES = {Api.TOKEN: {"oauth", "azure-ad", "gateway", "apim"}, Api.EPAYMENT: {"problem", "gateway", "apim"},
           Api.WEBHOOKS: {"problem", "gateway", "apim"}, Api.MANAGEMENT: {"management-problem", "gateway", "apim"},
           Api.REPORT: {"problem", "report-401", "gateway", "apim"}, Api.SANDBOX: {"problem", "gateway", "apim"},
-          Api.RECURRING: {"recurring-problem", "gateway", "apim"}}
+          Api.RECURRING: {"recurring-problem", "gateway", "apim"}, Api.LOGIN: {"oauth", "apim"}}
 JSON_TYPES = ("application/json", "application/problem+json")
 
 
