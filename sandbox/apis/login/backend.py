@@ -59,6 +59,18 @@ class RedirectError(Exception):
     reason: str
 
 
+@dataclass
+class TokenReply:
+    """A token response before its id_token is signed: the state has changed already (the code is used, the
+    session exists); `finish` or the route (which signs off the event loop) adds the id_token."""
+
+    body: dict
+    claims: dict
+
+    def finish(self, signer: IdTokenSigner) -> dict:
+        return {**self.body, "id_token": signer.sign(self.claims)}
+
+
 def grant_error(reason: str, rule: str) -> OAuthError:
     return OAuthError("invalid_grant", reason, status=400, rule=rule)
 
@@ -216,7 +228,7 @@ class LoginBackend:
             scope=" ".join(request.scopes), timestamp=at, source="login"))
 
     # -- /oauth2/token -------------------------------------------------------------------------------
-    def exchange_code(self, client: Client, form: dict[str, str], origin: str) -> dict:
+    def exchange_code(self, client: Client, form: dict[str, str], origin: str) -> TokenReply:
         code = form.get("code")
         if not code:
             raise OAuthError("invalid_request", "The code parameter is missing.", status=400,
@@ -252,8 +264,8 @@ class LoginBackend:
         grant.used = True  # kept until it expires, so a replay is told why
         return self.tokens(grant, client, origin, EXPIRES_IN)
 
-    def tokens(self, grant: Grant, client: Client, origin: str, expires_in: int) -> dict:
-        """The token response: an opaque access token (Login's userinfo only) and a signed id_token."""
+    def tokens(self, grant: Grant, client: Client, origin: str, expires_in: int) -> TokenReply:
+        """The token response: an opaque access token (Login's userinfo only) and the id_token's claims."""
         request = grant.request
         now = self.now()
         access = secrets.token_urlsafe(32)
@@ -274,8 +286,8 @@ class LoginBackend:
             body["msn"] = request.msn
         if grant.auth_req_id is not None:
             body["auth_req_id"] = grant.auth_req_id
-        return {"access_token": access, "id_token": self.signer.sign(body), "expires_in": expires_in,
-                "scope": " ".join(request.scopes), "token_type": "bearer"}
+        return TokenReply({"access_token": access, "expires_in": expires_in, "scope": " ".join(request.scopes),
+                           "token_type": "bearer"}, body)
 
     # -- Login's userinfo ----------------------------------------------------------------------------
     def userinfo(self, env: Env, token: str | None, subscription_key: str | None) -> dict:

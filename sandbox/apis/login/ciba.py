@@ -21,7 +21,7 @@ import time
 import uuid
 
 from sandbox.apis.login import redirects
-from sandbox.apis.login.backend import CODE_LIFETIME, LoginBackend, OAuthError, grant_error
+from sandbox.apis.login.backend import CODE_LIFETIME, LoginBackend, OAuthError, TokenReply, grant_error
 from sandbox.apis.login.clients import Client
 from sandbox.apis.login.state import Authorization, CibaRequest, Grant
 from sandbox.core import claims
@@ -166,7 +166,7 @@ class Ciba:
         self.login.expiry.add(grant.expires_at, "code", code)
         return redirects.with_params(ciba.request.redirect_uri, {"code": code, "state": ciba.request.state})
 
-    def poll(self, client: Client, form: dict[str, str], origin: str) -> dict:
+    def poll(self, client: Client, form: dict[str, str], origin: str) -> TokenReply:
         ciba = self.find(form.get("auth_req_id"))
         if ciba is None or ciba.request.client_id != client.client_id:
             raise grant_error("The auth_req_id is unknown, or belongs to another client.", "ciba-auth-req-id-unknown")
@@ -194,7 +194,7 @@ class Ciba:
         ciba.status = "done"
         return self.login.tokens(ciba.grant, client, origin, CIBA_EXPIRES_IN)
 
-    def exchange_redirect_code(self, client: Client, form: dict[str, str], origin: str) -> dict:
+    def exchange_redirect_code(self, client: Client, form: dict[str, str], origin: str) -> TokenReply:
         code = form.get("code")
         grant = self.login.codes.get(code or "")
         if grant is None or grant.auth_req_id is None or grant.expires_at <= self.login.now():

@@ -7,6 +7,8 @@ policy table (Auth.CLIENT routes: the gateway checks no access token on them).
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
@@ -23,6 +25,8 @@ from sandbox.gateway.page_security import add_page_headers
 from sandbox.gateway.policy import ROUTES
 
 LOGIN = web.AppKey("login_backend", LoginBackend)
+#: RSA signing releases the GIL: id_tokens are signed on these threads while the event loop serves other requests.
+SIGNERS = web.AppKey("login_signers", ThreadPoolExecutor)
 CIBA = web.AppKey("login_ciba", Ciba)
 JSON = "application/json"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -101,17 +105,20 @@ async def token(request: web.Request) -> web.Response:
     ctx.keyset, ctx.msn, ctx.decision = client.keyset, client.msn, client.decision
     grant_type = form.get("grant_type")
     if grant_type == AUTHORIZATION_CODE:
-        body = request.app[LOGIN].exchange_code(client, form, origin(request))
+        reply = request.app[LOGIN].exchange_code(client, form, origin(request))
     elif grant_type == CIBA_GRANT:
-        body = request.app[CIBA].poll(client, form, origin(request))
+        reply = request.app[CIBA].poll(client, form, origin(request))
     elif grant_type == CIBA_REDIRECT_GRANT:
-        body = request.app[CIBA].exchange_redirect_code(client, form, origin(request))
+        reply = request.app[CIBA].exchange_redirect_code(client, form, origin(request))
     elif not grant_type:
         raise OAuthError("invalid_request", "grant_type is missing.", status=400, rule="login-grant-type-missing")
     else:
         raise OAuthError("unsupported_grant_type", "grant_type must be authorization_code or a CIBA grant (there "
                          "are no refresh tokens).", status=400, rule="login-grant-type-unsupported")
-    return json_reply(body)
+    signer = request.app[LOGIN].signer
+    signer.header  # noqa: B018 -- the key is made (once) on the loop's thread, never by two workers at once
+    id_token = await asyncio.get_running_loop().run_in_executor(request.app[SIGNERS], signer.sign, reply.claims)
+    return json_reply({**reply.body, "id_token": id_token})
 
 
 async def userinfo(request: web.Request) -> web.Response:
@@ -145,6 +152,12 @@ def setup(app: web.Application) -> None:
     runtime = app[RUNTIME]
     login = app[LOGIN] = LoginBackend(runtime)
     ciba = app[CIBA] = Ciba(login)
+    app[SIGNERS] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="login-sign")
+
+    async def stop_signers(app: web.Application) -> None:
+        app[SIGNERS].shutdown(wait=False)
+
+    app.on_cleanup.append(stop_signers)
     runtime.reset_hooks.append(login.reset)
     runtime.reset_hooks.append(ciba.reset)
     router = routes(app)
