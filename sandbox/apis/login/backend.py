@@ -38,6 +38,8 @@ MAX_PARAM = 1000  # longer state/nonce gave HTTP 502 at api.vipps.no [L23 FAQ]; 
 PKCE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 MIN_AGE = 15
 AUTHORIZATION_CODE = "authorization_code"
+#: Pending logins are made by anyone's browser, unauthenticated: at most this many wait at once (each for 10 min).
+MAX_PENDING_LOGINS = 50_000
 
 
 @dataclass
@@ -171,6 +173,9 @@ class LoginBackend:
         if params.get("app_callback_uri") and not params.get("requested_flow"):
             raise back("invalid_app_callback_uri", "app_callback_uri needs requested_flow.", "login-app-callback")
         self.forget_expired()
+        if len(self.logins) >= MAX_PENDING_LOGINS:
+            raise ErrorPage(429, "Too many logins", "Too many logins are waiting for a user; try again in a few "
+                            "minutes.", "login-too-many-pending")
         now = self.now()
         login = PendingLogin(secrets.token_urlsafe(24), Authorization(
             env, client_id, keyset.owner, redirect_uri, scopes, state, nonce, challenge, method, now),
