@@ -115,7 +115,9 @@ function renderMatrix(rows) {
   const cell = new Map(rows.map((r) => [`${r.keyType}|${r.api}|${r.environment}`, r]));
   const head1 = el("tr", {}, el("th", { rowspan: 2 }, "key type"),
     apis.map((api) => el("th", { colspan: envs.length }, api)));
-  const head2 = el("tr", {}, apis.map(() => envs.map((env) => el("th", {}, env))));
+  // "prod", with the full name as its title: with eight APIs, "production" no longer fits a column at 1280 px.
+  const head2 = el("tr", {}, apis.map(() => envs.map((env) =>
+    el("th", { title: env }, env === "production" ? "prod" : env))));
   const body = keyTypes.map((kt) => el("tr", {}, el("th", {}, `${kt} keys`),
     apis.map((api) => envs.map((env) => {
       const r = cell.get(`${kt}|${api}|${env}`);
