@@ -34,7 +34,10 @@ def shape(body: object) -> str:
 SHAPES = {Api.TOKEN: {"oauth", "azure-ad", "gateway", "apim"}, Api.EPAYMENT: {"problem", "gateway", "apim"},
           Api.WEBHOOKS: {"problem", "gateway", "apim"}, Api.MANAGEMENT: {"management-problem", "gateway", "apim"},
           Api.REPORT: {"problem", "report-401", "gateway", "apim"}, Api.SANDBOX: {"problem", "gateway", "apim"},
-          Api.RECURRING: {"recurring-problem", "gateway", "apim"}, Api.LOGIN: {"oauth", "apim"}}
+          Api.RECURRING: {"recurring-problem", "gateway", "apim"}, Api.LOGIN: {"oauth", "gateway", "apim"}}
+#: API routes a user's browser opens, which answer their refusals as HTML pages: Login's authorize (an unknown
+#: client or redirect_uri gets an error page, never a redirect).
+BROWSER_PAGES = frozenset({"login.auth"})
 JSON_TYPES = ("application/json", "application/problem+json")
 
 
