@@ -126,11 +126,14 @@ async def main() -> None:
                 ("discovery", PREFIX + ".well-known/openid-configuration", login.documents.for_origin(origin)),
                 ("JWKS", PREFIX + ".well-known/jwks.json", login.signer.jwks_bytes)):
             runner, bare_url = await bare(body)
-            try:
-                theirs = await get_load(bare_url, {}, args.seconds)
-                ours = await get_load(origin + path, {}, args.seconds)
+            try:  # alternating rounds, the best of each: the machine's other load hits both alike
+                rounds = [(await get_load(bare_url, {}, args.seconds / 3), await get_load(origin + path, {},
+                                                                                         args.seconds / 3))
+                          for _ in range(3)]
             finally:
                 await runner.cleanup()
+            theirs = max((r[0] for r in rounds), key=lambda r: r["rps"])
+            ours = max((r[1] for r in rounds), key=lambda r: r["rps"])
             ratio = ours["rps"] / theirs["rps"]
             print(f"{name}: {ours['rps']:,.0f}/s vs bare {theirs['rps']:,.0f}/s = {ratio:.2f} (goal >= 0.8; "
                   f"p50 {ours['p50']:.2f} ms, p99 {ours['p99']:.2f} ms; {ours['tool']})")
