@@ -11,6 +11,7 @@ from types import ModuleType
 from aiohttp import web
 
 from sandbox.apis.epayment import routes as epayment
+from sandbox.apis.login import routes as login
 from sandbox.apis.management import routes as management
 from sandbox.apis.ordermanagement import routes as ordermanagement
 from sandbox.apis.qr import routes as qr
@@ -44,6 +45,7 @@ PACKAGES = (
     userinfo,
     qr,  # issue 18
     ordermanagement,  # issue 18
+    login,
     control,
     phone,
     readiness,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from sandbox.apis.epayment import response_schemas as epayment_responses
+from sandbox.apis.login import response_schemas as login_responses
 from sandbox.apis.management import response_schemas as management_responses
 from sandbox.apis.ordermanagement import response_schemas as ordermanagement_responses
 from sandbox.apis.qr import response_schemas as qr_responses
@@ -43,7 +44,7 @@ class Reply:
 #: Each API's check of a successful response body against its spec (sandbox/apis/*/response_schemas.py).
 RESPONSE_CHECKS = (epayment_responses.violations, management_responses.violations, report_responses.violations,
                    recurring_responses.violations, event_schemas.violations, userinfo_responses.violations,
-                   qr_responses.violations, ordermanagement_responses.violations)
+                   qr_responses.violations, ordermanagement_responses.violations, login_responses.violations)
 
 
 class SandboxClient:

@@ -54,11 +54,32 @@ def rate_limited(retry_after: int, rule: str) -> GatewayError:
 
 
 class OAuthError(SandboxError):
-    """An OAuth2-style token endpoint error: `{"error": ..., "error_description": ...}`."""
+    """An OAuth2-style token endpoint error: `{"error": ..., "error_description": ...}`.
 
-    def __init__(self, error: str, reason: str, *, status: int = 401, rule: str | None = None) -> None:
+    `code` adds Login CIBA's `error_code` (`invalid_user`, `old_app`); `description` is what the body says when
+    it must say less than `reason` (the sandbox's own explanation, for its headers and the request log)."""
+
+    def __init__(self, error: str, reason: str, *, status: int = 401, rule: str | None = None,
+                 code: str | None = None, description: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(reason, status=status, rule=rule)
         self.error = error
+        self.code = code
+        self.description = description
+        if headers:
+            self.headers = headers
+
+
+#: The OAuth `error` of a Login API refusal raised as a generic problem (a body too large, a wrong method).
+OAUTH_ERRORS_BY_STATUS = {401: "invalid_client", 403: "access_denied", 404: "not_found", 405: "invalid_request",
+                          413: "invalid_request", 429: "slow_down", 500: "server_error"}
+
+
+def oauth_body(error: OAuthError) -> dict:
+    body = {"error": error.error, "error_description": error.description or error.reason}
+    if error.code:
+        body["error_code"] = error.code
+    return body
 
 
 #: Azure AD's answers at POST /accesstoken/get (the identity provider behind the gateway), by AADSTS code:
@@ -287,9 +308,12 @@ def render(error: SandboxError, ctx: RenderContext) -> web.Response:
     elif isinstance(error, IdentityError):
         body = _identity_body(error)
     elif isinstance(error, OAuthError):
-        body = {"error": error.error, "error_description": error.reason}
+        body = oauth_body(error)
     elif isinstance(error, Problem):
-        if ctx.api == "token":
+        if ctx.api == "login":  # the Login API answers every refusal in the OAuth format
+            body = {"error": OAUTH_ERRORS_BY_STATUS.get(error.status, "invalid_request"),
+                    "error_description": error.detail}
+        elif ctx.api == "token":
             # /accesstoken/get answers errors in the Azure AD style, not as problems.
             kind = "unauthorized_client" if error.status in (401, 403) else "invalid_request"
             body = {"error": kind, "error_description": error.detail}

@@ -8,7 +8,7 @@ from sandbox.core.model import Env, KeySet, KeyType
 from sandbox.core.world import World
 
 FIELDS = ("type", "environment", "client_id", "client_secret", "subscription_key_primary",
-          "subscription_key_secondary", "owner", "role", "msns", "description")
+          "subscription_key_secondary", "owner", "role", "msns", "description", "redirect_uris")
 #: The table never grows wider than this, whatever the fixture holds.
 WIDTH = 120
 
@@ -55,6 +55,8 @@ def keyset_rows(world: World, key_type: KeyType | None = None, env: Env | None =
             "client_secret": keyset.client_secret, "subscription_key_primary": keyset.subscription_key_primary,
             "subscription_key_secondary": keyset.subscription_key_secondary, "owner": keyset.owner,
             "role": owned_by, "msns": msns, "description": world.describe(keyset),
+            # Login: the sales unit's own keys are its OAuth client; other key types have no redirect URIs.
+            "redirect_uris": world.redirect_uris(keyset.client_id) if keyset.type is KeyType.MERCHANT else [],
         })
     return rows
 

@@ -75,3 +75,11 @@ class Settings:
     # Order Management in the test environment"; the spec and the quick start: apitest). UNCERTAIN: on by default;
     # off, every Order Management path is the gateway's 404 in test.
     order_management_test: bool = True
+    # Login API (issue 16). CIBA's polling `interval` in seconds (the docs: 5); the docs example's `"nonce": ""`
+    # in an id_token when the client sent none (off: it breaks openid-client, next-apis.md section 9);
+    # Ocp-Apim-Subscription-Key on Login's userinfo is a 401 (the docs say so: 3d; off: ignored); how long a
+    # Login access token reaches userinfo (the docs: ~10 minutes, although expires_in says 3599).
+    login_ciba_interval: int = 5
+    login_empty_nonce: bool = False
+    login_userinfo_refuses_subscription_key: bool = True
+    login_userinfo_window: int = 600

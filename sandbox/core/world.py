@@ -16,6 +16,8 @@ from dataclasses import asdict
 from sandbox.core.model import Consent, Env, KeySet, KeyType, Merchant, Partner, PricePackage, SalesUnit, User
 
 SUBSCRIPTION_FIELDS = ("subscription_key_primary", "subscription_key_secondary")
+#: Registered for every sales unit's Login client; any port on these two loopback hosts matches (RFC 8252 7.3).
+LOGIN_DEFAULT_REDIRECT_URIS = ("http://127.0.0.1/callback", "http://localhost/callback")
 SECRET_FIELDS = ("client_secret", *SUBSCRIPTION_FIELDS)
 DIGEST_SUFFIX = "_sha256"
 
@@ -80,6 +82,16 @@ class World:
             if user.role:
                 self.users_by_role[user.role] = user
             self.market_users[user.market].append(user)
+        #: Login clients' settings beyond the defaults, by client_id (the fixture's optional `login_clients`
+        #: table, the control plane's /_sandbox/login/clients): {"redirect_uris": [...], "basic_only": bool}.
+        self.login_clients: dict[str, dict] = {
+            r["client_id"]: {"redirect_uris": list(r.get("redirect_uris", [])), "basic_only": bool(r.get("basic_only"))}
+            for r in tables.get("login_clients", [])}
+
+    def redirect_uris(self, client_id: str) -> list[str]:
+        """The Login redirect URIs registered for these (merchant) keys: the two loopback defaults, then more."""
+        extra = self.login_clients.get(client_id, {}).get("redirect_uris", [])
+        return [*LOGIN_DEFAULT_REDIRECT_URIS, *(uri for uri in extra if uri not in LOGIN_DEFAULT_REDIRECT_URIS)]
 
     def user(self, phone_number: str | None) -> User | None:
         """The test user with this phone number (an MSISDN, 4791234567), if there is one."""
@@ -247,4 +259,6 @@ class World:
             "consents": [asdict(Consent(p, m)) for p, m in sorted(self.consents)],
             "price_packages": [asdict(pp) for pps in self.price_packages.values() for pp in pps],
             "users": [asdict(u) for u in self.users.values()],
+            "login_clients": [{"client_id": client_id, **settings}
+                              for client_id, settings in self.login_clients.items()],
         })

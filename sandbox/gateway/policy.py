@@ -34,6 +34,7 @@ class Api(StrEnum):
     REPORT = "report"
     WEBHOOKS = "webhooks"
     RECURRING = "recurring"
+    LOGIN = "login"
     SANDBOX = "sandbox"
     USERINFO = "userinfo"
     # issue 18 (reference section 1b): QR and Order Management
@@ -44,6 +45,11 @@ class Api(StrEnum):
 class Auth(StrEnum):
     NONE = "none"  # token endpoints and the control plane: no bearer token
     BEARER = "bearer"  # an access token, plus the subscription key for standard-flow tokens
+    #: Login's token and CIBA endpoints: OAuth client credentials (Basic or in the form body), or a partner's
+    #: access token plus Merchant-Serial-Number; checked by the Login backend against `decide`, not the gateway.
+    CLIENT = "client"
+    #: Login's userinfo: the end user's access token from the login flow, nothing else (checked by the backend).
+    USER = "user"
 
 
 class MsnRule(StrEnum):
@@ -81,6 +87,10 @@ APIS: dict[Api, ApiRule] = {
     # management or accounting keys (reference section 1b).
     Api.RECURRING: ApiRule(BOTH, frozenset({KeyType.MERCHANT, KeyType.PARTNER}), MsnRule.ACT_FOR, Auth.BEARER,
                            "Recurring API", "recurring"),
+    # Login (OIDC and CIBA): the sales unit's own client_id/client_secret as OAuth client credentials, or (in
+    # production) partner keys' access token plus the MSN; never management or accounting keys (reference 1b).
+    Api.LOGIN: ApiRule(BOTH, frozenset({KeyType.MERCHANT, KeyType.PARTNER}), MsnRule.ACT_FOR, Auth.CLIENT,
+                       "Login API", "login"),
     Api.SANDBOX: ApiRule(BOTH, ALL_KEYS, MsnRule.IGNORED, Auth.NONE, "Sandbox control plane", "control"),
     # Userinfo (profile sharing, reference section 4): a merchant token of the sales unit the sub belongs to, or (in
     # production, with the MSN) partner keys; never management or accounting keys (reference section 1b).
@@ -108,6 +118,8 @@ class RoutePolicy:
     #: The package that serves the route (sandbox/apis/<package>/ or sandbox/<package>/); None: its API's.
     #: The app refuses to start if another package registers it.
     package: str | None = None
+    #: The credentials this route takes when they differ from its API's (Login's discovery: none).
+    credentials: Auth | None = None
     #: Worked out once (the gateway asks on every request): the environments and the auth of this route.
     envs: frozenset[Env] = field(init=False, repr=False, compare=False)
     auth: Auth = field(init=False, repr=False, compare=False)
@@ -116,7 +128,7 @@ class RoutePolicy:
     def __post_init__(self) -> None:
         object.__setattr__(self, "envs", self.environments if self.environments is not None
                            else APIS[self.api].environments)
-        object.__setattr__(self, "auth", APIS[self.api].auth)
+        object.__setattr__(self, "auth", self.credentials or APIS[self.api].auth)
         object.__setattr__(self, "key_optional", APIS[self.api].subscription_key_optional)
         if self.package is None:
             object.__setattr__(self, "package", APIS[self.api].package)
@@ -220,6 +232,27 @@ RECURRING_ROUTES = (
 USERINFO_ROUTES = (
     R("userinfo.get", "GET", "/vipps-userinfo-api/userinfo/{sub}", Api.USERINFO,
       summary="the profile a user shared (the sub of a payment or agreement)"),
+)
+# Login (issue 16): discovery, JWKS and the browser's /oauth2/auth take no credentials; token, CIBA and
+# user-exists take client credentials (Auth.CLIENT); Login's userinfo only the user's access token (Auth.USER).
+LOGIN_PREFIX = "/access-management-1.0/access"
+LOGIN_ROUTES = (
+    R("login.discovery", "GET", LOGIN_PREFIX + "/.well-known/openid-configuration", Api.LOGIN,
+      credentials=Auth.NONE, summary="OpenID Connect discovery"),
+    R("login.jwks", "GET", LOGIN_PREFIX + "/.well-known/jwks.json", Api.LOGIN, credentials=Auth.NONE,
+      summary="the id_token signing key (JWKS)"),
+    R("login.auth", "GET", LOGIN_PREFIX + "/oauth2/auth", Api.LOGIN, credentials=Auth.NONE,
+      summary="authorize: the user's browser starts a login"),
+    R("login.token", "POST", LOGIN_PREFIX + "/oauth2/token", Api.LOGIN,
+      summary="token: a code or a CIBA auth_req_id for tokens (client credentials or partner Bearer + MSN)"),
+    R("login.userinfo", "GET", "/vipps-userinfo-api/userinfo/", Api.LOGIN, credentials=Auth.USER,
+      summary="Login's userinfo (the user's access token only)"),
+    R("login.userinfo_no_slash", "GET", "/vipps-userinfo-api/userinfo", Api.LOGIN, credentials=Auth.USER,
+      summary="Login's userinfo, as the discovery document spells it"),
+    R("login.ciba", "POST", "/vipps-login-ciba/api/backchannel/authentication", Api.LOGIN,
+      summary="CIBA: start a login on the user's phone"),
+    R("login.user_exists", "POST", "/vipps-login-ciba/api/v1/user-exists", Api.LOGIN,
+      summary="CIBA: does a user with this phone number exist"),
 )
 SANDBOX_ROUTES = (
     R("sandbox.health", "GET", "/_sandbox/health", Api.SANDBOX, summary="health check"),
@@ -402,6 +435,24 @@ ORDER_MANAGEMENT_ROUTES = (
     R("ordermanagement.v1.receipt.get", "GET", "/order-management/v1/receipts/{transactionId}",
       Api.ORDER_MANAGEMENT, summary="deprecated: an ecom order's receipt"),
 )
+# The simulated user and the control plane of the Login API (issue 16).
+SANDBOX_LOGIN_ROUTES = served_by(
+    "login",
+    R("sandbox.login.page", "GET", "/_sandbox/login", Api.SANDBOX,
+      summary="the login page: choose a test user, see the scopes, consent or cancel"),
+    R("sandbox.login.consent", "POST", "/_sandbox/login/consent", Api.SANDBOX, summary="login page: consent"),
+    R("sandbox.login.cancel", "POST", "/_sandbox/login/cancel", Api.SANDBOX, summary="login page: cancel"),
+    R("sandbox.login.approve", "POST", "/_sandbox/login/approve", Api.SANDBOX,
+      summary="CI consents as a user to a pending /oauth2/auth login (body: loginId from the page URL)"),
+    R("sandbox.login.ciba.approve", "POST", "/_sandbox/login/ciba/approve", Api.SANDBOX,
+      summary="approve a CIBA login on the user's phone (body: auth_req_id)"),
+    R("sandbox.login.ciba.reject", "POST", "/_sandbox/login/ciba/reject", Api.SANDBOX,
+      summary="reject a CIBA login on the user's phone (body: auth_req_id)"),
+    R("sandbox.login.clients.get", "GET", "/_sandbox/login/clients/{client_id}", Api.SANDBOX,
+      summary="a Login client's redirect URIs and token endpoint auth methods"),
+    R("sandbox.login.clients.update", "POST", "/_sandbox/login/clients/{client_id}", Api.SANDBOX,
+      summary="register redirect URIs, switch a client to client_secret_basic only"),
+)
 
 ROUTES: dict[str, RoutePolicy] = _routes(
     *TOKEN_ROUTES, *EPAYMENT_ROUTES, *MANAGEMENT_ROUTES, *REPORT_ROUTES, *WEBHOOKS_ROUTES, *RECURRING_ROUTES,
@@ -412,6 +463,7 @@ ROUTES: dict[str, RoutePolicy] = _routes(
     *SANDBOX_DASHBOARD_ROUTES,
     *SANDBOX_CONTROL_ROUTES, *SANDBOX_WEBHOOKS_ROUTES, *SANDBOX_READINESS_ROUTES,
     *QR_ROUTES, *SANDBOX_QR_ROUTES, *ORDER_MANAGEMENT_ROUTES,
+    *LOGIN_ROUTES, *SANDBOX_LOGIN_ROUTES,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -450,6 +502,13 @@ KEY_TYPE_DENIALS: dict[tuple[KeyType, Api], tuple[str, str]] = {
     (KeyType.ACCOUNTING, Api.RECURRING): (
         "accounting-keys-report-only",
         "Accounting keys reach the Report API only: they cannot draft agreements or charge them."),
+    (KeyType.MANAGEMENT, Api.LOGIN): (
+        "management-keys-never-act-on-behalf",
+        "Management keys are not Login clients: Login takes the sales unit's own client_id and client_secret, "
+        "or partner keys' access token with the Merchant-Serial-Number (production only)."),
+    (KeyType.ACCOUNTING, Api.LOGIN): (
+        "accounting-keys-report-only",
+        "Accounting keys reach the Report API only: they are not Login clients."),
     (KeyType.ACCOUNTING, Api.MANAGEMENT): (
         "accounting-keys-report-only",
         "Accounting keys reach the Report API only: they cannot use the Management API. Manage sales units "
@@ -480,7 +539,8 @@ KEY_TYPE_DENIALS: dict[tuple[KeyType, Api], tuple[str, str]] = {
 
 
 #: APIs where keys act on behalf of a sales unit (partners must be approved for it, and send the MSN).
-ACTING_APIS = frozenset({Api.EPAYMENT, Api.WEBHOOKS, Api.RECURRING, Api.USERINFO, Api.QR, Api.ORDER_MANAGEMENT})
+ACTING_APIS = frozenset({Api.EPAYMENT, Api.WEBHOOKS, Api.RECURRING, Api.USERINFO, Api.LOGIN, Api.QR,
+                         Api.ORDER_MANAGEMENT})
 
 
 #: One answer for a sales unit that is missing, deactivated or not the caller's (the Management API's 404):

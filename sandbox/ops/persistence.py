@@ -50,7 +50,12 @@ NOT_JOURNALED = frozenset({"token.accesstoken", "token.miami", "sandbox.snapshot
                            "sandbox.faults.create", "sandbox.faults.clear", "sandbox.faults.delete",
                            "sandbox.inbox.post",
                            # issue 18: read-only POSTs, and what holds customer tokens or lives 10 minutes
-                           "qr.exchange", "qr.exchange.customer", "qr.one_time", "sandbox.qr.scan"})
+                           "qr.exchange", "qr.exchange.customer", "qr.one_time", "sandbox.qr.scan",
+                           # Login: codes, tokens and CIBA requests live in memory only and their requests carry
+                           # secrets (client secrets, codes); only the clients' settings are journaled.
+                           "login.token", "login.ciba", "login.user_exists", "sandbox.login.consent",
+                           "sandbox.login.cancel", "sandbox.login.approve", "sandbox.login.ciba.approve",
+                           "sandbox.login.ciba.reject"})
 COMPACT_AT_ONCE = frozenset({"sandbox.reset", "sandbox.restore"})
 #: The snapshot's part that holds the work in flight (runtime.in_flight), and the file of its marks.
 IN_FLIGHT = "inFlight"

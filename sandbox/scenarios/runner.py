@@ -176,7 +176,10 @@ class Runner:
                                         is_secret_name(str(name))))
         for name, source in step.save.items():
             path, filters = split_filters(source)
-            value = self.render(path, keyset) if VARIABLE.search(path) else lookup(body, path)
+            if path.startswith("header:"):  # a response header: `header:Location | query:code`
+                value = lowered.get(path[len("header:"):].strip().lower(), MISSING)
+            else:
+                value = self.render(path, keyset) if VARIABLE.search(path) else lookup(body, path)
             for name_of_filter in filters:
                 value = apply_filter(value, name_of_filter)
             if value is MISSING:

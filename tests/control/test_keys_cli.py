@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The fields `keys --json` had before roles were added: none may go missing.
 FIELDS_BEFORE = {"type", "environment", "client_id", "client_secret", "subscription_key_primary",
                  "subscription_key_secondary", "owner", "msns", "description"}
+#: Login (issue 16) added `redirect_uris`: the merchant keys' registered Login redirect URIs, [] for the others.
 SECRETS = ("client_secret", "subscription_key_primary", "subscription_key_secondary")
 
 
@@ -107,7 +108,7 @@ def test_json_keeps_every_field_it_had_and_adds_the_role(json_rows, fixture_tabl
     assert len(json_rows) == KEY_SETS
     by_id = {record["client_id"]: record for record in fixture_tables["keys"]}
     for row in json_rows:
-        assert set(row) == FIELDS_BEFORE | {"role"}
+        assert set(row) == FIELDS_BEFORE | {"role", "redirect_uris"}
         assert row["role"] == expected_roles[row["client_id"]]
         record = by_id[row["client_id"]]
         for name in (*SECRETS, "owner", "type", "environment"):
@@ -151,7 +152,7 @@ async def test_control_plane_keys_carry_the_role(sandbox, expected_roles):
     assert reply.status == 200
     assert len(reply.json) == KEY_SETS
     for row in reply.json:
-        assert set(row) == FIELDS_BEFORE | {"role"}
+        assert set(row) == FIELDS_BEFORE | {"role", "redirect_uris"}
         assert row["role"] == expected_roles[row["client_id"]]
 
 

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
 import pytest
@@ -241,6 +242,54 @@ async def traffic(base: dict[str, str], keys: dict[str, dict], tokens: dict[str,
                 pass
 
 
+async def login_traffic(session: aiohttp.ClientSession, url: str, keyset: dict, phone: str) -> set[str]:
+    """The Login API's secrets through its doors: a code, tokens and an id_token (Basic and post), a replayed code,
+    CIBA; returns them, to be searched for like the other tokens."""
+    prefix = url + "/access-management-1.0/access/oauth2/"
+    found = {keyset["client_secret"]}
+    async with session.post(url + f"/_sandbox/login/clients/{keyset['client_id']}",
+                            json={"redirectUris": ["https://shop.example/login/callback"]}) as resp:
+        assert resp.status == 200, await resp.text()
+    for auth in ("basic", "post"):
+        query = urlencode({"response_type": "code", "client_id": keyset["client_id"], "scope": "openid name",
+                           "state": "leak-state-1", "redirect_uri": "http://127.0.0.1:5000/callback"})
+        async with session.get(prefix + "auth?" + query, allow_redirects=False) as resp:
+            login_id = parse_qs(urlsplit(resp.headers["Location"]).query)["login"][0]
+        async with session.post(url + "/_sandbox/login/approve", json={"loginId": login_id,
+                                                                        "phoneNumber": phone}) as resp:
+            code = parse_qs(urlsplit((await resp.json())["location"]).query)["code"][0]
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": "http://127.0.0.1:5000/callback"}
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if auth == "basic":
+            basic = base64.b64encode(f"{keyset['client_id']}:{keyset['client_secret']}".encode()).decode()
+            headers["Authorization"] = "Basic " + basic
+        else:
+            form |= {"client_id": keyset["client_id"], "client_secret": keyset["client_secret"]}
+        for _ in range(2):  # the second is a replayed code: refused, and logged
+            async with session.post(prefix + "token", data=urlencode(form), headers=headers) as resp:
+                if resp.status == 200:
+                    body = await resp.json()
+        found |= {code, body["access_token"], body["id_token"]}
+        async with session.get(url + "/vipps-userinfo-api/userinfo/",
+                               headers={"Authorization": "Bearer " + body["access_token"]}) as resp:
+            assert resp.status == 200
+    ciba_form = {"login_hint": f"urn:msisdn:{phone}", "scope": "openid", "client_id": keyset["client_id"],
+                 "client_secret": keyset["client_secret"]}
+    async with session.post(url + "/vipps-login-ciba/api/backchannel/authentication", data=urlencode(ciba_form),
+                            headers={"Content-Type": "application/x-www-form-urlencoded"}) as resp:
+        auth_req_id = (await resp.json())["auth_req_id"]
+    async with session.post(url + "/_sandbox/login/ciba/approve", json={"auth_req_id": auth_req_id}) as resp:
+        assert resp.status == 200
+    poll = {"grant_type": "urn:openid:params:grant-type:ciba", "auth_req_id": auth_req_id,
+            "client_id": keyset["client_id"], "client_secret": keyset["client_secret"]}
+    await asyncio.sleep(5)  # the documented interval: polled sooner, it would be slow_down
+    async with session.post(prefix + "token", data=urlencode(poll),
+                            headers={"Content-Type": "application/x-www-form-urlencoded"}) as resp:
+        body = await resp.json()
+        found |= {body["access_token"], body["id_token"]}
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -277,6 +326,9 @@ async def collect(tmp_path: Path) -> dict:
                 keys.setdefault(f"{row['type']}-{row['environment']}", row)
             tokens: dict[str, str] = {}
             await traffic(base, keys, tokens)
+            async with session.get(base["test"] + "/_sandbox/users") as resp:
+                adult = next(user for user in await resp.json() if user["role"] == "no-user")
+            login = await login_traffic(session, base["test"], keys["merchant-test"], adult["phone_number"])
             client_id = keys["merchant-test"]["client_id"]
             async with session.post(base["test"] + f"/_sandbox/keys/{client_id}/regenerate") as resp:
                 regenerated = (await resp.json())["client_secret"]
@@ -293,7 +345,8 @@ async def collect(tmp_path: Path) -> dict:
         proc.terminate()
         output = proc.communicate(timeout=10)[0].decode("utf-8", "replace")
     state = journal + state_text(tmp_path / "state")
-    return {"keys": secrets_of(list(keys.values())) | {regenerated}, "tokens": set(tokens.values()), "state": state,
+    return {"keys": secrets_of(list(keys.values())) | {regenerated}, "tokens": set(tokens.values()) | login,
+            "state": state,
             "snapshot_mode": snapshot_mode,
             "count": (len(tokens), len(keys)), "request_log": request_log, "output": output, "snapshot": snapshot}
 
@@ -325,6 +378,7 @@ def test_no_token_in_a_snapshot(leaked):
 def test_no_secret_or_token_in_the_state_files(leaked):
     """--state journals every acknowledged change (headers it needs to replay, never credentials)."""
     assert "Idempotency-Key" in leaked["state"]  # the journal did record the traffic
+    assert "/_sandbox/login/clients/" in leaked["state"]  # a Login client's redirect URIs are kept, its flows not
     assert "== snapshot" in leaked["state"]  # and the restore compacted it into a snapshot
     assert not leaks(leaked["state"], leaked["tokens"] | leaked["keys"])
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
+from api_formats import BROWSER_PAGES
 from browser_support import chromium, needs_chromium, new_page, prefilled_order
 from epayment_support import create_body, merchant
 from snapshot_support import edit_state, payment_records
@@ -293,12 +294,14 @@ async def test_every_route_of_the_policy_table_answers_pages_with_the_security_h
             html_routes.add(route.name)
         elif content_type == "image/svg+xml":
             svg_routes.add(route.name)
-    assert checked == sum(r.api is Api.SANDBOX for r in ROUTES.values())
+    # Login's authorize is an API route, but the user's browser opens it: its error page is a page like the others.
+    assert "login.auth" in html_routes
+    assert checked == sum(r.api is Api.SANDBOX for r in ROUTES.values()) + len(html_routes & BROWSER_PAGES)
     # The pages were really served (not just their errors): the check above saw each of them.
     assert {"sandbox.landing", "sandbox.landing.approve", "sandbox.landing.reject", "sandbox.product_orders.page",
             "sandbox.dashboard"} <= html_routes, html_routes
     assert {"sandbox.qr", "sandbox.favicon"} <= svg_routes, svg_routes
-    assert all(ROUTES[name].api is Api.SANDBOX for name in html_routes | svg_routes)
+    assert all(ROUTES[name].api is Api.SANDBOX or name in BROWSER_PAGES for name in html_routes | svg_routes)
 
 
 async def test_the_landing_page_widens_form_action_only_to_its_return_url_scheme(sandbox):

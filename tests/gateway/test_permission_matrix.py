@@ -246,3 +246,53 @@ def test_app_refuses_to_start_with_a_route_that_bypasses_the_front_door(monkeypa
     monkeypatch.setattr(app_module, "PACKAGES", (*app_module.PACKAGES, sneaky_module))
     with pytest.raises(app_module.PolicyMissing, match="bypasses the gateway"):
         app_module.create_app()
+
+
+# -- Login (reference 1b), its own oracle: OAuth client credentials, not an access token ---------------------------
+# The sales unit's own client_id/client_secret (Basic here) work in their environment, whatever MSN header comes
+# along; partner keys send their /accesstoken/get token plus Merchant-Serial-Number, in production only, for a
+# connected sales unit, if approved to act on behalf; management and accounting keys are not Login clients. Every
+# refusal is OAuth's invalid_client, a 401.
+LOGIN_CLIENT_ROUTES = [route for route in ROUTES.values() if route.auth is Auth.CLIENT]
+LOGIN_CASES = [(route.name, variant, env, msn_case) for route in LOGIN_CLIENT_ROUTES for variant in VARIANTS
+               for env in ("test", "production") for msn_case in MSN_CASES]
+
+
+def expected_login(variant: Variant, env: str, msn_case: str) -> str:
+    if variant.key_type == "merchant":
+        return "allow"
+    if variant.key_type == "partner" and env == "production" and variant.approved and msn_case == "own":
+        return "allow"
+    return "401"
+
+
+def test_login_has_client_routes():
+    assert {route.name for route in LOGIN_CLIENT_ROUTES} == {"login.token", "login.ciba", "login.user_exists"}
+
+
+@pytest.mark.parametrize("route_name,variant,env,msn_case", LOGIN_CASES,
+                         ids=[f"{r}-{v.label}-{e}-{m}" for r, v, e, m in LOGIN_CASES])
+async def test_login_permission(sandbox, route_name, variant, env, msn_case):
+    import base64
+
+    route = ROUTES[route_name]
+    own_msn = sandbox.msn_role(variant.own_msn_role)
+    msn = {"own": own_msn, "other": sandbox.msn_role(OTHER_MSN_ROLE), "missing": None}[msn_case]
+    keyset = keyset_for(sandbox, variant, env)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if variant.key_type == "partner":
+        headers["Authorization"] = "Bearer " + await sandbox.token(keyset)
+    else:
+        pair = f"{keyset['client_id']}:{keyset['client_secret']}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    if msn is not None:
+        headers["Merchant-Serial-Number"] = msn
+    reply = await sandbox.request("POST", route.path, env, headers=headers, data="scope=openid")
+    want = expected_login(variant, env, msn_case)
+    context = f"POST {route.path} -> {reply.status} {reply.text[:300]}"
+    if want == "allow":
+        assert reply.status not in (401, 403), context
+        assert reply.headers.get("Vipps-Sandbox-Decision") == "allow", context
+    else:
+        assert reply.status == 401 and reply.json["error"] == "invalid_client", context
+        assert reply.headers.get("Vipps-Sandbox-Decision") == "deny" and "Vipps-Sandbox-Reason" in reply.headers

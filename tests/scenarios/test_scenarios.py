@@ -24,6 +24,8 @@ ISSUE_NINETEEN = {"sloppy-integration"}
 ISSUE_SIXTEEN_USERINFO = {"profile-sharing"}
 #: Issue 18's narrated QR and Order Management stories.
 ISSUE_EIGHTEEN = {"qr-poster", "receipt-in-the-app"}
+#: Issue 16's Login story (the browser flow through the control plane, then CIBA with the phone).
+ISSUE_SIXTEEN_LOGIN = {"login-with-vipps"}
 
 
 def test_the_seven_stories_of_issue_six_are_bundled():
@@ -32,8 +34,8 @@ def test_the_seven_stories_of_issue_six_are_bundled():
 
 def test_exactly_the_stories_of_the_issues_are_bundled():
     """Every file in scenarios/ is one of these: a story added or lost shows here (and each is run below)."""
-    assert {path.stem for path in bundled()} == (ISSUE_SIX | ISSUE_FIFTEEN | ISSUE_SIXTEEN_USERINFO | ISSUE_EIGHTEEN
-                                                 | ISSUE_NINETEEN)
+    assert {path.stem for path in bundled()} == (ISSUE_SIX | ISSUE_FIFTEEN | ISSUE_SIXTEEN_USERINFO
+                                                 | ISSUE_SIXTEEN_LOGIN | ISSUE_EIGHTEEN | ISSUE_NINETEEN)
 
 
 @pytest.mark.parametrize("path", bundled(), ids=lambda p: p.stem)

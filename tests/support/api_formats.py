@@ -15,8 +15,8 @@ def shape(body: object) -> str:
         return "gateway"
     if {"responseInfo", "result"} <= keys:
         return "apim"
-    if keys == {"error", "error_description"}:
-        return "oauth"
+    if keys == {"error", "error_description"} or keys == {"error", "error_description", "error_code"}:
+        return "oauth"  # error_code: Login CIBA's invalid_user
     if keys == {"error", "error_description", "error_codes", "timestamp", "trace_id", "correlation_id", "error_uri"}:
         return "azure-ad"
     if keys == {"code", "message"}:
@@ -43,7 +43,10 @@ SHAPES = {Api.TOKEN: {"oauth", "azure-ad", "gateway", "apim"}, Api.EPAYMENT: {"p
           Api.REPORT: {"problem", "report-401", "gateway", "apim"}, Api.SANDBOX: {"problem", "gateway", "apim"},
           Api.RECURRING: {"recurring-problem", "gateway", "apim"}, Api.USERINFO: {"userinfo-error", "gateway", "apim"},
           Api.QR: {"invalid-params-problem", "exchange-problem", "gateway", "apim"},
-          Api.ORDER_MANAGEMENT: {"invalid-params-problem", "gateway", "apim"}}
+          Api.ORDER_MANAGEMENT: {"invalid-params-problem", "gateway", "apim"}, Api.LOGIN: {"oauth", "gateway", "apim"}}
+#: API routes a user's browser opens, which answer their refusals as HTML pages: Login's authorize (an unknown
+#: client or redirect_uri gets an error page, never a redirect).
+BROWSER_PAGES = frozenset({"login.auth"})
 JSON_TYPES = ("application/json", "application/problem+json")
 
 

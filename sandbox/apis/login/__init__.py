@@ -1,0 +1,1 @@
+"""The Login API: OpenID Connect (authorization code with PKCE) and CIBA, for unmodified OIDC clients."""
