@@ -83,13 +83,16 @@ def resolve_env(request: web.Request, runtime: Runtime) -> Env:
 def check_system_headers(request: web.Request, ctx: CallContext) -> list[str]:
     """Each Vipps-System-* header is at most 30 characters. Returns the ones missing or empty."""
     missing = []
-    headers = request.headers
+    getall = request.headers.getall
     for name in SYSTEM_HEADERS:
-        value = headers.get(name)
-        if value is None or value == "":
+        values = getall(name, None)  # every copy, in order: values[0] is what headers.get(name) gives
+        if values is None:
+            missing.append(name)
+            continue
+        if values[0] == "":
             missing.append(name)
         # A header sent twice is checked whole: the long copy must not hide behind a short one.
-        if value is not None and max(map(len, headers.getall(name))) > SYSTEM_HEADER_MAX:
+        if (len(values[0]) if len(values) == 1 else max(map(len, values))) > SYSTEM_HEADER_MAX:
             raise Problem(400, "Bad Request", f"The {name} header is longer than {SYSTEM_HEADER_MAX} characters.",
                           details=[Detail(name, f"The field {name} must be at most {SYSTEM_HEADER_MAX} characters.")],
                           rule="system-header-too-long")
@@ -237,12 +240,15 @@ def render_context(request: web.Request, ctx: CallContext) -> RenderContext:
 
 
 async def through_gateway(request: web.Request, handler: Handler, ctx: CallContext, runtime: Runtime,
-                          book: faults.FaultBook | None, read_body: bool = False) -> web.StreamResponse:
+                          book: faults.FaultBook | None, read_body: bool = False,
+                          route: RoutePolicy | None = None) -> web.StreamResponse:
     """The gateway's checks, then the handler; every error rendered in its API's format (by sandbox.core.errors).
     With read_body (journaled requests), the body is read before the handler runs, so one too large to keep
-    is refused before anything changes, whether or not the handler reads it."""
+    is refused before anything changes, whether or not the handler reads it. `route` is the policy entry of the
+    route whose handler this is, bound when the front door wrapped it; without one it is looked up (route_of)."""
     try:
-        route = route_of(request)
+        if route is None:
+            route = route_of(request)
         if route is None:
             raise await unmatched(request)
         ctx.route = route
