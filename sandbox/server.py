@@ -13,6 +13,7 @@ from sandbox.app import create_app
 from sandbox.core import spec
 from sandbox.core.model import Env
 from sandbox.core.settings import Settings
+from sandbox.gateway import tokens
 from sandbox.gateway.admin import ADMIN_TOKEN_GENERATED, admin_required
 from sandbox.gateway.context import RUNTIME
 from sandbox.gateway.lowlevel import AcceptErrors, SandboxRunner
@@ -34,6 +35,13 @@ def release_free_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)  # the process's own symbols: libc's, without ctypes.util's ldconfig run
     except (OSError, AttributeError):  # not glibc (musl): nothing to trim
         pass
+
+
+def warm() -> None:
+    """What the first requests would otherwise load: PyJWT and cryptography (first token), the validators and
+    the parsed specs (first validated body)."""
+    tokens.warm()
+    spec.warm()
 
 
 class RunningSandbox:
@@ -113,8 +121,8 @@ async def serve_forever(settings: Settings) -> None:
     elif admin_required(settings):
         print("The control plane (/_sandbox/) needs 'Authorization: Bearer <the admin token you gave>'.", flush=True)
     print("Press Ctrl-C to stop.", flush=True)
-    # Parse the specs and import the validators now, in a thread, rather than on the first request.
-    warming = asyncio.get_running_loop().run_in_executor(None, spec.warm)
+    # Parse the specs and import the validators (and PyJWT) now, in a thread, rather than on the first request.
+    warming = asyncio.get_running_loop().run_in_executor(None, warm)
     warming.add_done_callback(lambda _: release_free_memory())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -11,7 +11,6 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
-import jwt
 from aiohttp import web
 
 from sandbox.core import errors
@@ -126,6 +125,8 @@ def unverified_flow(token: str | None) -> str | None:
     (a stale miami token is told it is stale, not that a subscription key is missing)."""
     if not token:
         return None
+    import jwt  # imported on first use (sandbox/gateway/tokens.py warm)
+
     try:
         return str(jwt.decode(token, options={"verify_signature": False}).get("flow"))
     except (jwt.PyJWTError, ValueError, TypeError, AttributeError):
