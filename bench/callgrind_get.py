@@ -1,6 +1,6 @@
-"""Instructions per authorized GET payment, counted by callgrind: the stable figure on a noisy VM.
+"""Instructions per authorized GET payment and GET agreement, counted by callgrind: the stable figure on a noisy VM.
 
-    python bench/callgrind_get.py [--requests 2000] [--repo DIR]
+    python bench/callgrind_get.py [--requests 2000] [--repo DIR] [--only payment|agreement] [--keep DIR]
 
 The server runs under `valgrind --tool=callgrind` as `python -m sandbox serve` (from --repo, default this
 checkout, so an older checkout can be measured with the same script); a client in this process sets up one
@@ -11,8 +11,10 @@ done), then zeroes the counters (`callgrind_control -z`), sends N GETs and dumps
 run to run, the spec-warming thread racing the first requests among others, so one commit measured anywhere
 from 315k to 492k per GET at N = 1000. Counted over the loop only it repeats within 1%.) The sandbox runs
 with --state and a signing key made here, and PYTHONHASHSEED=0. The baseline is a bare aiohttp handler
-answering the same-sized JSON body, measured the same way in the same run; the ratio is bare / sandbox.
-Needs Debian's valgrind (`apt-get install valgrind`). Takes a few minutes.
+answering the same JSON body, measured the same way in the same run; the ratio is bare / sandbox. The same for
+`GET /recurring/v3/agreements/{agreementId}` of an approved agreement (drafted over HTTP, approved through the
+control plane), against a bare handler answering that agreement's body. `--keep DIR` keeps each loop's dump
+(for `callgrind_annotate`). Needs Debian's valgrind (`apt-get install valgrind`). Takes a few minutes.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ BODY = json.dumps({"aggregate": {k: {"currency": "NOK", "value": 1000} for k in
 app = web.Application()
 app.router.add_get("/_sandbox/health", lambda r: web.json_response({"status": "ok"}))
 app.router.add_get("/payment", lambda r: web.Response(text=BODY, content_type="application/json"))
+AGREEMENT = sys.argv[2] if len(sys.argv) > 2 else BODY
+app.router.add_get("/agreement", lambda r: web.Response(text=AGREEMENT, content_type="application/json"))
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
 
@@ -101,9 +105,23 @@ class Connection:
         self.sock.close()
 
 
-def sandbox_get(port: int) -> tuple[str, dict[str, str]]:
+def merchant_headers(conn: Connection, keys: dict) -> dict[str, str] | None:
+    status, body = conn.request("POST", "/accesstoken/get", {
+        "client_id": keys["client_id"], "client_secret": keys["client_secret"],
+        "Ocp-Apim-Subscription-Key": keys["subscription_key_primary"]})
+    if status != 200:
+        return None
+    return {"Authorization": f"Bearer {json.loads(body)['access_token']}",
+            "Ocp-Apim-Subscription-Key": keys["subscription_key_primary"], "Merchant-Serial-Number": keys["owner"],
+            "Vipps-System-Name": "bench", "Vipps-System-Version": "1",
+            "Vipps-System-Plugin-Name": "bench", "Vipps-System-Plugin-Version": "1"}
+
+
+def sandbox_get(port: int, what: str = "payment") -> tuple[str, dict[str, str]]:
     """Token, create, approve over HTTP (the same on every checkout): the path and headers of one GET.
-    Takes the first merchant test keys whose sales unit can take a payment."""
+    Takes the first merchant test keys whose sales unit can take a payment (or draft an agreement)."""
+    if what == "agreement":
+        return sandbox_get_agreement(port)
     conn = Connection(port)
     status, body = conn.request("GET", "/_sandbox/keys?type=merchant&env=test", {})
     assert status == 200, body
@@ -132,6 +150,35 @@ def sandbox_get(port: int) -> tuple[str, dict[str, str]]:
     raise RuntimeError("no merchant test keys could create a payment")
 
 
+DRAFT = json.dumps({"pricing": {"type": "LEGACY", "amount": 9900, "currency": "NOK"},
+                    "interval": {"unit": "MONTH", "count": 1}, "merchantRedirectUrl": "https://shop.example.com/r",
+                    "merchantAgreementUrl": "https://shop.example.com/a",
+                    "productName": "Morgenavisen Digital"}).encode()
+
+
+def sandbox_get_agreement(port: int) -> tuple[str, dict[str, str]]:
+    """Token, draft, approve (control plane) over HTTP: the path and headers of one GET agreement. Takes the
+    first merchant test keys whose sales unit may use the Recurring API."""
+    conn = Connection(port)
+    status, body = conn.request("GET", "/_sandbox/keys?type=merchant&env=test", {})
+    assert status == 200, body
+    for keys in json.loads(body):
+        headers = merchant_headers(conn, keys)
+        if headers is None:
+            continue
+        status, body = conn.request("POST", "/recurring/v3/agreements", {
+            **headers, "Idempotency-Key": "cg-1", "Content-Type": "application/json"}, DRAFT)
+        if status != 201:
+            continue
+        agreement_id = json.loads(body)["agreementId"]
+        status, body = conn.request("POST", f"/_sandbox/recurring/{keys['owner']}/agreements/{agreement_id}/approve",
+                                    {})
+        assert status == 200, body
+        conn.close()
+        return f"/recurring/v3/agreements/{agreement_id}", headers
+    raise RuntimeError("no merchant test keys could draft an agreement")
+
+
 def cpu_ticks(pid: int) -> int:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])  # utime + stime
@@ -146,8 +193,10 @@ def wait_idle(pid: int, seconds: float = 300) -> None:
         still, last = (still + 1 if now - last <= 2 else 0), now
 
 
-def instructions(cmd: list[str], port: int, requests: int, sandbox: bool, cwd: Path) -> int:
-    """Instructions (Ir) one server process spent answering `requests` keep-alive GETs, and nothing else."""
+def instructions(cmd: list[str], port: int, requests: int, sandbox: bool, cwd: Path, what: str = "payment",
+                 keep: Path | None = None) -> tuple[int, bytes]:
+    """Instructions (Ir) one server process spent answering `requests` keep-alive GETs, and nothing else; and
+    the body of the GET."""
     work = Path(tempfile.mkdtemp(prefix="callgrind-"))
     out = work / "out"
     if sandbox:  # a kept signing key: RSA key generation takes a random number of instructions
@@ -161,11 +210,11 @@ def instructions(cmd: list[str], port: int, requests: int, sandbox: bool, cwd: P
                             cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         wait_ready(port)
-        path, headers = sandbox_get(port) if sandbox else ("/payment", {})
+        path, headers = sandbox_get(port, what) if sandbox else (f"/{what}", {})
         conn = Connection(port)
         for _ in range(100):  # warm: first-use caches, lazily made objects
-            status, _ = conn.request("GET", path, headers)
-            assert status == 200
+            status, payload = conn.request("GET", path, headers)
+            assert status == 200, payload
         wait_idle(proc.pid)
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
         for _ in range(requests):
@@ -186,21 +235,28 @@ def instructions(cmd: list[str], port: int, requests: int, sandbox: bool, cwd: P
         raise RuntimeError("callgrind_control -d wrote no dump")
     text = dumps[0].read_text(errors="replace")
     total = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        shutil.copy(dumps[0], keep / f"callgrind.{what}.{'sandbox' if sandbox else 'bare'}")
     shutil.rmtree(work, ignore_errors=True)
     if total is None:
         raise RuntimeError("callgrind wrote no totals (did the server exit cleanly?)")
-    return int(total.group(1))
+    return int(total.group(1)), payload
 
 
-def per_request(cmd_for, requests: int, sandbox: bool, cwd: Path) -> float:
+def per_request(cmd_for, requests: int, sandbox: bool, cwd: Path, what: str = "payment",
+                keep: Path | None = None) -> tuple[float, bytes]:
     port = free_port()
-    return instructions(cmd_for(port), port, requests, sandbox, cwd) / requests
+    count, body = instructions(cmd_for(port), port, requests, sandbox, cwd, what, keep)
+    return count / requests, body
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="N: the GETs counted")
     parser.add_argument("--repo", type=Path, default=ROOT, help="the checkout whose sandbox is measured")
+    parser.add_argument("--only", choices=("payment", "agreement"), help="measure one GET only")
+    parser.add_argument("--keep", type=Path, help="keep each loop's callgrind dump in this directory")
     args = parser.parse_args()
     if not shutil.which("valgrind"):
         sys.exit("valgrind is not installed (apt-get install valgrind)")
@@ -209,15 +265,19 @@ def main() -> None:
     def sandbox_cmd(port: int) -> list[str]:
         return [sys.executable, "-m", "sandbox", "serve", "--port", str(port), "--prod-port", str(free_port())]
 
-    def bare_cmd(port: int) -> list[str]:
-        return [sys.executable, "-c", BARE_SERVER, str(port)]
-
-    ours = per_request(sandbox_cmd, args.requests, True, repo)
-    bare = per_request(bare_cmd, args.requests, False, repo)
     print(f"checkout: {repo.name}; {args.requests} GETs counted (after 100 not counted)")
-    print(f"authorized GET payment: {ours / 1000:.0f}k instructions per request")
-    print(f"bare aiohttp handler:   {bare / 1000:.0f}k instructions per request")
-    print(f"ratio bare / sandbox:   {bare / ours:.2f}")
+    for what in ("payment", "agreement"):
+        if args.only not in (None, what):
+            continue
+        ours, body = per_request(sandbox_cmd, args.requests, True, repo, what, args.keep)
+
+        def bare_cmd(port: int, body: bytes = body) -> list[str]:
+            return [sys.executable, "-c", BARE_SERVER, str(port), body.decode()]
+
+        bare, bare_body = per_request(bare_cmd, args.requests, False, repo, what, args.keep)
+        print(f"authorized GET {what}: {ours / 1000:.0f}k instructions per request ({len(body)}-byte body)")
+        print(f"bare aiohttp handler:   {bare / 1000:.0f}k instructions per request ({len(bare_body)}-byte body)")
+        print(f"ratio bare / sandbox:   {bare / ours:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -263,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
+            gc.disable()  # until the server listens: what starting makes lives as long as it (server.settle_heap)
             from sandbox.server import serve_forever
 
             settings = serve_settings(args)

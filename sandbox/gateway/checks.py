@@ -11,7 +11,6 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
-import jwt
 from aiohttp import web
 
 from sandbox.core import errors
@@ -93,14 +92,17 @@ def check_system_headers(request: web.Request, ctx: CallContext) -> list[str]:
     """Each Vipps-System-* header is at most 30 characters (100 where the API's spec says so). Returns the ones
     missing or empty."""
     missing = []
-    headers = request.headers
+    getall = request.headers.getall
     limit = SYSTEM_HEADER_MAX if ctx.route is None else SYSTEM_HEADER_MAX_BY_API.get(ctx.route.api, SYSTEM_HEADER_MAX)
     for name in SYSTEM_HEADERS:
-        value = headers.get(name)
-        if value is None or value == "":
+        values = getall(name, None)  # every copy, in order: values[0] is what headers.get(name) gives
+        if values is None:
+            missing.append(name)
+            continue
+        if values[0] == "":
             missing.append(name)
         # A header sent twice is checked whole: the long copy must not hide behind a short one.
-        if value is not None and max(map(len, headers.getall(name))) > limit:
+        if (len(values[0]) if len(values) == 1 else max(map(len, values))) > limit:
             raise Problem(400, "Bad Request", f"The {name} header is longer than {limit} characters.",
                           details=[Detail(name, f"The field {name} must be at most {limit} characters.")],
                           rule="system-header-too-long")
@@ -134,6 +136,8 @@ def unverified_flow(token: str | None) -> str | None:
     (a stale miami token is told it is stale, not that a subscription key is missing)."""
     if not token:
         return None
+    import jwt  # imported on first use (sandbox/gateway/tokens.py warm)
+
     try:
         return str(jwt.decode(token, options={"verify_signature": False}).get("flow"))
     except (jwt.PyJWTError, ValueError, TypeError, AttributeError):
@@ -263,12 +267,15 @@ def render_context(request: web.Request, ctx: CallContext) -> RenderContext:
 
 
 async def through_gateway(request: web.Request, handler: Handler, ctx: CallContext, runtime: Runtime,
-                          book: faults.FaultBook | None, read_body: bool = False) -> web.StreamResponse:
+                          book: faults.FaultBook | None, read_body: bool = False,
+                          route: RoutePolicy | None = None) -> web.StreamResponse:
     """The gateway's checks, then the handler; every error rendered in its API's format (by sandbox.core.errors).
     With read_body (journaled requests), the body is read before the handler runs, so one too large to keep
-    is refused before anything changes, whether or not the handler reads it."""
+    is refused before anything changes, whether or not the handler reads it. `route` is the policy entry of the
+    route whose handler this is, bound when the front door wrapped it; without one it is looked up (route_of)."""
     try:
-        route = route_of(request)
+        if route is None:
+            route = route_of(request)
         if route is None:
             raise await unmatched(request)
         ctx.route = route

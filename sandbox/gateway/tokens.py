@@ -1,7 +1,9 @@
 """RS256 access tokens: issued by the two token endpoints, verified on every API call.
 
-The key pair is made lazily on first use, so creating the app stays fast. Verified tokens
-are cached; a cache hit re-checks only what can change (the clock and the key's version).
+The key pair is made lazily on first use, so creating the app stays fast; PyJWT and cryptography are imported
+on first use too (about 30 ms, most of it cryptography.x509, which PyJWT imports): the server imports them in its
+warm-up thread once it listens (`warm`), so neither the start nor the first token pays. Verified tokens are cached;
+a cache hit re-checks only what can change (the clock and the key's version).
 """
 
 from __future__ import annotations
@@ -10,15 +12,15 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from typing import TYPE_CHECKING
 
 from sandbox.core.clock import VirtualClock
 from sandbox.core.errors import GatewayError
 from sandbox.core.model import Env, KeySet, KeyType
 from sandbox.core.world import World
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 ISSUER = "vipps-sandbox"
 CACHE_LIMIT = 50_000
@@ -30,11 +32,23 @@ def process_key_pair() -> rsa.RSAPrivateKey:
 
     Each app still has its own key id, so a token from another app instance is refused.
     """
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def warm() -> None:
+    """Imports PyJWT and the cryptography it uses, ahead of the first token (the server calls it in a thread)."""
+    import jwt  # noqa: F401
+    from cryptography.hazmat.primitives import serialization  # noqa: F401
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: F401
 
 
 def new_private_pem() -> str:
     """A fresh RSA key, as unencrypted PKCS#8 PEM (for a private file of the --state directory)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption()).decode("ascii")
@@ -67,6 +81,9 @@ class TokenService:
     def use_key(self, pem: str) -> None:
         """Signs with this key from now on (--state keeps one, so tokens outlive a restart). The key id
         comes from the key, so a restarted sandbox recognises its own tokens."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
         key = serialization.load_pem_private_key(pem.encode(), password=None)
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ValueError("the signing key must be an RSA private key")
@@ -83,10 +100,14 @@ class TokenService:
 
     @cached_property
     def public_pem(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
         return self.public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
     def issue(self, keyset: KeySet, env: Env, lifetime: int, flow: str) -> tuple[str, int, int]:
         """A signed token for these keys; returns (token, not_before, expires_on)."""
+        import jwt
+
         now = int(self.clock.time())
         payload = {
             "iss": f"{ISSUER}/{env}", "env": str(env), "kt": str(keyset.type), "cid": keyset.client_id,
@@ -122,6 +143,8 @@ class TokenService:
         return claims, keyset
 
     def _decode(self, token: str) -> Claims:
+        import jwt
+
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") != "RS256" or header.get("kid") != self.kid:

@@ -17,7 +17,6 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 
-import jwt
 from aiohttp import web
 
 from sandbox.core.clock import VirtualClock, iso_utc
@@ -216,6 +215,8 @@ def claimed_keyset(request: web.Request, world: World) -> KeySet | None:
     if client_id is None and not request.path.startswith("/_sandbox"):
         token = _bearer(headers)
         if token:
+            import jwt  # imported on first use (sandbox/gateway/tokens.py warm)
+
             try:
                 client_id = str(jwt.decode(token, options={"verify_signature": False}).get("cid"))
             except jwt.PyJWTError:

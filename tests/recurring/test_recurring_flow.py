@@ -282,3 +282,28 @@ async def test_partner_keys_in_production_with_the_confirmation_page(sandbox):
     refused = await agent.call("PATCH", f"{BASE}/agreements/{reply.json['agreementId']}/accept",
                                {"phoneNumber": "4712345678"}, new_key())
     assert refused.status == 404 and refused.headers["Vipps-Sandbox-Rule"] == "force-accept-test-only"
+
+
+async def test_get_agreement_follows_every_change_and_the_host_it_was_sent_to(sandbox):
+    """GET agreement keeps the bytes of recently read agreements (backend.agreement_bytes): every change shows at
+    once, and links follow the Host each GET was sent to."""
+    shop = merchant(sandbox)
+    agreement_id = (await shop.draft(draft_body(scope="name"))).json["agreementId"]
+    first = (await shop.get(agreement_id)).json
+    assert first["status"] == "PENDING" and first["vippsConfirmationUrl"].startswith(sandbox.url("test"))
+    assert (await shop.get(agreement_id)).json == first
+    other_host = (await shop.call("GET", f"{BASE}/agreements/{agreement_id}",
+                                  headers={"Host": "apitest.vipps.no"})).json
+    assert other_host["vippsConfirmationUrl"].startswith("http://apitest.vipps.no/_sandbox/recurring/confirm?token=")
+    assert (await shop.control(f"/agreements/{agreement_id}/approve")).status == 200
+    active = (await shop.get(agreement_id)).json
+    assert active["status"] == "ACTIVE" and "vippsConfirmationUrl" not in active
+    assert active["userinfoUrl"].startswith(sandbox.url("test") + "/vipps-userinfo-api/userinfo/")
+    assert (await shop.update(agreement_id, {"productName": "Premium"})).status == 204
+    updated = (await shop.get(agreement_id)).json
+    assert updated["productName"] == "Premium" and updated["history"][-1]["event"] == "UPDATE"
+    assert (await shop.update(agreement_id, {"status": "STOPPED"})).status == 204
+    assert (await shop.get(agreement_id)).json["status"] == "STOPPED"
+    assert (await sandbox.request("POST", "/_sandbox/reset", "test")).status == 200
+    shop = merchant(sandbox)
+    assert_problem(await shop.get(agreement_id), 404, "resource-not-found")

@@ -77,6 +77,20 @@ async def test_tampered_claims(sandbox, merchant):
     assert_refused(await call(sandbox, other, forged), "token-invalid")
 
 
+async def test_tampered_claims_after_the_genuine_token_was_verified(sandbox, merchant):
+    """A forgery that keeps the genuine token's signature, sent once the genuine token is in the cache of verified
+    tokens (sandbox/gateway/tokens.py), is still checked whole: a cache keyed by a part of the token would let it
+    through."""
+    keyset, token = merchant
+    assert (await call(sandbox, keyset, token)).headers["Vipps-Sandbox-Decision"] == "allow"
+    header, payload, signature = parts(token)
+    other = sandbox.keys("merchant", "test")[1]
+    forged = assemble(header, payload | {"cid": other["client_id"], "owner": other["owner"]}, signature)
+    assert forged.rsplit(".", 1)[1] == token.rsplit(".", 1)[1]
+    assert_refused(await call(sandbox, other, forged), "token-invalid")
+    assert (await call(sandbox, keyset, token)).headers["Vipps-Sandbox-Decision"] == "allow"
+
+
 async def test_kid_swapped(sandbox, merchant):
     keyset, token = merchant
     header, payload, signature = parts(token)

@@ -10,7 +10,6 @@ import html
 import io
 from urllib.parse import quote
 
-import segno
 from aiohttp import web
 
 from sandbox.apis.epayment import express
@@ -347,6 +346,8 @@ def setup(app: web.Application, key: web.AppKey) -> None:
         token = await _token(request)
         payments.by_token(token)
         target = f"{request.scheme}://{request.host}/_sandbox/landing?token={quote(token)}"
+        import segno  # only the QR code needs it (~10 ms to import): on first use
+
         code = segno.make(target, error="m")
         buffer = io.BytesIO()
         if request.query.get("format", "svg") == "png":

@@ -61,6 +61,7 @@ INTERVAL_TEXT = {"DAY": "day", "WEEK": "week", "MONTH": "month", "YEAR": "year"}
 TOKEN_CONTEXT = b"vipps-sandbox recurring confirmation token v1|"  # what the MAC is for, so it signs nothing else
 TOKEN_MAC = 16
 CONTINUATION_CONTEXT = b"vipps-sandbox recurring continuation token v1|"
+VIEW_CACHE = 2048  # agreements whose GET bytes are kept (the recently read ones)
 CANCELLABLE = frozenset({"PENDING", "DUE", "RESERVED", "PARTIALLY_CAPTURED"})
 REFUNDABLE = frozenset({"CHARGED", "PARTIALLY_CAPTURED", "PARTIALLY_REFUNDED"})
 #: Charges that count towards the LEGACY interval limit (all but those that will never take money).
@@ -190,6 +191,8 @@ class RecurringBackend:
         #: One dict per distinct interval, shared by the agreements that have it (never changed in place: an update
         #: gives the agreement another): ~180 B less per agreement.
         self._intervals: dict[tuple[str, int, type], dict] = {}
+        #: GET agreement's bytes per agreement: (the agreement, its history length, origin, landing key, bytes).
+        self._views: dict[tuple[Env, str, str], tuple[Agreement, int, str, bytes, bytes]] = {}
         self._seq = 0
         self._transaction_seq = 0
 
@@ -486,6 +489,25 @@ class RecurringBackend:
         if agreement.status == "PENDING" and origin is not None:
             body["vippsConfirmationUrl"] = self.confirmation_url(agreement, origin)
         body["history"] = agreement_history_view(agreement.history)
+        return body
+
+    def agreement_bytes(self, agreement: Agreement, origin: str) -> bytes:
+        """`agreement_view` as JSON bytes, for `GET …/agreements/{agreementId}`, the hot path.
+
+        Every change to an agreement adds a history entry (update, approve, stop, expire, reject), so the bytes of
+        recently read agreements are kept with the history's length (bounded; emptied by `clear`, which reset and
+        snapshot loads call). The agreement object itself and the landing key (in a PENDING agreement's
+        vippsConfirmationUrl) are part of the check too."""
+        key = (agreement.env, agreement.msn, agreement.id)
+        version, landing_key = len(agreement.history), self.runtime.landing_key
+        cached = self._views.get(key)
+        if cached is not None and cached[0] is agreement and cached[1] == version and cached[2] == origin \
+                and cached[3] is landing_key:
+            return cached[4]
+        body = json.dumps(self.agreement_view(agreement, origin)).encode()
+        if len(self._views) >= VIEW_CACHE:
+            self._views.clear()
+        self._views[key] = (agreement, version, origin, landing_key, body)
         return body
 
     @staticmethod

@@ -112,7 +112,8 @@ async def get_agreement(request: web.Request) -> web.Response:
     recurring = backend(request)
     recurring.unit_allowed(msn)
     agreement = recurring.agreement(env, msn, request.match_info["agreementId"])
-    return reply(200, recurring.agreement_view(agreement, origin(request)))
+    body = recurring.agreement_bytes(agreement, origin(request))
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 async def update(request: web.Request) -> web.Response:
