@@ -10,6 +10,7 @@ from types import ModuleType
 
 from aiohttp import web
 
+from sandbox.apis.donations import routes as donations
 from sandbox.apis.epayment import routes as epayment
 from sandbox.apis.management import routes as management
 from sandbox.apis.recurring import routes as recurring
@@ -37,6 +38,7 @@ PACKAGES = (
     management,
     report,
     webhooks,
+    donations,
     control,
     phone,
     dashboard,
