@@ -18,6 +18,7 @@ import raw_http
 from api_formats import error_format_problem
 from multidict import CIMultiDict
 
+from sandbox.apis.donations.routes import DONATIONS
 from sandbox.apis.report.ledger import ledger_id_for
 from sandbox.core.model import Env
 from sandbox.gateway.policy import ROUTES, Api, Auth, RoutePolicy
@@ -45,7 +46,9 @@ IGNORES_BODY = {"sandbox.keys.regenerate", "sandbox.keys.regenerate_subscription
                 # Recurring: cancel takes no body; the control plane's reject, expire and stop ignore one.
                 "recurring.charges.cancel", "sandbox.recurring.agreements.reject",
                 "sandbox.recurring.agreements.expire", "sandbox.recurring.agreements.stop",
-                "sandbox.recurring.confirm.reject"}
+                "sandbox.recurring.confirm.reject",
+                # Donations: stop takes no body.
+                "donations.agreements.stop"}
 #: Free-form labels held in memory, never file names: ".." is just a name there.
 FREE_FORM_NAMES = {"sandbox.inbox.get", "sandbox.inbox.post"}
 #: POST routes whose whole body is optional JSON: an empty one is fine.
@@ -53,6 +56,10 @@ EMPTY_BODY_OK = IGNORES_BODY | {"sandbox.clock.set", "sandbox.snapshot", "sandbo
                                 "epayment.force_approve", "sandbox.dashboard.payment_action",
                                 "recurring.agreements.update", "sandbox.recurring.agreements.approve",
                                 "sandbox.recurring.confirm.approve"}
+
+
+def world_merchant_key(sandbox, role: str) -> str:
+    return next(m.key for m in sandbox.runtime.world.merchants.values() if m.role == role)
 
 
 def env_of(route: RoutePolicy) -> str:
@@ -103,6 +110,11 @@ class Corpus:
                                             "retryDays": 0, "transactionType": "DIRECT_CAPTURE"})
         assert reply.status == 400 or reply.status == 201, reply.text
         self.charge_id = reply.json.get("chargeId", "chr-none")
+        # Donations: merchant-level keys of premium-shop, and one of its donation agreements to aim at.
+        merchant_key = world_merchant_key(sb, "premium-shop")
+        self.auth[Api.DONATIONS] = await sb.auth_headers(sb.key("merchant-level", "production", owner=merchant_key))
+        self.donation_id = next(a.id for a in sb.running.app[DONATIONS].agreements.values()
+                                if sb.runtime.world.sales_units[a.msn].merchant == merchant_key)
 
     def values(self, route: RoutePolicy) -> dict[str, str]:
         world = self.sandbox.runtime.world
@@ -117,6 +129,8 @@ class Corpus:
         values["phoneNumber"] = next(iter(world.users))  # the virtual phone of a test user (issue 16)
         if "recurring" in route.name:
             values["msn"] = self.recurring_msn
+        if "donations" in route.name:
+            values["agreementId"] = self.donation_id
         if route.name.startswith("management.merchants"):
             values["id"] = merchant.id
         if route.name == "sandbox.dashboard.asset":

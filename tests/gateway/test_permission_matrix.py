@@ -1,4 +1,4 @@
-"""The permission matrix: every bearer route of sandbox/gateway/policy.py x key type (all five) x environment x MSN case.
+"""The permission matrix: every bearer route of sandbox/gateway/policy.py x key type (all five) x env x MSN case.
 
 The parameters are generated from the policy table, so a new route is covered the moment it is
 added. The expected outcome comes from an independent oracle written from the seed pages (the

@@ -34,7 +34,8 @@ def shape(body: object) -> str:
 SHAPES = {Api.TOKEN: {"oauth", "azure-ad", "gateway", "apim"}, Api.EPAYMENT: {"problem", "gateway", "apim"},
           Api.WEBHOOKS: {"problem", "gateway", "apim"}, Api.MANAGEMENT: {"management-problem", "gateway", "apim"},
           Api.REPORT: {"problem", "report-401", "gateway", "apim"}, Api.SANDBOX: {"problem", "gateway", "apim"},
-          Api.RECURRING: {"recurring-problem", "gateway", "apim"}}
+          Api.RECURRING: {"recurring-problem", "gateway", "apim"},
+          Api.DONATIONS: {"problem", "gateway", "apim"}}  # UNCERTAIN: the generic Vipps problem (no spec)
 JSON_TYPES = ("application/json", "application/problem+json")
 
 
