@@ -148,7 +148,7 @@ async def test_an_agreement_as_the_reference_shows_it(sandbox):
 
 
 async def test_404_for_another_merchants_agreement_and_for_none(sandbox):
-    other = agreements_of(sandbox, "independent")[0]
+    other = agreements_of(sandbox, "premium-fi")[0]  # a merchant of the same partner, with no merchant-level keys
     headers = await bearer(sandbox, merchant_level(sandbox))
     hidden = await sandbox.request("GET", f"/donations/v1/agreements/{other.id}", "production", headers=headers)
     missing = await sandbox.request("GET", "/donations/v1/agreements/00000000-0000-4000-8000-000000000000",
@@ -161,13 +161,19 @@ async def test_404_for_another_merchants_agreement_and_for_none(sandbox):
     # stop is hidden the same way, and changes nothing
     stop = await sandbox.request("POST", f"/donations/v1/agreements/{other.id}/stop", "production", headers=headers)
     assert stop.status == 404 and other.status == "ACTIVE"
-    # partner keys: a sales unit not connected to the partner is hidden too
+    # partner keys: a sales unit not connected to the partner is hidden too; the connected ones are not
+    created = await sandbox.request("POST", "/_sandbox/donations/agreements", "production", json_body={
+        "msn": sandbox.msn_role("independent-1"), "amount": 20000, "withdrawalDay": 12})
+    assert created.status == 201, created.text
     partner = await sandbox.auth_headers(partner_keys(sandbox))
-    hidden = await sandbox.request("GET", f"/donations/v1/agreements/{other.id}", "production", headers=partner)
+    path = f"/donations/v1/agreements/{created.json['id']}"
+    hidden = await sandbox.request("GET", path, "production", headers=partner)
     assert hidden.status == 404 and "not connected" in hidden.headers["Vipps-Sandbox-Reason"]
-    mine = agreements_of(sandbox, "premium-shop")[0]
-    seen = await sandbox.request("GET", f"/donations/v1/agreements/{mine.id}", "production", headers=partner)
-    assert seen.status == 200
+    independent = await bearer(sandbox, merchant_level(sandbox, "independent"))
+    assert (await sandbox.request("GET", path, "production", headers=independent)).status == 200
+    for mine in (agreements_of(sandbox, "premium-shop")[0], other):
+        seen = await sandbox.request("GET", f"/donations/v1/agreements/{mine.id}", "production", headers=partner)
+        assert seen.status == 200
 
 
 async def test_stop_is_idempotent_and_tells_the_webhooks_once(sandbox):
@@ -220,16 +226,18 @@ async def test_monthly_payments_on_the_virtual_clock_appear_in_the_ledger(sandbo
             day = datetime.fromisoformat(payment["capturedAt"]).astimezone(UTC).day
             assert day == agreement.withdrawal_day and payment["amount"] == str(agreement.amount)
     psps = {p["pspReference"] for p in payments}
-    msn = sandbox.msn_role("premium-shop-1")
-    ledger = ledger_id_for(msn)
     accountant = await sandbox.auth_headers(sandbox.key("accounting", "production",
                                                         owner=sandbox.partner_role("accountant")))
-    for who in (headers, accountant):
-        reply = await sandbox.request("GET", f"/report/v2/ledgers/{ledger}/funds/feed", "production", headers=who)
-        assert reply.status == 200, reply.text
-        booked = {item["pspReference"] for item in reply.json["items"] if item["entryType"] == "capture"}
-        assert {p["pspReference"] for p in payments if p["recipientHandle"] == f"api:{msn}"} <= booked
-        assert booked <= psps
+    for msn in {a.msn for a in active}:
+        ledger = ledger_id_for(msn)
+        paid_here = {p["pspReference"] for p in payments if p["recipientHandle"] == f"api:{msn}"}
+        assert paid_here
+        for who in (headers, accountant):
+            reply = await sandbox.request("GET", f"/report/v2/ledgers/{ledger}/funds/feed", "production",
+                                          headers=who)
+            assert reply.status == 200, reply.text
+            booked = {item["pspReference"] for item in reply.json["items"] if item["entryType"] == "capture"}
+            assert booked == paid_here and booked <= psps
 
 
 def withdrawals(day: int, start: float, end: float) -> int:
