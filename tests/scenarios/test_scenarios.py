@@ -18,15 +18,17 @@ ISSUE_SIX = {"janitor-keys", "postman-keys", "accounting-keys", "partner-keys-in
 
 #: Issue 15's narrated Recurring story (partner keys, three virtual months, one failure retried).
 ISSUE_FIFTEEN = {"recurring-partner"}
+#: Issue 18's narrated Donations story (a donations partner reading its payments).
+ISSUE_EIGHTEEN = {"donations-partner"}
 
 
 def test_the_seven_stories_of_issue_six_are_bundled():
     assert ISSUE_SIX <= {path.stem for path in bundled()}
 
 
-def test_exactly_the_stories_of_issues_six_and_fifteen_are_bundled():
-    """Eight files in scenarios/: a story added or lost shows here (and each is run by the test below)."""
-    assert {path.stem for path in bundled()} == ISSUE_SIX | ISSUE_FIFTEEN
+def test_exactly_the_stories_of_issues_six_fifteen_and_eighteen_are_bundled():
+    """Nine files in scenarios/: a story added or lost shows here (and each is run by the test below)."""
+    assert {path.stem for path in bundled()} == ISSUE_SIX | ISSUE_FIFTEEN | ISSUE_EIGHTEEN
 
 
 @pytest.mark.parametrize("path", bundled(), ids=lambda p: p.stem)
