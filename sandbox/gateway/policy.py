@@ -416,6 +416,8 @@ KEY_TYPE_DENIALS: dict[tuple[KeyType, Api], tuple[str, str]] = {
         "keys (POST /miami/v1/token, scope=donations:read), or partner keys."),
 }
 
+#: The matrix's cell for an API that refuses merchant-level keys (the full reason is merchant_level_denial's).
+MERCHANT_LEVEL_MATRIX = "Merchant-level keys reach Donations, their merchant's ledgers and donations.* webhooks only."
 MERCHANT_LEVEL_REACH = ("the Donations API, the Report API for their own merchant's ledgers, and the Webhooks API "
                         "for donations.* events")
 
@@ -669,7 +671,7 @@ def matrix() -> list[dict]:
                                  "allowed": False,
                                  "reason": f"The {rule.title} exists only in production."})
                 elif key_type not in rule.key_types:
-                    fallback = merchant_level_denial(rule) if key_type is KeyType.MERCHANT_LEVEL else (
+                    fallback = ("", MERCHANT_LEVEL_MATRIX) if key_type is KeyType.MERCHANT_LEVEL else (
                         "", f"Not for {key_type} keys.")
                     reason = KEY_TYPE_DENIALS.get((key_type, api), fallback)[1]
                     rows.append({"keyType": str(key_type), "api": rule.title, "environment": str(env),
