@@ -85,7 +85,8 @@ async def test_the_standard_token_endpoint_refuses_them_naming_the_key_type(sand
 async def test_every_other_api_refuses_them_with_a_reason_naming_the_key_type(sandbox, route_name):
     route = ROUTES[route_name]
     headers = await bearer(sandbox, merchant_level(sandbox))
-    path = re.sub(r"\{(\w+)\}", lambda m: VALUES[m.group(1)], route.path)
+    # any other path parameter (a new API's) gets a plausible value: the gateway refuses before any handler runs
+    path = re.sub(r"\{(\w+)\}", lambda m: VALUES.get(m.group(1), "ml-value-1"), route.path)
     env = "production" if "production" in {str(e) for e in route.allowed_envs} else "test"
     reply = await sandbox.request(route.method, path, env, headers=headers | {"Idempotency-Key": "ml-idem-1"},
                                   json_body={} if route.method in ("POST", "PUT", "PATCH") else None)
