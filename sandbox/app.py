@@ -10,6 +10,7 @@ from types import ModuleType
 
 from aiohttp import web
 
+from sandbox.apis.donations import routes as donations
 from sandbox.apis.epayment import routes as epayment
 from sandbox.apis.login import routes as login
 from sandbox.apis.management import routes as management
@@ -46,6 +47,7 @@ PACKAGES = (
     qr,  # issue 18
     ordermanagement,  # issue 18
     login,
+    donations,
     control,
     phone,
     readiness,

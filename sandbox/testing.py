@@ -23,7 +23,7 @@ from sandbox.apis.report import response_schemas as report_responses
 from sandbox.apis.userinfo import response_schemas as userinfo_responses
 from sandbox.apis.webhooks import event_schemas
 from sandbox.core.keys_listing import keyset_rows
-from sandbox.core.model import Env, KeyType
+from sandbox.core.model import MIAMI_KEY_TYPES, Env, KeyType
 from sandbox.core.runtime import Runtime
 from sandbox.core.settings import Settings
 from sandbox.gateway.context import RUNTIME
@@ -80,7 +80,7 @@ class SandboxClient:
 
     async def token(self, keyset: dict, env: str | None = None) -> str:
         env = env or keyset["environment"]
-        if keyset["type"] in (KeyType.MANAGEMENT, KeyType.ACCOUNTING):
+        if keyset["type"] in MIAMI_KEY_TYPES:
             basic = base64.b64encode(f"{keyset['client_id']}:{keyset['client_secret']}".encode()).decode()
             reply = await self.request("POST", "/miami/v1/token", env, data="grant_type=client_credentials",
                                        headers={"Authorization": f"Basic {basic}",

@@ -131,7 +131,8 @@ async def keys_list(request: web.Request) -> web.Response:
         key_type = KeyType(query["type"]) if query.get("type") else None
         env = Env(query["env"]) if query.get("env") else None
     except ValueError as exc:
-        raise Problem(400, "Bad Request", f"{exc}; type is merchant|partner|management|accounting and env is "
+        raise Problem(400, "Bad Request", f"{exc}; type is merchant|partner|management|accounting|"
+                      "merchant-level and env is "
                       "test|production.") from exc
     try:
         rows = keyset_rows(request.app[RUNTIME].world, key_type, env, query.get("msn"), query.get("role"))

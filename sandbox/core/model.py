@@ -21,10 +21,12 @@ class KeyType(StrEnum):
     PARTNER = "partner"
     MANAGEMENT = "management"
     ACCOUNTING = "accounting"
+    #: Donations: keys of an organisation (a merchant), not of a sales unit; production only (reference 1a).
+    MERCHANT_LEVEL = "merchant-level"
 
 
 #: Key types whose tokens come from POST /miami/v1/token and carry no subscription key.
-MIAMI_KEY_TYPES = frozenset({KeyType.MANAGEMENT, KeyType.ACCOUNTING})
+MIAMI_KEY_TYPES = frozenset({KeyType.MANAGEMENT, KeyType.ACCOUNTING, KeyType.MERCHANT_LEVEL})
 
 MARKET_CURRENCY = {"NO": "NOK", "DK": "DKK", "FI": "EUR"}
 
@@ -82,7 +84,7 @@ class KeySet:
     client_secret: str | None  # None only when restored from a snapshot that holds just its digest
     subscription_key_primary: str | None
     subscription_key_secondary: str | None
-    owner: str  # partner id, MSN, or merchant key (for a merchant's own management keys)
+    owner: str  # partner id, MSN, or merchant key (a merchant's own management keys, merchant-level keys)
     secret_version: int = 1
     #: SHA-256 digests standing in for values a snapshot did not keep (snapshots never hold secrets).
     digests: dict[str, str] = field(default_factory=dict)

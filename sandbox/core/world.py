@@ -185,9 +185,9 @@ class World:
         if keyset.type is KeyType.ACCOUNTING:
             return [msn for partner, merchant in sorted(self.consents) if partner == keyset.owner
                     for msn in self.merchant_msns.get(merchant, [])]
-        if keyset.owner in self.partners:
+        if keyset.type is not KeyType.MERCHANT_LEVEL and keyset.owner in self.partners:
             return list(self.partner_msns.get(keyset.owner, []))
-        return list(self.merchant_msns.get(keyset.owner, []))  # a merchant's own management keys
+        return list(self.merchant_msns.get(keyset.owner, []))  # a merchant's own management or merchant-level keys
 
     def can_reach(self, keyset: KeySet, msn: str) -> bool:
         """O(1) for the common cases: is this MSN within these keys' reach?"""
@@ -198,9 +198,9 @@ class World:
             return keyset.owner == msn
         if keyset.type is KeyType.ACCOUNTING:
             return (keyset.owner, unit.merchant) in self.consents
-        if keyset.owner in self.partners:
+        if keyset.type is not KeyType.MERCHANT_LEVEL and keyset.owner in self.partners:
             return unit.partner_id == keyset.owner
-        return unit.merchant == keyset.owner
+        return unit.merchant == keyset.owner  # a merchant's own management keys, merchant-level keys
 
     def is_active(self, msn: str) -> bool:
         unit = self.sales_units.get(msn)
@@ -226,6 +226,10 @@ class World:
                 return f"Management keys of {partner.name} ({partner.level}): manage its {units}, never move money"
             merchant = self.merchants[keyset.owner]
             return f"Management keys of merchant {merchant.name}: manage its own {units}, never move money"
+        if keyset.type is KeyType.MERCHANT_LEVEL:
+            merchant = self.merchants[keyset.owner]
+            return (f"Merchant-level keys of merchant {merchant.name} (Donations): read donations, its own "
+                    f"ledgers and donations.* webhooks for its {units}, never move money")
         partner = self.partners[keyset.owner]
         return (f"Accounting keys of {partner.name}: read the Report API for the {units} "
                 f"of merchants that consented")

@@ -1,8 +1,9 @@
 """JSON the dashboard reads: the building (directory + keys on their rings) and live listings.
 
 The building is the World seen as a house: each sales unit is a door, merchant keys open one
-door, partner keys every connected door, management keys the mailroom (the Management API) and
-accounting keys the ledger room of merchants that consented. Secrets are masked (last 4 only).
+door, partner keys every connected door, management keys the mailroom (the Management API),
+accounting keys the ledger room of merchants that consented, and merchant-level keys (hanging on a
+merchant's ring, not a door's) the merchant's donations office. Secrets are masked (last 4 only).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def _opens(world: World, keyset: KeySet) -> str:
         return "every connected door"
     if keyset.type is KeyType.MANAGEMENT:
         return "the mailroom (Management API) of the sales units it manages"
+    if keyset.type is KeyType.MERCHANT_LEVEL:
+        return "the donations office of its own merchant (Donations API, its ledgers, donations.* webhooks)"
     return "the ledger room of merchants that consented"
 
 

@@ -10,6 +10,8 @@ The rules come from the Vipps MobilePay documentation on API keys and partner ke
   act on behalf of merchants (otherwise they manage only);
 - management keys manage sales units but never make payments or read reports;
 - accounting keys read reports only, and only for merchants that consented;
+- merchant-level keys (Donations) belong to a merchant, not a sales unit: they reach the Donations API, the
+  Report API for their merchant's ledgers and Webhooks for donations.* events only (reference section 1b);
 - keys never work in the other environment.
 """
 
@@ -35,6 +37,7 @@ class Api(StrEnum):
     WEBHOOKS = "webhooks"
     RECURRING = "recurring"
     LOGIN = "login"
+    DONATIONS = "donations"
     SANDBOX = "sandbox"
     USERINFO = "userinfo"
     # issue 18 (reference section 1b): QR and Order Management
@@ -105,6 +108,19 @@ APIS: dict[Api, ApiRule] = {
                                   Auth.BEARER, "Order Management API", "ordermanagement"),
 }
 
+# -- Merchant-level keys and the Donations API (issue 18) ---------------------------------------------
+# Reference section 1b: merchant-level keys reach the Donations API, the Report API (their merchant's ledgers)
+# and Webhooks (donations.* events only: see merchant_level_webhook_denial); every other API refuses them
+# (merchant_level_denial names the key type). The Donations API: merchant-level keys and partner keys (the
+# standard flow, since May 2026), production only; sales unit keys only for legacy "Recurring donations" units,
+# which the sandbox has none of (UNCERTAIN, docs/reference/fidelity.md). The MSN is optional for partner keys
+# (it narrows to one connected sales unit) and plays no part for merchant-level keys.
+# A new API: leave KeyType.MERCHANT_LEVEL out of its key_types (decide() then refuses it with the reason).
+APIS[Api.REPORT] = replace(APIS[Api.REPORT], key_types=APIS[Api.REPORT].key_types | {KeyType.MERCHANT_LEVEL})
+APIS[Api.WEBHOOKS] = replace(APIS[Api.WEBHOOKS], key_types=APIS[Api.WEBHOOKS].key_types | {KeyType.MERCHANT_LEVEL})
+APIS[Api.DONATIONS] = ApiRule(PRODUCTION, frozenset({KeyType.MERCHANT_LEVEL, KeyType.PARTNER}), MsnRule.OPTIONAL,
+                              Auth.BEARER, "Donations API", "donations")
+
 
 @dataclass(frozen=True)
 class RoutePolicy:
@@ -161,7 +177,8 @@ TEST_ONLY = TEST
 
 TOKEN_ROUTES = (
     R("token.accesstoken", "POST", "/accesstoken/get", Api.TOKEN, summary="standard token (merchant, partner keys)"),
-    R("token.miami", "POST", "/miami/v1/token", Api.TOKEN, summary="specialized token (management, accounting keys)"),
+    R("token.miami", "POST", "/miami/v1/token", Api.TOKEN,
+      summary="specialized token (management, accounting, merchant-level keys)"),
 )
 EPAYMENT_ROUTES = (
     R("epayment.create", "POST", "/epayment/v1/payments", Api.EPAYMENT, summary="create a payment"),
@@ -453,6 +470,26 @@ SANDBOX_LOGIN_ROUTES = served_by(
     R("sandbox.login.clients.update", "POST", "/_sandbox/login/clients/{client_id}", Api.SANDBOX,
       summary="register redirect URIs, switch a client to client_secret_basic only"),
 )
+# The Donations API (issue 18; production only) and its control plane (seeding agreements and payments).
+DONATIONS_ROUTES = (
+    R("donations.payments", "GET", "/donations/v1/reports/payments", Api.DONATIONS,
+      summary="donation payments captured between from and to (paged by timestamp)"),
+    R("donations.agreements.get", "GET", "/donations/v1/agreements/{agreementId}", Api.DONATIONS,
+      summary="a donation agreement"),
+    R("donations.agreements.stop", "POST", "/donations/v1/agreements/{agreementId}/stop", Api.DONATIONS,
+      summary="stop a donation agreement (idempotent)"),
+)
+SANDBOX_DONATIONS_ROUTES = served_by(
+    "donations",
+    R("sandbox.donations.agreements.list", "GET", "/_sandbox/donations/agreements", Api.SANDBOX,
+      summary="every donation agreement"),
+    R("sandbox.donations.agreements.create", "POST", "/_sandbox/donations/agreements", Api.SANDBOX,
+      summary="a donor starts a monthly donation agreement"),
+    R("sandbox.donations.agreements.change", "POST", "/_sandbox/donations/agreements/{agreementId}/change",
+      Api.SANDBOX, summary="the donor changes the amount or the withdrawal day"),
+    R("sandbox.donations.payments.create", "POST", "/_sandbox/donations/payments", Api.SANDBOX,
+      summary="seed one-off donations (captured now, or spread back in time)"),
+)
 
 ROUTES: dict[str, RoutePolicy] = _routes(
     *TOKEN_ROUTES, *EPAYMENT_ROUTES, *MANAGEMENT_ROUTES, *REPORT_ROUTES, *WEBHOOKS_ROUTES, *RECURRING_ROUTES,
@@ -464,6 +501,7 @@ ROUTES: dict[str, RoutePolicy] = _routes(
     *SANDBOX_CONTROL_ROUTES, *SANDBOX_WEBHOOKS_ROUTES, *SANDBOX_READINESS_ROUTES,
     *QR_ROUTES, *SANDBOX_QR_ROUTES, *ORDER_MANAGEMENT_ROUTES,
     *LOGIN_ROUTES, *SANDBOX_LOGIN_ROUTES,
+    *DONATIONS_ROUTES, *SANDBOX_DONATIONS_ROUTES,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -471,7 +509,8 @@ ROUTES: dict[str, RoutePolicy] = _routes(
 # ---------------------------------------------------------------------------------------------
 
 KEY_TYPE_NAMES = {KeyType.MERCHANT: "Merchant keys", KeyType.PARTNER: "Partner keys",
-                  KeyType.MANAGEMENT: "Management keys", KeyType.ACCOUNTING: "Accounting keys"}
+                  KeyType.MANAGEMENT: "Management keys", KeyType.ACCOUNTING: "Accounting keys",
+                  KeyType.MERCHANT_LEVEL: "Merchant-level keys"}
 
 #: (key type, API) -> (rule id, reason) for key types an API refuses outright.
 KEY_TYPE_DENIALS: dict[tuple[KeyType, Api], tuple[str, str]] = {
@@ -535,7 +574,56 @@ KEY_TYPE_DENIALS: dict[tuple[KeyType, Api], tuple[str, str]] = {
     (KeyType.ACCOUNTING, Api.ORDER_MANAGEMENT): (
         "accounting-keys-report-only",
         "Accounting keys reach the Report API only: they cannot add receipts or categories to orders."),
+    # The Donations API (reference section 1b).
+    (KeyType.MERCHANT, Api.DONATIONS): (
+        "donations-needs-merchant-level-keys",
+        "Merchant keys (sales unit keys) do not reach the Donations API: only legacy \"Recurring donations\" sales "
+        "units did, and the sandbox has none. Use the merchant's merchant-level keys (POST /miami/v1/token), or "
+        "partner keys."),
+    (KeyType.MANAGEMENT, Api.DONATIONS): (
+        "donations-needs-merchant-level-keys",
+        "Management keys do not reach the Donations API: it needs the merchant's merchant-level keys "
+        "(POST /miami/v1/token, scope=donations:read), or partner keys."),
+    (KeyType.ACCOUNTING, Api.DONATIONS): (
+        "donations-needs-merchant-level-keys",
+        "Accounting keys reach the Report API only, not the Donations API: it needs the merchant's merchant-level "
+        "keys (POST /miami/v1/token, scope=donations:read), or partner keys."),
 }
+
+#: The matrix's cell for an API that refuses merchant-level keys (the full reason is merchant_level_denial's).
+MERCHANT_LEVEL_MATRIX = "Merchant-level keys reach Donations, their merchant's ledgers and donations.* webhooks only."
+MERCHANT_LEVEL_REACH = ("the Donations API, the Report API for their own merchant's ledgers, and the Webhooks API "
+                        "for donations.* events")
+
+
+def merchant_level_denial(rule: ApiRule) -> tuple[str, str]:
+    """Why merchant-level keys may not call an API (every API but Donations, Report and Webhooks, new ones too)."""
+    return ("merchant-level-keys-donations-only",
+            f"Merchant-level keys (Donations) do not reach the {rule.title}: they reach {MERCHANT_LEVEL_REACH} only.")
+
+
+def merchant_level_webhook_denial(keyset: KeySet, events: list) -> Decision | None:
+    """Merchant-level keys register webhooks for donations.* events only (reference section 1b); None: they may."""
+    if keyset.type is not KeyType.MERCHANT_LEVEL:
+        return None
+    others = [str(event) for event in events if not str(event).startswith("donations.")]
+    if not others:
+        return None
+    return deny("merchant-level-keys-donations-webhooks-only",
+                f"Merchant-level keys register webhooks for donations.* events only, not {others[0][:60]!r}: "
+                f"they reach {MERCHANT_LEVEL_REACH} only.")
+
+
+def merchant_level_decision(rule: ApiRule, keyset: KeySet, world: World) -> Decision:
+    """Merchant-level keys act for their own merchant (an organisation) and all its sales units; they carry no
+    MSN, and one sent anyway is ignored (a real Donations client sends it: reference section 1a)."""
+    merchant = world.merchants.get(keyset.owner)
+    if merchant is None or not merchant.active:
+        return deny("merchant-not-active", f"Merchant {keyset.owner}, whose merchant-level keys these are, is "
+                    "deactivated.")
+    return allow("merchant-level-keys-own-merchant",
+                 f"Merchant-level keys act for their own merchant {merchant.name} ({merchant.key}) in the "
+                 f"{rule.title}; the Merchant-Serial-Number header plays no part.")
 
 
 #: APIs where keys act on behalf of a sales unit (partners must be approved for it, and send the MSN).
@@ -640,9 +728,12 @@ def decide(route: RoutePolicy, keyset: KeySet, env: Env, msn: str | None, world:
         return deny("keys-stay-in-their-environment",
                     f"{who} of the {keyset.environment} environment never work in the {env} environment.", 401)
     if keyset.type not in rule.key_types:
-        rule_id, reason = KEY_TYPE_DENIALS.get(
-            (keyset.type, route.api), ("key-type-not-allowed", f"{who} do not reach the {rule.title}."))
+        fallback = merchant_level_denial(rule) if keyset.type is KeyType.MERCHANT_LEVEL else (
+            "key-type-not-allowed", f"{who} do not reach the {rule.title}.")
+        rule_id, reason = KEY_TYPE_DENIALS.get((keyset.type, route.api), fallback)
         return deny(rule_id, reason)
+    if keyset.type is KeyType.MERCHANT_LEVEL:
+        return merchant_level_decision(rule, keyset, world)
 
     if route.partners_only and keyset.owner not in world.partners:
         mine = "Merchant keys" if keyset.type is KeyType.MERCHANT else "A merchant's own management keys"
@@ -695,17 +786,21 @@ def decide(route: RoutePolicy, keyset: KeySet, env: Env, msn: str | None, world:
     return allow(f"{keyset.type}-keys-connected-sales-unit", f"{who} {verb} connected sales unit {msn}.", msn)
 
 
+#: Who reads ledgers: merchant keys (their own), accounting keys (with consent), merchant-level keys (their merchant's).
+LEDGER_READERS = frozenset({KeyType.MERCHANT, KeyType.ACCOUNTING, KeyType.MERCHANT_LEVEL})
+
+
 def can_read_ledger(keyset: KeySet, msn: str, world: World) -> bool:
     """Report API visibility, asked on every request so consent changes count at once: merchant keys
     read their own sales unit's ledger; accounting keys the ledgers of merchants that consented."""
-    if keyset.type not in (KeyType.MERCHANT, KeyType.ACCOUNTING):
+    if keyset.type not in LEDGER_READERS:
         return False
     return world.can_reach(keyset, msn)
 
 
 def readable_ledger_msns(keyset: KeySet, world: World) -> list[str]:
     """The sales units whose ledgers these keys may list (see can_read_ledger)."""
-    if keyset.type not in (KeyType.MERCHANT, KeyType.ACCOUNTING):
+    if keyset.type not in LEDGER_READERS:
         return []
     return [msn for msn in world.reach(keyset) if msn in world.sales_units]
 
@@ -715,7 +810,8 @@ def readable_ledger_msns(keyset: KeySet, world: World) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 TOKEN_ENDPOINT_KEY_TYPES = {"token.accesstoken": frozenset({KeyType.MERCHANT, KeyType.PARTNER}),
-                            "token.miami": frozenset({KeyType.MANAGEMENT, KeyType.ACCOUNTING})}
+                            "token.miami": frozenset({KeyType.MANAGEMENT, KeyType.ACCOUNTING,
+                                                      KeyType.MERCHANT_LEVEL})}
 
 
 def token_decision(route_name: str, keyset: KeySet, env: Env) -> Decision:
@@ -754,12 +850,17 @@ def matrix() -> list[dict]:
                                  "allowed": False,
                                  "reason": f"The {rule.title} exists only in production."})
                 elif key_type not in rule.key_types:
-                    reason = KEY_TYPE_DENIALS.get((key_type, api), ("", f"Not for {key_type} keys."))[1]
+                    fallback = ("", MERCHANT_LEVEL_MATRIX) if key_type is KeyType.MERCHANT_LEVEL else (
+                        "", f"Not for {key_type} keys.")
+                    reason = KEY_TYPE_DENIALS.get((key_type, api), fallback)[1]
                     rows.append({"keyType": str(key_type), "api": rule.title, "environment": str(env),
                                  "allowed": False, "reason": reason})
                 elif key_type is KeyType.PARTNER and env is Env.TEST:
                     rows.append({"keyType": str(key_type), "api": rule.title, "environment": str(env),
                                  "allowed": False, "reason": "Partner keys only work in production."})
+                elif key_type is KeyType.MERCHANT_LEVEL and env is Env.TEST:
+                    rows.append({"keyType": str(key_type), "api": rule.title, "environment": str(env),
+                                 "allowed": False, "reason": "Merchant-level keys exist only in production."})
                 else:
                     rows.append({"keyType": str(key_type), "api": rule.title, "environment": str(env),
                                  "allowed": True, "reason": _allowed_reason(key_type, api)})
@@ -772,7 +873,13 @@ def _allowed_reason(key_type: KeyType, api: Api) -> str:
     if key_type is KeyType.PARTNER:
         if api is Api.MANAGEMENT:
             return "For every connected sales unit."
+        if api is Api.DONATIONS:
+            return "For connected sales units (all, or the one the optional Merchant-Serial-Number names)."
         return "For connected sales units, with Merchant-Serial-Number, if the partner is approved."
     if key_type is KeyType.MANAGEMENT:
         return "For the sales units they manage."
+    if key_type is KeyType.MERCHANT_LEVEL:
+        if api is Api.WEBHOOKS:
+            return "For donations.* events of their own merchant only."
+        return "For their own merchant (an organisation) and all its sales units."
     return "For merchants that consented."

@@ -19,7 +19,8 @@ from sandbox.scenarios.paths import FILTERS, known_zone, split_filters
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 AUTH_MODES = ("auto", "bearer", "credentials", "none")
 MATCHERS = ("contains", "exists", "oneOf", "length", "gte", "lte", "equals")
-KEYS_PATTERN = re.compile(r"^(?P<type>merchant|partner|management|accounting)-keys of (?P<role>[\w.:/-]+)"
+KEYS_PATTERN = re.compile(r"^(?P<type>merchant-level|merchant|partner|management|accounting)-keys of "
+                          r"(?P<role>[\w.:/-]+)"
                           r"(?: in (?P<env>test|production))?$")
 VARIABLE = re.compile(r"\$\{([^}]*)\}")
 BUILTIN_PREFIXES = ("msn.", "partner.", "merchant.", "merchant_id.", "merchant_scheme.", "keys.")
@@ -171,7 +172,8 @@ def parse_step(raw: object, source: str, number: int) -> Step:
         if not isinstance(keys, str):
             raise bad("must be a string such as 'partner-keys of premium'", "keys")
         if "${" not in keys and parse_keys(keys) is None:
-            raise bad(f"{keys!r} is not '<merchant|partner|management|accounting>-keys of <role> [in <env>]'",
+            raise bad(f"{keys!r} is not '<merchant|partner|management|accounting|merchant-level>-keys of <role> "
+                      "[in <env>]'",
                       "keys")
     request = raw.get("request")
     if not isinstance(request, dict):

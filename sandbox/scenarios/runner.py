@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from sandbox.core.model import Env, KeyType
+from sandbox.core.model import MIAMI_KEY_TYPES, Env, KeyType
 from sandbox.scenarios.model import VARIABLE, KeySpec, Scenario, ScenarioError, Step, is_builtin, parse_keys
 from sandbox.scenarios.paths import MISSING, apply_filter, lookup, matches, split_filters
 from sandbox.scenarios.secrets import Secrets, is_secret_name, is_secret_path
@@ -231,11 +231,12 @@ class Runner:
             return self.msn(spec.role)
         if spec.role in partners:
             return partners[spec.role]
-        if spec.type is KeyType.MANAGEMENT and spec.role in merchants:
-            return merchants[spec.role]
+        if spec.type in (KeyType.MANAGEMENT, KeyType.MERCHANT_LEVEL) and spec.role in merchants:
+            return merchants[spec.role]  # a merchant's own management keys; merchant-level keys (Donations)
         if spec.role in partners.values() or spec.role in merchants.values():
             return spec.role
-        raise StepError(f"no partner{' or merchant' if spec.type is KeyType.MANAGEMENT else ''} has the role "
+        merchant_owned = spec.type in (KeyType.MANAGEMENT, KeyType.MERCHANT_LEVEL)
+        raise StepError(f"no partner{' or merchant' if merchant_owned else ''} has the role "
                         f"{spec.role!r} (known: {', '.join(sorted(partners))})")
 
     def msn(self, role_or_msn: str) -> str:
@@ -261,7 +262,7 @@ class Runner:
     async def token(self, env: Env, keyset: dict | None, overrides: dict) -> str:
         if keyset is None:
             raise StepError("a bearer request needs keys or a token")
-        miami = keyset["type"] in (KeyType.MANAGEMENT, KeyType.ACCOUNTING)
+        miami = keyset["type"] in MIAMI_KEY_TYPES
         path = "/miami/v1/token" if miami else "/accesstoken/get"
         headers, form = self.credential_headers(path, keyset, overrides)
         if form is not None:

@@ -58,7 +58,8 @@ def json_rows() -> list[dict]:
 
 #: Issue 12 found 33 key sets; issue 14 added five sales units with a configuration to test (restricted-no,
 #: restricted-dk, restricted-fi, login-only, direct-capture), each with merchant keys for test and production.
-KEY_SETS = 33 + 5 * 2
+#: Issue 18 added merchant-level keys (Donations): two sets for premium-shop (a rotation), one for independent.
+KEY_SETS = 33 + 5 * 2 + 3
 
 
 def test_the_bundled_fixture_has_the_key_sets_of_the_issues(fixture_tables, expected_roles):
@@ -197,3 +198,21 @@ def test_keys_reads_the_fixture_serve_reads(tmp_path):
                             cwd=ROOT, timeout=60, env=dict(os.environ, VIPPS_SANDBOX_FIXTURE=str(out)))
     assert result.returncode == 0, result.stderr
     assert {r["client_id"] for r in json.loads(result.stdout)} == wanted
+
+
+def test_merchant_level_keys_are_the_fifth_kind_in_json(json_rows, fixture_tables):
+    """`keys --json` shows merchant-level keys as "type": "merchant-level": production only, no subscription key,
+    owned by a merchant (not a sales unit), reaching every sales unit of that merchant."""
+    merchants = {f"{m['scheme']}/{m['id']}": m["role"] for m in fixture_tables["merchants"]}
+    rows = [row for row in json_rows if row["type"] == "merchant-level"]
+    assert sorted(merchants[row["owner"]] for row in rows) == ["independent", "premium-shop", "premium-shop"]
+    units = {}
+    for unit in fixture_tables["sales_units"]:
+        units.setdefault(unit["merchant"], []).append(unit["msn"])
+    for row in rows:
+        assert row["environment"] == "production"
+        assert row["subscription_key_primary"] is None and row["subscription_key_secondary"] is None
+        assert row["client_secret"]
+        assert sorted(row["msns"]) == sorted(units[row["owner"]])
+        assert row["description"].startswith("Merchant-level keys of merchant")
+    assert len({row["client_id"] for row in rows}) == 3  # two sets of one merchant: a rotation, not one key twice

@@ -18,6 +18,7 @@ import raw_http
 from api_formats import BROWSER_PAGES, error_format_problem
 from multidict import CIMultiDict
 
+from sandbox.apis.donations.routes import DONATIONS
 from sandbox.apis.report.ledger import ledger_id_for
 from sandbox.core.model import Env
 from sandbox.gateway.policy import ROUTES, Api, Auth, RoutePolicy
@@ -47,7 +48,9 @@ IGNORES_BODY = {"sandbox.keys.regenerate", "sandbox.keys.regenerate_subscription
                 "sandbox.recurring.agreements.expire", "sandbox.recurring.agreements.stop",
                 "sandbox.recurring.confirm.reject",
                 # QR and Order Management (issue 18): the deletes take no body
-                "qr.redirect.delete", "qr.callback.delete", "ordermanagement.v3.category.delete"}
+                "qr.redirect.delete", "qr.callback.delete", "ordermanagement.v3.category.delete",
+                # Donations: stop takes no body.
+                "donations.agreements.stop"}
 #: Free-form labels held in memory, never file names: ".." is just a name there.
 FREE_FORM_NAMES = {"sandbox.inbox.get", "sandbox.inbox.post"}
 #: POST routes whose whole body is optional JSON: an empty one is fine.
@@ -55,6 +58,10 @@ EMPTY_BODY_OK = IGNORES_BODY | {"sandbox.clock.set", "sandbox.snapshot", "sandbo
                                 "epayment.force_approve", "sandbox.dashboard.payment_action",
                                 "recurring.agreements.update", "sandbox.recurring.agreements.approve",
                                 "sandbox.recurring.confirm.approve"}
+
+
+def world_merchant_key(sandbox, role: str) -> str:
+    return next(m.key for m in sandbox.runtime.world.merchants.values() if m.role == role)
 
 
 def env_of(route: RoutePolicy) -> str:
@@ -135,6 +142,11 @@ class Corpus:
         self.category_id = reply.json["categoryId"]
         reply = await sb.request("GET", "/qr/v1/merchant-callback/hostile", "test", headers=self.auth[Api.QR])
         self.qr_code = reply.json["qrContent"].rsplit("/", 1)[1]
+        # Donations: merchant-level keys of premium-shop, and one of its donation agreements to aim at.
+        merchant_key = world_merchant_key(sb, "premium-shop")
+        self.auth[Api.DONATIONS] = await sb.auth_headers(sb.key("merchant-level", "production", owner=merchant_key))
+        self.donation_id = next(a.id for a in sb.running.app[DONATIONS].agreements.values()
+                                if sb.runtime.world.sales_units[a.msn].merchant == merchant_key)
 
     def values(self, route: RoutePolicy) -> dict[str, str]:
         world = self.sandbox.runtime.world
@@ -155,6 +167,8 @@ class Corpus:
             values["id"] = "hostile"
         if "recurring" in route.name:
             values["msn"] = self.recurring_msn
+        if "donations" in route.name:
+            values["agreementId"] = self.donation_id
         if route.name.startswith("management.merchants"):
             values["id"] = merchant.id
         if route.name == "sandbox.dashboard.asset":

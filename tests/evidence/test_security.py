@@ -211,12 +211,19 @@ async def traffic(base: dict[str, str], keys: dict[str, dict], tokens: dict[str,
         for name, keyset in keys.items():
             env = keyset["environment"]
             url = base[env]
-            if keyset["type"] in ("management", "accounting"):
+            if keyset["type"] in ("management", "accounting", "merchant-level"):
                 basic = base64.b64encode(f"{keyset['client_id']}:{keyset['client_secret']}".encode()).decode()
-                async with session.post(url + "/miami/v1/token", data="grant_type=client_credentials", headers={
+                # merchant-level keys (Donations) ask for their scope; every miami key also tries a wrong secret
+                form = "grant_type=client_credentials" + (
+                    "&scope=donations:read" if keyset["type"] == "merchant-level" else "")
+                async with session.post(url + "/miami/v1/token", data=form, headers={
                         "Authorization": f"Basic {basic}",
                         "Content-Type": "application/x-www-form-urlencoded"}) as resp:
                     tokens[name] = (await resp.json())["access_token"]
+                wrong = base64.b64encode(f"{keyset['client_id']}:wrong".encode()).decode()
+                async with session.post(url + "/miami/v1/token", data=form, headers={
+                        "Authorization": f"Basic {wrong}", "Content-Type": "application/x-www-form-urlencoded"}):
+                    pass
                 auth = {"Authorization": "Bearer " + tokens[name]}
             else:
                 creds = {"client_id": keyset["client_id"], "client_secret": keyset["client_secret"],
@@ -228,13 +235,16 @@ async def traffic(base: dict[str, str], keys: dict[str, dict], tokens: dict[str,
                 auth = {"Authorization": "Bearer " + tokens[name],
                         "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"]}
             for path in (PAY + "/leak-ref-0001", "/management/v1/sales-units", "/settlement/v1/ledgers",
-                         "/webhooks/v1/webhooks"):
+                         "/webhooks/v1/webhooks", "/donations/v1/agreements/leak-agreement",
+                         "/donations/v1/reports/payments?from=2020-01-01T00:00:00Z&to=2030-01-01T00:00:00Z"):
                 for use in (base["test"], base["production"]):
                     async with session.get(use + path, headers=auth | {"Merchant-Serial-Number": "1234"}):
                         pass
             async with session.post(url + PAY, headers=auth | {"Idempotency-Key": "leak-1"},
                                     json=create_body(f"leak-ref-{name}")):
                 pass
+            async with session.post(url + "/donations/v1/agreements/leak-agreement/stop", headers=auth):
+                pass  # a journaled kind of write, had it succeeded
             # a secret sent where it does not belong: as a bearer token and as a subscription key
             async with session.get(url + PAY + "/leak-ref-0002", headers={
                     "Authorization": "Bearer " + keyset["client_secret"],
@@ -347,7 +357,7 @@ async def collect(tmp_path: Path) -> dict:
     state = journal + state_text(tmp_path / "state")
     return {"keys": secrets_of(list(keys.values())) | {regenerated}, "tokens": set(tokens.values()) | login,
             "state": state,
-            "snapshot_mode": snapshot_mode,
+            "snapshot_mode": snapshot_mode, "types": {row["type"] for row in keys.values()},
             "count": (len(tokens), len(keys)), "request_log": request_log, "output": output, "snapshot": snapshot}
 
 
@@ -358,7 +368,8 @@ def leaked(tmp_path_factory):
 
 def test_the_leak_search_saw_traffic(leaked):
     tokens, keys = leaked["count"]
-    assert tokens == keys >= 5 and len(leaked["request_log"]) > 1000 and json.loads(leaked["snapshot"])
+    assert tokens == keys >= 6 and len(leaked["request_log"]) > 1000 and json.loads(leaked["snapshot"])
+    assert leaked["types"] >= {"merchant", "partner", "management", "accounting", "merchant-level"}
     assert "serving the test environment" in leaked["output"]
     assert leaks("x" + next(iter(leaked["keys"])) + "x", leaked["keys"])  # the search itself can find one
 

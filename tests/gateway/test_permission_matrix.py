@@ -1,4 +1,4 @@
-"""The permission matrix: every bearer route of sandbox/gateway/policy.py x key type x environment x MSN case.
+"""The permission matrix: every bearer route of sandbox/gateway/policy.py x key type (all five) x env x MSN case.
 
 The parameters are generated from the policy table, so a new route is covered the moment it is
 added. The expected outcome comes from an independent oracle written from the seed pages (the
@@ -23,9 +23,11 @@ from sandbox.gateway.policy import ROUTES, Auth
 # -- the oracle: the seed pages' rules, written out independently --------------------------------
 REACHES = {  # API -> key types that reach it at all
     "epayment": {"merchant", "partner"},  # acting on behalf of merchants (payments)
-    "webhooks": {"merchant", "partner"},  # acting on behalf of merchants
+    # acting on behalf of merchants; merchant-level keys for donations.* events only (next-apis.md 1b)
+    "webhooks": {"merchant", "partner", "merchant-level"},
     "management": {"merchant", "partner", "management"},  # managing sales units
-    "report": {"merchant", "accounting"},  # reports: own ledger, or accounting keys with consent
+    # reports: own ledger, accounting keys with consent, merchant-level keys "for Donations" (next-apis.md 1b)
+    "report": {"merchant", "accounting", "merchant-level"},
     # Recurring v3 (reference section 1b): sales unit keys, and partner keys with the MSN "in the header of all
     # API requests"; never management or accounting keys.
     "recurring": {"merchant", "partner"},
@@ -37,8 +39,14 @@ REACHES = {  # API -> key types that reach it at all
     # start: partner keys only work in production. Management and accounting keys: "no".
     "qr": {"merchant", "partner"},
     "ordermanagement": {"merchant", "partner"},
+    # Donations (next-apis.md 1b and 6): merchant-level keys (specialized flow) and partner keys (standard flow,
+    # since May 2026); sales unit keys only for legacy "Recurring donations" units, of which the fixture has none;
+    # never management or accounting keys. Production only.
+    "donations": {"merchant-level", "partner"},
 }
-PRODUCTION_ONLY = {"management", "report"}
+PRODUCTION_ONLY = {"management", "report", "donations"}
+#: Keys that exist in production only: all but sales unit keys (next-apis.md 1a).
+PRODUCTION_KEYS = {"partner", "management", "accounting", "merchant-level"}
 TEST_ONLY_ROUTES = {"epayment.force_approve", "recurring.agreements.accept"}  # force approve / force accept
 # Price packages and product orders belong to partners: a merchant's keys have none (Management API docs).
 PARTNER_THINGS = {"management.price_packages", "management.product_orders.create", "management.product_orders.delete",
@@ -63,6 +71,8 @@ VARIANTS = [
     Variant("partner-not-approved", "partner", "pending", "pending-shop-1", approved=False),
     Variant("management", "management", "basic", "self-managed-1"),
     Variant("accounting", "accounting", "accountant", "premium-shop-1"),
+    # The fifth kind: keys of a merchant (an organisation), not of a sales unit; owner_role is the merchant's role.
+    Variant("merchant-level", "merchant-level", "premium-shop", "premium-shop-1"),
 ]
 # The Recurring routes are called for a sales unit whose configuration allows Recurring (a NO unit of the approved
 # partner, "newborn"), and, by merchant keys, for one that does not (premium-shop-1): the problems page's
@@ -73,6 +83,8 @@ RECURRING_VARIANTS = [
     Variant("partner", "partner", "premium", "newborn"),
     *VARIANTS[2:],
 ]
+KEY_TYPE_WORDS = {"merchant": "Merchant keys", "partner": "Partner keys", "management": "Management keys",
+                  "accounting": "Accounting keys", "merchant-level": "Merchant-level keys"}
 OTHER_MSN_ROLE = "independent-1"  # connected to no partner, consented to nobody
 MSN_CASES = ["own", "other", "missing"]
 
@@ -83,11 +95,15 @@ def expected(route, variant: Variant, env: str, msn_case: str, recurring_allowed
         {"production"} if api in PRODUCTION_ONLY else {"test", "production"})
     if env not in route_envs:
         return "404"
-    key_env = {"production"} if variant.key_type != "merchant" else {"test", "production"}
+    key_env = {"production"} if variant.key_type in PRODUCTION_KEYS else {"test", "production"}
     if env not in key_env:
         return "401"
     if variant.key_type not in REACHES[api]:
         return "403"
+    if variant.key_type == "merchant-level":
+        # They carry no MSN, and one sent anyway plays no part (next-apis.md 1a: "an emulator should ignore
+        # extra headers"); they act for their whole merchant.
+        return "allow"
     if route.name in PARTNER_THINGS and variant.key_type == "merchant":
         return "403"
     if api == "report":
@@ -97,6 +113,7 @@ def expected(route, variant: Variant, env: str, msn_case: str, recurring_allowed
     if msn_case == "other":
         # The Management API answers "not active or not yours" with a 404 that reveals nothing.
         return "404" if api == "management" else "403"
+    # Donations: partner keys see their connected sales units; the MSN, when sent, must be one of them.
     if msn_case == "missing" and variant.key_type == "partner" and api in MSN_ALWAYS:
         return "403"
     if api == "recurring" and not recurring_allowed:
@@ -127,6 +144,9 @@ def keyset_for(sandbox, variant: Variant, env: str) -> dict:
     if variant.key_type == "merchant":
         msn = sandbox.msn_role(variant.owner_role)
         return sandbox.key("merchant", env, owner=msn)
+    if variant.key_type == "merchant-level":
+        merchant = next(m.key for m in sandbox.runtime.world.merchants.values() if m.role == variant.owner_role)
+        return sandbox.key("merchant-level", "production", owner=merchant)
     partner = sandbox.partner_role(variant.owner_role)
     return sandbox.key(variant.key_type, "production", owner=partner)
 
@@ -158,6 +178,9 @@ async def test_permission(sandbox, route_name, variant, env, msn_case):
         assert "Vipps-Sandbox-Reason" in reply.headers, context
         if want in ("403", "404") and str(route.api) != "management" or want == "403":
             assert decision == "deny", context
+        if want == "403" and variant.key_type not in REACHES[str(route.api)]:
+            # A refusal of the key type says which key type it refused, in plain words.
+            assert KEY_TYPE_WORDS[variant.key_type] in reply.headers["Vipps-Sandbox-Reason"], context
 
 
 def test_every_policy_entry_has_a_route():

@@ -152,6 +152,10 @@ class ReportBackend:
         if keyset.type is KeyType.MERCHANT:
             return ("merchant-keys-own-ledger-only",
                     f"{ledger}; merchant keys read only their own sales unit's ledger (sales unit {keyset.owner}).")
+        if keyset.type is KeyType.MERCHANT_LEVEL:
+            return ("merchant-level-keys-own-merchant-only",
+                    f"{ledger} of merchant {unit.merchant}; merchant-level keys read only their own merchant's "
+                    f"ledgers (merchant {keyset.owner}).")
         if keyset.type is not KeyType.ACCOUNTING:  # the gateway refuses these keys first (policy.decide)
             return "report-needs-accounting-keys", f"{ledger}; only merchant and accounting keys read ledgers."
         merchant = world.merchants[unit.merchant]

@@ -12,13 +12,15 @@ explanation goes in the error's reason (the Vipps-Sandbox-Reason header and the 
 from __future__ import annotations
 
 from sandbox.core.errors import GatewayError, IdentityError, IdentityMoment, OAuthError, Problem
-from sandbox.core.model import Env, KeySet, KeyType
+from sandbox.core.model import MIAMI_KEY_TYPES, Env, KeySet, KeyType
 from sandbox.core.runtime import Runtime
 from sandbox.gateway.checks import INVALID_SUBSCRIPTION_KEY, MISSING_SUBSCRIPTION_KEY
 from sandbox.gateway.policy import token_decision
 
 STANDARD_LIFETIME = {Env.TEST: 3600, Env.PRODUCTION: 86400}
 MIAMI_LIFETIME = 900
+#: The one scope merchant-level keys ask for (Donations); the token answer echoes it.
+DONATIONS_SCOPE = "donations:read"
 RESOURCE = "00000002-0000-0000-c000-000000000000"
 UNKNOWN_CLIENT_ID = "The client_id given is not a known client id: no key set has it (is it the client_secret?)."
 
@@ -67,7 +69,7 @@ class TokenBackend:
             return IdentityError(700016, reason, rule=rule, moment=self._moment(), directory=self._directory(env))
 
         known = world.keys.get(client_id or "")
-        if known is not None and known.type in (KeyType.MANAGEMENT, KeyType.ACCOUNTING):
+        if known is not None and known.type in MIAMI_KEY_TYPES:
             # Before the subscription key: these keys have none, and the reason points to /miami/v1/token.
             decision = token_decision("token.accesstoken", known, env)
             raise not_in_directory(decision.reason, decision.rule)
@@ -107,8 +109,10 @@ class TokenBackend:
         return keyset, body
 
     def miami(self, env: Env, client_id: str, client_secret: str, grant_type: str | None,
-              subscription_key: str | None) -> tuple[KeySet, dict]:
-        """POST /miami/v1/token: OAuth2 client credentials for management and accounting keys."""
+              subscription_key: str | None, scope: str | None = None) -> tuple[KeySet, dict]:
+        """POST /miami/v1/token: OAuth2 client credentials for management, accounting and merchant-level keys.
+        Merchant-level keys may ask for `scope=donations:read`, which the answer echoes (reference section 1a);
+        another scope is invalid_scope (UNCERTAIN). The other key types' tokens have no scope: one sent is ignored."""
         if subscription_key:
             raise OAuthError("invalid_client", "Do not send Ocp-Apim-Subscription-Key to /miami/v1/token.",
                              rule="miami-no-subscription-key")
@@ -126,7 +130,13 @@ class TokenBackend:
         decision = token_decision("token.miami", keyset, env)
         if not decision.allowed:
             raise invalid_client(decision.reason, decision.rule)
+        if scope is not None and keyset.type is KeyType.MERCHANT_LEVEL and scope.split() != [DONATIONS_SCOPE]:
+            raise OAuthError("invalid_scope", f"Merchant-level keys may ask for scope={DONATIONS_SCOPE} only.",
+                             status=400, rule="merchant-level-scope-invalid")
         token, _, _ = self.runtime.tokens.issue(keyset, env, MIAMI_LIFETIME, "miami")
         expires_in: int | str = str(MIAMI_LIFETIME) if self.runtime.settings.miami_expires_in_as_string \
             else MIAMI_LIFETIME
-        return keyset, {"access_token": token, "token_type": "Bearer", "expires_in": expires_in}
+        body: dict = {"access_token": token, "token_type": "Bearer", "expires_in": expires_in}
+        if scope is not None and keyset.type is KeyType.MERCHANT_LEVEL:
+            body["scope"] = DONATIONS_SCOPE
+        return keyset, body

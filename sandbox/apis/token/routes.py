@@ -66,7 +66,7 @@ async def miami_token(request: web.Request) -> web.Response:
                          rule="miami-credentials-missing")
     raw = await request.read()
     content_type = request.content_type
-    grant_type = None
+    grant_type = scope = None
     if raw:
         if content_type != "application/x-www-form-urlencoded":
             raise OAuthError("invalid_request", "The body must be application/x-www-form-urlencoded "
@@ -79,8 +79,10 @@ async def miami_token(request: web.Request) -> web.Response:
                              rule="miami-body-not-form") from exc
         values = form.get("grant_type")
         grant_type = values[0] if values else None
+        scopes = form.get("scope")
+        scope = scopes[0] if scopes else None
     keyset, body = backend(request).miami(ctx.env, client_id, client_secret, grant_type,
-                                          headers.get("Ocp-Apim-Subscription-Key"))
+                                          headers.get("Ocp-Apim-Subscription-Key"), scope)
     ctx.keyset = keyset
     return web.Response(text=json.dumps(body), content_type="application/json", headers={"Cache-Control": "no-store"})
 

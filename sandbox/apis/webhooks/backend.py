@@ -2,7 +2,9 @@
 
 Registrations belong to a scope: one sales unit ("msn", MSN), or, for partner keys that register
 without a Merchant-Serial-Number, the partner ("partner", id), which covers every sales unit
-connected to it at delivery time. The limit of 25 registrations per event type counts per scope.
+connected to it at delivery time, or, for merchant-level keys (donations.* events only), the merchant
+("merchant", merchant key), which covers every sales unit of that merchant. The limit of 25
+registrations per event type counts per scope.
 
 Each registration has its own queue and background task, so deliveries keep their order per
 registration while a slow receiver never holds up another. A failed attempt (non-2xx, no answer
@@ -52,8 +54,11 @@ EPAYMENT_EVENTS = tuple(f"epayments.payment.{kind}.v1" for kind in (
 RECURRING_EVENTS = tuple(f"recurring.agreement-{k}.v1" for k in ("activated", "rejected", "stopped", "expired")) + \
     tuple(f"recurring.charge-{k}.v1" for k in ("reserved", "captured", "canceled", "refunded", "failed",
                                                 "creation-failed"))
-KNOWN_EVENTS = frozenset(EPAYMENT_EVENTS + RECURRING_EVENTS + ("user.checked-in.v1",
-                                                                "login.merchant-initiated.ping.v1"))
+#: The Donations API's four events (reference section 6), the only ones merchant-level keys may register.
+DONATIONS_EVENTS = tuple(f"donations.agreement.{k}.v1" for k in ("started", "stopped", "withdrawal-day-changed",
+                                                                  "amount-changed"))
+KNOWN_EVENTS = frozenset(EPAYMENT_EVENTS + RECURRING_EVENTS + DONATIONS_EVENTS + ("user.checked-in.v1",
+                                                                                   "login.merchant-initiated.ping.v1"))
 MAX_PER_EVENT = 25
 EVENT_LIMITS = {"user.checked-in.v1": 1}  # the QR check-in event allows one registration only
 #: Events where a sales unit's own registration is the only one delivered when it exists, even if its partner
@@ -81,11 +86,13 @@ CLOCK_POLL_SECONDS = 0.02
 ATTEMPT_LOG_SIZE = 10_000
 CONNECTIONS_PER_REGISTRATION = 1  # each registration delivers one at a time, in order, on its own pool
 
-Scope = tuple[str, str]  # ("msn", "123456") or ("partner", "<partner id>")
+Scope = tuple[str, str]  # ("msn", "123456"), ("partner", "<partner id>") or ("merchant", "<merchant key>")
 
 
 def _scope_words(scope: Scope) -> str:
     kind, owner = scope
+    if kind == "merchant":
+        return f"merchant {owner} (all its sales units)"
     return f"sales unit {owner}" if kind == "msn" else f"partner {owner} (all its sales units)"
 
 
@@ -357,7 +364,7 @@ class WebhookBackend:
         try:
             if kind.startswith("epayment."):
                 event = f"epayments.payment.{kind.split('.', 1)[1]}.v1"
-            elif kind.startswith("recurring.") and isinstance(payload.get("webhook"), dict):
+            elif kind.startswith(("recurring.", "donations.")) and isinstance(payload.get("webhook"), dict):
                 event = f"{kind}.v1"  # recurring.agreement-activated -> recurring.agreement-activated.v1
             elif payload.get("webhookEvent") in KNOWN_EVENTS and isinstance(payload.get("webhook"), dict):
                 event = payload["webhookEvent"]  # an API that names its event and brings its body (QR's check-in)
@@ -368,9 +375,11 @@ class WebhookBackend:
             unit = self.runtime.world.sales_units.get(msn)
             if unit is not None and unit.partner_id and not (targets and event in SALES_UNIT_WINS):
                 targets += self.by_event.get((env, ("partner", unit.partner_id), event), {}).values()
+            if unit is not None and event.startswith("donations."):  # merchant-level keys' registrations
+                targets += self.by_event.get((env, ("merchant", unit.merchant), event), {}).values()
             if not targets:
                 return
-            # A Recurring domain event carries its webhook body ready made (sandbox/apis/recurring/backend.py).
+            # A Recurring or Donations domain event carries its webhook body ready made (by its backend).
             document = payload["webhook"] if "webhook" in payload else \
                 webhook_payload(payload, self.runtime.settings.webhook_authorized_key)
             body = json.dumps(document, separators=(",", ":")).encode("utf-8")

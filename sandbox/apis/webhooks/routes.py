@@ -14,12 +14,13 @@ import uuid
 from aiohttp import web
 
 from sandbox.apis.webhooks.backend import InboxTooLarge, Scope, WebhookBackend, WebhookError
-from sandbox.core.errors import Detail, Problem
+from sandbox.core.errors import Denied, Detail, Problem
 from sandbox.core.model import KeyType
 from sandbox.core.spec import SpecSchemas
 from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME, call
 from sandbox.gateway.front_door import routes
+from sandbox.gateway.policy import merchant_level_webhook_denial
 
 WEBHOOKS = web.AppKey("webhooks", WebhookBackend)
 INBOX_NAME = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
@@ -40,6 +41,8 @@ def scope_of(request: web.Request) -> Scope:
         return ("msn", ctx.msn)
     if ctx.keyset.type is KeyType.PARTNER:
         return ("partner", ctx.keyset.owner)
+    if ctx.keyset.type is KeyType.MERCHANT_LEVEL:
+        return ("merchant", ctx.keyset.owner)  # an organisation's keys: all its sales units, donations.* only
     return ("msn", ctx.keyset.owner)
 
 
@@ -47,6 +50,12 @@ async def register(request: web.Request) -> web.Response:
     body = await read_json(request)
     schemas().validate("RegisterRequest", body)
     assert isinstance(body, dict)
+    ctx = call(request)
+    assert ctx.keyset is not None
+    refused = merchant_level_webhook_denial(ctx.keyset, body["events"])
+    if refused is not None:  # merchant-level keys: donations.* events only (sandbox/gateway/policy.py)
+        ctx.decision = refused
+        raise Denied(refused.reason, refused.rule)
     try:
         created = await request.app[WEBHOOKS].register(call(request).env, scope_of(request), body["url"],
                                                        body["events"])
