@@ -200,6 +200,8 @@ async def serve_forever(settings: Settings) -> None:
         f" --fixture {settings.fixture}" if settings.fixture is not None else ""
     print_tls(sandbox, bound)
     print(f"List the keys with `vipps-sandbox keys{same}` or GET {sandbox.test_url}/_sandbox/keys", flush=True)
+    print(f"The dashboard: {sandbox.test_url}/_sandbox/ (the virtual phone: /_sandbox/phone/<phone number>; "
+          "the go-live readiness report: /_sandbox/readiness?msn=<MSN>)", flush=True)
     if sandbox.app[ADMIN_TOKEN_GENERATED]:
         print(f"The control plane (/_sandbox/) needs 'Authorization: Bearer {settings.admin_token}' "
               "(generated; choose one with --admin-token or VIPPS_SANDBOX_ADMIN_TOKEN).", flush=True)
