@@ -10,6 +10,7 @@ from types import ModuleType
 
 from aiohttp import web
 
+from sandbox.apis.checkout import routes as checkout
 from sandbox.apis.epayment import routes as epayment
 from sandbox.apis.management import routes as management
 from sandbox.apis.recurring import routes as recurring
@@ -38,6 +39,7 @@ PACKAGES = (
     management,
     report,
     webhooks,
+    checkout,
     control,
     phone,
     readiness,

@@ -34,12 +34,16 @@ class Api(StrEnum):
     REPORT = "report"
     WEBHOOKS = "webhooks"
     RECURRING = "recurring"
+    CHECKOUT = "checkout"
     SANDBOX = "sandbox"
 
 
 class Auth(StrEnum):
     NONE = "none"  # token endpoints and the control plane: no bearer token
     BEARER = "bearer"  # an access token, plus the subscription key for standard-flow tokens
+    #: The keys themselves as headers, no access token: client_id, client_secret, Ocp-Apim-Subscription-Key (and the
+    #: Merchant-Serial-Number). Checkout v3 takes these; an Authorization header is ignored there.
+    CLIENT_HEADERS = "client-headers"
 
 
 class MsnRule(StrEnum):
@@ -75,6 +79,10 @@ APIS: dict[Api, ApiRule] = {
     Api.RECURRING: ApiRule(BOTH, frozenset({KeyType.MERCHANT, KeyType.PARTNER}), MsnRule.ACT_FOR, Auth.BEARER,
                            "Recurring API", "recurring"),
     Api.SANDBOX: ApiRule(BOTH, ALL_KEYS, MsnRule.IGNORED, Auth.NONE, "Sandbox control plane", "control"),
+    # Checkout v3: sales unit keys, and (production only, with the MSN, if approved) partner keys, sent as raw
+    # headers with no access token; never management or accounting keys (reference section 1b).
+    Api.CHECKOUT: ApiRule(BOTH, frozenset({KeyType.MERCHANT, KeyType.PARTNER}), MsnRule.ACT_FOR,
+                          Auth.CLIENT_HEADERS, "Checkout API", "checkout"),
 }
 
 
@@ -319,6 +327,26 @@ SANDBOX_READINESS_ROUTES = served_by(
     R("sandbox.readiness.exercise", "POST", "/_sandbox/readiness/exercises", Api.SANDBOX,
       summary="make a checklist item's situation happen (a fault on the next call, the clock)"),
 )
+# The Checkout API v3 (issue 18) and its simulated user, the hosted checkout page.
+CHECKOUT_ROUTES = (
+    R("checkout.session.create", "POST", "/checkout/v3/session", Api.CHECKOUT, summary="create a checkout session"),
+    R("checkout.session.get", "GET", "/checkout/v3/session/{reference}", Api.CHECKOUT, summary="get a session"),
+    R("checkout.session.update", "PATCH", "/checkout/v3/session/{reference}", Api.CHECKOUT,
+      summary="update a session's transaction or logistics options"),
+    R("checkout.session.expire", "POST", "/checkout/v3/session/{reference}/expire", Api.CHECKOUT,
+      summary="expire a session"),
+)
+SANDBOX_CHECKOUT_ROUTES = served_by(
+    "checkout",
+    R("sandbox.checkout.page", "GET", "/_sandbox/checkout/session", Api.SANDBOX,
+      summary="the hosted checkout page (checkoutFrontendUrl)"),
+    R("sandbox.checkout.approve", "POST", "/_sandbox/checkout/session/approve", Api.SANDBOX,
+      summary="checkout page: pay"),
+    R("sandbox.checkout.cancel", "POST", "/_sandbox/checkout/session/cancel", Api.SANDBOX,
+      summary="checkout page: cancel"),
+    R("sandbox.checkout.callbacks", "GET", "/_sandbox/checkout/callbacks", Api.SANDBOX,
+      summary="every payment-completed callback attempt"),
+)
 ROUTES: dict[str, RoutePolicy] = _routes(
     *TOKEN_ROUTES, *EPAYMENT_ROUTES, *MANAGEMENT_ROUTES, *REPORT_ROUTES, *WEBHOOKS_ROUTES, *RECURRING_ROUTES,
     *SANDBOX_ROUTES, *SANDBOX_EPAYMENT_ROUTES, *SANDBOX_PHONE_ROUTES, *SANDBOX_RECURRING_ROUTES,
@@ -326,6 +354,7 @@ ROUTES: dict[str, RoutePolicy] = _routes(
     *SANDBOX_REPORT_ROUTES,
     *SANDBOX_DASHBOARD_ROUTES,
     *SANDBOX_CONTROL_ROUTES, *SANDBOX_WEBHOOKS_ROUTES, *SANDBOX_READINESS_ROUTES,
+    *CHECKOUT_ROUTES, *SANDBOX_CHECKOUT_ROUTES,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -368,6 +397,13 @@ KEY_TYPE_DENIALS: dict[tuple[KeyType, Api], tuple[str, str]] = {
         "accounting-keys-report-only",
         "Accounting keys reach the Report API only: they cannot use the Management API. Manage sales units "
         "with partner keys or management keys."),
+    (KeyType.MANAGEMENT, Api.CHECKOUT): (
+        "management-keys-never-act-on-behalf",
+        "Management keys cannot act on behalf of merchants: they reach the Management API only, not the "
+        "Checkout API. Use the sales unit's own keys, or partner keys in production."),
+    (KeyType.ACCOUNTING, Api.CHECKOUT): (
+        "accounting-keys-report-only",
+        "Accounting keys reach the Report API only: they cannot create checkout sessions."),
 }
 
 
@@ -480,7 +516,7 @@ def decide(route: RoutePolicy, keyset: KeySet, env: Env, msn: str | None, world:
         return allow("key-type-allowed", f"{who} may use the {rule.title}.",
                      keyset.owner if keyset.type is KeyType.MERCHANT else None)
 
-    acting = route.api in (Api.EPAYMENT, Api.WEBHOOKS, Api.RECURRING)
+    acting = route.api in (Api.EPAYMENT, Api.WEBHOOKS, Api.RECURRING, Api.CHECKOUT)
     dead_keys = keyset.type is KeyType.MERCHANT and not world.is_active(keyset.owner)  # refused just below
     if route.api is Api.MANAGEMENT and msn is not None and not dead_keys:
         # The Management API's 404 means "not active or not yours": the body must not tell them apart.
