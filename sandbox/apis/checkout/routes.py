@@ -81,6 +81,11 @@ def setup(app: web.Application) -> None:
     runtime.listeners.append(checkout.on_event)  # the session follows its ePayment payment
     runtime.reset_hooks.extend((checkout.clear, callbacks.clear))
     runtime.clock_hooks.append(checkout.sweep)
+
+    async def stop(app: web.Application) -> None:
+        callbacks.clear()  # deliveries still waiting for a retry end with the server
+
+    app.on_cleanup.append(stop)
     router = routes(app)
     router.add_get("/checkout/v3/session/{reference}", get_session, name="checkout.session.get")
     router.add_post("/checkout/v3/session", create, name="checkout.session.create")
