@@ -183,3 +183,19 @@ async def test_management_and_accounting_keys_are_refused_with_reasons(sandbox, 
     assert reply.headers["Vipps-Sandbox-Rule"] == rule
     assert "Checkout" in reply.headers["Vipps-Sandbox-Reason"] or "checkout" in reply.headers["Vipps-Sandbox-Reason"]
     assert_checkout_problem(reply, 403)
+
+
+async def test_sessions_survive_a_snapshot_and_restore(sandbox):
+    keys, msn = merchant(sandbox, "test")
+    reference = new_reference()
+    created = (await checkout_call(sandbox, "POST", "", "test", keys, msn, session_body(reference))).json
+    saved = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"name": "chk"})
+    assert saved.status == 200, saved.text
+    await sandbox.request("POST", "/_sandbox/reset", "test")
+    assert (await checkout_call(sandbox, "GET", f"/{reference}", "test", keys, msn)).status == 404
+    restored = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"name": "chk"})
+    assert restored.status == 200, restored.text
+    assert (await checkout_call(sandbox, "GET", f"/{reference}", "test", keys, msn)).json["sessionState"] \
+        == "SessionCreated"
+    paid = await post_page(sandbox, "test", "approve", {"token": page_token(created["checkoutFrontendUrl"])})
+    assert paid.status == 303

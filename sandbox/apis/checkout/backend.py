@@ -19,7 +19,7 @@ import heapq
 import hmac
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from sandbox.apis.checkout.rules import check_create, check_reference, check_update, problem
 from sandbox.core import services
@@ -91,6 +91,29 @@ class CheckoutBackend:
     def clear(self) -> None:
         self.sessions: dict[tuple[Env, str, str], Session] = {}
         self._expiry: list[tuple[float, tuple[Env, str, str]]] = []
+
+    # -- snapshots ----------------------------------------------------------------------------------
+    def dump(self) -> dict[str, list[dict]]:
+        """The sessions, JSON-able (a snapshot, a --state compaction)."""
+        return {"sessions": [dict(asdict(session), env=str(session.env)) for session in self.sessions.values()]}
+
+    def load(self, data: object) -> None:
+        """Replaces the sessions with a dump's; checks all of it first (ValueError, nothing changed)."""
+        if not isinstance(data, dict) or not isinstance(data.get("sessions"), list):
+            raise ValueError("the checkout state must be {\"sessions\": [...]}")
+        known = {f.name for f in fields(Session)}
+        loaded = {}
+        for record in data["sessions"]:
+            if not isinstance(record, dict) or set(record) - known:
+                raise ValueError("a checkout session has fields the sandbox does not know")
+            try:
+                session = Session(**dict(record, env=Env(record.get("env"))))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"a checkout session cannot be read: {exc}") from exc
+            loaded[session.key] = session
+        self.sessions = loaded
+        self._expiry = [(session.expires_at, key) for key, session in loaded.items() if session.state == CREATED]
+        heapq.heapify(self._expiry)
 
     def now(self) -> float:
         return self.runtime.clock.time()

@@ -81,6 +81,7 @@ def setup(app: web.Application) -> None:
     runtime.listeners.append(checkout.on_event)  # the session follows its ePayment payment
     runtime.reset_hooks.extend((checkout.clear, callbacks.clear))
     runtime.clock_hooks.append(checkout.sweep)
+    runtime.state_providers["checkout"] = (checkout.dump, checkout.load)
 
     async def stop(app: web.Application) -> None:
         callbacks.clear()  # deliveries still waiting for a retry end with the server
