@@ -164,7 +164,8 @@ def setup(app: web.Application, key: web.AppKey) -> None:
         world = checkout.runtime.world
         unit = world.sales_units.get(session.msn)
         market = unit.market if unit else "NO"
-        phone = user_picker.chosen_phone(fields, PHONE_RULE) or session.prefill.get("phoneNumber")
+        phone = user_picker.chosen_phone(fields, PHONE_RULE) or user_picker.preselected(
+            world, user_picker.market_users(world, market), session.prefill.get("phoneNumber"))
         user = user_details(world.user(phone), market)
         contact = address = None
         if session.elements != "PaymentOnly":
