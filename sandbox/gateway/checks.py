@@ -204,6 +204,8 @@ def authenticate_client_headers(request: web.Request, runtime: Runtime, ctx: Cal
                                   "credentials-missing")
     if keyset is None:  # never quoted: a client_secret sent as the client_id would be echoed
         raise credentials_refused("The client_id is not known to the sandbox.", "unknown-client-id")
+    if not secret.isascii():  # header bytes that are no text (surrogates): no secret looks like that
+        raise credentials_refused("The client_secret does not match the client_id.", "client-secret-wrong")
     if not world.secret_matches(keyset, secret):
         if world.secret_was_retired(client_id, secret):
             raise credentials_refused("This client_secret was regenerated and no longer works; use the new one.",

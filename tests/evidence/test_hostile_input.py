@@ -45,7 +45,9 @@ IGNORES_BODY = {"sandbox.keys.regenerate", "sandbox.keys.regenerate_subscription
                 # Recurring: cancel takes no body; the control plane's reject, expire and stop ignore one.
                 "recurring.charges.cancel", "sandbox.recurring.agreements.reject",
                 "sandbox.recurring.agreements.expire", "sandbox.recurring.agreements.stop",
-                "sandbox.recurring.confirm.reject"}
+                "sandbox.recurring.confirm.reject",
+                # Checkout: expire takes no body.
+                "checkout.session.expire"}
 #: Free-form labels held in memory, never file names: ".." is just a name there.
 FREE_FORM_NAMES = {"sandbox.inbox.get", "sandbox.inbox.post"}
 #: POST routes whose whole body is optional JSON: an empty one is fine.
@@ -103,6 +105,18 @@ class Corpus:
                                             "retryDays": 0, "transactionType": "DIRECT_CAPTURE"})
         assert reply.status == 400 or reply.status == 201, reply.text
         self.charge_id = reply.json.get("chargeId", "chr-none")
+        # Checkout: the keys themselves as headers (no token), and a session under the payment's reference.
+        checkout_keys = sb.key("merchant", "test", msn=self.msn)
+        self.auth[Api.CHECKOUT] = {"client_id": checkout_keys["client_id"],
+                                   "client_secret": checkout_keys["client_secret"],
+                                   "Ocp-Apim-Subscription-Key": checkout_keys["subscription_key_primary"],
+                                   "Merchant-Serial-Number": self.msn}
+        reply = await sb.request("POST", "/checkout/v3/session", "test", headers=self.auth[Api.CHECKOUT], json_body={
+            "type": "PAYMENT", "reference": self.reference,
+            "merchantInfo": {"callbackUrl": "https://example.com/cb", "returnUrl": "https://example.com/r",
+                             "callbackAuthorizationToken": "hostile"},
+            "transaction": {"amount": {"currency": "NOK", "value": 1000}, "paymentDescription": "Hostile"}})
+        assert reply.status == 200, reply.text
 
     def values(self, route: RoutePolicy) -> dict[str, str]:
         world = self.sandbox.runtime.world
@@ -130,7 +144,7 @@ class Corpus:
         return route.path.format(**values)
 
     def headers(self, route: RoutePolicy) -> dict[str, str]:
-        return dict(self.auth.get(route.api, {})) if route.rule.auth is Auth.BEARER else {}
+        return dict(self.auth.get(route.api, {})) if route.rule.auth is not Auth.NONE else {}
 
     def port(self, route: RoutePolicy) -> int:
         running = self.sandbox.running

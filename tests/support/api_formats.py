@@ -21,6 +21,8 @@ def shape(body: object) -> str:
         return "azure-ad"
     if keys == {"code", "message"}:
         return "report-401"
+    if {"errorCode", "errors"} <= keys and isinstance(body.get("errors"), dict):
+        return "checkout-problem"  # CheckoutProblemDetails (ASP.NET ValidationProblemDetails)
     if {"type", "title", "status", "detail", "instance", "contextId"} <= keys and "traceId" not in keys:
         return "recurring-problem"  # ErrorV3, its type a recurring-api-problems#<identifier> URL
     if {"type", "title", "status", "detail", "instance"} <= keys and "traceId" not in keys:
@@ -34,7 +36,8 @@ def shape(body: object) -> str:
 SHAPES = {Api.TOKEN: {"oauth", "azure-ad", "gateway", "apim"}, Api.EPAYMENT: {"problem", "gateway", "apim"},
           Api.WEBHOOKS: {"problem", "gateway", "apim"}, Api.MANAGEMENT: {"management-problem", "gateway", "apim"},
           Api.REPORT: {"problem", "report-401", "gateway", "apim"}, Api.SANDBOX: {"problem", "gateway", "apim"},
-          Api.RECURRING: {"recurring-problem", "gateway", "apim"}}
+          Api.RECURRING: {"recurring-problem", "gateway", "apim"},
+          Api.CHECKOUT: {"checkout-problem", "gateway", "apim"}}
 JSON_TYPES = ("application/json", "application/problem+json")
 
 
