@@ -289,7 +289,8 @@ def render(error: SandboxError, ctx: RenderContext) -> web.Response:
             body = {"code": "Unauthorized", "message": error.detail}
         else:
             body = _problem_body(error, ctx)
-            content_type = "application/problem+json"
+            if ctx.api != "checkout":  # the Checkout spec documents its problems as application/json
+                content_type = "application/problem+json"
     else:
         body = _gateway_body(error.status, error.reason)
     headers = dict(ctx.extra_headers)

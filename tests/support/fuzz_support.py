@@ -92,7 +92,12 @@ def _targets() -> list[Target]:
         ("POST", charge + "/{chargeId}/capture"), ("POST", charge + "/{chargeId}/refund"))]
     rc += [Target("recurring-3.1.2.yaml", m, p, "test") for m, p in (
         ("PATCH", agreement + "/accept"), ("POST", "/recurring/v3/agreements"), ("POST", charge))]
-    return ep + mg + rp + wh + tk + rc
+    # Checkout v3: the four operations with partner keys + MSN in production, and with merchant keys in test.
+    session = "/checkout/v3/session/{reference}"
+    ck = [Target("checkout-swagger-id.yaml", m, p, env) for m, p in (
+        ("POST", "/checkout/v3/session"), ("GET", session), ("PATCH", session), ("POST", session + "/expire"))
+        for env in ("production", "test")]
+    return ep + mg + rp + wh + tk + rc + ck
 
 
 TARGETS = _targets()
@@ -368,6 +373,22 @@ class Credentials:
             "amount": {"currency": "NOK", "value": 10000}, "paymentMethod": {"type": "WALLET"},
             "reference": reference, "userFlow": "WEB_REDIRECT", "returnUrl": "https://example.com/back"}))
 
+    def apply_checkout(self, target: Target, params: dict, n: int) -> dict[str, str]:
+        """The keys themselves as headers (partner keys + MSN in production, merchant keys in test); for the
+        operations on one session, a fresh session each time (PATCH and expire change it)."""
+        keyset = self.partner if target.env == "production" else self.merchant_test
+        headers = {"client_id": keyset["client_id"], "client_secret": keyset["client_secret"],
+                   "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"], "Merchant-Serial-Number": self.shop}
+        if "reference" in params:
+            reference = f"fuzz-chk-{target.env}-{n:06d}"
+            self.ok(self.http.post(f"{self.sandbox.url(target.env)}/checkout/v3/session", headers=headers, json={
+                "type": "PAYMENT", "reference": reference,
+                "merchantInfo": {"callbackUrl": "https://example.com/cb", "returnUrl": "https://example.com/r",
+                                 "callbackAuthorizationToken": "fuzz"},
+                "transaction": {"amount": {"currency": "NOK", "value": 1000}, "paymentDescription": "Fuzz"}}))
+            params["reference"] = reference
+        return headers
+
     def product_order(self, n: int) -> str:
         reply = self.http.post(f"{self.sandbox.url('production')}/management/v1/product-orders",
                                headers=self.headers["management"] | {"Idempotency-Key": f"fuzz-po-{n}"},
@@ -424,6 +445,8 @@ class Credentials:
             return dict(self.headers["report"])
         if api == "recurring":
             return self.apply_recurring(target, case, n)
+        if api == "checkout":
+            return self.apply_checkout(target, params, n)
         if api == "webhooks":
             if "id" in params:  # a registration that exists, so DELETE has something to delete
                 params["id"] = self.register_webhook()
