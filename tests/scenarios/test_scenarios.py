@@ -20,6 +20,8 @@ ISSUE_SIX = {"janitor-keys", "postman-keys", "accounting-keys", "partner-keys-in
 ISSUE_FIFTEEN = {"recurring-partner"}
 #: Issue 19's story for trainers: a sloppy integration and the readiness report that catches each fault.
 ISSUE_NINETEEN = {"sloppy-integration"}
+#: Issue 18's Checkout story: a partner's webshop checkout with shipping, captured through ePayment.
+ISSUE_EIGHTEEN = {"checkout-partner-webshop"}
 
 
 def test_the_seven_stories_of_issue_six_are_bundled():
@@ -28,7 +30,7 @@ def test_the_seven_stories_of_issue_six_are_bundled():
 
 def test_exactly_the_stories_of_the_issues_are_bundled():
     """Every file in scenarios/ is one of these: a story added or lost shows here (and each is run below)."""
-    assert {path.stem for path in bundled()} == ISSUE_SIX | ISSUE_FIFTEEN | ISSUE_NINETEEN
+    assert {path.stem for path in bundled()} == ISSUE_SIX | ISSUE_FIFTEEN | ISSUE_NINETEEN | ISSUE_EIGHTEEN
 
 
 @pytest.mark.parametrize("path", bundled(), ids=lambda p: p.stem)
