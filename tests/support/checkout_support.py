@@ -76,8 +76,9 @@ def problem_code(reply: Reply) -> str:
 class Receiver:
     """A merchant's callback endpoint on loopback: answers each POST with the next status of `statuses`."""
 
-    def __init__(self, statuses: list[int] | None = None) -> None:
+    def __init__(self, statuses: list[int] | None = None, answer: object = None) -> None:
         self.statuses = list(statuses or [200])
+        self.answer = answer  # a JSON body to answer with (the dynamic-logistics callback's options)
         self.received: list[dict] = []
         self.runner: web.AppRunner | None = None
         self.url = ""
@@ -85,6 +86,8 @@ class Receiver:
     async def _handle(self, request: web.Request) -> web.Response:
         self.received.append({"headers": dict(request.headers), "body": await request.json(), "path": request.path})
         status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        if self.answer is not None:
+            return web.json_response(self.answer, status=status)
         return web.Response(status=status)
 
     async def __aenter__(self) -> Receiver:

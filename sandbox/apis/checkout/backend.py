@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
-from sandbox.apis.checkout.rules import check_create, check_reference, check_update, problem
+from sandbox.apis.checkout.rules import check_create, check_options, check_reference, check_update, problem
 from sandbox.core import services
 from sandbox.core.errors import Detail, Problem
 from sandbox.core.model import Env
@@ -61,6 +61,8 @@ class Session:
     shipping: dict | None = None
     billing: dict | None = None
     paid_value: int | None = None  # the amount the payment was made for (the transaction plus shipping)
+    #: The dynamic-logistics callback's answer: {"address": the address it was asked for, "options": [...]}.
+    offered: dict | None = None
 
     @property
     def key(self) -> tuple[Env, str, str]:
@@ -247,9 +249,30 @@ class CheckoutBackend:
             self.service(services.EPAYMENT_EXPIRE)(env, msn, reference)
 
     # -- the user's side (the hosted page) ----------------------------------------------------------
-    def options(self, session: Session) -> list[dict]:
-        """The logistics options in the order the page shows them (priority, lower first)."""
-        return sorted(session.fixed_options, key=lambda option: option.get("priority", 0))
+    def options(self, session: Session, address: dict | None = None) -> list[dict]:
+        """The logistics options in the order the page shows them (priority, lower first): what the merchant's
+        dynamic-logistics callback offered for this address, else the fixed options."""
+        offered = session.offered
+        chosen = offered["options"] if offered and address is not None and offered["address"] == address \
+            else session.fixed_options
+        return sorted(chosen, key=lambda option: option.get("priority", 0))
+
+    @staticmethod
+    def callback_address(address: dict) -> dict:
+        """The address as the dynamic-logistics callback sends it (MerchantLogisticsCallbackRequestBody)."""
+        return {"streetAddress": address.get("streetAddress", ""), "postalCode": address.get("postalCode", ""),
+                "region": address.get("city", ""), "country": address.get("country", "")}
+
+    def offer(self, session: Session, address: dict, options: list[dict]) -> str | None:
+        """Keeps what the merchant's callback offered for this address, server-side (the user cannot change a
+        cost); None, or why the options are unusable (the spec's logistics option schemas; the page then falls
+        back to the fixed options)."""
+        problems = check_options(options)
+        if problems:
+            session.offered = None
+            return "The merchant's logistics callback answered options the spec does not allow: " + problems
+        session.offered = {"address": dict(address), "options": options}
+        return None
 
     def pay(self, session: Session, phone: str | None, contact: dict, address: dict | None,
             option_id: str | None, origin: str) -> None:
@@ -260,7 +283,7 @@ class CheckoutBackend:
             raise Problem(409, "Conflict", f"The session is {session.state}; it can no longer be paid.",
                           rule="checkout-session-not-payable")
         option = None
-        options = self.options(session)
+        options = self.options(session, address)
         if options:
             option = next((o for o in options if o.get("id") == option_id), None)
             if option is None:

@@ -32,6 +32,7 @@ RETRY_SECONDS = (5.0, 10.0)  # after the first and the second failed attempt
 TIMEOUT_SECONDS = 5.0
 CLOCK_POLL_SECONDS = 0.02
 LOG_SIZE = 1000
+OPTIONS_MAX_BYTES = 256 * 1024
 
 
 class Callbacks:
@@ -95,3 +96,38 @@ class Callbacks:
         except (aiohttp.ClientError, OSError) as exc:
             return {"outcome": "failed", "error": f"could not be reached ({type(exc).__name__})"}
         return {"outcome": "delivered" if 200 <= status < 300 else "failed", "status": status}
+
+
+async def fetch_options(rules: Rules, url: str, token: str, address: dict,
+                        timeout: float = TIMEOUT_SECONDS) -> tuple[list[dict] | None, str | None]:
+    """The dynamic-logistics callback: POSTs the address (MerchantLogisticsCallbackRequestBody) to the merchant's
+    `logistics.dynamicOptionsCallback`, with `Authorization: <callbackAuthorizationToken>` (UNCERTAIN: the reference
+    names the token for the payment-completed callback only). Returns (the options the merchant offered, None) or
+    (None, why not), under the same outgoing-URL rules as the payment-completed callback."""
+    try:
+        target = parse(url)
+        rules.check_static(target)
+    except TargetError as exc:
+        return None, f"The sandbox does not call this callback URL: {exc}"
+    headers = {"Content-Type": "application/json", "Accept": "application/json", "Authorization": token,
+               **delivery_headers()}
+    connector = aiohttp.TCPConnector(resolver=GuardedResolver(rules, target), limit=1, force_close=True)
+    try:
+        async with aiohttp.ClientSession(connector=connector) as session, session.post(
+                URL(url, encoded=True), data=json.dumps(address).encode(), headers=headers, allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+            status = response.status
+            raw = await response.content.read(OPTIONS_MAX_BYTES + 1)
+    except TimeoutError:
+        return None, f"The merchant's logistics callback gave no answer within {timeout:g} s."
+    except (aiohttp.ClientError, OSError) as exc:
+        return None, f"The merchant's logistics callback could not be reached ({type(exc).__name__})."
+    if status != 200 or len(raw) > OPTIONS_MAX_BYTES:
+        return None, f"The merchant's logistics callback answered HTTP {status} (200 with the options expected)."
+    try:
+        options = json.loads(raw)
+    except ValueError:
+        return None, "The merchant's logistics callback did not answer JSON."
+    if not isinstance(options, list) or not options:
+        return None, "The merchant's logistics callback answered no list of options."
+    return options, None

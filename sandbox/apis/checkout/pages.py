@@ -14,6 +14,7 @@ import html
 from aiohttp import web
 
 from sandbox.apis.checkout.backend import CREATED, CheckoutBackend, Session
+from sandbox.apis.checkout.callbacks import fetch_options
 from sandbox.core.errors import Detail, Problem
 from sandbox.core.model import User
 from sandbox.core.urls import browser_view, is_safe_link
@@ -72,13 +73,24 @@ def _inputs(fields: tuple[tuple[str, str], ...], prefill: dict, placeholders: di
     return "".join(parts)
 
 
-def _options(checkout: CheckoutBackend, session: Session) -> str:
+def needs_offer(checkout: CheckoutBackend, session: Session, address: dict | None) -> bool:
+    """A session with a dynamic-logistics callback asks the merchant for the options of the address first."""
+    offered = session.offered
+    return bool(session.dynamic_callback) and session.elements == "Full" and not (
+        offered and address is not None and offered["address"] == address)
+
+
+def _options(checkout: CheckoutBackend, session: Session, address: dict | None, notice: str | None) -> str:
     esc = html.escape
-    options = checkout.options(session)
+    why = f"<div class=\"why\" data-logistics-fallback>{esc(notice)}</div>" if notice else ""
+    if needs_offer(checkout, session, address) and notice is None:
+        return ("<p class=\"shipping-note\" data-dynamic-shipping>The shop offers its shipping options for your "
+                "address: enter it, then Continue.</p>")
+    options = checkout.options(session, address)
     if not options:
-        return ""
+        return why
     default = next((o for o in options if o.get("isDefault")), options[0])
-    parts = ["<fieldset class=\"shipping\" data-shipping><legend>Shipping</legend>"]
+    parts = [why, "<fieldset class=\"shipping\" data-shipping><legend>Shipping</legend>"]
     for option in options:
         title = option.get("title") or option.get("type") or option.get("brand", "")
         checked = " checked" if option is default else ""
@@ -90,7 +102,10 @@ def _options(checkout: CheckoutBackend, session: Session) -> str:
     return "".join(parts)
 
 
-def _checkout_html(checkout: CheckoutBackend, session: Session, token: str) -> str:
+def _checkout_html(checkout: CheckoutBackend, session: Session, token: str, typed: dict | None = None,
+                   address: dict | None = None, notice: str | None = None) -> str:
+    """The page; `typed` (what the user already typed), `address` and `notice` (why the merchant's dynamic options
+    are not used) when it comes back from the dynamic-logistics callback."""
     world = checkout.runtime.world
     unit = world.sales_units.get(session.msn)
     esc = html.escape
@@ -109,14 +124,16 @@ def _checkout_html(checkout: CheckoutBackend, session: Session, token: str) -> s
     chosen = world.user(user_picker.preselected(world, users, phone))
     hints = user_details(chosen, market)
     hidden = f"<input type=\"hidden\" name=\"token\" value=\"{esc(token)}\">"
-    form = [user_picker.picker_fields(world, users, phone, "Who pays", "payer")]
+    values = {**session.prefill, **(typed or {})}
+    form = [user_picker.picker_fields(world, users, values.get("phoneNumber") or phone, "Who pays", "payer")]
     if session.elements != "PaymentOnly":
-        form.append(_inputs(CONTACT_FIELDS, session.prefill, hints, "Contact details", "contact"))
+        form.append(_inputs(CONTACT_FIELDS, values, hints, "Contact details", "contact"))
     if session.elements == "Full":
-        form.append(_inputs(ADDRESS_FIELDS, session.prefill, hints, "Address", "address"))
-        form.append(_options(checkout, session))
+        form.append(_inputs(ADDRESS_FIELDS, values, hints, "Address", "address"))
+        form.append(_options(checkout, session, address, notice))
+    label = "Continue" if needs_offer(checkout, session, address) and notice is None else "Pay"
     parts.append(f"<form method=\"post\" action=\"/_sandbox/checkout/session/approve\" class=\"pay\">{hidden}"
-                 f"{''.join(form)}<button class=\"approve\" type=\"submit\">Pay</button></form>"
+                 f"{''.join(form)}<button class=\"approve\" type=\"submit\">{label}</button></form>"
                  f"<form method=\"post\" action=\"/_sandbox/checkout/session/cancel\" style=\"display:inline\">"
                  f"{hidden}<button class=\"reject\" type=\"submit\">Cancel</button></form>")
     return "".join(parts)
@@ -134,8 +151,9 @@ def _filled(fields: dict, names: tuple[tuple[str, str], ...], *defaults: dict) -
     return out
 
 
-def setup(app: web.Application, key: web.AppKey) -> None:
-    """Registers the hosted checkout page; `key` finds the CheckoutBackend on the app."""
+def setup(app: web.Application, key: web.AppKey, rules_key: web.AppKey) -> None:
+    """Registers the hosted checkout page; `key` finds the CheckoutBackend on the app, `rules_key` the callbacks
+    (whose outgoing-URL rules the dynamic-logistics callback follows)."""
 
     def redirecting(response: web.Response, session: Session) -> web.Response:
         url = session.merchant_info.get("returnUrl")
@@ -174,6 +192,17 @@ def setup(app: web.Application, key: web.AppKey) -> None:
         if session.elements == "Full":
             address = _filled(fields, ADDRESS_FIELDS, session.prefill, user)
         option = fields.get("shippingOption") if isinstance(fields.get("shippingOption"), str) else None
+        if address is not None and needs_offer(checkout, session, address) and session.state == CREATED:
+            # Ask the merchant for this address's options, then show the page again with them (no script).
+            info = session.merchant_info
+            options, notice = await fetch_options(request.app[rules_key].rules, str(session.dynamic_callback),
+                                                  info["callbackAuthorizationToken"],
+                                                  checkout.callback_address(address))
+            if options is not None:
+                notice = checkout.offer(session, address, options)
+            typed = {**(contact or {}), **address}
+            return redirecting(_page("Vipps MobilePay sandbox: checkout", _checkout_html(
+                checkout, session, fields["token"], typed, address, notice)), session)
         checkout.pay(session, phone, contact or {}, address, option, f"{request.scheme}://{request.host}")
         return answered(session, "paid")
 

@@ -93,4 +93,4 @@ def setup(app: web.Application) -> None:
     router.add_patch("/checkout/v3/session/{reference}", update, name="checkout.session.update")
     router.add_post("/checkout/v3/session/{reference}/expire", expire, name="checkout.session.expire")
     router.add_get("/_sandbox/checkout/callbacks", callback_attempts, name="sandbox.checkout.callbacks")
-    checkout_user.setup(app, CHECKOUT)
+    checkout_user.setup(app, CHECKOUT, CALLBACKS)

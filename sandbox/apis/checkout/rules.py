@@ -44,6 +44,12 @@ def check_update(body: object) -> dict:
     return body
 
 
+def check_options(options: object) -> str:
+    """What is wrong with logistics options by the spec (UpdateSessionRequest.logisticOptions' item schemas), or ""."""
+    errors = spec().errors("UpdateSessionRequest", {"logisticOptions": options})
+    return "; ".join(f"{field}: {why}" for field, why in errors[:3])
+
+
 def check_reference(reference: object, field: str = "reference") -> str:
     """A reference the ePayment payment can take (the ePayment spec's Reference schema), or 400."""
     if not isinstance(reference, str):
