@@ -18,6 +18,10 @@ The names, with what they take and give (env is an Env, msn and reference string
   is CREATED.
 - EPAYMENT_EXPIRE `(env, msn, reference) -> None`: the payment expires now (CREATED -> EXPIRED); nothing when it no
   longer is CREATED.
+- RECURRING_DRAFT `(env, msn, body, idempotency_key, origin) -> (status, reply)`: Recurring's
+  `POST /recurring/v3/agreements` with this body (DraftAgreementV3, validated as a merchant's call).
+- RECURRING_APPROVE `(env, msn, agreement_id, phone) -> None`: the user approves (PENDING -> ACTIVE).
+- RECURRING_REJECT `(env, msn, agreement_id) -> None`: the user rejects (PENDING -> STOPPED); nothing otherwise.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ EPAYMENT_VIEW = "epayment.view_payment"
 EPAYMENT_APPROVE = "epayment.approve_payment"
 EPAYMENT_REJECT = "epayment.reject_payment"
 EPAYMENT_EXPIRE = "epayment.expire_payment"
+RECURRING_DRAFT = "recurring.draft_agreement"
+RECURRING_APPROVE = "recurring.approve_agreement"
+RECURRING_REJECT = "recurring.reject_agreement"
 
 
 class ServiceMissing(RuntimeError):

@@ -63,6 +63,12 @@ class Session:
     paid_value: int | None = None  # the amount the payment was made for (the transaction plus shipping)
     #: The dynamic-logistics callback's answer: {"address": the address it was asked for, "options": [...]}.
     offered: dict | None = None
+    #: A subscription session: its `subscription` (product, amount, interval), and the Recurring agreement made
+    #: when the user subscribes; `one_time` when it also has a transaction (the agreement's initial charge).
+    subscription: dict | None = None
+    one_time: bool = True
+    agreement_id: str | None = None
+    subscription_state: str | None = None  # PENDING, ACTIVE, STOPPED or EXPIRED once the agreement exists
 
     @property
     def key(self) -> tuple[Env, str, str]:
@@ -93,6 +99,8 @@ class CheckoutBackend:
     def clear(self) -> None:
         self.sessions: dict[tuple[Env, str, str], Session] = {}
         self._expiry: list[tuple[float, tuple[Env, str, str]]] = []
+        #: (env, msn, agreementId) -> the key of the subscription session that made the agreement.
+        self._agreements: dict[tuple[Env, str, str], tuple[Env, str, str]] = {}
 
     # -- snapshots ----------------------------------------------------------------------------------
     def dump(self) -> dict[str, list[dict]]:
@@ -114,6 +122,7 @@ class CheckoutBackend:
                 raise ValueError(f"a checkout session cannot be read: {exc}") from exc
             loaded[session.key] = session
         self.sessions = loaded
+        self._agreements = {(s.env, s.msn, s.agreement_id): key for key, s in loaded.items() if s.agreement_id}
         self._expiry = [(session.expires_at, key) for key, session in loaded.items() if session.state == CREATED]
         heapq.heapify(self._expiry)
 
@@ -170,18 +179,15 @@ class CheckoutBackend:
         """POST /checkout/v3/session: validate (spec, then the reference), 409 on a duplicate, store."""
         schema = check_create(body)
         assert isinstance(body, dict)
-        if schema != "InitiatePaymentSessionRequest":
-            raise problem(400, "The sandbox serves payment sessions (type PAYMENT) only; subscription sessions are "
-                          "not emulated yet.", "SubscriptionNotSupported", "type",
-                          rule="checkout-subscription-not-served")
-        transaction = body["transaction"]
+        subscription = body.get("subscription") if schema == "InitiateSubscriptionSessionRequest" else None
+        transaction = body.get("transaction") or {}
         reference = body.get("reference") or transaction.get("reference")
         if not reference:
             raise problem(400, "A reference is required (top level, or the deprecated transaction.reference).",
                           "ValidationError", "reference")
         check_reference(reference)
         unit = self.runtime.world.sales_units[msn]
-        amount = transaction["amount"]
+        amount = transaction["amount"] if transaction else subscription["amount"]  # type: ignore[index]
         if amount["currency"] != unit.currency:
             raise problem(400, f"The currency {amount['currency']} is not the sales unit's ({unit.currency}).",
                           "ValidationError", "transaction.amount.currency", rule="checkout-currency-wrong")
@@ -194,7 +200,9 @@ class CheckoutBackend:
         now = self.now()
         session = Session(env=env, msn=msn, reference=reference, session_id=self.runtime.ids.hex(11),
                           value=amount["value"], currency=amount["currency"],
-                          description=transaction["paymentDescription"], merchant_info=dict(body["merchantInfo"]),
+                          description=transaction.get("paymentDescription") or subscription["productName"],  # type: ignore[index]
+                          merchant_info=dict(body["merchantInfo"]), subscription=subscription,
+                          one_time=bool(transaction),
                           created_at=now, expires_at=now + SESSION_LIFETIME_SECONDS,
                           fixed_options=list(logistics.get("fixedOptions") or []),
                           dynamic_callback=logistics.get("dynamicOptionsCallback"),
@@ -282,6 +290,9 @@ class CheckoutBackend:
         if session.state != CREATED:
             raise Problem(409, "Conflict", f"The session is {session.state}; it can no longer be paid.",
                           rule="checkout-session-not-payable")
+        if session.subscription is not None:
+            self._subscribe(session, phone, contact, origin)
+            return
         option = None
         options = self.options(session, address)
         if options:
@@ -306,10 +317,37 @@ class CheckoutBackend:
                 session.shipping.update(shippingMethodId=option["id"], amount=dict(option["amount"]))
         self.service(services.EPAYMENT_APPROVE)(session.env, session.msn, session.reference, phone)
 
+    def _subscribe(self, session: Session, phone: str | None, contact: dict, origin: str) -> None:
+        """A subscription session: a Recurring agreement is drafted (its initial charge, RESERVE_CAPTURE, when the
+        session has a transaction) and approved as the user; the agreement's events move the session on."""
+        sub = session.subscription
+        assert sub is not None
+        body: dict = {"pricing": {"type": "LEGACY", "amount": sub["amount"]["value"],
+                                  "currency": sub["amount"]["currency"]},
+                      "interval": {"unit": sub["interval"]["unit"], "count": sub["interval"]["count"]},
+                      "merchantRedirectUrl": session.merchant_info["returnUrl"],
+                      "merchantAgreementUrl": sub["merchantAgreementUrl"], "productName": sub["productName"],
+                      "externalId": session.reference}
+        if sub.get("productDescription"):
+            body["productDescription"] = sub["productDescription"]
+        if phone:
+            body["phoneNumber"] = phone
+        if session.one_time:
+            body["initialCharge"] = {"amount": session.value, "description": session.description,
+                                     "transactionType": "RESERVE_CAPTURE"}
+        _, reply = self.service(services.RECURRING_DRAFT)(session.env, session.msn, body,
+                                                          f"checkout-{session.session_id}", origin)
+        session.agreement_id, session.subscription_state = reply["agreementId"], "PENDING"
+        self._agreements[(session.env, session.msn, session.agreement_id)] = session.key
+        session.state, session.billing = INITIATED, dict(contact)
+        self.service(services.RECURRING_APPROVE)(session.env, session.msn, session.agreement_id, phone)
+
     def cancel(self, session: Session) -> None:
         """The user cancels: an unpaid session ends (PaymentTerminated); a payment in CREATED is rejected."""
         self.sweep()
-        if session.state == INITIATED:
+        if session.state == INITIATED and session.agreement_id is not None:
+            self.service(services.RECURRING_REJECT)(session.env, session.msn, session.agreement_id)
+        elif session.state == INITIATED:
             self.service(services.EPAYMENT_REJECT)(session.env, session.msn, session.reference)
         if session.state in (CREATED, INITIATED):
             session.state = TERMINATED
@@ -319,6 +357,9 @@ class CheckoutBackend:
     # -- following the payment ----------------------------------------------------------------------
     def on_event(self, kind: str, payload: dict) -> None:
         """runtime.listeners: the session whose reference the ePayment payment has follows its state."""
+        if kind.startswith("recurring.agreement-"):
+            self._follow_agreement(kind, payload)
+            return
         if not kind.startswith("epayment."):
             return
         try:
@@ -337,6 +378,27 @@ class CheckoutBackend:
                 session.state = TERMINATED
             self._completed(session)
 
+    def _follow_agreement(self, kind: str, payload: dict) -> None:
+        """A subscription session follows its agreement: activated is PaymentSuccessful, rejected or expired
+        PaymentTerminated; stopped later only changes subscriptionDetails.state."""
+        try:
+            env, msn, agreement_id = Env(payload["env"]), payload["msn"], payload["reference"]
+        except (KeyError, ValueError):
+            return
+        key = self._agreements.get((env, msn, agreement_id))
+        session = self.sessions.get(key) if key is not None else None
+        if session is None:
+            return
+        name = kind.removeprefix("recurring.agreement-")
+        state = {"activated": "ACTIVE", "stopped": "STOPPED", "rejected": "STOPPED", "expired": "EXPIRED"}.get(name)
+        if state is None:
+            return
+        was_pending = session.subscription_state == "PENDING"
+        session.subscription_state = state
+        if was_pending and session.state == INITIATED:
+            session.state = SUCCESSFUL if state == "ACTIVE" else TERMINATED
+            self._completed(session)
+
     def _completed(self, session: Session) -> None:
         for hook in self.completed_hooks:
             try:
@@ -349,6 +411,11 @@ class CheckoutBackend:
         """SessionResponse: the payment, user and shipping details once the payment was initiated."""
         body: dict = {"sessionId": session.session_id, "merchantSerialNumber": session.msn,
                       "reference": session.reference, "sessionState": session.state}
+        if session.agreement_id is not None:
+            body["subscriptionDetails"] = {"state": session.subscription_state, "agreementId": session.agreement_id}
+            if session.billing and all(session.billing.get(f) for f in ("firstName", "lastName", "email",
+                                                                         "phoneNumber")):
+                body["billingDetails"] = session.billing
         if session.payment_state is None:
             return body
         body["paymentMethod"] = "Wallet"
