@@ -10,6 +10,7 @@ from types import ModuleType
 
 from aiohttp import web
 
+from sandbox.apis.checkout import routes as checkout
 from sandbox.apis.donations import routes as donations
 from sandbox.apis.epayment import routes as epayment
 from sandbox.apis.login import routes as login
@@ -48,6 +49,7 @@ PACKAGES = (
     ordermanagement,  # issue 18
     login,
     donations,
+    checkout,
     control,
     phone,
     readiness,

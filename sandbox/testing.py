@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from sandbox.apis.checkout import response_schemas as checkout_responses
 from sandbox.apis.epayment import response_schemas as epayment_responses
 from sandbox.apis.login import response_schemas as login_responses
 from sandbox.apis.management import response_schemas as management_responses
@@ -44,7 +45,8 @@ class Reply:
 #: Each API's check of a successful response body against its spec (sandbox/apis/*/response_schemas.py).
 RESPONSE_CHECKS = (epayment_responses.violations, management_responses.violations, report_responses.violations,
                    recurring_responses.violations, event_schemas.violations, userinfo_responses.violations,
-                   qr_responses.violations, ordermanagement_responses.violations, login_responses.violations)
+                   qr_responses.violations, ordermanagement_responses.violations, login_responses.violations,
+                   checkout_responses.violations)
 
 
 class SandboxClient:

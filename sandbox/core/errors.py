@@ -202,6 +202,13 @@ RECURRING_IDENTIFIERS = {400: "validation-error", 401: "not-authorized", 403: "n
                          404: "resource-not-found", 409: "conflict", 415: "unsupported-media-type"}
 
 
+#: Checkout's errorCode for a problem raised without one (by the gateway or a shared module), by status. The spec
+#: requires the field but documents no values: these names are the sandbox's (UNCERTAIN, docs/reference/fidelity.md).
+CHECKOUT_ERROR_CODES = {400: "ValidationError", 401: "Unauthorized", 403: "Forbidden", 404: "SessionNotFound",
+                        405: "MethodNotAllowed", 409: "Conflict", 413: "PayloadTooLarge",
+                        415: "UnsupportedMediaType", 429: "TooManyRequests", 500: "InternalServerError"}
+
+
 def trace_id() -> str:
     """A W3C traceparent string, as the real APIs put in `traceId`."""
     return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
@@ -226,6 +233,20 @@ def _recurring_body(error: Problem, ctx: RenderContext) -> dict:
     if error.details:
         body["extraDetails"] = [{"name": d.name, "reason": d.reason} for d in error.details]
     return body
+
+
+def _checkout_body(error: Problem, ctx: RenderContext) -> dict:
+    """CheckoutProblemDetails (ASP.NET's ValidationProblemDetails): `errorCode` and `errors` {field: [messages]}
+    are required; each Detail becomes one message under its field."""
+    errors: dict[str, list[str]] = {}
+    for detail in error.details:
+        errors.setdefault(detail.name, []).append(detail.reason)
+    title, detail = error.title, error.detail
+    if isinstance(error, ValidationProblem):  # ASP.NET's own words for a model that fails validation
+        title, detail = "One or more validation errors occurred.", "See errors for further details."
+    return {"type": f"https://httpstatuses.io/{error.status}", "title": title, "status": error.status,
+            "detail": detail, "instance": ctx.path,
+            "errorCode": error.code or CHECKOUT_ERROR_CODES.get(error.status, "Error"), "errors": errors}
 
 
 def _identity_body(error: IdentityError) -> dict:
@@ -274,6 +295,8 @@ def _problem_body(error: Problem, ctx: RenderContext) -> dict:
         return _invalid_params_body(error, ctx)
     if ctx.api == "recurring":
         return _recurring_body(error, ctx)
+    if ctx.api == "checkout":
+        return _checkout_body(error, ctx)
     if ctx.api == "management":
         body = {"type": f"https://httpstatuses.io/{error.status}", "title": error.title, "status": error.status,
                 "detail": error.detail, "instance": f"urn:uuid:{uuid.uuid4()}"}
@@ -323,8 +346,9 @@ def render(error: SandboxError, ctx: RenderContext) -> web.Response:
             body = _userinfo_body(error)
         else:
             body = _problem_body(error, ctx)
-            # QR and Order Management declare their error bodies as application/json (issue 18)
-            content_type = "application/json" if ctx.api in ("qr", "ordermanagement") else "application/problem+json"
+            # QR, Order Management and Checkout declare their error bodies as application/json (issue 18)
+            content_type = "application/json" if ctx.api in ("qr", "ordermanagement", "checkout") \
+                else "application/problem+json"
     else:
         body = _gateway_body(error.status, error.reason)
     headers = dict(ctx.extra_headers)

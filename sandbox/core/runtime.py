@@ -6,7 +6,7 @@ import copy
 import pickle
 import secrets
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from sandbox.core.clock import VirtualClock
 from sandbox.core.customer_tokens import CustomerTokens
@@ -90,6 +90,9 @@ class Runtime:
         }
         #: Work in flight that only --state keeps (not snapshots), by name: see InFlight.
         self.in_flight: dict[str, InFlight] = {}
+        #: What one API offers another without either importing the other, by name ("epayment.create_payment"):
+        #: registered by the offering package's setup. The names and signatures are in sandbox/core/services.py.
+        self.services: dict[str, Callable[..., Any]] = {}
 
     def publish(self, kind: str, payload: dict) -> None:
         """Tells every listener (ledgers, webhooks, the dashboard) that something happened."""

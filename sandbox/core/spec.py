@@ -154,7 +154,7 @@ def _message(error: ValidationError) -> str:
 
 
 BUNDLED = ("epayment-1.8.1.yaml", "recurring-3.1.2.yaml", "management.yaml", "report.yaml", "webhooks.yaml",
-           "access-token-2024.yaml", "userinfo-2.0.3.yaml")
+           "access-token-2024.yaml", "userinfo-2.0.3.yaml", "checkout-swagger-id.yaml")
 
 
 def warm() -> None:

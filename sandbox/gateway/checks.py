@@ -30,6 +30,8 @@ from sandbox.gateway.bodies import check_depth, is_json_type
 from sandbox.gateway.context import RUNTIME, CallContext
 from sandbox.gateway.headers import (
     AUTHORIZATION,
+    CLIENT_ID,
+    CLIENT_SECRET,
     CONTENT_LENGTH,
     HOST,
     MERCHANT_SERIAL_NUMBER,
@@ -157,7 +159,6 @@ def authenticate(request: web.Request, runtime: Runtime, ctx: CallContext):
             claims, keyset = runtime.tokens.verify(token, ctx.env)
         except GatewayError as exc:
             token_error = exc
-    world = runtime.world
     owner_id = None
     flow = claims.flow if claims is not None else unverified_flow(token)
     sub = request.headers.get(SUBSCRIPTION_KEY)
@@ -171,18 +172,7 @@ def authenticate(request: web.Request, runtime: Runtime, ctx: CallContext):
                           "By default the sandbox accepts both.")
         keyless = not sub
     if flow != "miami" and not keyless:  # /miami/v1/token tokens are used without a subscription key
-        if not sub:
-            raise GatewayError(MISSING_SUBSCRIPTION_KEY, rule="subscription-key-missing")
-        owner_id = world.subscription_owner(sub)
-        if owner_id is None:
-            rule, reason = "subscription-key-invalid", INVALID_SUBSCRIPTION_KEY
-            if world.retired_subscription_owner(sub) is not None:
-                rule = "keys-regenerated"
-                reason += " This subscription key was regenerated and no longer works."
-            raise GatewayError(reason, rule=rule)
-        if world.keys[owner_id].environment is not ctx.env:
-            raise GatewayError(INVALID_SUBSCRIPTION_KEY + " (It belongs to the other environment.)",
-                               rule="keys-stay-in-their-environment")
+        owner_id = subscription_key_owner(sub, runtime, ctx.env)
     if token is None:
         raise GatewayError("Access denied due to missing or malformed token. Send 'Authorization: Bearer <token>'.",
                            rule="token-missing")
@@ -191,6 +181,63 @@ def authenticate(request: web.Request, runtime: Runtime, ctx: CallContext):
     assert claims is not None and keyset is not None
     if claims.flow == "standard" and owner_id != keyset.client_id and not keyless:  # owner_id was looked up above
         raise GatewayError("The subscription key does not belong to the keys that issued the access token.",
+                           rule="subscription-key-mismatch")
+    return keyset
+
+
+def subscription_key_owner(sub: str | None, runtime: Runtime, env: Env) -> str:
+    """The client_id whose subscription key this is, in this environment; the gateway's 401 otherwise."""
+    if not sub:
+        raise GatewayError(MISSING_SUBSCRIPTION_KEY, rule="subscription-key-missing")
+    world = runtime.world
+    owner_id = world.subscription_owner(sub)
+    if owner_id is None:
+        rule, reason = "subscription-key-invalid", INVALID_SUBSCRIPTION_KEY
+        if world.retired_subscription_owner(sub) is not None:
+            rule = "keys-regenerated"
+            reason += " This subscription key was regenerated and no longer works."
+        raise GatewayError(reason, rule=rule)
+    if world.keys[owner_id].environment is not env:
+        raise GatewayError(INVALID_SUBSCRIPTION_KEY + " (It belongs to the other environment.)",
+                           rule="keys-stay-in-their-environment")
+    return owner_id
+
+
+def credentials_refused(reason: str, rule: str) -> Problem:
+    """A 401 in the route's own format (Checkout answers its CheckoutProblemDetails for bad credentials)."""
+    return Problem(401, "Unauthorized", reason, rule=rule)
+
+
+def authenticate_client_headers(request: web.Request, runtime: Runtime, ctx: CallContext):
+    """Auth.CLIENT_HEADERS (Checkout v3): the keys themselves as headers, no access token. An Authorization
+    header (the official SDK sends an empty `Bearer`) plays no part. Returns the caller's key set.
+
+    Management and accounting keys have no subscription key: a known client_id of theirs with its right secret
+    goes on to the policy, which refuses them with the reason (not a 401 about a subscription key)."""
+    if ctx.replayed is not None:
+        return ctx.replayed
+    headers = request.headers
+    client_id, secret = headers.get(CLIENT_ID) or "", headers.get(CLIENT_SECRET) or ""
+    world = runtime.world
+    keyset = world.keys.get(client_id) if client_id else None
+    miami_keys = keyset is not None and keyset.type in (KeyType.MANAGEMENT, KeyType.ACCOUNTING)
+    owner_id = None if miami_keys else subscription_key_owner(headers.get(SUBSCRIPTION_KEY), runtime, ctx.env)
+    if not client_id or not secret:
+        missing = "client_id" if not client_id else "client_secret"
+        raise credentials_refused(f"The {missing} header is missing or empty: this API takes the keys themselves "
+                                  "as headers (client_id, client_secret, Ocp-Apim-Subscription-Key).",
+                                  "credentials-missing")
+    if keyset is None:  # never quoted: a client_secret sent as the client_id would be echoed
+        raise credentials_refused("The client_id is not known to the sandbox.", "unknown-client-id")
+    if not secret.isascii():  # header bytes that are no text (surrogates): no secret looks like that
+        raise credentials_refused("The client_secret does not match the client_id.", "client-secret-wrong")
+    if not world.secret_matches(keyset, secret):
+        if world.secret_was_retired(client_id, secret):
+            raise credentials_refused("This client_secret was regenerated and no longer works; use the new one.",
+                                      "keys-regenerated")
+        raise credentials_refused("The client_secret does not match the client_id.", "client-secret-wrong")
+    if owner_id is not None and owner_id != keyset.client_id:
+        raise GatewayError("The subscription key does not belong to the client_id sent.",
                            rule="subscription-key-mismatch")
     return keyset
 
@@ -285,11 +332,14 @@ async def through_gateway(request: web.Request, handler: Handler, ctx: CallConte
             env_denial = ctx.decision = environment_decision(route, ctx.env)
             assert env_denial is not None
             raise GatewayNotFound(env_denial.reason, rule=env_denial.rule)
-        if route.auth is Auth.BEARER:
+        if route.auth is not Auth.NONE:
             msn = parse_msn(request)
-            keyset = ctx.keyset = authenticate(request, runtime, ctx)
-            if keyset.type is KeyType.PARTNER:
-                partner_header_warning(request, ctx, missing)
+            if route.auth is Auth.BEARER:
+                keyset = ctx.keyset = authenticate(request, runtime, ctx)
+                if keyset.type is KeyType.PARTNER:
+                    partner_header_warning(request, ctx, missing)
+            else:  # the official SDK sends the Vipps-System-* headers empty here: never refused for that
+                keyset = ctx.keyset = authenticate_client_headers(request, runtime, ctx)
             world = runtime.world
             memo = (route.name, keyset.client_id, keyset.secret_version, ctx.env, msn)
             decision = world.decisions.get(memo)

@@ -13,6 +13,7 @@ HOST = istr("Host")
 CONTENT_LENGTH = istr("Content-Length")
 MERCHANT_SERIAL_NUMBER = istr("Merchant-Serial-Number")
 SUBSCRIPTION_KEY = istr("Ocp-Apim-Subscription-Key")
+CLIENT_ID = istr("client_id")
 CLIENT_SECRET = istr("client_secret")
 SYSTEM_HEADERS = (istr("Vipps-System-Name"), istr("Vipps-System-Version"), istr("Vipps-System-Plugin-Name"),
                   istr("Vipps-System-Plugin-Version"))

@@ -38,6 +38,7 @@ class Api(StrEnum):
     RECURRING = "recurring"
     LOGIN = "login"
     DONATIONS = "donations"
+    CHECKOUT = "checkout"
     SANDBOX = "sandbox"
     USERINFO = "userinfo"
     # issue 18 (reference section 1b): QR and Order Management
@@ -53,6 +54,9 @@ class Auth(StrEnum):
     CLIENT = "client"
     #: Login's userinfo: the end user's access token from the login flow, nothing else (checked by the backend).
     USER = "user"
+    #: The keys themselves as headers, no access token: client_id, client_secret, Ocp-Apim-Subscription-Key (and the
+    #: Merchant-Serial-Number). Checkout v3 takes these; an Authorization header is ignored there.
+    CLIENT_HEADERS = "client-headers"
 
 
 class MsnRule(StrEnum):
@@ -106,6 +110,10 @@ APIS: dict[Api, ApiRule] = {
                     "qr"),
     Api.ORDER_MANAGEMENT: ApiRule(BOTH, frozenset({KeyType.MERCHANT, KeyType.PARTNER}), MsnRule.ACT_FOR,
                                   Auth.BEARER, "Order Management API", "ordermanagement"),
+    # Checkout v3: sales unit keys, and (production only, with the MSN, if approved) partner keys, sent as raw
+    # headers with no access token; never management or accounting keys (reference section 1b).
+    Api.CHECKOUT: ApiRule(BOTH, frozenset({KeyType.MERCHANT, KeyType.PARTNER}), MsnRule.ACT_FOR,
+                          Auth.CLIENT_HEADERS, "Checkout API", "checkout"),
 }
 
 # -- Merchant-level keys and the Donations API (issue 18) ---------------------------------------------
@@ -491,6 +499,26 @@ SANDBOX_DONATIONS_ROUTES = served_by(
       summary="seed one-off donations (captured now, or spread back in time)"),
 )
 
+# The Checkout API v3 (issue 18) and its simulated user, the hosted checkout page.
+CHECKOUT_ROUTES = (
+    R("checkout.session.create", "POST", "/checkout/v3/session", Api.CHECKOUT, summary="create a checkout session"),
+    R("checkout.session.get", "GET", "/checkout/v3/session/{reference}", Api.CHECKOUT, summary="get a session"),
+    R("checkout.session.update", "PATCH", "/checkout/v3/session/{reference}", Api.CHECKOUT,
+      summary="update a session's transaction or logistics options"),
+    R("checkout.session.expire", "POST", "/checkout/v3/session/{reference}/expire", Api.CHECKOUT,
+      summary="expire a session"),
+)
+SANDBOX_CHECKOUT_ROUTES = served_by(
+    "checkout",
+    R("sandbox.checkout.page", "GET", "/_sandbox/checkout/session", Api.SANDBOX,
+      summary="the hosted checkout page (checkoutFrontendUrl)"),
+    R("sandbox.checkout.approve", "POST", "/_sandbox/checkout/session/approve", Api.SANDBOX,
+      summary="checkout page: pay"),
+    R("sandbox.checkout.cancel", "POST", "/_sandbox/checkout/session/cancel", Api.SANDBOX,
+      summary="checkout page: cancel"),
+    R("sandbox.checkout.callbacks", "GET", "/_sandbox/checkout/callbacks", Api.SANDBOX,
+      summary="every payment-completed callback attempt"),
+)
 ROUTES: dict[str, RoutePolicy] = _routes(
     *TOKEN_ROUTES, *EPAYMENT_ROUTES, *MANAGEMENT_ROUTES, *REPORT_ROUTES, *WEBHOOKS_ROUTES, *RECURRING_ROUTES,
     *USERINFO_ROUTES,
@@ -502,6 +530,7 @@ ROUTES: dict[str, RoutePolicy] = _routes(
     *QR_ROUTES, *SANDBOX_QR_ROUTES, *ORDER_MANAGEMENT_ROUTES,
     *LOGIN_ROUTES, *SANDBOX_LOGIN_ROUTES,
     *DONATIONS_ROUTES, *SANDBOX_DONATIONS_ROUTES,
+    *CHECKOUT_ROUTES, *SANDBOX_CHECKOUT_ROUTES,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -588,6 +617,13 @@ KEY_TYPE_DENIALS: dict[tuple[KeyType, Api], tuple[str, str]] = {
         "donations-needs-merchant-level-keys",
         "Accounting keys reach the Report API only, not the Donations API: it needs the merchant's merchant-level "
         "keys (POST /miami/v1/token, scope=donations:read), or partner keys."),
+    (KeyType.MANAGEMENT, Api.CHECKOUT): (
+        "management-keys-never-act-on-behalf",
+        "Management keys cannot act on behalf of merchants: they reach the Management API only, not the "
+        "Checkout API. Use the sales unit's own keys, or partner keys in production."),
+    (KeyType.ACCOUNTING, Api.CHECKOUT): (
+        "accounting-keys-report-only",
+        "Accounting keys reach the Report API only: they cannot create checkout sessions."),
 }
 
 #: The matrix's cell for an API that refuses merchant-level keys (the full reason is merchant_level_denial's).
@@ -628,7 +664,7 @@ def merchant_level_decision(rule: ApiRule, keyset: KeySet, world: World) -> Deci
 
 #: APIs where keys act on behalf of a sales unit (partners must be approved for it, and send the MSN).
 ACTING_APIS = frozenset({Api.EPAYMENT, Api.WEBHOOKS, Api.RECURRING, Api.USERINFO, Api.LOGIN, Api.QR,
-                         Api.ORDER_MANAGEMENT})
+                         Api.ORDER_MANAGEMENT, Api.CHECKOUT})
 
 
 #: One answer for a sales unit that is missing, deactivated or not the caller's (the Management API's 404):

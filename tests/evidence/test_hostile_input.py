@@ -50,7 +50,9 @@ IGNORES_BODY = {"sandbox.keys.regenerate", "sandbox.keys.regenerate_subscription
                 # QR and Order Management (issue 18): the deletes take no body
                 "qr.redirect.delete", "qr.callback.delete", "ordermanagement.v3.category.delete",
                 # Donations: stop takes no body.
-                "donations.agreements.stop"}
+                "donations.agreements.stop",
+                # Checkout: expire takes no body.
+                "checkout.session.expire"}
 #: Free-form labels held in memory, never file names: ".." is just a name there.
 FREE_FORM_NAMES = {"sandbox.inbox.get", "sandbox.inbox.post"}
 #: POST routes whose whole body is optional JSON: an empty one is fine.
@@ -147,6 +149,18 @@ class Corpus:
         self.auth[Api.DONATIONS] = await sb.auth_headers(sb.key("merchant-level", "production", owner=merchant_key))
         self.donation_id = next(a.id for a in sb.running.app[DONATIONS].agreements.values()
                                 if sb.runtime.world.sales_units[a.msn].merchant == merchant_key)
+        # Checkout: the keys themselves as headers (no token), and a session under the payment's reference.
+        checkout_keys = sb.key("merchant", "test", msn=self.msn)
+        self.auth[Api.CHECKOUT] = {"client_id": checkout_keys["client_id"],
+                                   "client_secret": checkout_keys["client_secret"],
+                                   "Ocp-Apim-Subscription-Key": checkout_keys["subscription_key_primary"],
+                                   "Merchant-Serial-Number": self.msn}
+        reply = await sb.request("POST", "/checkout/v3/session", "test", headers=self.auth[Api.CHECKOUT], json_body={
+            "type": "PAYMENT", "reference": self.reference,
+            "merchantInfo": {"callbackUrl": "https://example.com/cb", "returnUrl": "https://example.com/r",
+                             "callbackAuthorizationToken": "hostile"},
+            "transaction": {"amount": {"currency": "NOK", "value": 1000}, "paymentDescription": "Hostile"}})
+        assert reply.status == 200, reply.text
 
     def values(self, route: RoutePolicy) -> dict[str, str]:
         world = self.sandbox.runtime.world
@@ -182,7 +196,7 @@ class Corpus:
         return route.path.format(**values)
 
     def headers(self, route: RoutePolicy) -> dict[str, str]:
-        return dict(self.auth.get(route.api, {})) if route.rule.auth is Auth.BEARER else {}
+        return dict(self.auth.get(route.api, {})) if route.rule.auth is not Auth.NONE else {}
 
     def port(self, route: RoutePolicy) -> int:
         running = self.sandbox.running

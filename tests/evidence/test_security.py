@@ -245,6 +245,7 @@ async def traffic(base: dict[str, str], keys: dict[str, dict], tokens: dict[str,
                 pass
             async with session.post(url + "/donations/v1/agreements/leak-agreement/stop", headers=auth):
                 pass  # a journaled kind of write, had it succeeded
+            await checkout_traffic(session, base, keyset, name)
             # a secret sent where it does not belong: as a bearer token and as a subscription key
             async with session.get(url + PAY + "/leak-ref-0002", headers={
                     "Authorization": "Bearer " + keyset["client_secret"],
@@ -298,6 +299,27 @@ async def login_traffic(session: aiohttp.ClientSession, url: str, keyset: dict, 
         body = await resp.json()
         found |= {body["access_token"], body["id_token"]}
     return found
+
+
+async def checkout_traffic(session: aiohttp.ClientSession, base: dict[str, str], keyset: dict, name: str) -> None:
+    """Checkout v3 takes the client_secret itself as a header (no token): right and wrong, in both environments,
+    on create (journaled with --state), GET and expire, as the official SDK sends it (an empty bearer)."""
+    raw = {"client_id": keyset["client_id"], "client_secret": keyset["client_secret"], "Authorization": "Bearer ",
+           "Merchant-Serial-Number": (keyset.get("msns") or ["1234"])[0]}
+    if keyset.get("subscription_key_primary"):
+        raw["Ocp-Apim-Subscription-Key"] = keyset["subscription_key_primary"]
+    body = {"type": "PAYMENT", "reference": f"leak-chk-{name}",
+            "merchantInfo": {"callbackUrl": "https://example.com/cb", "returnUrl": "https://example.com/r",
+                             "callbackAuthorizationToken": "cbtok"},
+            "transaction": {"amount": {"currency": "NOK", "value": 1000}, "paymentDescription": "leak check"}}
+    for use in (base["test"], base["production"]):
+        for headers in (raw, raw | {"client_secret": keyset["client_secret"][::-1]}):
+            async with session.post(use + "/checkout/v3/session", headers=headers, json=body):
+                pass
+            async with session.get(use + f"/checkout/v3/session/leak-chk-{name}", headers=headers):
+                pass
+            async with session.post(use + f"/checkout/v3/session/leak-chk-{name}/expire", headers=headers):
+                pass
 
 
 def free_port() -> int:

@@ -43,6 +43,10 @@ REACHES = {  # API -> key types that reach it at all
     # since May 2026); sales unit keys only for legacy "Recurring donations" units, of which the fixture has none;
     # never management or accounting keys. Production only.
     "donations": {"merchant-level", "partner"},
+    # Checkout v3 (reference section 1b): sales unit keys as raw client_id/client_secret/subscription key/MSN headers,
+    # no access token; partner keys "use your own partner keys and send the Merchant Serial Number"; never management
+    # or accounting keys. Both environments (section 5's title).
+    "checkout": {"merchant", "partner"},
 }
 PRODUCTION_ONLY = {"management", "report", "donations"}
 #: Keys that exist in production only: all but sales unit keys (next-apis.md 1a).
@@ -51,9 +55,13 @@ TEST_ONLY_ROUTES = {"epayment.force_approve", "recurring.agreements.accept"}  # 
 # Price packages and product orders belong to partners: a merchant's keys have none (Management API docs).
 PARTNER_THINGS = {"management.price_packages", "management.product_orders.create", "management.product_orders.delete",
                   "management.product_orders.list", "management.product_orders.details"}
-ACTING_APIS = {"epayment", "webhooks", "recurring", "userinfo", "qr", "ordermanagement"}
+ACTING_APIS = {"epayment", "webhooks", "recurring", "userinfo", "qr", "ordermanagement", "checkout"}
 #: APIs where partner keys must always send the Merchant-Serial-Number (Webhooks may register for all units).
-MSN_ALWAYS = {"epayment", "recurring", "userinfo", "qr", "ordermanagement"}
+MSN_ALWAYS = {"epayment", "recurring", "userinfo", "qr", "ordermanagement", "checkout"}
+#: APIs that take the keys themselves as headers instead of an access token (Checkout v3); what the official SDK
+#: adds there (an empty bearer, empty Vipps-System-* values) must not matter.
+RAW_KEY_APIS = {"checkout"}
+SDK_EXTRAS = {"Authorization": "Bearer ", "Vipps-System-Name": "", "Vipps-System-Plugin-Name": ""}
 
 
 @dataclass(frozen=True)
@@ -121,7 +129,7 @@ def expected(route, variant: Variant, env: str, msn_case: str, recurring_allowed
     return "allow"
 
 
-BEARER_ROUTES = [route for route in ROUTES.values() if route.rule.auth is Auth.BEARER]
+BEARER_ROUTES = [route for route in ROUTES.values() if route.rule.auth is not Auth.NONE]
 CASES = [(route.name, variant, env, msn_case) for route in BEARER_ROUTES
          for variant in (RECURRING_VARIANTS if str(route.api) == "recurring" else VARIANTS)
          for env in ("test", "production") for msn_case in MSN_CASES]
@@ -161,7 +169,14 @@ async def test_permission(sandbox, route_name, variant, env, msn_case):
     own_msn = sandbox.msn_role(variant.own_msn_role)
     msn = {"own": own_msn, "other": sandbox.msn_role(OTHER_MSN_ROLE), "missing": None}[msn_case]
     keyset = keyset_for(sandbox, variant, env)
-    headers = await sandbox.auth_headers(keyset, msn, env=keyset["environment"])
+    if str(route.api) in RAW_KEY_APIS:
+        headers = {"client_id": keyset["client_id"], "client_secret": keyset["client_secret"], **SDK_EXTRAS}
+        if keyset.get("subscription_key_primary"):
+            headers["Ocp-Apim-Subscription-Key"] = keyset["subscription_key_primary"]
+        if msn is not None:
+            headers["Merchant-Serial-Number"] = msn
+    else:
+        headers = await sandbox.auth_headers(keyset, msn, env=keyset["environment"])
     headers["Idempotency-Key"] = "matrix-idem-0001"
     path = fill_path(route.path, sandbox, own_msn)
     body = {} if route.method in ("POST", "PUT", "PATCH") else None

@@ -23,7 +23,7 @@ ISSUE_NINETEEN = {"sloppy-integration"}
 #: Issue 16's narrated Userinfo story (a payment shares name and email; a week later they read "[Expired]").
 ISSUE_SIXTEEN_USERINFO = {"profile-sharing"}
 #: Issue 18's narrated QR and Order Management stories.
-ISSUE_EIGHTEEN = {"qr-poster", "receipt-in-the-app", "donations-partner"}
+ISSUE_EIGHTEEN = {"qr-poster", "receipt-in-the-app", "donations-partner", "checkout-partner-webshop"}
 #: Issue 16's Login story (the browser flow through the control plane, then CIBA with the phone).
 ISSUE_SIXTEEN_LOGIN = {"login-with-vipps"}
 

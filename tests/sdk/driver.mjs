@@ -13,6 +13,8 @@
 //               initial charge), cancel, agreement.update (STOPPED). With VIPPS_AGREEMENT_ID (an agreement the
 //               user approved on the confirmation page), every call but create and forceAccept, on that one
 //               (production, where the SDK refuses forceAccept itself).
+//   checkout    the two Checkout v3 calls (sdk-requests.md #12, #13): checkout.create (the SDK fills
+//               transaction.reference), checkout.info of it, a duplicate create (409), info of an unknown reference
 // Credentials: VIPPS_CLIENT_ID, VIPPS_CLIENT_SECRET, VIPPS_SUBSCRIPTION_KEY, VIPPS_MSN;
 // VIPPS_TEST_MODE ("true" unless "false"), VIPPS_CURRENCY (default NOK), VIPPS_WEBHOOK_URL.
 
@@ -183,7 +185,30 @@ async function recurring() {
   await step("agreement.info.final", () => client.recurring.agreement.info(token, agreementId));
 }
 
-const scenarios = { flow, production, settle, webhooks, recurring };
+async function checkout() {
+  // No token: Checkout takes the keys themselves (the SDK sends them as client_id / client_secret headers).
+  const body = () => ({
+    type: "PAYMENT",
+    merchantInfo: { callbackUrl: "https://example.com/cb", returnUrl: "https://example.com/r",
+                    callbackAuthorizationToken: "cbtok" },
+    transaction: { amount: amount(1000), paymentDescription: `SDK checkout ${prefix}` },
+  });
+  const first = body();
+  const created = await step("checkout.create", () =>
+    client.checkout.create(env.VIPPS_CLIENT_ID, env.VIPPS_CLIENT_SECRET, first));
+  const reference = first.transaction.reference;  // filled in by the SDK
+  console.log(JSON.stringify({ step: "checkout.reference", ok: true, data: reference }));
+  if (!created.ok) return;
+  await step("checkout.info", () => client.checkout.info(env.VIPPS_CLIENT_ID, env.VIPPS_CLIENT_SECRET, reference));
+  const again = body();
+  again.transaction.reference = reference;
+  await step("checkout.error.duplicate", () =>
+    client.checkout.create(env.VIPPS_CLIENT_ID, env.VIPPS_CLIENT_SECRET, again));
+  await step("checkout.error.unknown", () =>
+    client.checkout.info(env.VIPPS_CLIENT_ID, env.VIPPS_CLIENT_SECRET, `${prefix}-does-not-exist`));
+}
+
+const scenarios = { flow, production, settle, webhooks, recurring, checkout };
 if (!scenarios[scenario]) {
   console.error(`driver.mjs: unknown scenario ${scenario}; use one of ${Object.keys(scenarios).join(", ")}`);
   process.exit(2);

@@ -23,6 +23,8 @@ def shape(body: object) -> str:
         return "report-401"
     if keys == {"type", "title", "status", "detail", "instance", "extraInfo"} and isinstance(body["status"], str):
         return "userinfo-error"  # the Userinfo spec's UserinfoError: its status is a string
+    if {"errorCode", "errors"} <= keys and isinstance(body.get("errors"), dict):
+        return "checkout-problem"  # CheckoutProblemDetails (ASP.NET ValidationProblemDetails)
     if {"type", "title", "status", "detail", "instance", "contextId"} <= keys and "traceId" not in keys:
         return "recurring-problem"  # ErrorV3, its type a recurring-api-problems#<identifier> URL
     if {"type", "title", "status", "detail", "instance"} <= keys and "traceId" not in keys:
@@ -44,7 +46,8 @@ SHAPES = {Api.TOKEN: {"oauth", "azure-ad", "gateway", "apim"}, Api.EPAYMENT: {"p
           Api.RECURRING: {"recurring-problem", "gateway", "apim"}, Api.USERINFO: {"userinfo-error", "gateway", "apim"},
           Api.QR: {"invalid-params-problem", "exchange-problem", "gateway", "apim"},
           Api.ORDER_MANAGEMENT: {"invalid-params-problem", "gateway", "apim"}, Api.LOGIN: {"oauth", "gateway", "apim"},
-          Api.DONATIONS: {"problem", "gateway", "apim"}}  # UNCERTAIN: the generic Vipps problem (no spec)
+          Api.DONATIONS: {"problem", "gateway", "apim"},  # UNCERTAIN: the generic Vipps problem (no spec)
+          Api.CHECKOUT: {"checkout-problem", "gateway", "apim"}}
 #: API routes a user's browser opens, which answer their refusals as HTML pages: Login's authorize (an unknown
 #: client or redirect_uri gets an error page, never a redirect).
 BROWSER_PAGES = frozenset({"login.auth"})

@@ -110,7 +110,12 @@ def _targets() -> list[Target]:
         ("DELETE", "/v3/categories/{categoryId}"), ("PUT", "/v1/orders/{transactionId}"),
         ("GET", "/v1/orders/{transactionId}"), ("POST", "/v1/receipts/{transactionId}"),
         ("GET", "/v1/receipts/{transactionId}"))]
-    return ep + mg + rp + wh + tk + rc + qr + om
+    # Checkout v3: the four operations with partner keys + MSN in production, and with merchant keys in test.
+    session = "/checkout/v3/session/{reference}"
+    ck = [Target("checkout-swagger-id.yaml", m, p, env) for m, p in (
+        ("POST", "/checkout/v3/session"), ("GET", session), ("PATCH", session), ("POST", session + "/expire"))
+        for env in ("production", "test")]
+    return ep + mg + rp + wh + tk + rc + qr + om + ck
 
 
 TARGETS = _targets()
@@ -473,6 +478,22 @@ class Credentials:
             "amount": {"currency": "NOK", "value": 10000}, "paymentMethod": {"type": "WALLET"},
             "reference": reference, "userFlow": "WEB_REDIRECT", "returnUrl": "https://example.com/back"}))
 
+    def apply_checkout(self, target: Target, params: dict, n: int) -> dict[str, str]:
+        """The keys themselves as headers (partner keys + MSN in production, merchant keys in test); for the
+        operations on one session, a fresh session each time (PATCH and expire change it)."""
+        keyset = self.partner if target.env == "production" else self.merchant_test
+        headers = {"client_id": keyset["client_id"], "client_secret": keyset["client_secret"],
+                   "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"], "Merchant-Serial-Number": self.shop}
+        if "reference" in params:
+            reference = f"fuzz-chk-{target.env}-{n:06d}"
+            self.ok(self.http.post(f"{self.sandbox.url(target.env)}/checkout/v3/session", headers=headers, json={
+                "type": "PAYMENT", "reference": reference,
+                "merchantInfo": {"callbackUrl": "https://example.com/cb", "returnUrl": "https://example.com/r",
+                                 "callbackAuthorizationToken": "fuzz"},
+                "transaction": {"amount": {"currency": "NOK", "value": 1000}, "paymentDescription": "Fuzz"}}))
+            params["reference"] = reference
+        return headers
+
     def product_order(self, n: int) -> str:
         reply = self.http.post(f"{self.sandbox.url('production')}/management/v1/product-orders",
                                headers=self.headers["management"] | {"Idempotency-Key": f"fuzz-po-{n}"},
@@ -533,6 +554,8 @@ class Credentials:
             return self.apply_qr(target, case, n)
         if api == "order":
             return self.apply_order_management(target, case, n)
+        if api == "checkout":
+            return self.apply_checkout(target, params, n)
         if api == "webhooks":
             if "id" in params:  # a registration that exists, so DELETE has something to delete
                 params["id"] = self.register_webhook()

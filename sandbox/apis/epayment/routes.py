@@ -11,6 +11,7 @@ import json
 from aiohttp import web
 
 from sandbox.apis.epayment import pages as epayment_user
+from sandbox.apis.epayment import services as epayment_services
 from sandbox.apis.epayment.backend import PaymentsBackend
 from sandbox.apis.epayment.rules import RATE_LIMITS, check_reference, duplicate_metadata_keys
 from sandbox.core.errors import Detail, Problem
@@ -125,6 +126,7 @@ def setup(app: web.Application) -> None:
     app[RUNTIME].state_providers["payments"] = (payments.dump, payments.load)
     app[RUNTIME].clock_hooks.append(payments.sweep)
     rate_limits.register(RATE_LIMITS)
+    epayment_services.register(payments)  # what Checkout uses without importing this package
     router = routes(app)
     # GET first: the router tries routes sharing a prefix in this order, and GET is the hot path.
     router.add_get("/epayment/v1/payments/{reference}", get_payment, name="epayment.get")

@@ -11,6 +11,7 @@ import json
 from aiohttp import web
 
 from sandbox.apis.recurring import pages, state
+from sandbox.apis.recurring import services as recurring_services
 from sandbox.apis.recurring.backend import RecurringBackend
 from sandbox.apis.recurring.rules import (
     RATE_LIMITS,
@@ -203,6 +204,7 @@ def setup(app: web.Application) -> None:
     app[RUNTIME].state_providers["recurring"] = (lambda: state.dump(recurring),
                                                  lambda data: state.load(recurring, data))
     rate_limits.register(RATE_LIMITS)
+    recurring_services.register(recurring)  # what Checkout's subscription sessions use without importing this
     router = routes(app)
     agreement = BASE + "/agreements/{agreementId}"
     charge = agreement + "/charges/{chargeId}"

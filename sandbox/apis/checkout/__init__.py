@@ -1,0 +1,1 @@
+"""The Checkout API v3: sessions, the hosted checkout page, the payment-completed callback."""
