@@ -212,15 +212,15 @@ def authenticate_client_headers(request: web.Request, runtime: Runtime, ctx: Cal
     """Auth.CLIENT_HEADERS (Checkout v3): the keys themselves as headers, no access token. An Authorization
     header (the official SDK sends an empty `Bearer`) plays no part. Returns the caller's key set.
 
-    Management and accounting keys have no subscription key: a known client_id of theirs with its right secret
-    goes on to the policy, which refuses them with the reason (not a 401 about a subscription key)."""
+    Management, accounting and merchant-level keys have no subscription key: a known client_id of theirs with its
+    right secret goes on to the policy, which refuses them with the reason (not a 401 about a subscription key)."""
     if ctx.replayed is not None:
         return ctx.replayed
     headers = request.headers
     client_id, secret = headers.get(CLIENT_ID) or "", headers.get(CLIENT_SECRET) or ""
     world = runtime.world
     keyset = world.keys.get(client_id) if client_id else None
-    miami_keys = keyset is not None and keyset.type in (KeyType.MANAGEMENT, KeyType.ACCOUNTING)
+    miami_keys = keyset is not None and keyset.type in (KeyType.MANAGEMENT, KeyType.ACCOUNTING, KeyType.MERCHANT_LEVEL)
     owner_id = None if miami_keys else subscription_key_owner(headers.get(SUBSCRIPTION_KEY), runtime, ctx.env)
     if not client_id or not secret:
         missing = "client_id" if not client_id else "client_secret"
@@ -332,7 +332,9 @@ async def through_gateway(request: web.Request, handler: Handler, ctx: CallConte
             env_denial = ctx.decision = environment_decision(route, ctx.env)
             assert env_denial is not None
             raise GatewayNotFound(env_denial.reason, rule=env_denial.rule)
-        if route.auth is not Auth.NONE:
+        # The gateway authenticates access tokens and Checkout's raw keys; Login's client credentials (Auth.CLIENT)
+        # and its user tokens (Auth.USER) are checked by the Login backend, against the same policy.
+        if route.auth is Auth.BEARER or route.auth is Auth.CLIENT_HEADERS:
             msn = parse_msn(request)
             if route.auth is Auth.BEARER:
                 keyset = ctx.keyset = authenticate(request, runtime, ctx)

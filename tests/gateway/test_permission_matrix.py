@@ -129,7 +129,7 @@ def expected(route, variant: Variant, env: str, msn_case: str, recurring_allowed
     return "allow"
 
 
-BEARER_ROUTES = [route for route in ROUTES.values() if route.rule.auth is not Auth.NONE]
+BEARER_ROUTES = [route for route in ROUTES.values() if route.rule.auth in (Auth.BEARER, Auth.CLIENT_HEADERS)]
 CASES = [(route.name, variant, env, msn_case) for route in BEARER_ROUTES
          for variant in (RECURRING_VARIANTS if str(route.api) == "recurring" else VARIANTS)
          for env in ("test", "production") for msn_case in MSN_CASES]
