@@ -222,10 +222,12 @@ class EvidenceBook:
     def on_event(self, kind: str, payload: dict, when: float) -> None:
         """Domain events: what each payment, agreement and charge reached, and when (virtual time)."""
         env, msn = payload.get("env"), payload.get("msn")
-        ident = payload.get("reference") or payload.get("chargeId") or payload.get("agreementId")
+        ident = payload.get("reference") or payload.get("chargeId") or payload.get("agreementId") \
+            or payload.get("orderId")  # order.receipt names the payment by its orderId
         if not isinstance(env, str) or not isinstance(msn, str) or not isinstance(ident, str):
             return
         if "receipt" in kind:  # a receipt sent with the payment, whatever API carried it
+            self.dirty = True
             self.unit(env, msn).track(ident).receipt = True
             return
         if not (kind.startswith("epayment.") or kind.startswith("recurring.")):

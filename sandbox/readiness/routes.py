@@ -111,7 +111,8 @@ def context(request: web.Request, msn: str, envs: list[str]) -> Context:
     return Context(msn=msn, units=units,
                    token_calls=sum(book.token_calls.get((env, c), 0) for env in envs for c in clients),
                    client_calls=sum(book.client_calls.get((env, c), 0) for env in envs for c in clients),
-                   registrations=registrations, attempts=attempts, now_wall=time.time(), route_of=route_of)
+                   registrations=registrations, attempts=attempts, now_wall=time.time(),
+                   now_virtual=request.app[RUNTIME].clock.time(), route_of=route_of)
 
 
 def _envs(value: str | None) -> list[str]:
