@@ -90,7 +90,7 @@ def build(ctx: Context, apis: Iterable[str]) -> dict:
             if item.exercise is not None and verdict.status != MET:
                 body = None if item.exercise.body is None else _fill(item.exercise.body, ctx.msn)
                 row["exercise"] = {"label": item.exercise.label, "method": item.exercise.method,
-                                   "path": item.exercise.path, "body": body}
+                                   "path": item.exercise.path.replace("{msn}", ctx.msn), "body": body}
             rows.append(row)
         checklists.append({"api": api, "title": title, "summary": _summary(title, rows), "items": rows,
                            "verdicts": {row["id"]: row["status"] for row in rows}})

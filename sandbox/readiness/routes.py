@@ -151,11 +151,29 @@ async def exercise(request: web.Request) -> web.Response:
     body = {key: (msn if value == "{msn}" else value) for key, value in (item.exercise.body or {}).items()}
     if item.exercise.path == "/_sandbox/faults":
         done = {"fault": request.app[FAULTS].add(body).as_json()}
+    elif item.exercise.path.endswith("/newest-created/reject"):
+        done = {"rejected": _reject_newest(request, msn)}
     else:
         done = {"clock": ClockBackend(request.app[RUNTIME]).change(body)}
     if request.content_type == "application/json":
         return web.json_response({"exercise": item.exercise.label, **done})
     raise web.HTTPSeeOther(f"/_sandbox/readiness?msn={msn}&api={api}&format=html")
+
+
+def _reject_newest(request: web.Request, msn: str) -> str:
+    """The user rejects the sales unit's newest CREATED payment (in either environment); its reference."""
+    from sandbox.apis.epayment.backend import State
+    from sandbox.apis.epayment.routes import PAYMENTS
+
+    backend = request.app[PAYMENTS]
+    backend.sweep()  # what expired by now is no longer CREATED
+    for key in reversed(backend.order):
+        payment = backend.payments.get(key)
+        if payment is not None and payment.msn == msn and payment.state is State.CREATED:
+            backend.reject(payment)
+            return payment.reference
+    raise Problem(409, "Conflict", f"Sales unit {msn} has no CREATED payment to reject: create one first.",
+                  details=[Detail("msn", "No CREATED payment.")])
 
 
 def _persist(app: web.Application, book: EvidenceBook, directory: Path) -> None:
