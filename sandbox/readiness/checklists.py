@@ -163,6 +163,18 @@ LOGIN = (
     endpoint("L-E4", "Token", "POST", "/access-management-1.0/access/oauth2/token"),
     endpoint("L-E5", "CIBA authentication (merchant-initiated flow only)", "POST",
              "/vipps-login-ciba/api/backchannel/authentication"),
+    auto("L-4", "Redirect URIs registered exactly; HTTPS or an app scheme, not HTTP; the same value on /token.",
+         "login_redirect_uris", "Send /oauth2/auth a redirect_uri registered character for character (https, "
+         "an app scheme, or http on 127.0.0.1/localhost only), and the same value again on /oauth2/token."),
+    auto("L-7", "Security: a unique state per /auth request (at least 8 characters, fresh, verified on return).",
+         "login_unique_state", "Make a fresh random state of at least 8 characters for every login, and check it "
+         "when the user comes back."),
+    auto("L-9", "Use PKCE with S256 where used (the default is plain).", "login_pkce_s256",
+         "Send code_challenge_method=S256 with every code_challenge."),
+    auto("L-11", "Cache the discovery document (Cache-Control: max-age=3600); don't fetch it per login.",
+         "login_discovery_cached", "Fetch the discovery document once and keep it for an hour, not per login."),
+    auto("L-16", "CIBA: poll the token endpoint no faster than the interval (or use the ping webhook).",
+         "login_ciba_pace", "Wait the authentication answer's interval (seconds) between token polls."),
     manual("L-2", "No embedded iframes or web views; redirect-based only."),
     manual("L-6", "Terms and conditions; collect the consents you need."),
     manual("L-12", "Works in non-default browsers."),

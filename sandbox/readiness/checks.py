@@ -39,6 +39,7 @@ class Context:
     registrations: list[dict] = field(default_factory=list)  # {"env", "url", "events"}
     attempts: list[dict] = field(default_factory=list)  # webhook delivery attempts for this sales unit
     now_wall: float = 0.0
+    login: list = field(default_factory=list)  # LoginEvidence per environment (sandbox/readiness/login_evidence.py)
     now_virtual: float = 0.0  # the sandbox's clock: moving it a month on ages the examples too
     route_of: Callable[[str, str], str | None] = lambda method, path: None
 

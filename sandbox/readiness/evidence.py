@@ -172,6 +172,21 @@ class EvidenceBook:
             if len(polls) > MAX_POLLS:
                 del polls[0]
 
+    def route_seen(self, env: str, msn: str, route: str, status: int, proof: Proof) -> None:
+        """A request that proves an endpoint item only (Login's /auth, made by the user's browser: no headers,
+        keys or idempotency rules apply); a redirect (3xx) is its success."""
+        self.dirty = True
+        stat = self.unit(env, msn).routes.get(route)
+        if stat is None:
+            stat = self.unit(env, msn).routes[route] = RouteStat()
+        stat.total += 1
+        stat.statuses[status] += 1
+        if 200 <= status < 400:
+            stat.ok += 1
+            stat.last_ok = proof
+        else:
+            stat.last_fail = proof
+
     def partner_without_msn(self, env: str, msns: list[str], request_id: int, at: str, wall: float) -> None:
         """G-H3: a request with partner keys and no Merchant-Serial-Number (refused by the gateway)."""
         proof = Proof(request_id, None, at, wall)

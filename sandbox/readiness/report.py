@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from sandbox.readiness.checklists import CHECKLISTS, Item
 from sandbox.readiness.checks import CHECKS, CONFIRM, MET, NOT_MET, TO_EXERCISE, Context, Verdict, shown
 from sandbox.readiness.evidence import Proof
+from sandbox.readiness.login_checks import LOGIN_CHECKS
 
 NOT_SERVED = "not served here yet"
 ORDER = (MET, NOT_MET, TO_EXERCISE, CONFIRM, NOT_SERVED)
@@ -44,7 +45,7 @@ def judge(item: Item, ctx: Context) -> Verdict:
         return _endpoint(item, ctx)
     if item.kind == "manual":
         return Verdict(CONFIRM, "Traffic cannot show this: check it yourself before you submit the checklist.")
-    return CHECKS[item.check](ctx)
+    return (CHECKS.get(item.check) or LOGIN_CHECKS[item.check])(ctx)
 
 
 def _summary(title: str, rows: list[dict]) -> str:
