@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
+from sandbox.apis.login.redirects import matches
 from sandbox.readiness.evidence import MAX_OBJECTS, Proof, digest
 
 HOUR = 3600.0
@@ -86,31 +87,27 @@ def _remember(bounded: OrderedDict, key: str, value=None) -> None:
 
 
 class DiscoveryFetches:
-    """Discovery fetch times (virtual clock) per (environment, remote address), bounded."""
+    """Discovery fetch times (virtual clock) per (environment, remote address), bounded, with the most fetches
+    seen within one hour kept up to date on each fetch (so reading it costs a lookup)."""
 
     def __init__(self) -> None:
-        self.by_peer: OrderedDict[tuple[str, str], deque] = OrderedDict()
+        self.by_peer: OrderedDict[tuple[str, str], tuple[deque, list[int]]] = OrderedDict()
 
     def fetched(self, env: str, peer: str, when: float) -> None:
-        times = self.by_peer.get((env, peer))
-        if times is None:
-            times = self.by_peer[(env, peer)] = deque(maxlen=MAX_FETCHES)
+        found = self.by_peer.get((env, peer))
+        if found is None:
+            found = self.by_peer[(env, peer)] = (deque(maxlen=MAX_FETCHES), [0])
             if len(self.by_peer) > MAX_PEERS:
                 self.by_peer.popitem(last=False)
+        times, peak = found
         times.append(when)
+        within = sum(1 for at in times if when - at <= HOUR)
+        if within > peak[0]:
+            peak[0] = within
 
     def peak(self, env: str, peer: str) -> int:
-        """The most fetches within one hour (a sliding window over the kept times)."""
-        times = self.by_peer.get((env, peer))
-        if not times:
-            return 0
-        best, start = 0, 0
-        listed = list(times)
-        for end, at in enumerate(listed):
-            while at - listed[start] > HOUR:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
+        found = self.by_peer.get((env, peer))
+        return found[1][0] if found else 0
 
 
 class LoginBook:
@@ -180,9 +177,7 @@ def on_auth(login: LoginEvidence, query, registered: list[str] | None, status: i
 
 
 def _registered(uri: str, registered: list[str]) -> bool:
-    from sandbox.apis.login.redirects import matches  # the Login API's own rule (exact, loopback any port)
-
-    return matches(uri, registered)
+    return matches(uri, registered)  # the Login API's own rule (exact; loopback http on any port)
 
 
 def on_token(login: LoginEvidence, form: dict, interval: float, wall: float, proof: Proof) -> None:
