@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from sandbox.apis.login.redirects import matches
 from sandbox.readiness.evidence import MAX_OBJECTS, Proof, digest
@@ -32,8 +33,11 @@ def redirect_ok(uri: str) -> bool:
     if uri.startswith("https://"):
         return True
     if uri.startswith("http://"):
-        host = uri[7:].split("/", 1)[0].rsplit(":", 1)[0] if not uri[7:].startswith("[") else "[::1]"
-        return host in ("127.0.0.1", "localhost", "[::1]")
+        try:
+            host = urlsplit(uri).hostname
+        except ValueError:  # a malformed authority ("http://[") is no loopback host
+            return False
+        return host in ("127.0.0.1", "localhost", "::1")
     return ":" in uri  # a private-use app scheme such as com.example.app:/callback
 
 

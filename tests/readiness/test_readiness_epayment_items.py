@@ -112,6 +112,19 @@ async def test_management_api_used_met_and_not_yet_exercised(sandbox):
     assert item(await report(base, msn, "partner"), "partner", "PA-5")["status"] == MET
 
 
+async def test_partner_headers_met_and_not_met(sandbox):
+    partner = sandbox.key("partner", "production", owner=sandbox.partner_role("premium"))
+    msn = sandbox.msn_role("premium-shop-1")
+    base = sandbox.url("production")
+    async with Integration(base, partner, msn, partner=True) as good:
+        assert await good.create("acme-pa-0301") == 201
+    verdict = item(await report(base, msn, "partner"), "partner", "PA-2")
+    assert verdict["status"] == MET and "acme-webshop-engine" in verdict["evidence"]
+    async with Integration(base, partner, msn, partner=True, system_headers=False) as sloppy:
+        assert await sloppy.create("acme-pa-0302") == 201
+    assert item(await report(base, msn, "partner"), "partner", "PA-2")["status"] == NOT_MET
+
+
 async def test_recent_examples_met_and_a_month_later_not_met(sandbox):
     partner = sandbox.key("partner", "production", owner=sandbox.partner_role("premium"))
     msn = sandbox.msn_role("premium-shop-1")

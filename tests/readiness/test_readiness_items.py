@@ -162,6 +162,8 @@ async def test_webhooks_and_polling_met_and_not_met(sandbox):
 
 
 async def test_failure_cases_and_states(sandbox):
+    """EP-14 is "met" or "not yet exercised", never "not met": it asks that the failure cases were tried; not
+    having tried one yet is unfinished evidence, not a broken rule. The exercise makes the user reject."""
     base = sandbox.url("test")
     async with merchant(sandbox) as shop:
         for reference, value in (("acme-order-9101", 151), ("acme-order-9102", 186), ("acme-order-9103", 1000)):

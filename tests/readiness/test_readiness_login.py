@@ -4,13 +4,17 @@ Login integration (tests/readiness/login_integration.py), the verdict read from 
 from __future__ import annotations
 
 import asyncio
+import signal
+from urllib.parse import urlencode
 
+import aiohttp
 import pytest
 from integration import control, item, report
-from login_integration import LoginIntegration
+from login_integration import PREFIX, LoginIntegration
 
 from sandbox.core.settings import Settings
 from sandbox.readiness.checks import MET, NOT_MET, TO_EXERCISE
+from sandbox.testing import spawn
 
 
 @pytest.fixture
@@ -117,3 +121,27 @@ async def test_ciba_polls_at_the_interval_met_and_faster_not_met(sandbox):
         assert status == 400 and body["error"] == "slow_down"
     got = await verdict(sandbox, "L-16")
     assert got["status"] == NOT_MET and "faster than the interval" in got["evidence"]
+
+
+async def test_the_login_evidence_survives_a_restart_with_state_and_keeps_no_state_value(tmp_path):
+    proc, url, _ = await spawn(["--state", str(tmp_path / "state")])
+    try:
+        keys = (await control(url, "GET", "/_sandbox/keys?type=merchant&env=test"))[1][0]
+        query = {"response_type": "code", "client_id": keys["client_id"], "scope": "openid",
+                 "state": "repeated-state-4711", "redirect_uri": "http://127.0.0.1:5000/callback"}
+        async with aiohttp.ClientSession() as browser:
+            for _ in range(2):
+                async with browser.get(url + PREFIX + "oauth2/auth?" + urlencode(query),
+                                       allow_redirects=False) as resp:
+                    assert resp.status == 302
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 20)
+    assert "repeated-state-4711" not in (tmp_path / "state" / "readiness.json").read_text()
+    proc, url, _ = await spawn(["--state", str(tmp_path / "state")])
+    try:
+        got = item(await report(url, keys["owner"], "login"), "login", "L-7")
+        assert got["status"] == NOT_MET and "reused the state" in got["evidence"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 20)
