@@ -25,6 +25,8 @@ HOUR = 3600.0
 CIBA_GRANT = "urn:openid:params:grant-type:ciba"
 MAX_FETCHES = 32  # discovery fetch times kept per remote address
 MAX_PEERS = 256
+#: Login routes that carry no client identity (credentials NONE in the policy table).
+ANONYMOUS = ("login.discovery", "login.jwks")
 POLL_SLACK = 0.2  # seconds: the CIBA backend's own tolerance (sandbox/apis/login/ciba.py)
 
 
@@ -122,6 +124,13 @@ class LoginBook:
         self.ciba_interval = ciba_interval
         self.units: dict[tuple[str, str], LoginEvidence] = {}
         self.discovery = DiscoveryFetches()
+        self.anonymous: dict[tuple[str, str, str], Proof] = {}  # (route, env, peer) -> the newest fetch
+
+    def anonymous_proofs(self, env: str, peer: str) -> list[tuple[str, Proof]]:
+        """The newest discovery and JWKS fetches from this address: they prove L-E1 and L-E2 for the sales unit
+        whose client logs in from there (neither request names a client)."""
+        found = [(route, self.anonymous.get((route, env, peer))) for route in ANONYMOUS]
+        return [(route, proof) for route, proof in found if proof is not None]
 
     def unit(self, env: str, msn: str) -> LoginEvidence:
         found = self.units.get((env, msn))
@@ -132,12 +141,17 @@ class LoginBook:
     def clear(self) -> None:
         self.units.clear()
         self.discovery = DiscoveryFetches()
+        self.anonymous.clear()
 
     def observe(self, *, env: str, msn: str | None, route: str, peer: str, query, form: dict | None,
                 registered: list[str] | None, status: int, proof: Proof, when: float) -> None:
-        if route == "login.discovery":
+        if route in ANONYMOUS:
             if status < 400:
-                self.discovery.fetched(env, peer, when)
+                if route == "login.discovery":
+                    self.discovery.fetched(env, peer, when)
+                self.anonymous[(route, env, peer)] = proof
+                if len(self.anonymous) > MAX_PEERS:
+                    self.anonymous.pop(next(iter(self.anonymous)))
             return
         if msn is None:
             return

@@ -36,7 +36,7 @@ from sandbox.readiness.report import build
 log = logging.getLogger(__name__)
 EVIDENCE = web.AppKey("readiness_evidence", EvidenceBook)
 LOGIN_EVIDENCE = web.AppKey("readiness_login_evidence", LoginBook)
-LOGIN_ROUTES = frozenset({"login.discovery", "login.auth", "login.token"})
+LOGIN_ROUTES = frozenset({"login.discovery", "login.jwks", "login.auth", "login.token"})
 STATE_FILE = "readiness.json"
 _BY_METHOD_PATH = {(entry.method, entry.path): name for name, entry in ROUTES.items()}
 
@@ -59,8 +59,15 @@ def observe_login(logins: LoginBook, book: EvidenceBook, world, request: web.Req
             book.route_seen(env, msn, route, status, proof)  # a browser request: no header rules apply
     from sandbox.apis.login.routes import FORM  # where the token handler leaves the parsed form
 
-    logins.observe(env=env, msn=msn, route=route, peer=request.remote or "", query=query,
+    peer = request.remote or ""
+    logins.observe(env=env, msn=msn, route=route, peer=peer, query=query,
                    form=request.get(FORM), registered=registered, status=status, proof=proof, when=when)
+    if msn is not None and route in ("login.auth", "login.token"):
+        unit = book.units.get((env, msn))
+        for name, fetched in logins.anonymous_proofs(env, peer):
+            stat = unit.routes.get(name) if unit is not None else None
+            if stat is None or stat.last_ok is None or stat.last_ok.request_id != fetched.request_id:
+                book.route_seen(env, msn, name, 200, fetched)  # each fetch counted once per sales unit
 
 
 def observer(book: EvidenceBook, world, logins: LoginBook | None = None):

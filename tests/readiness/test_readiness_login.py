@@ -52,6 +52,9 @@ async def test_a_careful_login_meets_every_item_and_fills_in_the_endpoints(sandb
         assert got["status"] == MET, got
     assert (await verdict(sandbox, "L-E3"))["status"] == MET  # /auth's 302 is its success
     assert (await verdict(sandbox, "L-E4"))["status"] == MET
+    # discovery names no client: it counts for the sales unit whose client logs in from the same address
+    assert (await verdict(sandbox, "L-E1"))["status"] == MET
+    assert (await verdict(sandbox, "L-E2"))["status"] != MET  # this client never fetched the JWKS
 
 
 async def test_redirect_uri_unregistered_or_plain_http_or_changed_on_token_is_not_met(sandbox):
