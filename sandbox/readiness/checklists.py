@@ -58,6 +58,13 @@ def capture_fault(path: str) -> Exercise:
 
 EXPIRE = Exercise("Move the clock 11 minutes (CREATED payments expire)", "POST", "/_sandbox/clock",
                   {"advanceSeconds": 660})
+#: "Make the user reject": the sales unit's newest CREATED payment is rejected as its user would (-> ABORTED).
+#: The newest, not the next: the exercise acts on what the integration already did, like the clock exercise.
+REJECT = Exercise("Make the user reject the newest CREATED payment", "POST",
+                  "/_sandbox/payments/{msn}/newest-created/reject")
+#: "Move the clock past a due date": a month and two days, past the due date of any charge of a monthly agreement.
+PAST_DUE = Exercise("Move the clock 32 days (charges fall due and are charged)", "POST", "/_sandbox/clock",
+                    {"advanceSeconds": 32 * 86400})
 HEADERS = ("Send Vipps-System-Name, Vipps-System-Version, Vipps-System-Plugin-Name and "
            "Vipps-System-Plugin-Version on every request, each at most 30 characters.")
 
@@ -99,7 +106,7 @@ EPAYMENT = (
          "Use a readable reference such as acme-shop-123-order123abc."),
     auto("EP-14", "Test insufficient funds, an expired card, an aborted payment and an expired payment.",
          "failure_cases_epayment", "Create payments with the magic amounts (for example 151 and 186) and let one "
-         "be rejected and one expire.", EXPIRE),
+         "be rejected and one expire.", REJECT),
     auto("EP-5", "Add information to the payment history: receipts through the Order Management API.",
          "receipts", "Post a receipt for each captured payment (Order Management API)."),
     manual("EP-3", "Handle errors: log them and show them so that customers and staff understand them."),
@@ -126,7 +133,8 @@ RECURRING = (
          "stopped.v1 above all.", "webhooks_recurring",
          "Register a webhook for recurring.agreement-stopped.v1 (and the other agreement and charge events)."),
     auto("REC-15", "Go-live evidence: an agreement ACTIVE, an agreement STOPPED, a charge CHARGED, a charge "
-         "REFUNDED.", "evidence_recurring", "Run an agreement to ACTIVE, stop one, charge one and refund one."),
+         "REFUNDED.", "evidence_recurring", "Run an agreement to ACTIVE, stop one, charge one and refund one.",
+         PAST_DUE),
     auto("G-I2", "A failure may be retried safely with the same Idempotency-Key, without a duplicate.",
          "retry_same_key", "After a 5xx or a dropped connection, send the same request again with the same key.",
          capture_fault("/recurring/v3/agreements/*/charges/*/capture")),
@@ -155,6 +163,18 @@ LOGIN = (
     endpoint("L-E4", "Token", "POST", "/access-management-1.0/access/oauth2/token"),
     endpoint("L-E5", "CIBA authentication (merchant-initiated flow only)", "POST",
              "/vipps-login-ciba/api/backchannel/authentication"),
+    auto("L-4", "Redirect URIs registered exactly; HTTPS or an app scheme, not HTTP; the same value on /token.",
+         "login_redirect_uris", "Send /oauth2/auth a redirect_uri registered character for character (https, "
+         "an app scheme, or http on 127.0.0.1/localhost only), and the same value again on /oauth2/token."),
+    auto("L-7", "Security: a unique state per /auth request (at least 8 characters, fresh, verified on return).",
+         "login_unique_state", "Make a fresh random state of at least 8 characters for every login, and check it "
+         "when the user comes back."),
+    auto("L-9", "Use PKCE with S256 where used (the default is plain).", "login_pkce_s256",
+         "Send code_challenge_method=S256 with every code_challenge."),
+    auto("L-11", "Cache the discovery document (Cache-Control: max-age=3600); don't fetch it per login.",
+         "login_discovery_cached", "Fetch the discovery document once and keep it for an hour, not per login."),
+    auto("L-16", "CIBA: poll the token endpoint no faster than the interval (or use the ping webhook).",
+         "login_ciba_pace", "Wait the authentication answer's interval (seconds) between token polls."),
     manual("L-2", "No embedded iframes or web views; redirect-based only."),
     manual("L-6", "Terms and conditions; collect the consents you need."),
     manual("L-12", "Works in non-default browsers."),

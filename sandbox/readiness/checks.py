@@ -9,11 +9,15 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sandbox.readiness.evidence import Proof, Unit
 
 MET, NOT_MET, TO_EXERCISE, CONFIRM = "met", "not met", "not yet exercised", "to confirm yourself"
 MONTH = 30 * 24 * 3600
+#: The Webhooks API refuses a 26th registration per event, so the report cannot wait for "more than 25": more
+#: than this many registrations of one event look like one per payment (a few systems listening is normal).
+PER_EVENT_PLENTY = 5
 MAGIC = {151: "insufficient funds", 186: "expired card"}
 
 
@@ -35,6 +39,8 @@ class Context:
     registrations: list[dict] = field(default_factory=list)  # {"env", "url", "events"}
     attempts: list[dict] = field(default_factory=list)  # webhook delivery attempts for this sales unit
     now_wall: float = 0.0
+    login: list = field(default_factory=list)  # LoginEvidence per environment (sandbox/readiness/login_evidence.py)
+    now_virtual: float = 0.0  # the sandbox's clock: moving it a month on ages the examples too
     route_of: Callable[[str, str], str | None] = lambda method, path: None
 
 
@@ -274,8 +280,9 @@ def webhook_registrations(ctx: Context) -> Verdict:
         for event in registration["events"]:
             per_event[event] = per_event.get(event, 0) + 1
     worst = max(per_event.items(), key=lambda pair: pair[1])
-    if worst[1] > 25:
-        return Verdict(NOT_MET, f"{worst[1]} registrations for {worst[0]}: register once per sales unit.")
+    if worst[1] > PER_EVENT_PLENTY:
+        return Verdict(NOT_MET, f"{worst[1]} registrations for {worst[0]}: that looks like one per payment; "
+                       "register once per sales unit.")
     return Verdict(MET, f"{len(ctx.registrations)} registrations, at most {worst[1]} per event.")
 
 
@@ -308,11 +315,19 @@ def management_used(ctx: Context) -> Verdict:
     return Verdict(TO_EXERCISE, "No successful Management API call for this sales unit yet.")
 
 
+def _epoch(at: str) -> float:
+    try:
+        return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return float("inf")  # unreadable: never judged old
+
+
 def recent_examples(ctx: Context) -> Verdict:
     proofs = [(env, stat.last_ok) for env, unit in ctx.units for stat in unit.routes.values() if stat.last_ok]
     if not proofs:
         return Verdict(TO_EXERCISE, "No successful request yet.")
-    old = [(env, proof) for env, proof in proofs if ctx.now_wall - proof.wall > MONTH]
+    old = [(env, proof) for env, proof in proofs
+           if ctx.now_wall - proof.wall > MONTH or ctx.now_virtual - _epoch(proof.at) > MONTH]
     if old:
         return Verdict(NOT_MET, f"{len(old)} endpoint examples are more than 30 days old.", [shown(*old[0])])
     return Verdict(MET, "Every endpoint example is at most 30 days old.")

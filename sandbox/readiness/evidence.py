@@ -172,6 +172,21 @@ class EvidenceBook:
             if len(polls) > MAX_POLLS:
                 del polls[0]
 
+    def route_seen(self, env: str, msn: str, route: str, status: int, proof: Proof) -> None:
+        """A request that proves an endpoint item only (Login's /auth, made by the user's browser: no headers,
+        keys or idempotency rules apply); a redirect (3xx) is its success."""
+        self.dirty = True
+        stat = self.unit(env, msn).routes.get(route)
+        if stat is None:
+            stat = self.unit(env, msn).routes[route] = RouteStat()
+        stat.total += 1
+        stat.statuses[status] += 1
+        if 200 <= status < 400:
+            stat.ok += 1
+            stat.last_ok = proof
+        else:
+            stat.last_fail = proof
+
     def partner_without_msn(self, env: str, msns: list[str], request_id: int, at: str, wall: float) -> None:
         """G-H3: a request with partner keys and no Merchant-Serial-Number (refused by the gateway)."""
         proof = Proof(request_id, None, at, wall)
@@ -222,10 +237,12 @@ class EvidenceBook:
     def on_event(self, kind: str, payload: dict, when: float) -> None:
         """Domain events: what each payment, agreement and charge reached, and when (virtual time)."""
         env, msn = payload.get("env"), payload.get("msn")
-        ident = payload.get("reference") or payload.get("chargeId") or payload.get("agreementId")
+        ident = payload.get("reference") or payload.get("chargeId") or payload.get("agreementId") \
+            or payload.get("orderId")  # order.receipt names the payment by its orderId
         if not isinstance(env, str) or not isinstance(msn, str) or not isinstance(ident, str):
             return
         if "receipt" in kind:  # a receipt sent with the payment, whatever API carried it
+            self.dirty = True
             self.unit(env, msn).track(ident).receipt = True
             return
         if not (kind.startswith("epayment.") or kind.startswith("recurring.")):

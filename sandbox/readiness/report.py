@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from sandbox.readiness.checklists import CHECKLISTS, Item
 from sandbox.readiness.checks import CHECKS, CONFIRM, MET, NOT_MET, TO_EXERCISE, Context, Verdict, shown
 from sandbox.readiness.evidence import Proof
+from sandbox.readiness.login_checks import LOGIN_CHECKS
 
 NOT_SERVED = "not served here yet"
 ORDER = (MET, NOT_MET, TO_EXERCISE, CONFIRM, NOT_SERVED)
@@ -44,7 +45,7 @@ def judge(item: Item, ctx: Context) -> Verdict:
         return _endpoint(item, ctx)
     if item.kind == "manual":
         return Verdict(CONFIRM, "Traffic cannot show this: check it yourself before you submit the checklist.")
-    return CHECKS[item.check](ctx)
+    return (CHECKS.get(item.check) or LOGIN_CHECKS[item.check])(ctx)
 
 
 def _summary(title: str, rows: list[dict]) -> str:
@@ -90,7 +91,7 @@ def build(ctx: Context, apis: Iterable[str]) -> dict:
             if item.exercise is not None and verdict.status != MET:
                 body = None if item.exercise.body is None else _fill(item.exercise.body, ctx.msn)
                 row["exercise"] = {"label": item.exercise.label, "method": item.exercise.method,
-                                   "path": item.exercise.path, "body": body}
+                                   "path": item.exercise.path.replace("{msn}", ctx.msn), "body": body}
             rows.append(row)
         checklists.append({"api": api, "title": title, "summary": _summary(title, rows), "items": rows,
                            "verdicts": {row["id"]: row["status"] for row in rows}})

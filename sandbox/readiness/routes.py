@@ -28,12 +28,15 @@ from sandbox.ops.faults import FAULTS
 from sandbox.ops.requestlog import REQUEST_LOG
 from sandbox.readiness.checklists import CHECKLISTS
 from sandbox.readiness.checks import Context
-from sandbox.readiness.evidence import EvidenceBook
+from sandbox.readiness.evidence import EvidenceBook, Proof
+from sandbox.readiness.login_evidence import LoginBook
 from sandbox.readiness.pages import report_page
 from sandbox.readiness.report import build
 
 log = logging.getLogger(__name__)
 EVIDENCE = web.AppKey("readiness_evidence", EvidenceBook)
+LOGIN_EVIDENCE = web.AppKey("readiness_login_evidence", LoginBook)
+LOGIN_ROUTES = frozenset({"login.discovery", "login.jwks", "login.auth", "login.token"})
 STATE_FILE = "readiness.json"
 _BY_METHOD_PATH = {(entry.method, entry.path): name for name, entry in ROUTES.items()}
 
@@ -42,7 +45,32 @@ def route_of(method: str, path: str) -> str | None:
     return _BY_METHOD_PATH.get((method, path))
 
 
-def observer(book: EvidenceBook, world):
+def observe_login(logins: LoginBook, book: EvidenceBook, world, request: web.Request, entry: tuple,
+                  ctx: CallContext) -> None:
+    """The three Login routes L-4, L-7, L-9, L-11 and L-16 read: a few query or form fields (never a secret)."""
+    request_id, wall, when, route, status = entry[0], entry[1], entry[2], entry[6].name, entry[10] or 0
+    env, msn, registered, query = str(ctx.env), ctx.msn, None, request.query
+    proof = Proof(request_id, None, iso_utc(when), wall)
+    if route == "login.auth":
+        client_id = query.get("client_id") or ""
+        keyset = world().keys.get(client_id)
+        if keyset is not None and keyset.type.value == "merchant":
+            msn, registered = keyset.owner, world().redirect_uris(client_id)
+            book.route_seen(env, msn, route, status, proof)  # a browser request: no header rules apply
+    from sandbox.apis.login.routes import FORM  # where the token handler leaves the parsed form
+
+    peer = request.remote or ""
+    logins.observe(env=env, msn=msn, route=route, peer=peer, query=query,
+                   form=request.get(FORM), registered=registered, status=status, proof=proof, when=when)
+    if msn is not None and route in ("login.auth", "login.token"):
+        unit = book.units.get((env, msn))
+        for name, fetched in logins.anonymous_proofs(env, peer):
+            stat = unit.routes.get(name) if unit is not None else None
+            if stat is None or stat.last_ok is None or stat.last_ok.request_id != fetched.request_id:
+                book.route_seen(env, msn, name, 200, fetched)  # each fetch counted once per sales unit
+
+
+def observer(book: EvidenceBook, world, logins: LoginBook | None = None):
     """The request log's observer: what each request the integration made proves. `world()` is the directory
     now (a reset replaces it)."""
 
@@ -50,6 +78,8 @@ def observer(book: EvidenceBook, world):
         request_id, wall, when, ctx, method, path, route = entry[:7]
         if route is None or path.startswith("/_sandbox") or not isinstance(ctx, CallContext) or ctx.replayed:
             return
+        if logins is not None and route.name in LOGIN_ROUTES:
+            observe_login(logins, book, world, request, entry, ctx)
         keyset = ctx.keyset
         msn = ctx.msn
         if msn is None and keyset is not None and keyset.type.value == "merchant":
@@ -104,14 +134,16 @@ def _live(request: web.Request, msn: str, envs: list[str]) -> tuple[list[dict], 
 
 
 def context(request: web.Request, msn: str, envs: list[str]) -> Context:
-    book = request.app[EVIDENCE]
+    book, logins = request.app[EVIDENCE], request.app[LOGIN_EVIDENCE]
     units = [(env, book.units[(env, msn)]) for env in envs if (env, msn) in book.units]
     clients = {client for env in envs for client in book.clients.get((env, msn), ())}
     registrations, attempts = _live(request, msn, envs)
     return Context(msn=msn, units=units,
                    token_calls=sum(book.token_calls.get((env, c), 0) for env in envs for c in clients),
                    client_calls=sum(book.client_calls.get((env, c), 0) for env in envs for c in clients),
-                   registrations=registrations, attempts=attempts, now_wall=time.time(), route_of=route_of)
+                   registrations=registrations, attempts=attempts, now_wall=time.time(),
+                   login=[logins.units[(env, msn)] for env in envs if (env, msn) in logins.units],
+                   now_virtual=request.app[RUNTIME].clock.time(), route_of=route_of)
 
 
 def _envs(value: str | None) -> list[str]:
@@ -150,6 +182,8 @@ async def exercise(request: web.Request) -> web.Response:
     body = {key: (msn if value == "{msn}" else value) for key, value in (item.exercise.body or {}).items()}
     if item.exercise.path == "/_sandbox/faults":
         done = {"fault": request.app[FAULTS].add(body).as_json()}
+    elif item.exercise.path.endswith("/newest-created/reject"):
+        done = {"rejected": _reject_newest(request, msn)}
     else:
         done = {"clock": ClockBackend(request.app[RUNTIME]).change(body)}
     if request.content_type == "application/json":
@@ -157,14 +191,32 @@ async def exercise(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/_sandbox/readiness?msn={msn}&api={api}&format=html")
 
 
-def _persist(app: web.Application, book: EvidenceBook, directory: Path) -> None:
+def _reject_newest(request: web.Request, msn: str) -> str:
+    """The user rejects the sales unit's newest CREATED payment (in either environment); its reference."""
+    from sandbox.apis.epayment.backend import State
+    from sandbox.apis.epayment.routes import PAYMENTS
+
+    backend = request.app[PAYMENTS]
+    backend.sweep()  # what expired by now is no longer CREATED
+    for key in reversed(backend.order):
+        payment = backend.payments.get(key)
+        if payment is not None and payment.msn == msn and payment.state is State.CREATED:
+            backend.reject(payment)
+            return payment.reference
+    raise Problem(409, "Conflict", f"Sales unit {msn} has no CREATED payment to reject: create one first.",
+                  details=[Detail("msn", "No CREATED payment.")])
+
+
+def _persist(app: web.Application, book: EvidenceBook, logins: LoginBook, directory: Path) -> None:
     """With --state: the book is read back at start and written (atomically) when the app stops."""
     path = directory / STATE_FILE
 
     async def load(_: web.Application) -> None:
         if path.exists():
             try:
-                book.load(json.loads(path.read_text(encoding="utf-8")))
+                data = json.loads(path.read_text(encoding="utf-8"))
+                book.load(data)
+                logins.load(data.get("login", []))
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("the readiness evidence in %s could not be read (%s); starting afresh", path.name, exc)
 
@@ -172,7 +224,7 @@ def _persist(app: web.Application, book: EvidenceBook, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=directory, prefix=".readiness-")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(book.dump(), handle)
+            json.dump({**book.dump(), "login": logins.dump()}, handle)
         os.replace(temporary, path)
 
     app.on_startup.append(load)
@@ -182,15 +234,24 @@ def _persist(app: web.Application, book: EvidenceBook, directory: Path) -> None:
 def setup(app: web.Application) -> None:
     runtime = app[RUNTIME]
     book = app[EVIDENCE] = EvidenceBook()
-    app[REQUEST_LOG].observers.append(observer(book, lambda: runtime.world))
+    logins = app[LOGIN_EVIDENCE] = LoginBook(runtime.settings.login_ciba_interval)
+    app[REQUEST_LOG].observers.append(observer(book, lambda: runtime.world, logins))
     runtime.listeners.append(lambda kind, payload: book.on_event(kind, payload, runtime.clock.time()))
     runtime.reset_hooks.append(book.clear)
+    runtime.reset_hooks.append(logins.clear)
     if runtime.settings.state is not None:
         # With --state the book has its own file, read at start and written at stop: the journal's snapshot is
         # made at other times (compaction), and loading an older copy from it would undo newer evidence.
-        _persist(app, book, Path(runtime.settings.state))
+        _persist(app, book, logins, Path(runtime.settings.state))
     else:
-        runtime.state_providers["readiness"] = (book.dump, book.load)  # named snapshots keep it
+        def dump() -> dict:
+            return {**book.dump(), "login": logins.dump()}
+
+        def load(data: dict) -> None:
+            book.load(data)
+            logins.load(data.get("login", []))
+
+        runtime.state_providers["readiness"] = (dump, load)  # named snapshots keep it
     router = routes(app)
     router.add_get("/_sandbox/readiness", readiness, name="sandbox.readiness")
     router.add_post("/_sandbox/readiness/exercises", exercise, name="sandbox.readiness.exercise")

@@ -162,16 +162,24 @@ async def test_webhooks_and_polling_met_and_not_met(sandbox):
 
 
 async def test_failure_cases_and_states(sandbox):
+    """EP-14 is "met" or "not yet exercised", never "not met": it asks that the failure cases were tried; not
+    having tried one yet is unfinished evidence, not a broken rule. The exercise makes the user reject."""
     base = sandbox.url("test")
     async with merchant(sandbox) as shop:
         for reference, value in (("acme-order-9101", 151), ("acme-order-9102", 186), ("acme-order-9103", 1000)):
             assert await shop.create(reference, value) == 201
-        status, _ = await control(base, "POST", f"/_sandbox/payments/{shop.msn}/acme-order-9103/reject")
-        assert status == 200
+        verdict = item(await report(base, shop.msn), "epayment", "EP-14")
+        assert verdict["status"] == TO_EXERCISE and "ABORTED" in verdict["evidence"]
+        assert verdict["exercise"]["path"] == f"/_sandbox/payments/{shop.msn}/newest-created/reject"
+        # "make the user reject": the exercise rejects the newest CREATED payment
+        status, done = await control(base, "POST", "/_sandbox/readiness/exercises",
+                                     {"msn": shop.msn, "api": "epayment", "item": "EP-14"})
+        assert status == 200 and done["rejected"] == "acme-order-9103", done
         verdict = item(await report(base, shop.msn), "epayment", "EP-14")
         assert verdict["status"] == TO_EXERCISE and "EXPIRED" in verdict["evidence"]
+        assert "ABORTED" not in verdict["evidence"].split("still to test")[1]
         status, _ = await control(base, "POST", "/_sandbox/readiness/exercises",
-                                  {"msn": shop.msn, "api": "epayment", "item": "EP-14"})
+                                  {"msn": shop.msn, "api": "epayment", "item": "EP-2"})
         assert status == 200
         await control(base, "GET", "/_sandbox/clock")  # what fell due happens now
     assert item(await report(base, shop.msn), "epayment", "EP-14")["status"] == MET
@@ -204,3 +212,7 @@ async def test_bad_requests_are_problems(sandbox):
     status, _ = await control(base, "POST", "/_sandbox/readiness/exercises",
                               {"msn": sandbox.key("merchant", "test")["owner"], "api": "epayment", "item": "EP-E1"})
     assert status == 400
+    # "make the user reject" with no CREATED payment: a clear 409, not a 500
+    status, body = await control(base, "POST", "/_sandbox/readiness/exercises",
+                                 {"msn": sandbox.key("merchant", "test")["owner"], "api": "epayment", "item": "EP-14"})
+    assert status == 409 and "no CREATED payment" in body["detail"], body

@@ -38,6 +38,10 @@ def origin(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
+#: The parsed form of the request, for the request log's observers (sandbox/readiness/routes.py).
+FORM = web.RequestKey("login_form", dict)
+
+
 async def form_of(request: web.Request) -> dict[str, str]:
     """A form body (application/x-www-form-urlencoded), each field once."""
     raw = await request.read()
@@ -57,6 +61,7 @@ async def form_of(request: web.Request) -> dict[str, str]:
             raise OAuthError("invalid_request", "A parameter was sent more than once.", status=400,
                              rule="login-parameter-repeated")
         form[name] = value
+    request[FORM] = form  # the readiness report reads grant_type, redirect_uri and auth_req_id, nothing else
     return form
 
 
