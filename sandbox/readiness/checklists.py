@@ -36,11 +36,15 @@ class Item:
     check: str = ""  # the name of the check in checks.CHECKS, for "auto" items
     advice: str = ""  # what to do when it is not met, in plain words
     exercise: Exercise | None = None
+    #: For an endpoint the checklist wants used in more than one way ("full and partial"): every mode must be seen.
+    modes: tuple[str, ...] = ()
 
 
-def endpoint(item_id: str, text: str, method: str, path: str) -> Item:
-    return Item(item_id, text, "endpoint", method=method, path=path,
-                advice=f"Call {method} {path} from the integration at least once, successfully.")
+def endpoint(item_id: str, text: str, method: str, path: str, modes: tuple[str, ...] = ()) -> Item:
+    advice = f"Call {method} {path} from the integration at least once, successfully."
+    if modes:
+        advice = f"Call {method} {path} successfully, once for the whole amount and once for a part of it."
+    return Item(item_id, text, "endpoint", method=method, path=path, advice=advice, modes=modes)
 
 
 def auto(item_id: str, text: str, check: str, advice: str, exercise: Exercise | None = None) -> Item:
@@ -68,6 +72,8 @@ PAST_DUE = Exercise("Move the clock 32 days (charges fall due and are charged)",
 HEADERS = ("Send Vipps-System-Name, Vipps-System-Version, Vipps-System-Plugin-Name and "
            "Vipps-System-Plugin-Version on every request, each at most 30 characters.")
 
+#: The common rules (checklists §1) every product checklist links to. They are judged on all of the sales unit's
+#: traffic, whatever the API, so they read the same under every checklist (the report says so in each item).
 COMMON = (
     auto("G-H1", "HTTP headers: the four Vipps-System-* headers on all API requests (mandatory for partners).",
          "system_headers", HEADERS),
@@ -87,8 +93,10 @@ EPAYMENT = (
     endpoint("EP-E2", "Get payment", "GET", "/epayment/v1/payments/{reference}"),
     endpoint("EP-E3", "Get payment event log", "GET", "/epayment/v1/payments/{reference}/events"),
     endpoint("EP-E4", "Cancel payment", "POST", "/epayment/v1/payments/{reference}/cancel"),
-    endpoint("EP-E5", "Capture payment (full and partial)", "POST", "/epayment/v1/payments/{reference}/capture"),
-    endpoint("EP-E6", "Refund payment (full and partial)", "POST", "/epayment/v1/payments/{reference}/refund"),
+    endpoint("EP-E5", "Capture payment (full and partial)", "POST", "/epayment/v1/payments/{reference}/capture",
+             ("capture-full", "capture-partial")),
+    endpoint("EP-E6", "Refund payment (full and partial)", "POST", "/epayment/v1/payments/{reference}/refund",
+             ("refund-full", "refund-partial")),
     auto("EP-1", "Webhooks and polling: implement both; polling is the fallback.", "webhooks_and_polling_epayment",
          "Register a webhook for the epayments.payment.*.v1 events of this sales unit, and also poll get payment."),
     auto("EP-2", "Handle all states: CREATED, AUTHORIZED, ABORTED, EXPIRED, TERMINATED, and the events "

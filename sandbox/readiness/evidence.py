@@ -68,6 +68,7 @@ class Tracked:
     states: dict[str, float] = field(default_factory=dict)
     polls: list[float] = field(default_factory=list)
     receipt: bool = False
+    captured: int = 0  # what was captured so far (ePayment), to tell a full refund from a partial one
 
 
 @dataclass
@@ -91,6 +92,7 @@ class Unit:
     objects: OrderedDict = field(default_factory=OrderedDict)  # ident -> Tracked, bounded
     references: Counter = field(default_factory=Counter)  # reference quality classes: digits, short, ...
     reference_examples: dict[str, str] = field(default_factory=dict)
+    modes: dict[str, str] = field(default_factory=dict)  # "capture-full", "refund-partial", ... -> an example id
     last_change: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # "METHOD path" -> (key, status, id)
 
     def track(self, ident: str) -> Tracked:
@@ -252,12 +254,28 @@ class EvidenceBook:
         tracked = unit.track(ident)
         name = kind.split(".", 1)[1]
         tracked.states.setdefault(name, when)
+        amount = payload.get("amount")
+        value = amount.get("value") if isinstance(amount, dict) else None
+        if kind in ("epayment.captured", "epayment.refunded") and isinstance(value, int):
+            self._mode(unit, tracked, kind, value, ident)
         if kind == "epayment.created":
             tracked.created = when
             amount = payload.get("amount")
             if isinstance(amount, dict) and isinstance(amount.get("value"), int):
                 tracked.amount = amount["value"]
             self._reference(unit, ident)
+
+    @staticmethod
+    def _mode(unit: Unit, tracked: Tracked, kind: str, value: int, ident: str) -> None:
+        """A capture of the whole amount or of a part; a refund of all that was captured or of a part (the
+        checklist asks for one of each)."""
+        if kind == "epayment.captured":
+            whole = tracked.amount is not None and tracked.captured == 0 and value >= tracked.amount
+            tracked.captured += value
+            mode = "capture-full" if whole else "capture-partial"
+        else:
+            mode = "refund-full" if value >= tracked.captured else "refund-partial"
+        unit.modes.setdefault(mode, ident)
 
     def _reference(self, unit: Unit, reference: str) -> None:
         """G-R2/G-R3: the reference's quality class, with one example of each."""
@@ -293,7 +311,8 @@ class EvidenceBook:
                 "routes": {name: {"total": s.total, "ok": s.ok, "statuses": {str(k): v for k, v in s.statuses.items()},
                                   "lastOk": proof(s.last_ok), "lastFail": proof(s.last_fail)}
                            for name, s in unit.routes.items()},
-                "objects": [[ident, t.created, t.amount, t.states, t.polls, t.receipt]
+                "modes": unit.modes,
+                "objects": [[ident, t.created, t.amount, t.states, t.polls, t.receipt, t.captured]
                             for ident, t in unit.objects.items()],
                 "lastChange": {slot: list(value) for slot, value in unit.last_change.items()},
             })
@@ -322,8 +341,10 @@ class EvidenceBook:
             for name, s in raw["routes"].items():
                 statuses = Counter({int(k): v for k, v in s["statuses"].items()})
                 unit.routes[name] = RouteStat(s["total"], s["ok"], statuses, proof(s["lastOk"]), proof(s["lastFail"]))
-            for ident, created, amount, states, polls, receipt in raw["objects"]:
-                unit.objects[ident] = Tracked(created, amount, dict(states), list(polls), bool(receipt))
+            unit.modes = dict(raw.get("modes", {}))
+            for ident, created, amount, states, polls, receipt, *rest in raw["objects"]:
+                unit.objects[ident] = Tracked(created, amount, dict(states), list(polls), bool(receipt),
+                                              int(rest[0]) if rest else 0)
             unit.last_change = {slot: (v[0], int(v[1]), int(v[2])) for slot, v in raw["lastChange"].items()}
         self.token_calls = Counter({(env, client): n for env, client, n in data.get("tokenCalls", [])})
         self.client_calls = Counter({(env, client): n for env, client, n in data.get("clientCalls", [])})

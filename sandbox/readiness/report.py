@@ -15,6 +15,9 @@ from sandbox.readiness.evidence import Proof
 from sandbox.readiness.login_checks import LOGIN_CHECKS
 
 NOT_SERVED = "not served here yet"
+#: The common rules (G-*) read all of the sales unit's traffic: said in each, so a checklist never seems to
+#: claim that its own API was exercised when another API's requests met the rule.
+COMMON_NOTE = " (A common rule: judged on all of this sales unit's API requests, whatever the API.)"
 ORDER = (MET, NOT_MET, TO_EXERCISE, CONFIRM, NOT_SERVED)
 
 
@@ -36,6 +39,15 @@ def _endpoint(item: Item, ctx: Context) -> Verdict:
         return Verdict(TO_EXERCISE, f"No successful {item.method} {item.path} yet{tried}.")
     env, proof = newest
     ident = f"{proof.ident}, " if proof.ident else ""
+    if item.modes:  # "full and partial": one of each, the newest proof plus an example of every mode
+        seen = {mode: unit.modes[mode] for _, unit in ctx.units for mode in item.modes if mode in unit.modes}
+        shown_modes = "; ".join(f"{mode.split('-', 1)[1]}: {seen[mode]}" for mode in item.modes if mode in seen)
+        missing = [mode.split("-", 1)[1] for mode in item.modes if mode not in seen]
+        if missing:
+            return Verdict(TO_EXERCISE, f"Seen: {shown_modes or 'none yet'}; not yet: {', '.join(missing)}.",
+                           [shown(env, proof)])
+        return Verdict(MET, f"{shown_modes} (newest {proof.at}, {env}; request {proof.request_id}; {ok} of "
+                       f"{total} successful).", [shown(env, proof)])
     return Verdict(MET, f"{ident}{proof.at} ({env}; request {proof.request_id}; {ok} of {total} successful).",
                    [shown(env, proof)])
 
@@ -84,6 +96,8 @@ def build(ctx: Context, apis: Iterable[str]) -> dict:
         rows = []
         for item in items:
             verdict = judge(item, ctx)
+            if item.id.startswith("G-") and verdict.status in (MET, NOT_MET):
+                verdict.evidence += COMMON_NOTE
             row = {"id": item.id, "item": item.text, "kind": item.kind, "status": verdict.status,
                    "evidence": verdict.evidence, "proofs": verdict.proofs}
             if verdict.status in (NOT_MET, TO_EXERCISE) and item.advice:

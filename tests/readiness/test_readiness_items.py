@@ -35,8 +35,17 @@ async def test_endpoints_are_filled_in_with_the_newest_reference(sandbox):
         await shop.get("acme-order-1001")
     body = await report(sandbox.url("test"), shop.msn, "epayment")
     created, captured = item(body, "epayment", "EP-E1"), item(body, "epayment", "EP-E5")
-    assert created["status"] == MET and captured["status"] == MET
-    assert captured["proofs"][0]["id"] == "acme-order-1001" and "acme-order-1001" in captured["evidence"]
+    assert created["status"] == MET
+    # "Capture payment (full and partial)": a partial capture alone is half of it
+    assert captured["status"] == TO_EXERCISE and "partial: acme-order-1001" in captured["evidence"]
+    assert "not yet: full" in captured["evidence"] and captured["proofs"][0]["id"] == "acme-order-1001"
+    async with merchant(sandbox) as shop:
+        assert await shop.create("acme-order-1002") == 201
+        await approve(sandbox, shop.msn, "acme-order-1002")
+        assert await shop.capture("acme-order-1002", 10000) == 200
+    captured = item(await report(sandbox.url("test"), shop.msn, "epayment"), "epayment", "EP-E5")
+    assert captured["status"] == MET, captured
+    assert "full: acme-order-1002" in captured["evidence"] and "partial: acme-order-1001" in captured["evidence"]
     assert item(body, "epayment", "EP-E6")["status"] == TO_EXERCISE  # no refund yet
     assert "todo" in item(body, "epayment", "EP-E6")
 
