@@ -39,6 +39,10 @@ def bad_request(reason: str, rule: str, code: str | None = None) -> OAuthError:
     return OAuthError("invalid_request", reason, status=400, rule=rule, code=code)
 
 
+#: A login_hint naming the user by the token of a QR check-in (the QR API's user.checked-in.v1).
+CUSTOMER_TOKEN = "urn:customer-token:"
+
+
 def field(form: dict[str, str], *names: str) -> str | None:
     """The first of `names` present (the docs' snake_case, then the spec's camelCase)."""
     for name in names:
@@ -52,8 +56,9 @@ def phone_of_hint(hint: str | None) -> str:
         raise bad_request("login_hint is missing: send login_hint=urn:msisdn:<phone number>.",
                           "ciba-login-hint-missing")
     if not hint.startswith("urn:msisdn:"):
-        raise bad_request("login_hint must be urn:msisdn:<phone number with country code> (urn:customer-token: "
-                          "needs a QR check-in, which the sandbox does not have).", "ciba-login-hint-malformed")
+        raise bad_request("login_hint must be urn:msisdn:<phone number with country code>, or "
+                          "urn:customer-token:<token> from a QR check-in (user.checked-in.v1).",
+                          "ciba-login-hint-malformed")
     number = hint[len("urn:msisdn:"):]
     if not MSISDN.fullmatch(number):
         raise bad_request("The phone number in login_hint must be 8 to 15 digits with the country code, e.g. "
@@ -91,9 +96,22 @@ class Ciba:
         phone = phone_of_hint(field(form, "login_hint", "loginHint"))
         return {"exists": self.login.runtime.world.user(phone) is not None}
 
+    def phone_of(self, client: Client, hint: str | None) -> str:
+        """The user a login_hint names: a phone number, or the customer token of a QR check-in at this client's
+        sales unit (core/customer_tokens.py; another sales unit's, an expired or an unknown token names nobody)."""
+        if hint is not None and hint.startswith(CUSTOMER_TOKEN):
+            runtime = self.login.runtime
+            holder = runtime.customer_tokens.resolve(hint[len(CUSTOMER_TOKEN):], client.keyset.environment,
+                                                     self.login.now())
+            if holder is None or holder.msn != client.msn:
+                raise bad_request("The customer token in login_hint is unknown, expired or from a check-in at another "
+                                  "sales unit.", "ciba-customer-token-unknown", code="invalid_user")
+            return holder.phone
+        return phone_of_hint(hint)
+
     def start(self, client: Client, form: dict[str, str]) -> dict:
         world = self.login.runtime.world
-        phone = phone_of_hint(field(form, "login_hint", "loginHint"))
+        phone = self.phone_of(client, field(form, "login_hint", "loginHint"))
         scopes = claims.scopes_of(form.get("scope"))
         if "openid" not in scopes:
             raise OAuthError("invalid_scope", "The scope must include openid.", status=400, rule="ciba-scope-openid")
