@@ -201,10 +201,45 @@ PARTNER = (
     manual("PA-7", "Provide merchant documentation, a pilot customer and a solution description."),
 )
 
+CHECKOUT = (
+    endpoint("CO-E1", "Create session", "POST", "/checkout/v3/session"),
+    endpoint("CO-E2", "Session details", "GET", "/checkout/v3/session/{reference}"),
+    endpoint("CO-E3", "Get payment (ePayment)", "GET", "/epayment/v1/payments/{reference}"),
+    endpoint("CO-E4", "Capture payment, full and partial (ePayment)", "POST",
+             "/epayment/v1/payments/{reference}/capture", ("capture-full", "capture-partial")),
+    endpoint("CO-E5", "Refund payment, full and partial (ePayment)", "POST",
+             "/epayment/v1/payments/{reference}/refund", ("refund-full", "refund-partial")),
+    endpoint("CO-E6", "Cancel payment (ePayment)", "POST", "/epayment/v1/payments/{reference}/cancel"),
+    auto("CO-1", "Handle callbacks for successful and unsuccessful payments: answer them with a 2xx.",
+         "checkout_callbacks", "Answer the payment-completed callback at merchantInfo.callbackUrl with a 2xx at once."),
+    auto("CO-3", "HTTP headers on all requests.", "system_headers", HEADERS),
+    auto("CO-4", "Payment history: receipts through the Order Management API.", "receipts",
+         "Post a receipt for each captured payment (Order Management API)."),
+    auto("CO-5", "Send a useful reference.", "reference_quality",
+         "Use a readable reference such as acme-shop-123-order123abc."),
+    auto("CO-6", "Poll for payment details: do not rely on the callback alone; follow the polling guidelines.",
+         "polling_pace", "Poll get payment (or the session) about every 2 seconds until a final state."),
+    manual("CO-2", "Handle errors: log them and show them so that users understand them."),
+    manual("CO-7", "Handle redirects: the return URL may open in the default browser."),
+    manual("CO-8", "Follow the design guidelines; educate customer support."),
+)
+
+ORDER_MANAGEMENT = (
+    endpoint("OM-E1", "Add image", "POST", "/order-management/v1/images"),
+    endpoint("OM-E2", "Add category", "PUT", "/order-management/v2/{paymentType}/categories/{orderId}"),
+    endpoint("OM-E3", "Add order details (receipt)", "POST", "/order-management/v2/{paymentType}/receipts/{orderId}"),
+    endpoint("OM-E4", "Get order", "GET", "/order-management/v2/{paymentType}/{orderId}"),
+    auto("OM-2", "HTTP headers (mandatory for partners and platforms).", "system_headers", HEADERS),
+    manual("OM-1", "Handle errors: log them and show them."),
+    manual("OM-3", "Follow the design guidelines; educate customer support."),
+)
+
 CHECKLISTS: dict[str, tuple[str, tuple[Item, ...]]] = {
     "epayment": ("ePayment", EPAYMENT),
     "recurring": ("Recurring", RECURRING),
     "webhooks": ("Webhooks", WEBHOOKS),
     "login": ("Login", LOGIN),
+    "checkout": ("Checkout", CHECKOUT),
+    "ordermanagement": ("Order Management", ORDER_MANAGEMENT),
     "partner": ("Partner", PARTNER),
 }

@@ -38,6 +38,7 @@ class Context:
     client_calls: int = 0
     registrations: list[dict] = field(default_factory=list)  # {"env", "url", "events"}
     attempts: list[dict] = field(default_factory=list)  # webhook delivery attempts for this sales unit
+    callbacks: list[dict] = field(default_factory=list)  # Checkout payment-completed callback attempts, its sessions'
     now_wall: float = 0.0
     login: list = field(default_factory=list)  # LoginEvidence per environment (sandbox/readiness/login_evidence.py)
     now_virtual: float = 0.0  # the sandbox's clock: moving it a month on ages the examples too
@@ -333,7 +334,23 @@ def recent_examples(ctx: Context) -> Verdict:
     return Verdict(MET, "Every endpoint example is at most 30 days old.")
 
 
+def checkout_callbacks(ctx: Context) -> Verdict:
+    """CO-1: the payment-completed callbacks reached the integration and it answered them with a 2xx."""
+    if not ctx.callbacks:
+        return Verdict(TO_EXERCISE, "No Checkout session of this sales unit has sent its payment-completed callback "
+                       "yet.")
+    failed = [a for a in ctx.callbacks if a.get("outcome") != "delivered"]
+    delivered = len(ctx.callbacks) - len(failed)
+    if failed:
+        first = failed[0]
+        why = f"status {first['status']}" if first.get("status") else first.get("error") or first.get("outcome")
+        return Verdict(NOT_MET, f"{len(failed)} of {len(ctx.callbacks)} callback attempts were not answered with a "
+                       f"2xx; the first, for session {first.get('reference')}: {why}.")
+    return Verdict(MET, f"All {delivered} payment-completed callbacks were answered with a 2xx.")
+
+
 CHECKS: dict[str, Callable[[Context], Verdict]] = {
+    "checkout_callbacks": checkout_callbacks,
     "system_headers": system_headers, "partner_msn": partner_msn, "token_reuse": token_reuse,
     "idempotency_keys": idempotency_keys, "no_resend_after_4xx": no_resend_after_4xx,
     "retry_same_key": retry_same_key, "polling_pace": polling_pace, "polling_agreement": polling_agreement,

@@ -25,7 +25,8 @@ def add_parser(commands) -> None:
     readiness = commands.add_parser("readiness", help="the go-live checklists filled in from a running sandbox")
     readiness.add_argument("--msn", required=True, help="the sales unit to report on")
     readiness.add_argument("--api", action="append", default=[],
-                           help="a checklist: epayment, recurring, webhooks, login, partner (repeatable; default all)")
+                           help="a checklist: epayment, recurring, checkout, ordermanagement, webhooks, login, partner "
+                           "(repeatable; default all)")
     readiness.add_argument("--env", choices=["test", "production", "both"], default="both")
     out = readiness.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="the report as JSON")

@@ -133,6 +133,19 @@ def _live(request: web.Request, msn: str, envs: list[str]) -> tuple[list[dict], 
     return registrations, attempts
 
 
+def _checkout_callbacks(request: web.Request, msn: str, envs: list[str]) -> list[dict]:
+    """The payment-completed callback attempts of this sales unit's Checkout sessions."""
+    try:
+        from sandbox.apis.checkout.routes import CALLBACKS, CHECKOUT
+    except ImportError:  # pragma: no cover - a sandbox without the Checkout API
+        return []
+    backend, callbacks = request.app.get(CHECKOUT), request.app.get(CALLBACKS)
+    if backend is None or callbacks is None:
+        return []
+    mine = {reference for (env, unit, reference) in backend.sessions if unit == msn and str(env) in envs}
+    return [a for a in callbacks.attempts() if a.get("reference") in mine]
+
+
 def context(request: web.Request, msn: str, envs: list[str]) -> Context:
     book, logins = request.app[EVIDENCE], request.app[LOGIN_EVIDENCE]
     units = [(env, book.units[(env, msn)]) for env in envs if (env, msn) in book.units]
@@ -142,6 +155,7 @@ def context(request: web.Request, msn: str, envs: list[str]) -> Context:
                    token_calls=sum(book.token_calls.get((env, c), 0) for env in envs for c in clients),
                    client_calls=sum(book.client_calls.get((env, c), 0) for env in envs for c in clients),
                    registrations=registrations, attempts=attempts, now_wall=time.time(),
+                   callbacks=_checkout_callbacks(request, msn, envs),
                    login=[logins.units[(env, msn)] for env in envs if (env, msn) in logins.units],
                    now_virtual=request.app[RUNTIME].clock.time(), route_of=route_of)
 
