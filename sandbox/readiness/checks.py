@@ -9,7 +9,6 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from sandbox.readiness.evidence import Proof, Unit
 
@@ -316,19 +315,12 @@ def management_used(ctx: Context) -> Verdict:
     return Verdict(TO_EXERCISE, "No successful Management API call for this sales unit yet.")
 
 
-def _epoch(at: str) -> float:
-    try:
-        return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return float("inf")  # unreadable: never judged old
-
-
 def recent_examples(ctx: Context) -> Verdict:
     proofs = [(env, stat.last_ok) for env, unit in ctx.units for stat in unit.routes.values() if stat.last_ok]
     if not proofs:
         return Verdict(TO_EXERCISE, "No successful request yet.")
     old = [(env, proof) for env, proof in proofs
-           if ctx.now_wall - proof.wall > MONTH or ctx.now_virtual - _epoch(proof.at) > MONTH]
+           if ctx.now_wall - proof.wall > MONTH or ctx.now_virtual - proof.when > MONTH]
     if old:
         return Verdict(NOT_MET, f"{len(old)} endpoint examples are more than 30 days old.", [shown(*old[0])])
     return Verdict(MET, "Every endpoint example is at most 30 days old.")

@@ -16,6 +16,9 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime
+
+from sandbox.core.clock import iso_utc
 
 SYSTEM_HEADERS = ("Vipps-System-Name", "Vipps-System-Version", "Vipps-System-Plugin-Name",
                   "Vipps-System-Plugin-Version")
@@ -39,15 +42,23 @@ class Proof:
 
     request_id: int
     ident: str | None
-    at: str  # virtual time, ISO 8601
+    when: float  # virtual time, epoch seconds (formatted only when a report shows it: this is on every request)
     wall: float  # epoch seconds, for the "at most 1 month old" rule
+
+    @property
+    def at(self) -> str:
+        """The virtual time, ISO 8601."""
+        return iso_utc(self.when)
 
     def as_json(self) -> dict:
         return {"requestId": self.request_id, "id": self.ident, "at": self.at, "wall": self.wall}
 
     @classmethod
     def from_json(cls, data: dict) -> Proof:
-        return cls(int(data["requestId"]), data.get("id"), str(data["at"]), float(data["wall"]))
+        at = data["at"]
+        when = float(at) if isinstance(at, int | float) else \
+            datetime.fromisoformat(str(at).replace("Z", "+00:00")).timestamp()
+        return cls(int(data["requestId"]), data.get("id"), when, float(data["wall"]))
 
 
 @dataclass(slots=True)
@@ -126,7 +137,7 @@ class EvidenceBook:
     # -- feeding -------------------------------------------------------------------------------------------
     def observe(self, *, env: str, msn: str | None, route: str | None, api: str, method: str, path: str,
                 status: int | None, headers, match: dict, key_type: str | None, client_id: str | None,
-                request_id: int, at: str, when: float, wall: float, fault: bool) -> None:
+                request_id: int, when: float, wall: float, fault: bool) -> None:
         """One request the integration made (never the sandbox's own control plane)."""
         self.dirty = True
         if api == "token":
@@ -142,7 +153,7 @@ class EvidenceBook:
                 if name in match:
                     ident = match[name]
                     break
-        proof = Proof(request_id, ident, at, wall)
+        proof = Proof(request_id, ident, when, wall)
         stat = unit.routes.get(route)
         if stat is None:
             stat = unit.routes[route] = RouteStat()
@@ -189,9 +200,9 @@ class EvidenceBook:
         else:
             stat.last_fail = proof
 
-    def partner_without_msn(self, env: str, msns: list[str], request_id: int, at: str, wall: float) -> None:
+    def partner_without_msn(self, env: str, msns: list[str], request_id: int, when: float, wall: float) -> None:
         """G-H3: a request with partner keys and no Merchant-Serial-Number (refused by the gateway)."""
-        proof = Proof(request_id, None, at, wall)
+        proof = Proof(request_id, None, when, wall)
         for msn in msns:
             unit = self.unit(env, msn)
             unit.key_types["partner"] += 1

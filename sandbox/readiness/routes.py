@@ -17,7 +17,6 @@ from pathlib import Path
 from aiohttp import web
 
 from sandbox.control.backend import ClockBackend
-from sandbox.core.clock import iso_utc
 from sandbox.core.errors import Detail, Problem
 from sandbox.core.model import Env
 from sandbox.gateway.bodies import read_fields
@@ -50,7 +49,7 @@ def observe_login(logins: LoginBook, book: EvidenceBook, world, request: web.Req
     """The three Login routes L-4, L-7, L-9, L-11 and L-16 read: a few query or form fields (never a secret)."""
     request_id, wall, when, route, status = entry[0], entry[1], entry[2], entry[6].name, entry[10] or 0
     env, msn, registered, query = str(ctx.env), ctx.msn, None, request.query
-    proof = Proof(request_id, None, iso_utc(when), wall)
+    proof = Proof(request_id, None, when, wall)
     if route == "login.auth":
         client_id = query.get("client_id") or ""
         keyset = world().keys.get(client_id)
@@ -82,17 +81,18 @@ def observer(book: EvidenceBook, world, logins: LoginBook | None = None):
             observe_login(logins, book, world, request, entry, ctx)
         keyset = ctx.keyset
         msn = ctx.msn
-        if msn is None and keyset is not None and keyset.type.value == "merchant":
+        key_type = keyset.type.value if keyset is not None else None  # .value: str() of an enum costs more
+        if msn is None and key_type == "merchant":
             msn = keyset.owner
-        if msn is None and keyset is not None and keyset.type.value == "partner" and str(route.api) != "token" \
+        if msn is None and key_type == "partner" and route.api.value != "token" \
                 and not request.headers.get("Merchant-Serial-Number"):
             # partner keys without the MSN name no sales unit: it counts against every one they reach
-            book.partner_without_msn(str(ctx.env), world().reach(keyset), request_id, iso_utc(when), wall)
+            book.partner_without_msn(ctx.env.value, world().reach(keyset), request_id, when, wall)
             return
-        book.observe(env=str(ctx.env), msn=msn, route=route.name, api=str(route.api), method=method, path=path,
-                     status=entry[10], headers=request.headers, match=request.match_info,
-                     key_type=str(keyset.type) if keyset else None, client_id=keyset.client_id if keyset else None,
-                     request_id=request_id, at=iso_utc(when), when=when, wall=wall, fault=ctx.fault is not None)
+        book.observe(env=ctx.env.value, msn=msn, route=route.name, api=route.api.value, method=method, path=path,
+                     status=entry[10], headers=request.headers, match=request.match_info, key_type=key_type,
+                     client_id=keyset.client_id if keyset is not None else None, request_id=request_id, when=when,
+                     wall=wall, fault=ctx.fault is not None)
 
     return observe
 
