@@ -10,7 +10,6 @@ import os
 import sys
 from pathlib import Path
 
-from sandbox.core.ca import Authority, CAError, ca_directory, trust_hints
 from sandbox.core.keys_listing import keyset_rows, table
 from sandbox.core.model import Env, KeyType
 from sandbox.core.settings import Settings
@@ -183,6 +182,8 @@ def with_tls(settings: Settings, args: argparse.Namespace) -> Settings:
 
 def print_ca(args: argparse.Namespace) -> int:
     """`vipps-sandbox ca`: makes the CA if there is none yet, prints its certificate's path (and how to trust it)."""
+    from sandbox.core.ca import Authority, CAError, ca_directory, trust_hints  # cryptography's x509: only here
+
     authority = Authority(ca_directory(args.ca_dir, args.state))
     try:
         made = authority.ensure()

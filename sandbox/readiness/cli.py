@@ -9,9 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 from sandbox.gateway.admin import ENV_VAR as ADMIN_TOKEN_VAR
@@ -38,6 +35,9 @@ def add_parser(commands) -> None:
 
 
 def _fetch(args, fmt: str) -> bytes:
+    import urllib.parse
+    import urllib.request  # only for this command: `serve` never loads it
+
     query = [("msn", args.msn), ("env", args.env), ("format", fmt)] + [("api", api) for api in args.api]
     request = urllib.request.Request(f"{args.url.rstrip('/')}/_sandbox/readiness?{urllib.parse.urlencode(query)}")
     if args.admin_token:
@@ -60,6 +60,8 @@ def text(report: dict) -> str:
 
 
 def main(args) -> int:
+    import urllib.error
+
     try:
         if args.html is not None:
             args.html.write_bytes(_fetch(args, "html"))
