@@ -112,6 +112,8 @@ EPAYMENT = (
     auto("EP-6", "Send a useful reference: unique per sales unit, not digits only, no leading zeros, 8 to 64 "
          "characters of a-z, A-Z, 0-9 and -.", "reference_quality",
          "Use a readable reference such as acme-shop-123-order123abc."),
+    auto("G-T3", "Capture only after the customer approved (AUTHORIZED); capturing before gives error 6080.",
+         "capture_after_authorization", "Capture only once the payment is AUTHORIZED: read it (or its webhook) first."),
     auto("EP-14", "Test insufficient funds, an expired card, an aborted payment and an expired payment.",
          "failure_cases_epayment", "Create payments with the magic amounts (for example 151 and 186) and let one "
          "be rejected and one expire.", REJECT),

@@ -326,6 +326,18 @@ def recent_examples(ctx: Context) -> Verdict:
     return Verdict(MET, "Every endpoint example is at most 30 days old.")
 
 
+def capture_after_authorization(ctx: Context) -> Verdict:
+    """G-T3: capture only payments the user approved (capturing before gives error 6080)."""
+    captures = sum(unit.captures for _, unit in ctx.units)
+    if captures == 0:
+        return Verdict(TO_EXERCISE, "No capture was asked for yet.")
+    early = _first(ctx, "capture_early")
+    if early is not None:
+        return Verdict(NOT_MET, f"Request {early[1].request_id} asked to capture {early[1].ident} before the user "
+                       "approved it (the API refuses that with 6080).", [shown(*early)])
+    return Verdict(MET, f"All {captures} captures came after the user approved.")
+
+
 def checkout_callbacks(ctx: Context) -> Verdict:
     """CO-1: the payment-completed callbacks reached the integration and it answered them with a 2xx."""
     if not ctx.callbacks:
@@ -342,7 +354,7 @@ def checkout_callbacks(ctx: Context) -> Verdict:
 
 
 CHECKS: dict[str, Callable[[Context], Verdict]] = {
-    "checkout_callbacks": checkout_callbacks,
+    "checkout_callbacks": checkout_callbacks, "capture_after_authorization": capture_after_authorization,
     "system_headers": system_headers, "partner_msn": partner_msn, "token_reuse": token_reuse,
     "idempotency_keys": idempotency_keys, "no_resend_after_4xx": no_resend_after_4xx,
     "retry_same_key": retry_same_key, "polling_pace": polling_pace, "polling_agreement": polling_agreement,

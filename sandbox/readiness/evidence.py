@@ -100,6 +100,8 @@ class Unit:
     retried_same_key: Proof | None = None  # a retry after a 5xx with the same key (what the rule wants)
     retried_new_key: Proof | None = None  # a retry after a 5xx with another key (a duplicate risk)
     resent_after_4xx: Proof | None = None  # the same key re-sent after a 4xx
+    captures: int = 0  # ePayment captures asked for
+    capture_early: Proof | None = None  # G-T3: the first capture asked for before the user approved
     objects: OrderedDict = field(default_factory=OrderedDict)  # ident -> Tracked, bounded
     references: Counter = field(default_factory=Counter)  # reference quality classes: digits, short, ...
     reference_examples: dict[str, str] = field(default_factory=dict)
@@ -175,6 +177,11 @@ class EvidenceBook:
             unit.partner_no_msn = proof
         if status == 409:
             unit.conflicts[route] += 1
+        if route == "epayment.capture" and ident is not None:
+            unit.captures += 1
+            tracked = unit.objects.get(ident)
+            if tracked is not None and "authorized" not in tracked.states and unit.capture_early is None:
+                unit.capture_early = proof
         if method in STATE_CHANGING and "/receipts/" in path and 200 <= status < 300 and "orderId" in match:
             unit.track(match["orderId"]).receipt = True  # Order Management: a receipt for the payment
         if method in STATE_CHANGING:
@@ -318,6 +325,7 @@ class EvidenceBook:
                 "changeUnkeyed": proof(unit.change_unkeyed),
                 "conflicts": dict(unit.conflicts), "retriedSameKey": proof(unit.retried_same_key),
                 "retriedNewKey": proof(unit.retried_new_key), "resentAfter4xx": proof(unit.resent_after_4xx),
+                "captures": unit.captures, "captureEarly": proof(unit.capture_early),
                 "references": dict(unit.references), "referenceExamples": unit.reference_examples,
                 "routes": {name: {"total": s.total, "ok": s.ok, "statuses": {str(k): v for k, v in s.statuses.items()},
                                   "lastOk": proof(s.last_ok), "lastFail": proof(s.last_fail)}
@@ -348,6 +356,7 @@ class EvidenceBook:
             unit.conflicts = Counter(raw["conflicts"])
             unit.retried_same_key, unit.retried_new_key = proof(raw["retriedSameKey"]), proof(raw["retriedNewKey"])
             unit.resent_after_4xx = proof(raw["resentAfter4xx"])
+            unit.captures, unit.capture_early = raw.get("captures", 0), proof(raw.get("captureEarly"))
             unit.references, unit.reference_examples = Counter(raw["references"]), dict(raw["referenceExamples"])
             for name, s in raw["routes"].items():
                 statuses = Counter({int(k): v for k, v in s["statuses"].items()})

@@ -225,3 +225,20 @@ async def test_bad_requests_are_problems(sandbox):
     status, body = await control(base, "POST", "/_sandbox/readiness/exercises",
                                  {"msn": sandbox.key("merchant", "test")["owner"], "api": "epayment", "item": "EP-14"})
     assert status == 409 and "no CREATED payment" in body["detail"], body
+
+
+async def test_captures_only_after_authorization_met_and_not_met(sandbox):
+    """G-T3: a capture asked for before the user approved is named; captures after approval are met."""
+    base = sandbox.url("test")
+    async with merchant(sandbox) as good:
+        assert item(await report(base, good.msn), "epayment", "G-T3")["status"] == TO_EXERCISE
+        assert await good.create("acme-order-6101") == 201
+        await approve(sandbox, good.msn, "acme-order-6101")
+        assert await good.capture("acme-order-6101", 1000) == 200
+    verdict = item(await report(base, good.msn), "epayment", "G-T3")
+    assert verdict["status"] == MET and "All 1 captures" in verdict["evidence"]
+    async with merchant(sandbox) as hasty:
+        assert await hasty.create("acme-order-6102") == 201
+        assert await hasty.capture("acme-order-6102", 1000) >= 400  # before the user approved
+    verdict = item(await report(base, hasty.msn), "epayment", "G-T3")
+    assert verdict["status"] == NOT_MET and "acme-order-6102" in verdict["evidence"]
