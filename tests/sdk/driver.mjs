@@ -3,7 +3,8 @@
 //
 // Run: node --import ./rewrite-hosts.mjs driver.mjs <scenario> [reference-prefix]
 // Scenarios:
-//   flow        token, create, info, history, forceApprove, partial capture, partial refund, cancel,
+//   flow        token, create, info, history, forceApprove, partial capture, partial refund, cancel, a payment
+//               captured and refunded in full,
 //               then the error paths: capture before approve, over-capture, an unknown reference
 //   production  token and create with partner keys and Merchant-Serial-Number (useTestMode false)
 //   settle      token, full capture, partial refund and info of the payment `production` created
@@ -99,6 +100,13 @@ async function flow() {
   await step("refund", () => client.payment.refund(token, ref, { modificationAmount: amount(2500) }));
   await step("cancel", () => client.payment.cancel(token, ref));
   await step("history.final", () => client.payment.history(token, ref));
+
+  // One payment captured and refunded in full, so the run shows both halves of "full and partial".
+  const full = `${prefix}-full`;
+  await step("create.full", () => client.payment.create(token, createBody(full, 3000)));
+  await step("forceApprove.full", () => client.payment.forceApprove(token, full, { customer: { phoneNumber } }));
+  await step("capture.full", () => client.payment.capture(token, full, { modificationAmount: amount(3000) }));
+  await step("refund.full", () => client.payment.refund(token, full, { modificationAmount: amount(3000) }));
 
   const other = `${prefix}-errors`;
   await step("create.errors", () => client.payment.create(token, createBody(other, 5000)));

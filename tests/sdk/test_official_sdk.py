@@ -163,14 +163,13 @@ async def test_sdk_epayment_flow_in_test(sandbox: SandboxClient) -> None:
     reply = await sandbox.request("GET", f"/_sandbox/readiness?msn={msn}&api=epayment&env=test&format=json", "test")
     assert reply.status == 200, reply.text
     checklist = reply.json["checklists"][0]
-    for item in ("EP-E1", "EP-E2", "EP-E3", "EP-E4"):
+    for item in ("EP-E1", "EP-E2", "EP-E3", "EP-E4", "EP-E5", "EP-E6"):
         assert checklist["verdicts"][item] == "met", (item, checklist["items"])
-    # The SDK run captures and refunds part of the amount only: the "full and partial" items say which half is
-    # still to do, with the SDK's own reference as the proof of the other.
-    for item, part in (("EP-E5", "partial: sdk-proof-"), ("EP-E6", "partial: sdk-proof-")):
+    # "Capture (full and partial)" and "Refund (full and partial)": the SDK's own references for each half.
+    for item in ("EP-E5", "EP-E6"):
         row = next(row for row in checklist["items"] if row["id"] == item)
-        assert row["status"] == "not yet exercised" and part in row["evidence"] and "not yet: full" in row["evidence"]
-        assert row["proofs"][0]["id"].startswith("sdk-proof-"), row
+        assert "full: sdk-proof-full" in row["evidence"] and "partial: sdk-proof-main" in row["evidence"], row
+    assert ok(steps, "refund.full")["aggregate"]["refundedAmount"]["value"] == 3000
     headers = next(row for row in checklist["items"] if row["id"] == "G-H1")
     assert headers["status"] == "not met" and "Vipps-System-*" in headers["evidence"], headers
 
