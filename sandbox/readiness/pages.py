@@ -58,3 +58,14 @@ def report_page(report: dict) -> web.Response:
                      f"<td>{esc(statuses)}</td></tr>")
     parts.append("</table>")
     return page(f"Readiness {report['msn']}", "".join(parts), css=CSS)
+
+
+def index_page(units: list[tuple[str, str, str]]) -> web.Response:
+    """Which sales unit's report to open: every sales unit of the fixture, with its name and role."""
+    esc = html.escape
+    rows = "".join(f"<tr><td><a href=\"/_sandbox/readiness?msn={esc(msn)}&amp;format=html\">{esc(msn)}</a></td>"
+                   f"<td>{esc(name)}</td><td>{esc(role)}</td></tr>" for msn, name, role in units)
+    body = ("<h1>Go-live readiness</h1><p>Pick the sales unit your integration used: its report fills in the official "
+            "go-live checklists from what the integration did here.</p>"
+            f"<table data-units><tr><th>MSN</th><th>Sales unit</th><th>Role</th></tr>{rows}</table>")
+    return page("Readiness", body, css=CSS)

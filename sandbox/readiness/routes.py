@@ -29,7 +29,7 @@ from sandbox.readiness.checklists import CHECKLISTS
 from sandbox.readiness.checks import Context
 from sandbox.readiness.evidence import EvidenceBook, Proof
 from sandbox.readiness.login_evidence import LoginBook
-from sandbox.readiness.pages import report_page
+from sandbox.readiness.pages import index_page, report_page
 from sandbox.readiness.report import build
 
 log = logging.getLogger(__name__)
@@ -172,12 +172,15 @@ def _envs(value: str | None) -> list[str]:
 
 async def readiness(request: web.Request) -> web.Response:
     query = request.query
+    wants_html = query.get("format") == "html" or (
+        query.get("format") != "json" and "text/html" in request.headers.get("Accept", ""))
+    if wants_html and not query.get("msn"):  # a browser without a sales unit: the list to pick one from
+        units = request.app[RUNTIME].world.sales_units.values()
+        return index_page([(unit.msn, unit.name, unit.role) for unit in sorted(units, key=lambda u: u.msn)])
     msn = _unit_or_404(request, query.get("msn"))
     envs = _envs(query.get("env"))
     report = build(context(request, msn, envs), _apis(query.getall("api", [])))
     report["environments"] = envs
-    wants_html = query.get("format") == "html" or (
-        query.get("format") != "json" and "text/html" in request.headers.get("Accept", ""))
     if wants_html:
         return report_page(report)
     return web.json_response(report)
