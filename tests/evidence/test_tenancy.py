@@ -799,10 +799,109 @@ async def test_an_id_is_not_reachable_with_another_tenants_keys(ctx, kind: IdKin
     assert after == before, f"{name}'s {reach.route} changed {kind.name}"
 
 
+# -- listings: an id is not reachable by listing either ---------------------------------------------------------
+#: The routes that list what a caller has, by id kind: another tenant's listing never shows the owner's id.
+LISTINGS = {
+    "recurring-agreement-and-charge": (("recurring.agreements.list", "", {}),),
+    "qr-merchant-redirect": (("qr.redirect.list", "", PNG),),
+    "qr-merchant-callback": (("qr.callback.list", "", {}),),
+    "qr-mobilepay-beacon": (("qr.callback.list", "", {}),),
+    "ordermanagement-v3-category": (("ordermanagement.v3.categories.query", "", {}),),
+    "webhook": (("webhooks.list", "", {}),),
+    "report-ledger": (("report.ledgers", "", {}),),
+    "management-product-order": (("management.product_orders.list", "", {}),),
+    "management-sales-unit-and-merchant": (("management.sales_units.list", "", {}),),
+}
+
+
+def listing_cases():
+    kinds = {kind.name: kind for kind in ID_KINDS}
+    for kind_name, listings in LISTINGS.items():
+        kind = kinds[kind_name]
+        for env, (route, query, headers) in itertools.product(kind.envs, listings):
+            for name in kind.attackers:
+                if attacker_who(name, env).env == env_of(env):
+                    yield pytest.param(kind, env, route, query, headers, name,
+                                       id=f"{kind_name}-{env}-{route}-{name}")
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize(("kind", "env", "route", "query", "headers", "name"), list(listing_cases()))
+async def test_another_tenants_listing_never_shows_the_id(ctx, kind: IdKind, env: str, route: str, query: str,
+                                                          headers: dict, name: str):
+    owner = kind.owners.get(env) or OWNERS[env]
+    obj = await kind.create(ctx, owner)
+    before = await kind.state(ctx, owner, obj, "before")
+    policy = ROUTES[route]
+    mine = await ctx.call(owner, kind.api, policy.method, policy.path + query, headers=headers)
+    primary = next(iter(obj["ids"].values()))
+    assert mine.status == 200 and primary in mine.text, (mine.status, mine.text)  # the owner's own listing has it
+
+    reply = await ctx.call(attacker_who(name, env), kind.api, policy.method, policy.path + query, headers=headers)
+    refused_first = kind.reaches[0].expect.get(name) == 403  # before any id: Recurring not allowed for the unit
+    if name in POLICY_ATTACKERS or (name == "merchant-B" and policy.partners_only) or refused_first:
+        assert reply.status == 403, reply.text
+    else:
+        assert reply.status == 200, (reply.status, reply.text)
+    assert primary not in reply.text and obj["marker"] not in reply.text, reply.text
+    assert await kind.state(ctx, owner, obj, "after") == before
+
+
+# -- ids the client chooses: another tenant's are free to use, and using them changes nothing of the owner's -------
+
+
+async def taken_epayment(ctx: Ctx, who: Who, obj: Obj) -> Reply:
+    ref = obj["ids"]["reference"]
+    body = {"amount": {"currency": "NOK", "value": 500}, "paymentMethod": {"type": "WALLET"}, "reference": ref,
+            "userFlow": "WEB_REDIRECT", "returnUrl": "https://other.example/r", "paymentDescription": "other"}
+    return await ctx.call(who, Api.EPAYMENT, "POST", EPAY, body, headers={"Idempotency-Key": ref})  # A's key too
+
+
+async def taken_checkout(ctx: Ctx, who: Who, obj: Obj) -> Reply:
+    body = {"type": "PAYMENT", "reference": obj["ids"]["reference"],
+            "merchantInfo": {"callbackUrl": "https://other.example/cb", "returnUrl": "https://other.example/r",
+                             "callbackAuthorizationToken": "other-token"},
+            "transaction": {"amount": {"currency": "NOK", "value": 500}, "paymentDescription": "another shop"}}
+    return await ctx.call(who, Api.CHECKOUT, "POST", CHK, body)
+
+
+async def taken_redirect(ctx: Ctx, who: Who, obj: Obj) -> Reply:
+    return await ctx.call(who, Api.QR, "POST", "/qr/v1/merchant-redirect",
+                          {"id": obj["ids"]["id"], "redirectUrl": "https://example.com/other"}, headers=PNG)
+
+
+async def taken_image(ctx: Ctx, who: Who, obj: Obj) -> Reply:
+    return await ctx.call(who, Api.ORDER_MANAGEMENT, "POST", f"{OM}/v1/images",
+                          {"imageId": obj["ids"]["imageId"], "src": tiny_png(180), "type": "base64"})
+
+
+#: (id kind, how another tenant creates its own object with the owner's id, the status of a create).
+CHOSEN_IDS = ((EPAYMENT, taken_epayment, 201), (CHECKOUT, taken_checkout, 200), (QR_REDIRECT, taken_redirect, 200),
+              (IMAGE, taken_image, 200))
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize(("kind", "create", "status"), CHOSEN_IDS, ids=[k.name for k, _, _ in CHOSEN_IDS])
+@pytest.mark.parametrize("env", ["test", "production"])
+async def test_an_id_another_tenant_chose_is_free_for_everybody_else(ctx, kind, create, status, env):
+    """References, QR ids and image ids are per sales unit (a reference of another MSN is "not found", vipps-apis.md
+    2): another unit creating one with the same id (and the same Idempotency-Key) gets its own object, not a 409 that
+    would tell the id is taken, nor the owner's idempotent answer."""
+    owner = OWNERS[env]
+    obj = await kind.create(ctx, owner)
+    before = await kind.state(ctx, owner, obj, "before")
+    other = attacker("merchant-B" if env == "test" else "partner-B-own-msn", env)
+    reply = await create(ctx, other, obj)
+    assert reply.status == status, reply.text
+    assert obj["marker"] not in reply.text
+    assert await kind.state(ctx, owner, obj, "after") == before
+
+
 def test_every_api_with_ids_is_covered():
     """Every route of an API (not the token endpoints or the control plane) whose path takes an id is reached here,
     or EXEMPT says why not; so a new API with ids, or a new route taking one, must join the table."""
     covered = {reach.route for kind in ID_KINDS for reach in kind.reaches}
+    covered |= {route for listings in LISTINGS.values() for route, _, _ in listings}
     with_ids = {name for name, route in ROUTES.items()
                 if "{" in route.path and route.api not in (Api.TOKEN, Api.SANDBOX)}
     missing = with_ids - covered - set(EXEMPT)
