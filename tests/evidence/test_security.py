@@ -1,4 +1,4 @@
-"""Attacks that must be refused, and secrets that must never leak (request log, stdout, snapshots).
+"""Attacks that must be refused, and secrets that must never leak (request log, stdout, snapshots, the journal).
 
 Forged JWTs (alg none, HS256 with the public key, kid swap, expiry, nbf, other environment) are in
 tests/token/test_jwt_forgery.py; here: regenerated keys, tenancy, the control plane off loopback, and leaks.
@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from sandbox.apis.report.ledger import ledger_id_for
+from sandbox.core.ca import CA_CERT, CA_KEY, LEAF_CERT, LEAF_KEY, LOCK
 
 PAY = "/epayment/v1/payments"
 
@@ -328,17 +331,69 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: The CA's own files, which live in the --state directory when no --ca-dir is given: not journal or snapshot.
+CA_FILES = frozenset({CA_CERT, CA_KEY, LEAF_CERT, LEAF_KEY, LOCK})
+
+
 def state_text(directory: Path) -> str:
-    files = sorted(path for path in directory.rglob("*") if path.is_file())
+    """What the sandbox wrote to the --state directory (its journal and snapshots), the CA's own files left out."""
+    files = sorted(path for path in directory.rglob("*") if path.is_file() and path.name not in CA_FILES)
     return "\n".join(f"== {path.name}\n" + path.read_text("utf-8", "replace") for path in files)
+
+
+def private_key_forms(path: Path) -> set[str]:
+    """A P-256 key file's secret in the forms it could leak in: the PEM body's characters that encode the private
+    scalar (the ASN.1 header before it is the same for every P-256 key, the public point after it is public), and
+    the scalar itself in hex, base64 and base64url (a JWK's "d")."""
+    pem = path.read_text()
+    body = "".join(line for line in pem.splitlines() if not line.startswith("-----"))
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    scalar = key.private_numbers().private_value.to_bytes(32, "big")  # type: ignore[union-attr]
+    forms = {body[48:90], scalar.hex(), base64.b64encode(scalar).decode(),
+             base64.urlsafe_b64encode(scalar).rstrip(b"=").decode()}
+    assert base64.b64decode(body)[36:68] == scalar  # the PKCS8 layout the slice above assumes
+    return forms
+
+
+def key_leaks(text: str, forms: set[str]) -> list[str]:
+    """Any 16 characters in a row of any form of a private key (64 bits or more: never found by chance)."""
+    return [form[:4] for form in forms
+            if any(form[i:i + 16] in text for i in range(0, len(form) - 15, 4))]
+
+
+async def tls_traffic(tls: str, proxy: str, ca: Path, keyset: dict) -> None:
+    """Calls over the sandbox's TLS port and through its proxy (as https://apitest.vipps.no), so the CA's leaf is in
+    use while the log, the journal and the output are written."""
+    context = ssl.create_default_context(cafile=str(ca))
+    creds = {"client_id": keyset["client_id"], "client_secret": keyset["client_secret"],
+             "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"]}
+    async with aiohttp.ClientSession() as session:
+        async with session.get(tls + "/_sandbox/health", ssl=context, server_hostname="apitest.vipps.no",
+                               headers={"Host": "apitest.vipps.no"}) as resp:
+            assert resp.status == 200, await resp.text()
+        async with session.post("https://apitest.vipps.no/accesstoken/get", proxy=proxy, ssl=context,
+                                headers=creds) as resp:
+            assert resp.status == 200, await resp.text()
+            token = (await resp.json())["access_token"]
+        auth = {"Authorization": f"Bearer {token}", "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"],
+                "Idempotency-Key": "leak-tls-1"}
+        async with session.post("https://apitest.vipps.no" + PAY, proxy=proxy, ssl=context, headers=auth,
+                                json=create_body("leak-tls-ref-1")) as resp:
+            assert resp.status == 201, await resp.text()
+        async with session.get(tls + "/_sandbox/nothing-here", ssl=context, server_hostname="api.vipps.no",
+                               headers={"Host": "api.vipps.no"}):
+            pass
 
 
 async def collect(tmp_path: Path) -> dict:
     """Serves `python -m sandbox serve` as a subprocess, sends traffic, and gathers what could leak."""
-    port, prod_port = free_port(), free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    port, prod_port, tls_port, proxy_port = free_port(), free_port(), free_port(), free_port()
+    env = {name: value for name, value in os.environ.items() if name not in ("VIPPS_SANDBOX_CA_DIR", "HTTPS_PROXY")}
+    env["PYTHONUNBUFFERED"] = "1"
+    # The CA goes where it goes by default with --state and no --ca-dir: into the state directory, beside the journal.
     proc = subprocess.Popen([sys.executable, "-m", "sandbox", "serve", "--port", str(port), "--prod-port",
-                             str(prod_port), "--snapshot-dir", str(tmp_path), "--state", str(tmp_path / "state")],
+                             str(prod_port), "--snapshot-dir", str(tmp_path), "--state", str(tmp_path / "state"),
+                             "--tls-port", str(tls_port), "--proxy-port", str(proxy_port)],
                             stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, env=env, cwd=Path(__file__).resolve().parents[2])
     base = {"test": f"http://127.0.0.1:{port}", "production": f"http://127.0.0.1:{prod_port}"}
@@ -358,6 +413,10 @@ async def collect(tmp_path: Path) -> dict:
                 keys.setdefault(f"{row['type']}-{row['environment']}", row)
             tokens: dict[str, str] = {}
             await traffic(base, keys, tokens)
+            state_dir = tmp_path / "state"
+            await tls_traffic(f"https://127.0.0.1:{tls_port}", f"http://127.0.0.1:{proxy_port}", state_dir / CA_CERT,
+                              keys["merchant-test"])
+            ca_keys = private_key_forms(state_dir / CA_KEY) | private_key_forms(state_dir / LEAF_KEY)
             async with session.get(base["test"] + "/_sandbox/users") as resp:
                 adult = next(user for user in await resp.json() if user["role"] == "no-user")
             login = await login_traffic(session, base["test"], keys["merchant-test"], adult["phone_number"])
@@ -378,7 +437,7 @@ async def collect(tmp_path: Path) -> dict:
         output = proc.communicate(timeout=10)[0].decode("utf-8", "replace")
     state = journal + state_text(tmp_path / "state")
     return {"keys": secrets_of(list(keys.values())) | {regenerated}, "tokens": set(tokens.values()) | login,
-            "state": state,
+            "state": state, "ca_keys": ca_keys,
             "snapshot_mode": snapshot_mode, "types": {row["type"] for row in keys.values()},
             "count": (len(tokens), len(keys)), "request_log": request_log, "output": output, "snapshot": snapshot}
 
@@ -394,18 +453,25 @@ def test_the_leak_search_saw_traffic(leaked):
     assert leaked["types"] >= {"merchant", "partner", "management", "accounting", "merchant-level"}
     assert "serving the test environment" in leaked["output"]
     assert leaks("x" + next(iter(leaked["keys"])) + "x", leaked["keys"])  # the search itself can find one
+    # the CA served: calls came over TLS (the port and the proxy's tunnels), and its key search can find a key
+    assert '"scheme": "https"' in leaked["request_log"] and '"proxied": true' in leaked["request_log"]
+    assert len(leaked["ca_keys"]) == 8 and key_leaks("x" + next(iter(leaked["ca_keys"])) + "x", leaked["ca_keys"])
+    assert "The sandbox's CA certificate" in leaked["output"]
 
 
 def test_no_secret_or_token_in_the_request_log(leaked):
     assert not leaks(leaked["request_log"], leaked["keys"] | leaked["tokens"])
+    assert not key_leaks(leaked["request_log"], leaked["ca_keys"]), "the CA's or the TLS leaf's private key"
 
 
 def test_no_secret_or_token_on_stdout_or_stderr(leaked):
     assert not leaks(leaked["output"], leaked["keys"] | leaked["tokens"]), leaked["output"][-2000:]
+    assert not key_leaks(leaked["output"], leaked["ca_keys"]), "the CA's or the TLS leaf's private key"
 
 
 def test_no_token_in_a_snapshot(leaked):
     assert not leaks(leaked["snapshot"], leaked["tokens"])
+    assert not key_leaks(leaked["snapshot"], leaked["ca_keys"]), "the CA's or the TLS leaf's private key"
 
 
 def test_no_secret_or_token_in_the_state_files(leaked):
@@ -414,6 +480,8 @@ def test_no_secret_or_token_in_the_state_files(leaked):
     assert "/_sandbox/login/clients/" in leaked["state"]  # a Login client's redirect URIs are kept, its flows not
     assert "== snapshot" in leaked["state"]  # and the restore compacted it into a snapshot
     assert not leaks(leaked["state"], leaked["tokens"] | leaked["keys"])
+    # the CA lives in the state directory (no --ca-dir): its key stays in its own 0600 file, never in the journal
+    assert not key_leaks(leaked["state"], leaked["ca_keys"]), "the CA's or the TLS leaf's private key"
 
 
 def test_a_snapshot_is_readable_by_its_owner_only(leaked):
