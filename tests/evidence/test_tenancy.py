@@ -538,6 +538,35 @@ LOGIN_CODE = IdKind("login-code", Api.LOGIN, code_create, code_state, (Reach("lo
                     attackers=("login-client-B", "partner-B-own-msn", "partner-B-with-A-msn",
                                "partner-A-unconnected-msn"))
 
+async def ciba_create(ctx: Ctx, owner: Who) -> Obj:
+    """A CIBA login started by sales unit A's client (or partner A for it), approved on the user's phone."""
+    form = {"login_hint": f"urn:msisdn:{ctx.phone}", "scope": "openid name phoneNumber"}
+    reply = ok(await ctx.call(owner, Api.LOGIN, "POST", "/vipps-login-ciba/api/backchannel/authentication",
+                              form=form), 200)
+    auth_req_id = reply.json["auth_req_id"]
+    await ctx.control("POST", "/_sandbox/login/ciba/approve", owner.env, {"auth_req_id": auth_req_id})
+    return {"ids": {"auth_req_id": auth_req_id}, "marker": ctx.phone}
+
+
+def ciba_form(obj: Obj) -> dict:
+    return {"grant_type": "urn:openid:params:grant-type:ciba", "auth_req_id": obj["ids"]["auth_req_id"]}
+
+
+async def ciba_state(ctx: Ctx, owner: Who, obj: Obj, phase: str) -> object:
+    """Before: approved (polling would use it up). After: its own client still gets the tokens, once (the module's
+    sandbox polls at interval 0, so nobody's poll makes the owner's a slow_down)."""
+    if phase == "before":
+        return "approved"
+    reply = await ctx.call(owner, Api.LOGIN, "POST", LOGIN + "token", form=ciba_form(obj))
+    assert reply.status == 200, reply.text
+    return "approved"
+
+
+LOGIN_CIBA = IdKind("login-ciba-auth-req-id", Api.LOGIN, ciba_create, ciba_state,
+                    (Reach("login.token", form=ciba_form),), owners=LOGIN_OWNERS, not_found=400, policy_status=401,
+                    attackers=LOGIN_CODE.attackers)
+
+
 # Donations (production only; merchant-level keys belong to a merchant) ------------------------------------------
 
 
@@ -639,7 +668,7 @@ SALES_UNIT = IdKind("management-sales-unit-and-merchant", Api.MANAGEMENT, sales_
 ), envs=("production",), owners=MANAGEMENT_OWNERS, attackers=("partner-B", "management-B"))
 
 ID_KINDS = (EPAYMENT, RECURRING, CHECKOUT, QR_REDIRECT, QR_CALLBACK, QR_BEACON, ORDER, CATEGORY_V3, IMAGE, WEBHOOK,
-            USERINFO, LOGIN_CODE, DONATION, LEDGER, PRODUCT_ORDER, SALES_UNIT)
+            USERINFO, LOGIN_CODE, LOGIN_CIBA, DONATION, LEDGER, PRODUCT_ORDER, SALES_UNIT)
 
 #: API routes with an id path parameter that the table leaves out, and why (none today).
 EXEMPT: dict[str, str] = {}
@@ -759,7 +788,7 @@ def with_placeholders(reply: Reply, ids: dict) -> Reply:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def ctx():
-    async with started(Settings(port=0, prod_port=0)) as client:
+    async with started(Settings(port=0, prod_port=0, login_ciba_interval=0)) as client:
         yield Ctx(client)
 
 
