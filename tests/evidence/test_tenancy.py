@@ -243,7 +243,7 @@ async def recurring_create(ctx: Ctx, owner: Who) -> Obj:
               "transactionType": "DIRECT_CAPTURE"}
     reply = ok(await ctx.call(owner, Api.RECURRING, "POST", f"{REC}/agreements/{agreement_id}/charges", charge,
                               headers={"Idempotency-Key": fresh("rk")}), 201)
-    return {"ids": {"agreementId": agreement_id, "chargeId": reply.json["chargeId"]}, "marker": marker}
+    return {"ids": {"agreementId": agreement_id, "chargeId": reply.json["chargeId"]}, "marker": marker, "due": due}
 
 
 async def recurring_state(ctx: Ctx, owner: Who, obj: Obj, phase: str) -> object:
@@ -275,7 +275,13 @@ RECURRING = IdKind("recurring-agreement-and-charge", Api.RECURRING, recurring_cr
         ("recurring.charges.get_by_id", None),
         ("recurring.charges.capture", lambda o: {"amount": 49900, "description": "capture"}),
         ("recurring.charges.refund", lambda o: {"amount": 100, "description": "refund"}),
-    )))
+    )) + (
+    # the id in a body: the batch answers 202 at once (its items "passed API level validation") and creates each
+    # charge afterwards, for the caller's own agreement of that id only; A's agreement gets no charge
+    Reach("recurring.charges.batch", lambda o: [{**recurring_charge(o), "agreementId": o["ids"]["agreementId"],
+                                                 "orderId": fresh("ten-batch"), "due": o["due"]}],
+          {"Idempotency-Key": "ten-batch"}, own_namespace=True, expect=NOT_RECURRING),
+))
 
 # Checkout ---------------------------------------------------------------------------------------------------------
 CHK = "/checkout/v3/session"
