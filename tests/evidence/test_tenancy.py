@@ -478,7 +478,9 @@ async def webhook_state(ctx: Ctx, owner: Who, obj: Obj, phase: str) -> object:
     return mine
 
 
-WEBHOOK = IdKind("webhook", Api.WEBHOOKS, webhook_create, webhook_state, (Reach("webhooks.delete"),))
+#: Merchant-level keys reach Webhooks too (donations.* events, reference 1b): another merchant's never see A's.
+WEBHOOK = IdKind("webhook", Api.WEBHOOKS, webhook_create, webhook_state, (Reach("webhooks.delete"),),
+                 attackers=(*ACTING_ATTACKERS, "merchant-level-B"))
 
 # Userinfo ---------------------------------------------------------------------------------------------------------
 
