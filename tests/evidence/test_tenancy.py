@@ -15,8 +15,12 @@ every (id kind x reach x attacker) and asserts, for each:
 
 A few writes act in the caller's own namespace by design (Order Management "does not check that the order exists",
 a callback QR's PUT creates or updates the caller's own): there the attacker may succeed, on its own object, and the
-owner's object must still be unchanged. `test_every_api_with_ids_is_covered` fails when an API route with an id path
-parameter is in neither the table nor EXEMPT, so a new API with ids must be added here.
+owner's object must still be unchanged. A MobilePay beacon is one printed code: mapping it again is the spec's 409
+for everybody else (the only answer that tells an id is taken, by design). `test_every_api_with_ids_is_covered` fails
+when an API route with an id path parameter is in neither the table nor EXEMPT, so a new API with ids must be added.
+
+Two more tests use the same table: another tenant's listings (LISTINGS) never show the owner's id, and the ids a
+client chooses (references, QR ids, image ids, with the same Idempotency-Key) are free for another sales unit.
 
 One sandbox serves the whole module (each case makes its own objects), so the file runs in a few seconds.
 """
@@ -50,7 +54,7 @@ from sandbox.testing import Reply, SandboxClient, started
 #: Sales unit A (Recurring allowed, of partner "premium"), and B: another sales unit of the same merchant and partner.
 A_UNIT, B_UNIT = "newborn", "restricted-no"
 PARTNER_A, PARTNER_B = "premium", "dual"  # both approved to act on behalf of merchants
-B_PARTNER_UNIT = "dual-shop-1"  # partner B's own sales unit (Recurring not allowed: see expected())
+B_PARTNER_UNIT = "dual-shop-1"  # partner B's own sales unit (Recurring not allowed for it: see NOT_RECURRING)
 UNCONNECTED = "independent-1"  # connected to no partner
 B_MERCHANT = "independent"  # a merchant with merchant-level keys that is not A's merchant
 LOGIN_CALLBACK = "http://127.0.0.1:53682/callback"
@@ -123,8 +127,7 @@ class Ctx:
             out = {"client_id": keys["client_id"], "client_secret": keys["client_secret"], "Authorization": "Bearer "}
         elif api is Api.LOGIN and who.key_type == "merchant":  # OAuth client credentials (client_secret_basic)
             raw = f"{keys['client_id']}:{keys['client_secret']}".encode()
-            out = {"Authorization": "Basic " + base64.b64encode(raw).decode()}
-            return out
+            return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
         else:
             cache = (keys["client_id"], who.env)
             if cache not in self.tokens:
