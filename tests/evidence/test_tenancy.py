@@ -27,6 +27,7 @@ One sandbox serves the whole module (each case makes its own objects), so the fi
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
@@ -935,6 +936,64 @@ async def test_an_id_another_tenant_chose_is_free_for_everybody_else(ctx, kind, 
     assert reply.status == status, reply.text
     assert obj["marker"] not in reply.text
     assert await kind.state(ctx, owner, obj, "after") == before
+
+
+# -- webhook deliveries: an object's events reach its owner's registrations only ------------------------------------
+EVENTS = ["epayments.payment.created.v1", "epayments.payment.authorized.v1", "epayments.payment.captured.v1",
+          "recurring.agreement-activated.v1"]
+#: Who registers for the events, by environment: True for those that must receive A's, False for those that must not.
+RECEIVERS = {
+    "test": {"merchant-A": (Who("merchant", A_UNIT, "test", A_UNIT), True),
+             "merchant-B": (Who("merchant", B_UNIT, "test", B_UNIT), False)},
+    "production": {"partner-A-for-A": (OWNERS["production"], True),
+                   "partner-A-all-units": (Who("partner", PARTNER_A, "production"), True),
+                   "merchant-A": (Who("merchant", A_UNIT, "production", A_UNIT), True),
+                   "merchant-B": (Who("merchant", B_UNIT, "production", B_UNIT), False),
+                   "partner-B-all-units": (Who("partner", PARTNER_B, "production"), False),
+                   "partner-B-own-msn": (Who("partner", PARTNER_B, "production", B_PARTNER_UNIT), False),
+                   "partner-A-for-B": (Who("partner", PARTNER_A, "production", B_UNIT), False)},
+}
+
+
+async def inbox(ctx: Ctx, env: str, name: str) -> list[dict]:
+    reply = await ctx.sandbox.request("GET", f"/_sandbox/inbox/{name}", env)
+    assert reply.status == 200, reply.text
+    return reply.json["deliveries"]
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("env", ["test", "production"])
+async def test_an_objects_events_reach_its_owners_webhooks_only(ctx, env: str):
+    """Webhook deliveries carry ids and data: a payment's and an agreement's events go to the registrations of the
+    owner (its sales unit's keys, the partner for that unit or for all its units), never to another tenant's."""
+    names = {name: fresh(f"ten-inbox-{name}") for name in RECEIVERS[env]}
+    hooks = []
+    for name, (who, _) in RECEIVERS[env].items():
+        url = f"{ctx.sandbox.url(env)}/_sandbox/inbox/{names[name]}"
+        hooks.append((who, ok(await ctx.call(who, Api.WEBHOOKS, "POST", "/webhooks/v1/webhooks",
+                                             {"url": url, "events": EVENTS}), 201).json["id"]))
+    owner = OWNERS[env]
+    payment = await epayment_create(ctx, owner)
+    reference = payment["ids"]["reference"]
+    ok(await ctx.call(owner, Api.EPAYMENT, "POST", f"{EPAY}/{reference}/capture", amount(),
+                      headers={"Idempotency-Key": fresh("cap")}), 200)
+    agreement = (await recurring_create(ctx, owner))["ids"]["agreementId"]
+    expected_count = 4  # created, authorized, captured, agreement activated
+    for name, (_, receives) in RECEIVERS[env].items():
+        if receives:
+            deliveries = []
+            for _ in range(250):
+                deliveries = await inbox(ctx, env, names[name])
+                if len(deliveries) >= expected_count:
+                    break
+                await asyncio.sleep(0.02)
+            bodies = " ".join(d["body"] for d in deliveries)
+            assert len(deliveries) == expected_count and reference in bodies and agreement in bodies, (name, bodies)
+    for name, (_, receives) in RECEIVERS[env].items():  # by now every delivery of the others has been made too
+        if not receives:
+            assert await inbox(ctx, env, names[name]) == [], name
+    for who, hook_id in hooks:  # the module's sandbox delivers nothing of these to later tests
+        ok(await ctx.call(who, Api.WEBHOOKS, "DELETE", f"/webhooks/v1/webhooks/{hook_id}"))
 
 
 def test_every_api_with_ids_is_covered():
