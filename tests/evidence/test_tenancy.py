@@ -596,6 +596,9 @@ async def donation_create(ctx: Ctx, owner: Who) -> Obj:
                               {"msn": ctx.msn(A_UNIT), "amount": 12300, "withdrawalDay": 7,
                                "externalReference": marker})
     agreement_id = reply.json.get("id") or reply.json.get("agreementId")
+    # and a one-off donation to A with the marker, for the payments report (a listing)
+    await ctx.control("POST", "/_sandbox/donations/payments", "production",
+                      {"msn": ctx.msn(A_UNIT), "externalReference": marker})
     return {"ids": {"agreementId": agreement_id}, "marker": marker}
 
 
@@ -647,12 +650,8 @@ def org_number(seed: int) -> str:
 
 async def product_order_create(ctx: Ctx, owner: Who) -> Obj:
     marker = fresh("Marker Sykler")
-    body = {"businessIdentifier": {"scheme": "business:NO:ORG", "id": org_number(1000000 + next(_n) * 7)},
-            "productType": "PAYMENT_INTEGRATION", "salesUnitName": marker,
-            "settlementBankAccount": {"scheme": "BBAN:NO", "id": "86011117947"},
-            "productUseCase": "Website", "annualTurnover": 1000000, "hasRecurring": True,
-            "website": {"url": "https://fjordsykler.example.no", "termsUrl": "https://fjordsykler.example.no/terms"}}
-    reply = ok(await ctx.call(owner, Api.MANAGEMENT, "POST", PO, body, headers={"Idempotency-Key": fresh("po")}))
+    reply = ok(await ctx.call(owner, Api.MANAGEMENT, "POST", PO, product_order_body(marker),
+                              headers={"Idempotency-Key": fresh("po")}))
     order_id = reply.json["prefilledOrderId"]
     return {"ids": {"productOrderId": order_id}, "marker": marker}
 
@@ -669,6 +668,36 @@ PRODUCT_ORDER = IdKind("management-product-order", Api.MANAGEMENT, product_order
     Reach("management.product_orders.details", expect=PARTNERS_ONLY),
     Reach("management.product_orders.delete", expect=PARTNERS_ONLY),
 ), envs=("production",), owners=MANAGEMENT_OWNERS, attackers=("partner-B", "management-B", "merchant-B"))
+
+
+def product_order_body(marker: str, **extra) -> dict:
+    return {"businessIdentifier": {"scheme": "business:NO:ORG", "id": org_number(1000000 + next(_n) * 7)},
+            "productType": "PAYMENT_INTEGRATION", "salesUnitName": marker,
+            "settlementBankAccount": {"scheme": "BBAN:NO", "id": "86011117947"},
+            "productUseCase": "Website", "annualTurnover": 1000000, "hasRecurring": True,
+            "website": {"url": "https://fjordsykler.example.no", "termsUrl": "https://fjordsykler.example.no/terms"},
+            **extra}
+
+
+async def price_package_create(ctx: Ctx, owner: Who) -> Obj:
+    """Partner A's price packages are the fixture's; its listing is the owner's state."""
+    partner = ctx.sandbox.partner_role(PARTNER_A)
+    package = ctx.sandbox.runtime.world.price_packages[partner][0]
+    return {"ids": {"pricePackageId": package.id}, "marker": package.id}
+
+
+async def price_package_state(ctx: Ctx, owner: Who, obj: Obj, phase: str) -> object:
+    listed = ok(await ctx.call(owner, Api.MANAGEMENT, "GET", "/management/v1/partners/price-packages"), 200).json
+    assert obj["ids"]["pricePackageId"] in json.dumps(listed)
+    return listed
+
+
+#: A price package id in a product order's body: "Not one of the partner's price packages" (400) for another partner.
+PRICE_PACKAGE = IdKind("management-price-package", Api.MANAGEMENT, price_package_create, price_package_state, (
+    Reach("management.product_orders.create",
+          lambda o: product_order_body("Other Partner Shop", pricePackageId=o["ids"]["pricePackageId"]),
+          {"Idempotency-Key": "ten-po"}),
+), envs=("production",), owners=MANAGEMENT_OWNERS, attackers=("partner-B", "management-B"), not_found=400)
 
 
 async def sales_unit_create(ctx: Ctx, owner: Who) -> Obj:
@@ -691,10 +720,18 @@ SALES_UNIT = IdKind("management-sales-unit-and-merchant", Api.MANAGEMENT, sales_
 ), envs=("production",), owners=MANAGEMENT_OWNERS, attackers=("partner-B", "management-B", "merchant-B"))
 
 ID_KINDS = (EPAYMENT, RECURRING, CHECKOUT, QR_REDIRECT, QR_CALLBACK, QR_BEACON, ORDER, CATEGORY_V3, IMAGE, WEBHOOK,
-            USERINFO, LOGIN_CODE, LOGIN_CIBA, DONATION, LEDGER, PRODUCT_ORDER, SALES_UNIT)
+            USERINFO, LOGIN_CODE, LOGIN_CIBA, DONATION, LEDGER, PRODUCT_ORDER, PRICE_PACKAGE, SALES_UNIT)
 
 #: API routes with an id path parameter that the table leaves out, and why (none today).
 EXEMPT: dict[str, str] = {}
+#: GET routes without an id (listings, by what they return) that LISTINGS leaves out, and why.
+LISTING_EXEMPT = {
+    "login.discovery": "the same public document for everybody",
+    "login.jwks": "the same public keys for everybody",
+    "login.auth": "the user's browser, no credentials: it shows the client's own login page",
+    "login.userinfo": "the user's own access token from the login, nothing a tenant lists",
+    "login.userinfo_no_slash": "the user's own access token from the login, nothing a tenant lists",
+}
 
 
 def attacker_who(name: str, owner_env: str) -> Who:
@@ -866,6 +903,8 @@ LISTINGS = {
     "report-ledger": (("report.ledgers", "", {}),),
     "management-product-order": (("management.product_orders.list", "", {}),),
     "management-sales-unit-and-merchant": (("management.sales_units.list", "", {}),),
+    "management-price-package": (("management.price_packages", "", {}),),
+    "donations-agreement": (("donations.payments", "?from=2020-01-01T00:00:00Z&to=2099-01-01T00:00:00Z", {}),),
 }
 
 
@@ -890,7 +929,8 @@ async def test_another_tenants_listing_never_shows_the_id(ctx, kind: IdKind, env
     policy = ROUTES[route]
     mine = await ctx.call(owner, kind.api, policy.method, policy.path + query, headers=headers)
     primary = next(iter(obj["ids"].values()))
-    assert mine.status == 200 and primary in mine.text, (mine.status, mine.text)  # the owner's own listing has it
+    # the owner's own listing has it (the donations report lists payments: the marker is the one to A)
+    assert mine.status == 200 and (primary in mine.text or obj["marker"] in mine.text), (mine.status, mine.text)
 
     reply = await ctx.call(attacker_who(name, env), kind.api, policy.method, policy.path + query, headers=headers)
     refused_first = kind.reaches[0].expect.get(name) == 403  # before any id: Recurring not allowed for the unit
@@ -1012,7 +1052,8 @@ async def test_an_objects_events_reach_its_owners_webhooks_only(ctx, env: str):
 
 def test_every_api_with_ids_is_covered():
     """Every route of an API (not the token endpoints or the control plane) whose path takes an id is reached here,
-    or EXEMPT says why not; so a new API with ids, or a new route taking one, must join the table."""
+    and every listing read by another tenant, or EXEMPT and LISTING_EXEMPT say why not; so a new API with ids, a new
+    route taking one or a new listing must join the table."""
     covered = {reach.route for kind in ID_KINDS for reach in kind.reaches}
     covered |= {route for listings in LISTINGS.values() for route, _, _ in listings}
     with_ids = {name for name, route in ROUTES.items()
@@ -1021,6 +1062,11 @@ def test_every_api_with_ids_is_covered():
     assert not missing, f"routes with an id that the tenancy table does not reach: {sorted(missing)}"
     apis_with_ids = {ROUTES[name].api for name in with_ids}
     assert apis_with_ids <= {kind.api for kind in ID_KINDS}
+    # every listing (a GET without an id) is read by another tenant too
+    listings = {name for name, route in ROUTES.items() if route.method == "GET" and "{" not in route.path
+                and route.api not in (Api.TOKEN, Api.SANDBOX)}
+    unlisted = listings - {route for entries in LISTINGS.values() for route, _, _ in entries} - set(LISTING_EXEMPT)
+    assert not unlisted, f"listings that no other tenant reads in the tenancy test: {sorted(unlisted)}"
     # and every Api that hands out an id in a body or a redirect is here too
     assert {Api.LOGIN, Api.USERINFO, Api.WEBHOOKS, Api.REPORT, Api.DONATIONS} <= {kind.api for kind in ID_KINDS}
 
