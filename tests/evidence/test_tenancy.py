@@ -99,7 +99,9 @@ def attacker(name: str, env: str) -> Who:
     }[name]
 
 
-ACTING_ATTACKERS = ("merchant-B", "partner-B-own-msn", "partner-B-with-A-msn", "partner-A-unconnected-msn")
+#: A itself, from the other environment: keys never work across, and the two environments' objects are apart.
+OTHER_ENV = "merchant-A-other-env"
+ACTING_ATTACKERS = ("merchant-B", "partner-B-own-msn", "partner-B-with-A-msn", "partner-A-unconnected-msn", OTHER_ENV)
 
 
 class Ctx:
@@ -108,8 +110,11 @@ class Ctx:
     def __init__(self, sandbox: SandboxClient) -> None:
         self.sandbox = sandbox
         self.tokens: dict[tuple[str, str], str] = {}
-        world = sandbox.runtime.world
-        self.phone = next(u.phone_number for u in world.users.values() if u.role == "no-user")
+        by_role = {u.role: u.phone_number for u in sandbox.runtime.world.users.values()}
+        self.phone = by_role["no-user"]
+        #: Who shares a profile in each environment: a sub is the same for a sales unit and a user in both (uuid5 of
+        #: MSN and phone number), so one user sharing in both would have A's test keys find the test consent.
+        self.sharing = {"test": by_role["no-user"], "production": by_role["no-several-addresses"]}
 
     def msn(self, role: str | None) -> str | None:
         return None if role is None else self.sandbox.msn_role(role)
@@ -376,9 +381,13 @@ async def beacon_create(ctx: Ctx, owner: Who) -> Obj:
 #: A MobilePay beacon is one printed code: mapped to A, it is the spec's 409 Conflict for anybody else (the real API
 #: tells that it is taken; nothing of A's is in the body).
 TAKEN = {"merchant-B": 409, "partner-B-own-msn": 409}
+#: The other environment is another world: there the beacon is free, and A maps it for itself.
+OTHER_WORLD = frozenset({OTHER_ENV})
 QR_BEACON = IdKind("qr-mobilepay-beacon", Api.QR, beacon_create, callback_state, (
-    Reach("qr.callback.mobilepay", lambda o: {"locationDescription": "attacker"}, expect=TAKEN),
-    Reach("qr.callback.put", lambda o: {"locationDescription": "attacker"}, expect=TAKEN),
+    Reach("qr.callback.mobilepay", lambda o: {"locationDescription": "attacker"}, expect=TAKEN, own_namespace=True,
+          own_for=OTHER_WORLD),
+    Reach("qr.callback.put", lambda o: {"locationDescription": "attacker"}, expect=TAKEN, own_namespace=True,
+          own_for=OTHER_WORLD),
     Reach("qr.callback.get"),
     Reach("qr.callback.delete"),
 ))
@@ -470,7 +479,7 @@ IMAGE = IdKind("ordermanagement-image", Api.ORDER_MANAGEMENT, image_create, imag
     Reach("ordermanagement.v3.categories.add",
           lambda o: {"orderId": o["ids"]["orderId"], "paymentType": "ECOM", "type": "TICKET",
                      "url": "https://example.com/x", "imageId": o["ids"]["imageId"]},
-          expect={"merchant-B": 400, "partner-B-own-msn": 400}),
+          expect={"merchant-B": 400, "partner-B-own-msn": 400, OTHER_ENV: 400}),
 ))
 
 # Webhooks ---------------------------------------------------------------------------------------------------------
@@ -504,14 +513,14 @@ async def sub_create(ctx: Ctx, owner: Who) -> Obj:
             "profile": {"scope": "name phoneNumber email"}}
     ok(await ctx.call(owner, Api.EPAYMENT, "POST", EPAY, body, headers={"Idempotency-Key": reference}), 201)
     await ctx.control("POST", f"/_sandbox/payments/{ctx.msn(owner.msn_role)}/{reference}/approve", owner.env,
-                      {"phoneNumber": ctx.phone})
+                      {"phoneNumber": ctx.sharing[owner.env]})
     payment = ok(await ctx.call(owner, Api.EPAYMENT, "GET", f"{EPAY}/{reference}"), 200).json
-    return {"ids": {"sub": payment["profile"]["sub"]}, "marker": ctx.phone}
+    return {"ids": {"sub": payment["profile"]["sub"]}, "marker": ctx.sharing[owner.env]}
 
 
 async def sub_state(ctx: Ctx, owner: Who, obj: Obj, phase: str) -> object:
     got = ok(await ctx.call(owner, Api.USERINFO, "GET", f"/vipps-userinfo-api/userinfo/{obj['ids']['sub']}"), 200)
-    assert got.json["phone_number"] == ctx.phone
+    assert got.json["phone_number"] == ctx.sharing[owner.env]
     return got.json
 
 
@@ -556,7 +565,7 @@ LOGIN_OWNERS = {"test": Who("merchant", A_UNIT, "test"), "production": OWNERS["p
 LOGIN_CODE = IdKind("login-code", Api.LOGIN, code_create, code_state, (Reach("login.token", form=code_form),),
                     owners=LOGIN_OWNERS, not_found=400, policy_status=401,
                     attackers=("login-client-B", "partner-B-own-msn", "partner-B-with-A-msn",
-                               "partner-A-unconnected-msn"))
+                               "partner-A-unconnected-msn", OTHER_ENV))
 
 async def ciba_create(ctx: Ctx, owner: Who) -> Obj:
     """A CIBA login started by sales unit A's client (or partner A for it), approved on the user's phone."""
@@ -736,6 +745,8 @@ LISTING_EXEMPT = {
 
 def attacker_who(name: str, owner_env: str) -> Who:
     env = env_of(owner_env)
+    if name == OTHER_ENV:  # sales unit A's own merchant keys of the other environment, on that environment's port
+        return Who("merchant", A_UNIT, "production" if env == "test" else "test", A_UNIT)
     if name == "login-client-B":  # another sales unit's Login client (its merchant keys), client_secret_basic
         return Who("merchant", B_UNIT, env)
     return attacker(name, env)
@@ -753,8 +764,11 @@ def cases():
                 if env_of(env) not in {str(e) for e in ROUTES[reach.route].allowed_envs}:
                     continue  # a test-only route (force approve, force accept) in production
                 for name in kind.attackers:
-                    if attacker_who(name, env).env != env_of(env):
+                    if attacker_who(name, env).env != env_of(env) and name != OTHER_ENV:
                         continue  # partner keys (and every other kind but merchant keys) exist in production only
+                    if name == OTHER_ENV and attacker_who(name, env).env not in {
+                            str(e) for e in ROUTES[reach.route].allowed_envs}:
+                        continue  # force approve and force accept do not exist in production at all
                     yield pytest.param(kind, env, reach, name, id=f"{kind.name}-{env}-{reach.route}-{name}")
 
 
@@ -914,7 +928,7 @@ def listing_cases():
         kind = kinds[kind_name]
         for env, (route, query, headers) in itertools.product(kind.envs, listings):
             for name in kind.attackers:
-                if attacker_who(name, env).env == env_of(env):
+                if attacker_who(name, env).env == env_of(env) or name == OTHER_ENV:
                     yield pytest.param(kind, env, route, query, headers, name,
                                        id=f"{kind_name}-{env}-{route}-{name}")
 
@@ -1077,5 +1091,5 @@ def test_every_kind_meets_every_attacker_it_names():
     for kind in ID_KINDS:
         for env in kind.envs:
             for name in kind.attackers:
-                if attacker_who(name, env).env == env_of(env):
+                if attacker_who(name, env).env == env_of(env) or name == OTHER_ENV:
                     assert (kind.name, env, name) in seen, (kind.name, env, name)
