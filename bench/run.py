@@ -271,12 +271,16 @@ async def journal_rows(args, shared: Shared, rows: list[Row]) -> None:
 # -- the rows of the other benches, from their own measuring functions ------------------------------------------
 
 
+def thousands(n: int) -> str:
+    return f"{n // 1000}k" if n % 1000 == 0 else f"{n:,}"
+
+
 async def recurring_rows(args, shared: Shared, rows: list[Row]) -> None:
     recurring = bench_module("recurring_clock")
     small, large, due = args.agreements // 10, args.agreements, args.agreements // 100
     costs = recurring.advance_costs(small, large, due, args.clock_repeats)
     ratio = costs["ratio"]
-    rows.append(Row(f"advance the clock 31 days over {large // 1000}k ACTIVE agreements vs {small // 1000}k "
+    rows.append(Row(f"advance the clock 31 days over {thousands(large)} ACTIVE agreements vs {thousands(small)} "
                     f"({due:,} charges due, CPU time)", f"{costs['large'] * 1000:.1f} ms",
                     f"{costs['small'] * 1000:.1f} ms", ratio, "<= 1.3", ratio <= 1.3,
                     f"median of {args.clock_repeats} alternating rounds (ratios {costs['spread'][0]:.2f}-"
@@ -460,6 +464,9 @@ async def run(args: argparse.Namespace) -> list[Row]:
                 traceback.print_exc(file=sys.stderr)
                 failed = f"failed: {type(exc).__name__}: {str(exc)[:300]}"
                 rows.extend(Row(name, "failed", "-", None, "-", False, failed)
+                            for name in group.rows[len(rows) - done:])
+            else:  # a row its group stopped making shows as missing, not as nothing
+                rows.extend(Row(name, "missing", "-", None, "-", False, f"the {group.key} group made no such row")
                             for name in group.rows[len(rows) - done:])
             print(f"[{group.key}: {time.perf_counter() - started:.0f} s]", file=sys.stderr, flush=True)
     finally:
