@@ -75,13 +75,13 @@ def _ms(value: str) -> float:
 
 async def get_load(url: str, headers: dict[str, str], seconds: float, connections: int = 16) -> dict:
     """Requests/s, p50 and p99 of GET url from another process (wrk, or an aiohttp client process)."""
-    if shutil.which("wrk"):
-        cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    if shutil.which("wrk"):  # wrk takes whole seconds only ("-d2.5s" prints its usage)
+        cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
         for name, value in headers.items():
             cmd += ["-H", f"{name}: {value}"]
         proc = await asyncio.create_subprocess_exec(*cmd, url, stdout=asyncio.subprocess.PIPE)
         out = (await proc.communicate())[0].decode()
-        assert "Non-2xx" not in out and "Socket errors" not in out, out
+        assert "Non-2xx" not in out and "Socket errors" not in out and "Requests/sec" in out, out
         return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
                 "p50": _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
                 "p99": _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)), "tool": "wrk"}

@@ -92,3 +92,18 @@ def test_the_recurring_rows_are_measured(capsys):
     for row in rows:
         assert row.ratio is not None and row.ratio > 0 and row.ok is not None, row
         assert row.measured not in ("failed", "skipped") and row.goal != "-"
+
+
+def test_a_load_of_a_fraction_of_a_second_is_measured():
+    """wrk takes whole seconds only: `-d2.5s` printed its usage, and the full run's Login rows failed on it."""
+    common = load("common")
+
+    async def handler(request):
+        return common.web.json_response({"ok": True})
+
+    async def measure() -> dict:
+        async with common.bare_app({"/doc": handler}) as url:
+            return await common.get_load(url + "/doc", {}, 0.6, connections=2)
+
+    result = asyncio.run(measure())
+    assert result["rps"] > 0 and result["p99"] >= result["p50"] > 0
