@@ -36,7 +36,45 @@ def first_200(container: Container, url: str, seconds: float = 30) -> None:
         except OSError:
             pass
         time.sleep(0.005)
-    raise SystemExit(f"no 200 from {url} within {seconds} s: {container.logs()}")
+    raise TimeoutError(f"no 200 from {url} within {seconds} s: {container.logs()}")
+
+
+def figures(image: str | None, runs: int, make_base: bool = True) -> dict:
+    """Seconds from `podman run` to the first 200 on the test port, and to both ports healthy, over `runs` runs of
+    `image` (None: build one now on the tests' base, and remove it after). Raises Unavailable (podman_support)
+    when podman cannot run containers here, or, with `make_base` false, when no base is made yet. What
+    bench/run.py calls for its image row."""
+    scratch = scratch_dir()
+    tag = image
+    result: dict = {"runs": runs}
+    try:
+        base = base_image(scratch, make=make_base)
+        podman = engine(base, scratch)
+        if tag is None:
+            tag = f"localhost/vipps-sandbox:bench-{uuid.uuid4().hex[:8]}"
+            result["build_seconds"] = build(podman, base, tag)
+            result["size_mb"] = int(podman.text("image", "inspect", "--format", "{{.Size}}", tag)) / 1e6
+            result["base"] = base
+        first, both = [], []
+        try:
+            for _ in range(runs):
+                name = f"vipps-sandbox-bench-{uuid.uuid4().hex[:8]}"
+                started = time.monotonic()
+                container = run(podman, tag, name, env={"VIPPS_SANDBOX_ADMIN_TOKEN": "bench"}, wait=False)
+                try:
+                    first_200(container, container.test_url)
+                    first.append(time.monotonic() - started)
+                    first_200(container, container.prod_url)
+                    both.append(time.monotonic() - started)
+                finally:
+                    container.remove()
+        finally:
+            if image is None:
+                podman("rmi", "--force", tag, check=False)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return result | {"first": statistics.median(first), "first_max": max(first), "both": statistics.median(both),
+                     "both_max": max(both)}
 
 
 def main() -> None:
@@ -44,35 +82,13 @@ def main() -> None:
     parser.add_argument("--image", help="an image built already (default: build one now)")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    scratch = scratch_dir()
-    tag = args.image
-    try:
-        base = base_image(scratch)
-        podman = engine(base, scratch)
-        if tag is None:
-            tag = f"localhost/vipps-sandbox:bench-{uuid.uuid4().hex[:8]}"
-            seconds = build(podman, base, tag)
-            size = int(podman.text("image", "inspect", "--format", "{{.Size}}", tag))
-            print(f"build on {base}: {seconds:.1f} s; image {size / 1e6:.0f} MB")
-        first, both = [], []
-        for _ in range(args.runs):
-            name = f"vipps-sandbox-bench-{uuid.uuid4().hex[:8]}"
-            started = time.monotonic()
-            container = run(podman, tag, name, env={"VIPPS_SANDBOX_ADMIN_TOKEN": "bench"}, wait=False)
-            try:
-                first_200(container, container.test_url)
-                first.append(time.monotonic() - started)
-                first_200(container, container.prod_url)
-                both.append(time.monotonic() - started)
-            finally:
-                container.remove()
-        print(f"podman run to first 200 (test port), {args.runs} runs: median {statistics.median(first):.2f} s, "
-              f"max {max(first):.2f} s (goal < {GOAL_SECONDS} s: {'yes' if max(first) < GOAL_SECONDS else 'no'})")
-        print(f"podman run to both ports healthy: median {statistics.median(both):.2f} s, max {max(both):.2f} s")
-        if args.image is None:
-            podman("rmi", "--force", tag, check=False)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    result = figures(args.image, args.runs)
+    if "build_seconds" in result:
+        print(f"build on {result['base']}: {result['build_seconds']:.1f} s; image {result['size_mb']:.0f} MB")
+    print(f"podman run to first 200 (test port), {args.runs} runs: median {result['first']:.2f} s, "
+          f"max {result['first_max']:.2f} s (goal < {GOAL_SECONDS} s: "
+          f"{'yes' if result['first_max'] < GOAL_SECONDS else 'no'})")
+    print(f"podman run to both ports healthy: median {result['both']:.2f} s, max {result['both_max']:.2f} s")
 
 
 if __name__ == "__main__":

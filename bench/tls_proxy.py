@@ -101,13 +101,9 @@ def measure(pid: int, count: int, call) -> tuple[float, float]:
     return wall, (cpu_ticks(pid) - ticks) * 1000 / TICK / count
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=10, help="seconds of each wrk run")
-    parser.add_argument("--connections", type=int, default=4, help="wrk's keep-alive connections")
-    parser.add_argument("--fresh", type=int, default=300, help="requests on fresh connections, per kind")
-    parser.add_argument("--rounds", type=int, default=3, help="wrk runs of each kind, interleaved (medians)")
-    args = parser.parse_args()
+def figures(seconds: int, connections: int, fresh: int, rounds: int) -> dict:
+    """Serve one sandbox with --tls-port and --proxy-port, and measure both parts (see the module's text); the
+    keep-alive part is "wrk is not installed: skipped" without wrk. What bench/run.py calls for its TLS rows."""
     ports = {name: free_port() for name in ("test", "prod", "tls", "proxy")}
     with tempfile.TemporaryDirectory() as ca_dir:
         server = subprocess.Popen(
@@ -115,49 +111,64 @@ def main() -> None:
              "--tls-port", str(ports["tls"]), "--proxy-port", str(ports["proxy"]), "--ca-dir", ca_dir],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONHASHSEED": "0"})
         try:
-            wait_ready(ports["test"])
-            path, headers = sandbox_get(ports["test"])
-            conn = Connection(ports["test"])
-            for _ in range(200):  # warm the route, the token cache and the spec validators
-                conn.request("GET", path, headers)
-            conn.close()
-            wait_idle(server.pid)
-            context = ssl.create_default_context(cafile=str(Path(ca_dir) / "vipps-sandbox-ca.pem"))
-            results: dict[str, object] = {}
-            if shutil.which("wrk"):
-                runs: dict[str, list[tuple[float, float]]] = {"plain": [], "tls": []}
-                for _ in range(args.rounds):  # interleaved: a neighbour's load falls on both kinds alike
-                    for kind in ("plain", "tls"):
-                        url = f"http://127.0.0.1:{ports['test']}{path}" if kind == "plain" else \
-                            f"https://127.0.0.1:{ports['tls']}{path}"
-                        sent = headers if kind == "plain" else {**headers, "Host": "apitest.vipps.no"}
-                        ticks = cpu_ticks(server.pid)
-                        rps = wrk(url, sent, args.seconds, args.connections)
-                        runs[kind].append((rps, (cpu_ticks(server.pid) - ticks) * 1000 / TICK / (rps * args.seconds)))
-                plain_rps, plain_cpu = (statistics.median(r[i] for r in runs["plain"]) for i in (0, 1))
-                tls_rps, tls_cpu = (statistics.median(r[i] for r in runs["tls"]) for i in (0, 1))
-                results["keepalive"] = {
-                    "rounds": args.rounds, "plain_rps": [round(r[0]) for r in runs["plain"]],
-                    "tls_rps": [round(r[0]) for r in runs["tls"]],
-                    "plain_server_cpu_ms": round(plain_cpu, 3), "tls_server_cpu_ms": round(tls_cpu, 3),
-                    "ratio_rps": round(plain_rps / tls_rps, 2), "ratio_server_cpu": round(tls_cpu / plain_cpu, 2),
-                    "goal": "<= 1.5"}
-            else:
-                results["keepalive"] = "wrk is not installed: skipped"
-            plain = measure(server.pid, args.fresh, lambda: fresh_plain(ports["test"], path, headers))
-            tls = measure(server.pid, args.fresh, lambda: fresh_tls(ports["tls"], path, headers, context))
-            proxy = measure(server.pid, args.fresh, lambda: fresh_proxy(ports["proxy"], path, headers, context))
-            results["fresh_connection"] = {
-                "plain_wall_ms": round(plain[0], 3), "tls_wall_ms": round(tls[0], 3),
-                "proxy_wall_ms": round(proxy[0], 3), "plain_server_cpu_ms": round(plain[1], 3),
-                "tls_server_cpu_ms": round(tls[1], 3), "proxy_server_cpu_ms": round(proxy[1], 3),
-                "ratio_proxy_to_tls_wall": round(proxy[0] / tls[0], 2),
-                "ratio_proxy_to_tls_server_cpu": round(proxy[1] / tls[1], 2) if tls[1] else None,
-                "ratio_proxy_to_plain_wall": round(proxy[0] / plain[0], 2), "goal": "proxy <= 2 x tls"}
-            print(json.dumps(results, indent=2))
+            return measure_all(server, ports, Path(ca_dir), seconds, connections, fresh, rounds)
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def measure_all(server: subprocess.Popen, ports: dict[str, int], ca_dir: Path, seconds: int, connections: int,
+                fresh: int, rounds: int) -> dict:
+    wait_ready(ports["test"])
+    path, headers = sandbox_get(ports["test"])
+    conn = Connection(ports["test"])
+    for _ in range(200):  # warm the route, the token cache and the spec validators
+        conn.request("GET", path, headers)
+    conn.close()
+    wait_idle(server.pid)
+    context = ssl.create_default_context(cafile=str(ca_dir / "vipps-sandbox-ca.pem"))
+    results: dict[str, object] = {}
+    if shutil.which("wrk"):
+        runs: dict[str, list[tuple[float, float]]] = {"plain": [], "tls": []}
+        for _ in range(rounds):  # interleaved: a neighbour's load falls on both kinds alike
+            for kind in ("plain", "tls"):
+                url = f"http://127.0.0.1:{ports['test']}{path}" if kind == "plain" else \
+                    f"https://127.0.0.1:{ports['tls']}{path}"
+                sent = headers if kind == "plain" else {**headers, "Host": "apitest.vipps.no"}
+                ticks = cpu_ticks(server.pid)
+                rps = wrk(url, sent, seconds, connections)
+                runs[kind].append((rps, (cpu_ticks(server.pid) - ticks) * 1000 / TICK / (rps * seconds)))
+        plain_rps, plain_cpu = (statistics.median(r[i] for r in runs["plain"]) for i in (0, 1))
+        tls_rps, tls_cpu = (statistics.median(r[i] for r in runs["tls"]) for i in (0, 1))
+        results["keepalive"] = {
+            "rounds": rounds, "plain_rps": [round(r[0]) for r in runs["plain"]],
+            "tls_rps": [round(r[0]) for r in runs["tls"]],
+            "plain_server_cpu_ms": round(plain_cpu, 3), "tls_server_cpu_ms": round(tls_cpu, 3),
+            "ratio_rps": round(plain_rps / tls_rps, 2), "ratio_server_cpu": round(tls_cpu / plain_cpu, 2),
+            "goal": "<= 1.5"}
+    else:
+        results["keepalive"] = "wrk is not installed: skipped"
+    plain = measure(server.pid, fresh, lambda: fresh_plain(ports["test"], path, headers))
+    tls = measure(server.pid, fresh, lambda: fresh_tls(ports["tls"], path, headers, context))
+    proxy = measure(server.pid, fresh, lambda: fresh_proxy(ports["proxy"], path, headers, context))
+    results["fresh_connection"] = {
+        "plain_wall_ms": round(plain[0], 3), "tls_wall_ms": round(tls[0], 3),
+        "proxy_wall_ms": round(proxy[0], 3), "plain_server_cpu_ms": round(plain[1], 3),
+        "tls_server_cpu_ms": round(tls[1], 3), "proxy_server_cpu_ms": round(proxy[1], 3),
+        "ratio_proxy_to_tls_wall": round(proxy[0] / tls[0], 2),
+        "ratio_proxy_to_tls_server_cpu": round(proxy[1] / tls[1], 2) if tls[1] else None,
+        "ratio_proxy_to_plain_wall": round(proxy[0] / plain[0], 2), "goal": "proxy <= 2 x tls"}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10, help="seconds of each wrk run")
+    parser.add_argument("--connections", type=int, default=4, help="wrk's keep-alive connections")
+    parser.add_argument("--fresh", type=int, default=300, help="requests on fresh connections, per kind")
+    parser.add_argument("--rounds", type=int, default=3, help="wrk runs of each kind, interleaved (medians)")
+    args = parser.parse_args()
+    print(json.dumps(figures(args.seconds, args.connections, args.fresh, args.rounds), indent=2))
 
 
 if __name__ == "__main__":

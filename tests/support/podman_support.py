@@ -80,8 +80,9 @@ def engine(base: str, scratch: Path) -> Podman:
     raise Unavailable("podman cannot start a container here: " + " | ".join(said))
 
 
-def base_image(scratch: Path) -> str:
-    """The base to build on: VIPPS_SANDBOX_IMAGE_BASE (waited for), a local one, or one made now."""
+def base_image(scratch: Path, make: bool = True) -> str:
+    """The base to build on: VIPPS_SANDBOX_IMAGE_BASE (waited for), a local one, or one made now (unless `make` is
+    false: then Unavailable, as bench/run.py wants rather than a minute of debootstrap)."""
     if shutil.which("podman") is None:
         raise Unavailable("podman is not installed (Debian: apt-get install podman runc)")
     named = os.environ.get("VIPPS_SANDBOX_IMAGE_BASE")
@@ -92,6 +93,9 @@ def base_image(scratch: Path) -> str:
         return named
     if Podman().has_image(LOCAL_BASE):
         return LOCAL_BASE
+    if not make:
+        raise Unavailable(f"no base image made yet ({LOCAL_BASE}): `python bench/image_start.py` makes one, or set "
+                          "VIPPS_SANDBOX_IMAGE_BASE")
     if shutil.which("debootstrap") is None and shutil.which("debootstrap", path="/usr/sbin:/sbin") is None:
         raise Unavailable("no base image: set VIPPS_SANDBOX_IMAGE_BASE to an image with python3 "
                           "(e.g. python:3.11-slim) or install debootstrap to make one with .ci/image-base")
