@@ -18,8 +18,7 @@ from sandbox.core.users_listing import MARKETS, user_rows
 from sandbox.core.users_listing import table as users_table
 from sandbox.core.world import World
 from sandbox.fixture import store
-from sandbox.fixture.generate import MIN_PARTNERS, generate
-from sandbox.fixture.users import AGE_DAY as FIXTURE_DAY
+from sandbox.fixture.shape import MIN_PARTNERS
 from sandbox.readiness import cli as readiness_cli
 from sandbox.scenarios import args as scenario_args
 
@@ -203,6 +202,8 @@ def print_ca(args: argparse.Namespace) -> int:
 
 def tables_for(fixture: Path | None, seed: int | None) -> dict:
     if seed is not None:
+        from sandbox.fixture.generate import generate  # the generators (and Faker): only when generating
+
         return generate(seed)
     return store.read(fixture or store.default_fixture_path())
 
@@ -296,11 +297,15 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(rows, indent=2) if args.json else table(rows))
             return 0
         if args.command == "users":
+            from sandbox.fixture.users import AGE_DAY as FIXTURE_DAY
+
             world = World(tables_for(args.fixture, args.seed))
             rows = user_rows(world, args.market, FIXTURE_DAY)
             print(json.dumps(rows, indent=2) if args.json else users_table(rows))
             return 0
         if args.command == "fixture":
+            from sandbox.fixture.generate import generate
+
             store.write(generate(args.seed, args.partners, args.merchants), args.out)
             print(f"wrote {args.out}")
             return 0

@@ -47,10 +47,11 @@ def release_free_memory() -> None:
 def warm() -> None:
     """What the first requests would otherwise load: the system CAs of aiohttp's client TLS contexts (first
     outgoing HTTPS request, sandbox/core/system_cas.py), PyJWT and cryptography (first token), the validators
-    and the parsed specs (first validated body)."""
+    and the parsed specs (first validated body), zoneinfo (first ledger, sandbox/apis/report/ledger.py)."""
     system_cas.load()
     tokens.warm()
     spec.warm()
+    import zoneinfo  # noqa: F401
 
 
 def settle_heap() -> None:
