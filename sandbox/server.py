@@ -45,12 +45,14 @@ def release_free_memory() -> None:
 
 
 def warm() -> None:
-    """What the first requests would otherwise load: the system CAs of aiohttp's client TLS contexts (first
-    outgoing HTTPS request, sandbox/core/system_cas.py), PyJWT and cryptography (first token), the validators
-    and the parsed specs (first validated body), zoneinfo (first ledger, sandbox/apis/report/ledger.py)."""
-    system_cas.load()
+    """What the first requests would otherwise load: PyJWT and cryptography (first token), the validators and
+    the parsed specs (first validated body), then the system CAs of aiohttp's client TLS contexts (first outgoing
+    HTTPS request, which loads them itself if it comes first: sandbox/core/system_cas.py) and zoneinfo (first
+    ledger, sandbox/apis/report/ledger.py). The imports come first, as soon as the server listens: a first request
+    that imports a module itself then rarely does so while this thread imports it too."""
     tokens.warm()
     spec.warm()
+    system_cas.load()
     import zoneinfo  # noqa: F401
 
 

@@ -19,11 +19,12 @@ NOT_AT_START = (
     "jwt",  # tokens: sandbox/gateway/tokens.py warm
     "yaml", "jsonschema", "openapi_schema_validator",  # specs and validators: sandbox/core/spec.py warm
     "segno",  # the landing page's QR code
-    "cryptography",  # the warm-up (PyJWT's RS256) and the Login id_token key (sandbox/apis/login/signing.py)
+    "cryptography.x509",  # the warm-up (PyJWT); the primitives the Login key uses are imported at the start
     "zoneinfo", "sysconfig",  # the warm-up, else the first ledger (sandbox/apis/report/ledger.py)
     "faker", "sandbox.fixture.generate",  # fixture generation: only with --seed
     "tinydb",  # writing fixtures only: sandbox/fixture/store.py reads them with json
     "sandbox.core.ca", "sandbox.gateway.proxy",  # --tls-port / --proxy-port only
+    "sandbox.readiness.checks", "sandbox.readiness.report",  # the first readiness report
     "sandbox.scenarios.runner", "sandbox.scenarios.cli",  # other commands
 )
 

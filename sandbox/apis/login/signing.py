@@ -13,10 +13,9 @@ import hashlib
 import json
 import uuid
 from functools import cached_property
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # cryptography is imported with the key, on first use: `serve` starts without it
-    from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 
 def b64url(data: bytes) -> str:
@@ -40,17 +39,7 @@ class IdTokenSigner:
 
     @cached_property
     def key(self) -> rsa.RSAPrivateKey:
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-    @cached_property
-    def scheme(self) -> tuple:
-        """RS256's padding and hash (RSASSA-PKCS1-v1_5 with SHA-256), made once: both are stateless."""
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding
-
-        return padding.PKCS1v15(), hashes.SHA256()
 
     @cached_property
     def jwk(self) -> dict:
@@ -72,5 +61,5 @@ class IdTokenSigner:
         """A compact JWS (RFC 7515) with RS256 (RSASSA-PKCS1-v1_5 with SHA-256, RFC 7518 3.3). Built here rather
         than by PyJWT: the header is encoded once, and the token exchange's cost is then the RSA signature."""
         signing_input = f"{self.header}.{b64url(json.dumps(claims, separators=(',', ':')).encode())}"
-        signature = self.key.sign(signing_input.encode("ascii"), *self.scheme)
+        signature = self.key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
         return f"{signing_input}.{b64url(signature)}"
