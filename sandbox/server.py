@@ -63,7 +63,8 @@ def settle_heap() -> None:
     (~1,800 objects, ~0.4 MB), the rest is frozen out of the collector's later passes (gc.freeze: a full
     collection then walks only what requests made), and collection is switched back on. Starting costs ~65M
     instructions less (the collector's passes over the growing heap while modules import); the collection itself
-    (20-60 ms over ~80,000 objects) runs after the server listens, not before its first answer."""
+    (20-60 ms over ~80,000 objects) runs after the server listens, not before its first answer. What requests
+    made before the warm-up ended and still hold is frozen with it (a few objects: the warm-up takes ~0.1 s)."""
     gc.collect()
     gc.freeze()
     gc.enable()
