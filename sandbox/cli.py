@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from sandbox.core.keys_listing import keyset_rows, table
 from sandbox.core.model import Env, KeyType
@@ -17,9 +18,7 @@ from sandbox.core.users_listing import MARKETS, user_rows
 from sandbox.core.users_listing import table as users_table
 from sandbox.core.world import World
 from sandbox.fixture import store
-from sandbox.fixture.generate import MIN_PARTNERS, generate
-from sandbox.fixture.users import AGE_DAY as FIXTURE_DAY
-from sandbox.gateway.hosts import ALLOWED_HOSTS_VAR, parse_allowed_hosts
+from sandbox.fixture.shape import MIN_PARTNERS
 from sandbox.readiness import cli as readiness_cli
 from sandbox.scenarios import args as scenario_args
 
@@ -203,6 +202,8 @@ def print_ca(args: argparse.Namespace) -> int:
 
 def tables_for(fixture: Path | None, seed: int | None) -> dict:
     if seed is not None:
+        from sandbox.fixture.generate import generate  # the generators (and Faker): only when generating
+
         return generate(seed)
     return store.read(fixture or store.default_fixture_path())
 
@@ -216,6 +217,8 @@ def positive_float(text: str) -> float:
 
 def serve_settings(args: argparse.Namespace) -> Settings:
     """The Settings of `vipps-sandbox serve`, from its flags and their environment variables."""
+    from sandbox.gateway.hosts import ALLOWED_HOSTS_VAR, parse_allowed_hosts  # aiohttp: see main
+
     allowed = parse_allowed_hosts(os.environ.get(ALLOWED_HOSTS_VAR)) + tuple(args.allowed_host)
     return with_tls(Settings(
                     host=args.host, port=args.port, prod_port=args.prod_port, fixture=args.fixture, seed=args.seed,
@@ -261,13 +264,23 @@ def positive_int(text: str) -> int:
     return value
 
 
+def load_server() -> ModuleType:
+    """sandbox.server, for `serve`: imported with aiohttp's client TLS contexts waiting for the system CAs until the
+    server listens (sandbox/core/system_cas.py: ~35 ms of the start). `import sandbox.cli` loads no aiohttp, so
+    the other commands import it, when they need it, as usual."""
+    from sandbox.core import system_cas
+
+    with system_cas.deferred():
+        from sandbox import server
+    return server
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
-            gc.disable()  # until the server listens: what starting makes lives as long as it (server.settle_heap)
-            from sandbox.server import serve_forever
-
+            gc.disable()  # until the server is warm: what starting makes lives as long as it (server.settle_heap)
+            serve_forever = load_server().serve_forever
             settings = serve_settings(args)
             if args.admin_token:
                 print("vipps-sandbox: warning: --admin-token shows in the process list (ps) to every user of this "
@@ -284,11 +297,15 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(rows, indent=2) if args.json else table(rows))
             return 0
         if args.command == "users":
+            from sandbox.fixture.users import AGE_DAY as FIXTURE_DAY
+
             world = World(tables_for(args.fixture, args.seed))
             rows = user_rows(world, args.market, FIXTURE_DAY)
             print(json.dumps(rows, indent=2) if args.json else users_table(rows))
             return 0
         if args.command == "fixture":
+            from sandbox.fixture.generate import generate
+
             store.write(generate(args.seed, args.partners, args.merchants), args.out)
             print(f"wrote {args.out}")
             return 0

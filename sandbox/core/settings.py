@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: The environment variable of the admin token (sandbox/gateway/admin.py), here so that the commands that only
+#: name it (readiness, scenario) need not import the gateway, and with it aiohttp.
+ADMIN_TOKEN_VAR = "VIPPS_SANDBOX_ADMIN_TOKEN"
+
 
 @dataclass
 class Settings:

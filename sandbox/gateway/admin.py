@@ -14,11 +14,11 @@ from aiohttp import web
 from sandbox.core import errors
 from sandbox.core.errors import Problem, RenderContext
 from sandbox.core.net import is_loopback
-from sandbox.core.settings import Settings
+from sandbox.core.settings import ADMIN_TOKEN_VAR, Settings
 from sandbox.gateway.context import CallContext
 from sandbox.gateway.policy import Decision, allow, deny
 
-ENV_VAR = "VIPPS_SANDBOX_ADMIN_TOKEN"
+ENV_VAR = ADMIN_TOKEN_VAR
 #: /_sandbox routes that real users' browsers open (they cannot send a bearer token), and the health check.
 PUBLIC_ROUTES = frozenset({
     "sandbox.health", "sandbox.landing", "sandbox.landing.approve", "sandbox.landing.reject", "sandbox.qr",

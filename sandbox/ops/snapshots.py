@@ -12,9 +12,6 @@ import stat
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from tinydb import JSONStorage, TinyDB
-from tinydb.middlewares import CachingMiddleware
-
 from sandbox.core.errors import Detail, Problem
 from sandbox.core.runtime import Runtime
 
@@ -139,6 +136,9 @@ def write_snapshot(state: dict[str, object], path: Path, virtual_time: str) -> N
 
     Written to a temporary file first and renamed, so a crash never leaves half a snapshot.
     """
+    from tinydb import JSONStorage, TinyDB  # on the first snapshot: serve starts without TinyDB
+    from tinydb.middlewares import CachingMiddleware
+
     layout = {name: "tables" if _is_tables(data) else "value" for name, data in state.items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-", suffix=".json")
     os.close(fd)
@@ -163,6 +163,9 @@ def write_snapshot(state: dict[str, object], path: Path, virtual_time: str) -> N
 
 def read_snapshot(path: Path) -> dict[str, object]:
     """The provider states of a snapshot file, or a 400 problem naming what is wrong with it."""
+    from tinydb import JSONStorage, TinyDB
+    from tinydb.middlewares import CachingMiddleware
+
     def invalid(reason: str) -> Problem:
         return Problem(400, "Bad Request", f"{path} is not a sandbox snapshot: {reason}", rule="snapshot-invalid")
 

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from sandbox.gateway.admin import ENV_VAR as ADMIN_TOKEN_VAR
+from sandbox.core.settings import ADMIN_TOKEN_VAR
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 MARKS = {"met": "[x]", "not met": "[!]", "not yet exercised": "[ ]", "to confirm yourself": "[?]",

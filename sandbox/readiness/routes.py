@@ -13,6 +13,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -25,12 +26,11 @@ from sandbox.gateway.front_door import routes
 from sandbox.gateway.policy import ROUTES
 from sandbox.ops.faults import FAULTS
 from sandbox.ops.requestlog import REQUEST_LOG
-from sandbox.readiness.checklists import CHECKLISTS
-from sandbox.readiness.checks import Context
 from sandbox.readiness.evidence import EvidenceBook, Proof
 from sandbox.readiness.login_evidence import LoginBook
-from sandbox.readiness.pages import index_page, report_page
-from sandbox.readiness.report import build
+
+if TYPE_CHECKING:  # the checklists, their checks, the report and its pages: on the first report, not at the start
+    from sandbox.readiness.checks import Context
 
 log = logging.getLogger(__name__)
 EVIDENCE = web.AppKey("readiness_evidence", EvidenceBook)
@@ -109,6 +109,8 @@ def _unit_or_404(request: web.Request, msn: str | None) -> str:
 
 
 def _apis(values: list[str]) -> list[str]:
+    from sandbox.readiness.checklists import CHECKLISTS
+
     names = [name for value in values for name in value.split(",") if name]
     unknown = [name for name in names if name not in CHECKLISTS]
     if unknown:
@@ -147,6 +149,8 @@ def _checkout_callbacks(request: web.Request, msn: str, envs: list[str]) -> list
 
 
 def context(request: web.Request, msn: str, envs: list[str]) -> Context:
+    from sandbox.readiness.checks import Context
+
     book, logins = request.app[EVIDENCE], request.app[LOGIN_EVIDENCE]
     units = [(env, book.units[(env, msn)]) for env in envs if (env, msn) in book.units]
     clients = {client for env in envs for client in book.clients.get((env, msn), ())}
@@ -171,6 +175,9 @@ def _envs(value: str | None) -> list[str]:
 
 
 async def readiness(request: web.Request) -> web.Response:
+    from sandbox.readiness.pages import index_page, report_page
+    from sandbox.readiness.report import build
+
     query = request.query
     wants_html = query.get("format") == "html" or (
         query.get("format") != "json" and "text/html" in request.headers.get("Accept", ""))
@@ -188,6 +195,8 @@ async def readiness(request: web.Request) -> web.Response:
 
 async def exercise(request: web.Request) -> web.Response:
     """One click from the report: make an item's situation happen (a fault, the clock), then back to it."""
+    from sandbox.readiness.checklists import CHECKLISTS
+
     fields = await read_fields(request)
     msn = _unit_or_404(request, fields.get("msn") if isinstance(fields.get("msn"), str) else None)
     api, item_id = fields.get("api"), fields.get("item")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from sandbox.gateway.admin import ENV_VAR as ADMIN_TOKEN_VAR
+from sandbox.core.settings import ADMIN_TOKEN_VAR
 
 
 def add_parser(commands) -> None:

@@ -19,7 +19,7 @@ from sandbox.core.model import MARKET_CURRENCY, Env, KeySet, KeyType, Merchant, 
 from sandbox.core.runtime import Runtime
 from sandbox.fixture.bank_accounts import RAW_RANGE, account_for
 from sandbox.fixture.business_ids import SCHEMES, is_valid
-from sandbox.fixture.generate import CONFIG_DEFAULTS
+from sandbox.fixture.shape import CONFIG_DEFAULTS
 from sandbox.gateway.policy import partner_named
 
 EXPIRY_SECONDS = 14 * 86400  # "the URL expires after 14 days"

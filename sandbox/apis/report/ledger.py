@@ -21,12 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cache
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING
 
 from sandbox.core.clock import iso_utc
 from sandbox.core.events import MONEY_CAPTURED, MONEY_REFUNDED
 from sandbox.core.model import SalesUnit
 from sandbox.core.world import World
+
+if TYPE_CHECKING:  # zoneinfo (and the sysconfig it reads its search path from) on the first ledger: calendar_for
+    from zoneinfo import ZoneInfo
 
 log = logging.getLogger("sandbox.ledger")
 
@@ -91,6 +94,8 @@ def parse_cutoff(text: str) -> time:
 
 @cache
 def calendar_for(market: str, cutoff: str = "00:00") -> LedgerCalendar:
+    from zoneinfo import ZoneInfo
+
     return LedgerCalendar(ZoneInfo(MARKET_TIME_ZONES.get(market, DEFAULT_TIME_ZONE)), parse_cutoff(cutoff))
 
 
