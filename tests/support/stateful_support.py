@@ -9,6 +9,7 @@ written from the API documentation (and docs/reference).
 
 from __future__ import annotations
 
+import collections
 import itertools
 from datetime import UTC, datetime
 
@@ -43,6 +44,11 @@ def reply_problems(api: Api, method: str, path: str, status: int, content_type: 
     return []
 
 
+#: The last path segments that name what a call does (the others are ids).
+ACTIONS = frozenset({"capture", "refund", "cancel", "approve", "reject", "expire", "stop", "outcome", "events",
+                     "charges", "agreements", "payments", "session", "clock", "feed"})
+
+
 class Live:
     """A started ThreadedSandbox and a blocking client for it: token headers by name (fetched again after the
     virtual clock moved, since tokens expire on it), every answer checked by `reply_problems`."""
@@ -54,6 +60,8 @@ class Live:
         self.ids = itertools.count()
         self._headers: dict[tuple, dict] = {}
         self.calls = 0
+        #: (API, method, action, status) -> count: what the machines really did (the test prints it, asserts on it)
+        self.stats: collections.Counter = collections.Counter()
 
     @property
     def world(self):
@@ -101,6 +109,9 @@ class Live:
                                reply.text) if form is None else (
             [f"{method} {path} answered {reply.status_code}: {reply.text[:300]}"] if reply.status_code >= 500 else [])
         assert not wrong, wrong
+        tail = path.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+        action = tail if tail in ACTIONS else "-"
+        self.stats[(api.value, method, action, reply.status_code)] += 1
         return reply
 
     def clock(self, body: dict) -> float:
