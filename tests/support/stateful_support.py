@@ -163,6 +163,13 @@ def payment_problems(payment: dict, events: list[dict], expected: list[tuple[str
         wrong.append(f"captured {agg['captured']} + cancelled {agg['cancelled']} > authorized {agg['authorized']}")
     if agg["authorized"] not in (0, payment["amount"]["value"]):
         wrong.append(f"authorized {agg['authorized']} is neither 0 nor the amount {payment['amount']['value']}")
+    state, value = payment["state"], payment["amount"]["value"]
+    if state == "TERMINATED" and (agg["authorized"], agg["captured"], agg["cancelled"]) != (0, 0, value):
+        wrong.append(f"a TERMINATED payment (cancelled before the user approved) has the aggregate {agg}")
+    if state in ("CREATED", "ABORTED", "EXPIRED") and any(agg.values()):
+        wrong.append(f"a {state} payment has the aggregate {agg}")
+    if state == "AUTHORIZED" and agg["cancelled"] and agg["captured"] + agg["cancelled"] != agg["authorized"]:
+        wrong.append(f"a cancel left {agg['authorized'] - agg['captured'] - agg['cancelled']} reserved")
     ok = [e for e in events if e["success"]]
     sums = {"authorized": sum(e["amount"]["value"] for e in ok if e["name"] == "AUTHORIZED"),
             "captured": sum(e["amount"]["value"] for e in ok if e["name"] == "CAPTURED"),
