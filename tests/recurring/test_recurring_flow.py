@@ -307,3 +307,42 @@ async def test_get_agreement_follows_every_change_and_the_host_it_was_sent_to(sa
     assert (await sandbox.request("POST", "/_sandbox/reset", "test")).status == 200
     shop = merchant(sandbox)
     assert_problem(await shop.get(agreement_id), 404, "resource-not-found")
+
+
+async def test_what_a_refunded_partial_capture_left_reserved_can_still_be_cancelled(sandbox):
+    """Found by the Recurring state machine (tests/evidence/test_state_machines.py): after a partial capture and a
+    refund the charge was PARTIALLY_REFUNDED, and its uncaptured remainder could be neither captured nor cancelled,
+    reserved for good. Cancel releases it now (the status stays: money was captured); again, nothing more."""
+    shop = merchant(sandbox)
+    agreement_id = await shop.active()
+    charge_id = (await shop.charge(agreement_id, charge_body(sandbox, amount=1000,
+                                                             transactionType="RESERVE_CAPTURE"))).json["chargeId"]
+    await shop.control(f"/agreements/{agreement_id}/charges/{charge_id}/outcome", {"outcome": "RESERVED"})
+    path = f"{BASE}/agreements/{agreement_id}/charges/{charge_id}"
+    assert (await shop.call("POST", path + "/capture", {"amount": 400}, new_key())).status == 204
+    assert (await shop.call("POST", path + "/refund", {"amount": 100, "description": "sorry"}, new_key())).status \
+        == 204
+    assert (await shop.call("DELETE", path, key=new_key())).status == 204
+    charge = (await shop.get_charge(agreement_id, charge_id)).json
+    assert charge["status"] == "PARTIALLY_REFUNDED"
+    assert charge["summary"] == {"captured": 400, "refunded": 100, "cancelled": 600}
+    assert [(h["event"], h["amount"]) for h in charge["history"]][-1] == ("CANCEL", 600)
+    assert (await shop.call("DELETE", path, key=new_key())).status == 204  # nothing left: no second CANCEL
+    again = (await shop.get_charge(agreement_id, charge_id)).json
+    assert again["history"] == charge["history"] and again["summary"] == charge["summary"]
+    assert_problem(await shop.call("POST", path + "/capture", {"amount": 1}, new_key()), 400, "charge-capture-failed")
+
+
+async def test_cancelling_a_partially_captured_charge_twice_records_one_cancel(sandbox):
+    shop = merchant(sandbox)
+    agreement_id = await shop.active()
+    charge_id = (await shop.charge(agreement_id, charge_body(sandbox, amount=1000,
+                                                             transactionType="RESERVE_CAPTURE"))).json["chargeId"]
+    await shop.control(f"/agreements/{agreement_id}/charges/{charge_id}/outcome", {"outcome": "RESERVED"})
+    path = f"{BASE}/agreements/{agreement_id}/charges/{charge_id}"
+    assert (await shop.call("POST", path + "/capture", {"amount": 300}, new_key())).status == 204
+    for _ in range(2):
+        assert (await shop.call("DELETE", path, key=new_key())).status == 204
+    charge = (await shop.get_charge(agreement_id, charge_id)).json
+    assert charge["status"] == "PARTIALLY_CAPTURED" and charge["summary"]["cancelled"] == 700
+    assert [h["event"] for h in charge["history"]].count("CANCEL") == 1

@@ -64,6 +64,7 @@ CONTINUATION_CONTEXT = b"vipps-sandbox recurring continuation token v1|"
 VIEW_CACHE = 2048  # agreements whose GET bytes are kept (the recently read ones)
 CANCELLABLE = frozenset({"PENDING", "DUE", "RESERVED", "PARTIALLY_CAPTURED"})
 REFUNDABLE = frozenset({"CHARGED", "PARTIALLY_CAPTURED", "PARTIALLY_REFUNDED"})
+REFUNDED_STATES = frozenset({"PARTIALLY_REFUNDED", "REFUNDED"})
 #: Charges that count towards the LEGACY interval limit (all but those that will never take money).
 LIVE = frozenset({"PENDING", "DUE", "PROCESSING", "RESERVED", "CHARGED", "PARTIALLY_CAPTURED",
                   "PARTIALLY_REFUNDED", "REFUNDED"})
@@ -1083,9 +1084,11 @@ class RecurringBackend:
         self._charge_event(charge, "failed", at)
 
     def _cancel(self, charge: Charge, key: str | None, at: float) -> None:
+        """Releases what is neither captured nor cancelled yet. A charge with money captured keeps its status
+        (PARTIALLY_CAPTURED, or PARTIALLY_REFUNDED/REFUNDED after a refund); the others become CANCELLED."""
         remainder = charge.amount - charge.captured - charge.cancelled
         charge.cancelled += remainder
-        if charge.status != "PARTIALLY_CAPTURED":
+        if not charge.captured:
             charge.status = "CANCELLED"
         charge.failing = None
         charge.next_at = None
@@ -1120,11 +1123,14 @@ class RecurringBackend:
 
         def work() -> tuple[int, object]:
             charge = self.charge(env, msn, agreement_id, charge_id)
-            if charge.status == "CANCELLED":
-                return 204, None
-            if charge.status not in CANCELLABLE:
+            reserved = charge.amount - charge.captured - charge.cancelled
+            if charge.status == "CANCELLED" or (charge.captured and charge.cancelled and not reserved):
+                return 204, None  # nothing left to release: cancelling again is no error, and no second event
+            # A partial capture's remainder stays reserved after a refund: it can still be released.
+            if charge.status not in CANCELLABLE and not (charge.status in REFUNDED_STATES and reserved):
                 raise problem("cancel-charge-failed", f"The charge is {charge.status}; only PENDING, DUE, RESERVED "
-                              "and PARTIALLY_CAPTURED charges can be cancelled.",
+                              "and PARTIALLY_CAPTURED charges (or what a refunded partial capture left reserved) can "
+                              "be cancelled.",
                               details=[Detail("status", charge.status)])
             self._cancel(charge, key, self.now())
             return 204, None
