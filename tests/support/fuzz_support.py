@@ -38,6 +38,9 @@ from sandbox.server import RunningSandbox
 from sandbox.testing import RESPONSE_CHECKS, keyset_rows
 
 SPECS = Path(__file__).resolve().parents[2] / "sandbox" / "specs"
+#: A well-formed Order Management receipt (one order line, NOK).
+RECEIPT = {"orderLines": [{"name": "socks", "id": "1", "totalAmount": 1000, "totalAmountExcludingTax": 800,
+                           "totalTaxAmount": 200, "taxRate": 2500}], "bottomLine": {"currency": "NOK"}}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
@@ -148,9 +151,8 @@ def _targets() -> list[Target]:
         ("GET", "/v1/receipts/{transactionId}")), "production", "/order-management")
     # Checkout v3: the four operations with partner keys + MSN in production, and with merchant keys in test.
     session = "/checkout/v3/session/{reference}"
-    ck = [Target("checkout-swagger-id.yaml", m, p, env) for m, p in (
-        ("POST", "/checkout/v3/session"), ("GET", session), ("PATCH", session), ("POST", session + "/expire"))
-        for env in ("production", "test")]
+    ck = _both("checkout-swagger-id.yaml", (("POST", "/checkout/v3/session"), ("GET", session), ("PATCH", session),
+                                            ("POST", session + "/expire")), "production")
     return ep + mg + rp + wh + tk + rc + qr + om + ck
 
 
@@ -571,9 +573,7 @@ class Credentials:
 
     def om_receipt_order(self, n: int, env: str = "production") -> str:
         order_id = f"fuzz-receipt-{n}"
-        self.om_call("POST", f"/v2/ecom/receipts/{order_id}", {
-            "orderLines": [{"name": "socks", "id": "1", "totalAmount": 1000, "totalAmountExcludingTax": 800,
-                            "totalTaxAmount": 200, "taxRate": 2500}], "bottomLine": {"currency": "NOK"}}, env)
+        self.om_call("POST", f"/v2/ecom/receipts/{order_id}", RECEIPT, env)
         return order_id
 
     def om_image(self, n: int, env: str = "production") -> str:
@@ -614,6 +614,9 @@ class Credentials:
         if self.positive and target.path == "/v1/images":  # its body is optional in the spec: always sent here
             self.om_image(n, env)
             case.body = {"imageId": f"fuzz-image-new-{n}", "src": self.om_png, "type": "base64"}
+        if self.positive and real and target.path == "/v1/receipts/{transactionId}" and target.method == "POST":
+            case.body = (case.body if isinstance(case.body, dict) else {}) | RECEIPT  # half of them well-formed
+            params["transactionId"] = f"fuzz-v1-receipt-{n}"
         if self.positive and target.path == "/v1/orders/{transactionId}" and not isinstance(case.body, dict):
             case.body = {"category": "GENERAL", "orderDetailsUrl": "https://example.com/o"}  # documents only 200
         return dict(self.qr_headers(env))
@@ -629,9 +632,17 @@ class Credentials:
             "amount": {"currency": "NOK", "value": 10000}, "paymentMethod": {"type": "WALLET"},
             "reference": reference, "userFlow": "WEB_REDIRECT", "returnUrl": "https://example.com/back"})).json()
 
-    def apply_checkout(self, target: Target, params: dict, n: int) -> dict[str, str]:
+    def apply_checkout(self, target: Target, case, n: int) -> dict[str, str]:
         """The keys themselves as headers (partner keys + MSN in production, merchant keys in test); for the
-        operations on one session, a fresh session each time (PATCH and expire change it)."""
+        operations on one session, a fresh session each time (PATCH and expire change it); half of the positive
+        creations with a unique reference, real URLs and an amount in NOK, so they succeed."""
+        params = case.path_parameters if case.path_parameters is not None else {}
+        if self.positive and n % 2 == 0 and "reference" not in params and isinstance(case.body, dict):
+            case.body |= {"reference": f"fuzz-chk-new-{target.env}-{n:06d}", "type": "PAYMENT",
+                          "merchantInfo": {"callbackUrl": "https://example.com/cb", "returnUrl": "https://e.x/r",
+                                           "callbackAuthorizationToken": "fuzz"},
+                          "transaction": {"amount": {"currency": "NOK", "value": 1000},
+                                          "paymentDescription": "Fuzz"}}
         keyset = self.partner if target.env == "production" else self.merchant_test
         headers = {"client_id": keyset["client_id"], "client_secret": keyset["client_secret"],
                    "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"], "Merchant-Serial-Number": self.shop}
@@ -711,7 +722,7 @@ class Credentials:
         if api == "order":
             return self.apply_order_management(target, case, n)
         if api == "checkout":
-            return self.apply_checkout(target, params, n)
+            return self.apply_checkout(target, case, n)
         if api == "webhooks":
             if "id" in params:  # a registration that exists, so DELETE has something to delete
                 params["id"] = self.register_webhook(target.env)
