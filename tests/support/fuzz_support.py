@@ -74,15 +74,15 @@ class Target:
         return max(2, round(full * self.share)) if self.share < 1 else full
 
 
-def _template(path: str) -> str:
+def path_template(path: str) -> str:
     """A path with its parameters unnamed: /a/{id}/b -> /a/{}/b (the specs and ROUTES name them differently)."""
     return re.sub(r"\{[^}]*\}", "{}", path)
 
 
 def route_for(method: str, path: str) -> RoutePolicy | None:
     """The ROUTES entry serving METHOD path, if any (parameter names ignored)."""
-    template = _template(path)
-    return next((r for r in ROUTES.values() if r.method == method and _template(r.path) == template), None)
+    template = path_template(path)
+    return next((r for r in ROUTES.values() if r.method == method and path_template(r.path) == template), None)
 
 
 def spec_prefix(raw: dict) -> str:
