@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from api_formats import error_format_problem
-from fuzz_support import LOGIN_PREFIX, LOGIN_TARGETS, NO_SUCCESS, Target, ThreadedSandbox, load
+from fuzz_support import LOGIN_PREFIX, LOGIN_SPEC_BUGS, LOGIN_TARGETS, NO_SUCCESS, Target, ThreadedSandbox, load
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -36,24 +36,6 @@ EXAMPLES = int(os.environ.get("VIPPS_SANDBOX_FUZZ_EXAMPLES", "20"))
 PREFIX = LOGIN_PREFIX
 TARGETS = LOGIN_TARGETS
 IDS = [f"{t.id} ({t.env})" for t in TARGETS]
-#: (operation, status) -> why the status check is skipped there: statuses the docs give and the spec leaves out.
-LOGIN_SPEC_BUGS = {
-    (SPEC, "POST " + PREFIX + "/oauth2/token", 400):
-        "documents only 200/401/500, yet RFC 6749 5.2 invalid_grant/invalid_request are 400, and the docs' CIBA "
-        "polling answers authorization_pending with HTTP 400 (reference 3e)",
-    (SPEC, "POST /vipps-login-ciba/api/backchannel/authentication", 400):
-        "documents only 200, yet the docs list invalid_user and a binding_message pattern (reference 3e)",
-    (SPEC, "POST /vipps-login-ciba/api/backchannel/authentication", 401):
-        "documents only 200, yet it takes Basic credentials (its own security section)",
-    (SPEC, "POST /vipps-login-ciba/api/backchannel/authentication", 429):
-        "documents only 200, yet the docs answer 429 when too many logins are started for the same user "
-        "(docs/reference/fidelity.md, CIBA)",
-    (SPEC, "POST /vipps-login-ciba/api/v1/user-exists", 400): "documents only 200, yet login_hint is required",
-    (SPEC, "POST /vipps-login-ciba/api/v1/user-exists", 401):
-        "documents only 200, yet it takes Basic credentials (its own security section)",
-}
-
-
 class LoginHook:
     """Test: the sales unit's merchant keys as the OAuth client (Basic). Production: the same sales unit's production
     client for the browser's code, and partner keys' access token + Merchant-Serial-Number for the POSTs."""
