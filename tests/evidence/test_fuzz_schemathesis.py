@@ -341,3 +341,18 @@ def test_the_spec_bugs_are_documented():
     for _, operation, status in LOGIN_SPEC_BUGS:
         assert any(f"`{operation}`" in row and str(status) in row for row in rows), (operation, status)
     assert "phone_number" in section
+
+
+def test_the_error_format_check_can_fail():
+    """The refusal check tells the APIs' formats apart: another API's body, HTML or a body that is no JSON fails."""
+    from api_formats import SHAPES, error_format_problem
+
+    problem = '{"type": "https://httpstatuses.io/400", "title": "Bad Request", "status": 400, "traceId": "1"}'
+    oauth = '{"error": "invalid_request", "error_description": "no"}'
+    assert error_format_problem(Api.LOGIN, "application/json", problem)
+    assert error_format_problem(Api.EPAYMENT, "application/json", oauth)
+    assert error_format_problem(Api.QR, "application/json", problem)
+    assert error_format_problem(Api.CHECKOUT, "text/html", "<html></html>")
+    assert error_format_problem(Api.USERINFO, "application/json", "not json")
+    assert error_format_problem(Api.LOGIN, "application/json", oauth) is None
+    assert {target.api for target in FUZZED} <= set(SHAPES)
