@@ -21,6 +21,7 @@ import pytest
 from api_formats import error_format_problem
 from fuzz_support import LOGIN_PREFIX, LOGIN_SPEC_BUGS, LOGIN_TARGETS, NO_SUCCESS, Target, ThreadedSandbox, load
 from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -109,14 +110,16 @@ def fuzz():
         sandbox.stop()
 
 
-def run(hook: LoginHook, schemas, target: Target, examples: int, mode: GenerationMode) -> dict[int, int]:
+def run(hook: LoginHook, schemas, target: Target, examples: int, mode: GenerationMode,
+        seed: int | None = None) -> dict[int, int]:
+    """Like fuzz_support.run_target, with Login's hook (bench/fuzz_long.py runs it with a seed)."""
     op = schemas[target.spec][target.path][target.method]
     examples = target.examples(examples)
     statuses: dict[int, int] = {}
     positive = mode is GenerationMode.POSITIVE
     browser = target.path.endswith("/oauth2/auth")
 
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=seed is None,
               suppress_health_check=list(HealthCheck))
     @given(case=op.as_strategy(generation_mode=mode))
     def one(case) -> None:
@@ -144,7 +147,7 @@ def run(hook: LoginHook, schemas, target: Target, examples: int, mode: Generatio
             wrong = [w for check in RESPONSE_CHECKS for w in check(case.method, path, status, response.text)]
             assert not wrong, wrong
 
-    one()
+    (one if seed is None else hypothesis_seed(seed)(one))()
     return statuses
 
 
