@@ -96,6 +96,8 @@ class LoginHook:
                 case.body |= {"scope": "openid name", "binding_message": f"FUZZ-{n % 1000}"}
         if target.path.startswith("/vipps-userinfo-api"):
             if n % 2 == 0:
+                if case.headers:  # userinfo-2.0.3 requires a subscription key, which Login refuses (see below)
+                    case.headers.pop("Ocp-Apim-Subscription-Key", None)
                 token = self.http.post(self.sandbox.url(env) + PREFIX + "/oauth2/token", data={
                     "grant_type": "authorization_code", "code": self.code(env),
                     "redirect_uri": "http://127.0.0.1/callback"}, headers=self.credentials(env))
@@ -218,3 +220,20 @@ def test_each_login_spec_bug_is_real(fuzz):
         case = schemas[spec][path][method].Case()
         with pytest.raises(FailureGroup):
             case.validate_response(response, checks=[status_code_conformance])
+
+
+def test_the_userinfo_spec_requires_the_key_login_refuses(fuzz):
+    """A conflict of the sources, not fixable in the sandbox: userinfo-2.0.3.yaml marks Ocp-Apim-Subscription-Key
+    required on Login's userinfo, while the Login docs say sending it is a 401 (docs/reference/fidelity.md, Login
+    API), as the sandbox answers by default. So the hook leaves the key out of the cases with a real token."""
+    hook, schemas = fuzz
+    op = schemas["userinfo-2.0.3.yaml"]["/vipps-userinfo-api/userinfo/"]["GET"]
+    assert any(p.name == "Ocp-Apim-Subscription-Key" and p.is_required for p in op.headers)
+    token = hook.http.post(hook.sandbox.url("test") + PREFIX + "/oauth2/token", data={
+        "grant_type": "authorization_code", "code": hook.code(), "redirect_uri": "http://127.0.0.1/callback"},
+        headers=hook.credentials("test")).json()["access_token"]
+    url, bearer = hook.sandbox.url("test") + "/vipps-userinfo-api/userinfo/", {"Authorization": "Bearer " + token}
+    key = {"Ocp-Apim-Subscription-Key": hook.client["subscription_key_primary"]}
+    with_key = hook.http.get(url, headers=bearer | key)
+    assert with_key.status_code == 401 and with_key.json()["error"] == "invalid_token"
+    assert hook.http.get(url, headers=bearer).status_code == 200
