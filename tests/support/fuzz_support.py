@@ -58,8 +58,8 @@ class Target:
     share: float = 1.0
 
     @property
-    def route(self) -> RoutePolicy:
-        """The policy table's entry for this operation (its path with the spec's server path)."""
+    def route(self) -> RoutePolicy | None:
+        """The policy table's entry for this operation (its path with the spec's server path); None: no route."""
         return route_for(self.method, self.prefix + self.path)
 
     @property
@@ -149,7 +149,8 @@ def _targets() -> list[Target]:
         ("DELETE", "/v3/categories/{categoryId}"), ("PUT", "/v1/orders/{transactionId}"),
         ("GET", "/v1/orders/{transactionId}"), ("POST", "/v1/receipts/{transactionId}"),
         ("GET", "/v1/receipts/{transactionId}")), "production", "/order-management")
-    # Checkout v3: the four operations with partner keys + MSN in production, and with merchant keys in test.
+    # Checkout v3: the four operations with partner keys + MSN in production, and with merchant keys in test (the
+    # keys themselves as headers, no token).
     session = "/checkout/v3/session/{reference}"
     ck = _both("checkout-swagger-id.yaml", (("POST", "/checkout/v3/session"), ("GET", session), ("PATCH", session),
                                             ("POST", session + "/expire")), "production")
