@@ -2,9 +2,9 @@
 
     python bench/fuzz_long.py [--examples 500] [--negative 200] [--only epayment]
 
-Same targets, hook and spec-bug exceptions as tests/evidence/test_fuzz_schemathesis.py (tests/support/fuzz_support.py),
-but it keeps going after a failure and prints a table of statuses per operation. Exit status 1 if
-anything failed.
+Same targets, hooks and spec-bug exceptions as tests/evidence/test_fuzz_schemathesis.py, tests/login/test_login_fuzz.py
+and tests/userinfo/test_userinfo_fuzz.py (every target of tests/support/fuzz_support.py's FUZZED), but it keeps going
+after a failure and prints a table of statuses per operation and environment. Exit status 1 if anything failed.
 """
 
 from __future__ import annotations
@@ -15,9 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+for folder in ("support", "login", "userinfo"):
+    sys.path.insert(0, str(TESTS / folder))
 
 import fuzz_support  # noqa: E402
+import test_login_fuzz  # noqa: E402  (Login's hook: tests/login/test_login_fuzz.py)
+import test_userinfo_fuzz  # noqa: E402  (Userinfo's: tests/userinfo/test_userinfo_fuzz.py)
 from schemathesis import GenerationMode  # noqa: E402
 
 
@@ -36,16 +40,32 @@ def main() -> int:
     failures = 0
     try:
         creds = fuzz_support.Credentials(sandbox).prepare()
+        userinfo = test_userinfo_fuzz.UserinfoCredentials(sandbox).prepare()
+        login = test_login_fuzz.LoginHook(sandbox)
         schemas: dict = {}
+
+        def schema(spec: str):
+            return schemas.setdefault(spec, fuzz_support.load(spec))
+
+        # every target of the accounting (fuzz_support.FUZZED), each with its own hook
+        runs = [(t, lambda t, n, mode: fuzz_support.run_target(creds, schema(t.spec), t, n, mode=mode, seed=args.seed))
+                for t in fuzz_support.TARGETS]
+        meant = test_userinfo_fuzz.load_meant()
+        runs += [(t, lambda t, n, mode: fuzz_support.run_target(userinfo, meant, t, n, mode=mode, seed=args.seed))
+                 for t in fuzz_support.USERINFO_TARGETS]
+        login_schemas = {spec: schema(spec) for spec in {t.spec for t in fuzz_support.LOGIN_TARGETS}}
+        runs += [(t, lambda t, n, mode: test_login_fuzz.run(login, login_schemas, t, n, mode, seed=args.seed))
+                 for t in fuzz_support.LOGIN_TARGETS]
         print(f"{'operation':72} {'mode':8} {'seconds':>7}  statuses")
-        for target in fuzz_support.TARGETS:
+        for target, runner in runs:
             if args.only not in target.id:
                 continue
-            schema = schemas.setdefault(target.spec, fuzz_support.load(target.spec))
             for mode, count in ((GenerationMode.POSITIVE, args.examples), (GenerationMode.NEGATIVE, args.negative)):
+                if mode is GenerationMode.NEGATIVE and target.path.endswith("/oauth2/auth"):
+                    continue  # it declares no parameter: no negative case exists
                 started = time.perf_counter()
                 try:
-                    statuses = fuzz_support.run_target(creds, schema, target, count, mode=mode, seed=args.seed)
+                    statuses = runner(target, count, mode)
                     outcome = " ".join(f"{k}x{v}" for k, v in sorted(statuses.items()))
                 except BaseException as exc:  # noqa: BLE001 - report and go on with the next target
                     if isinstance(exc, KeyboardInterrupt):

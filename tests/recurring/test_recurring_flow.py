@@ -244,6 +244,13 @@ async def test_batch_create_answers_valid_and_invalid_charges(sandbox):
     assert [i["chargeBatchItemDto"]["orderId"] for i in reply.json["invalidCharges"]] == ["batch-2"]
     assert (await shop.get_charge(agreement_id, "batch-1")).status == 200
     assert (await shop.call("GET", f"{BASE}/charges/batch-3")).status == 404
+    # an empty or missing orderId is refused, and echoed as a ChargeBatchItemDto that conforms (orderId minLength 1;
+    # the test client checks every reply against the spec): found by the fuzzer (tests/evidence)
+    empty, absent = dict(good, orderId=""), {k: v for k, v in good.items() if k != "orderId"}
+    reply = await shop.call("POST", f"{BASE}/agreements/charges", [empty, absent], new_key())
+    assert reply.status == 202, reply.text
+    assert reply.json["validCharges"] == []
+    assert [i["chargeBatchItemDto"]["orderId"] for i in reply.json["invalidCharges"]] == ["invalid", "invalid"]
     too_many = [dict(good, orderId=f"b-{n}") for n in range(2001)]
     assert_problem(await shop.call("POST", f"{BASE}/agreements/charges", too_many, new_key()), 400)
 

@@ -1299,7 +1299,8 @@ def batch_item(item: object) -> dict:
            "description": text("description"),
            "transactionType": item.get("transactionType") if item.get("transactionType") in (
                "DIRECT_CAPTURE", "RESERVE_CAPTURE") else "DIRECT_CAPTURE",
-           "orderId": text("orderId") if rules.CHARGE_ID.match(text("orderId") or "-") else "invalid",
+           # ChargeBatchItemDto.orderId takes 1-64 of [a-zA-Z0-9-]: an empty, missing or malformed one is "invalid"
+           "orderId": text("orderId") if rules.CHARGE_ID.match(text("orderId")) else "invalid",
            "agreementId": text("agreementId")}
     if item.get("processingMode") in ("MULTIPLE_ATTEMPTS", "SINGLE_ATTEMPT"):
         dto["processingMode"] = item["processingMode"]
