@@ -640,6 +640,10 @@ class Credentials:
         if self.positive and real and target.path == "/v1/receipts/{transactionId}" and target.method == "POST":
             case.body = (case.body if isinstance(case.body, dict) else {}) | RECEIPT  # half of them well-formed
             params["transactionId"] = f"fuzz-v1-receipt-{n}"
+        if self.positive and real and target.path == "/v2/{paymentType}/receipts/{orderId}" \
+                and target.method == "POST":  # half of them well-formed, under a fresh order id
+            case.body = (case.body if isinstance(case.body, dict) else {}) | RECEIPT
+            params["orderId"], params["paymentType"] = f"fuzz-v2-receipt-{target.env}-{n}", "ECOM"
         if self.positive and target.path == "/v1/orders/{transactionId}" and not isinstance(case.body, dict):
             case.body = {"category": "GENERAL", "orderDetailsUrl": "https://example.com/o"}  # documents only 200
         return dict(self.qr_headers(env))
