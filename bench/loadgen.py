@@ -155,9 +155,10 @@ class Load:
             await self.token(session, name, self.keysets[name])
 
     def epayment_auth(self, env: str, msn: str) -> dict:
+        """ePayment headers for this sales unit: the partner's keys in production, its merchant keys in test."""
         if env == "production":
             return self.tokens["partner"] | {"Merchant-Serial-Number": msn}
-        return self.tokens["checkout-test" if msn == self.checkout_msn else "merchant-test"]
+        return self.tokens["merchant-test" if msn == self.test_msn else "checkout-test"]
 
     def auth(self, env: str) -> tuple[dict, str]:
         if env == "test":
@@ -206,17 +207,17 @@ class Load:
             self.hook(env, msn, "epayments.payment.refunded.v1")
         await self.reads(session, env, reference)
 
-    async def reads(self, session, env: str, reference: str) -> None:
-        url, (headers, _) = self.urls[env], self.auth(env)
+    async def reads(self, session, env: str, reference: str, headers: dict | None = None) -> None:
+        url, headers = self.urls[env], headers or self.auth(env)[0]
         await self.call(session, "get", "GET", f"{url}/epayment/v1/payments/{reference}", headers=headers)
         await self.call(session, "events", "GET", f"{url}/epayment/v1/payments/{reference}/events", headers=headers)
 
     async def steady(self, session) -> None:
         """No new payments: reads, a refund that must fail, tokens and reports on the existing ones."""
         key = self.rng.choice(list(self.payments))
-        env, _, reference = key.split("/")
-        url, (headers, _) = self.urls[env], self.auth(env)
-        await self.reads(session, env, reference)
+        env, msn, reference = key.split("/")
+        url, headers = self.urls[env], self.epayment_auth(env, msn)
+        await self.reads(session, env, reference, headers)
         await self.call(session, "over-refund", "POST", f"{url}/epayment/v1/payments/{reference}/refund",
                         json={"modificationAmount": {"currency": "NOK", "value": 10_000_000}},
                         headers=headers | {"Idempotency-Key": f"o-{next(self.ids)}"})
@@ -344,7 +345,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("mixed", "flow"), default="mixed",
                         help="flow: only create -> approve -> capture, for the flow-rate benchmark")
     parser.add_argument("--env", choices=("test", "production"), default="test", help="where --mode flow pays")
-    parser.add_argument("--advance-every", type=float, default=5.0,
+    parser.add_argument("--advance-every", type=float, default=8.0,
                         help="real seconds between clock advances (a day each; a week once nothing new is made)")
     parser.add_argument("--ciba", type=int, default=4, help="CIBA logins in flight at a time")
     parser.add_argument("--drain", type=float, default=15.0, help="seconds to wait for webhooks still on their way")
