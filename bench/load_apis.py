@@ -119,8 +119,12 @@ class Clock:
 
     async def run(self, session, grow_until: float, stop: float) -> None:
         every, jumped = self.load.args.advance_every, False
-        while time.monotonic() + every < stop:
-            await asyncio.sleep(every)
+        while True:
+            now = time.monotonic()
+            wake = now + every if jumped else min(now + every, grow_until)  # the week's jump as growth ends
+            if wake >= stop - 1:
+                return
+            await asyncio.sleep(max(wake - now, 0))
             steady = time.monotonic() >= grow_until
             seconds = 7 * DAY if steady and not jumped else DAY
             jumped = jumped or steady
