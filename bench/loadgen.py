@@ -146,7 +146,7 @@ class Load:
         self.adults = [u["phone_number"] for u in users if u["age"] >= 18]
         self.adults_no = [u["phone_number"] for u in users if u["age"] >= 18 and u["market"] == "NO"]
         self.minors = [u["phone_number"] for u in users if u["age"] < 15]
-        await self.receiver.start()
+        await self.receiver.start()  # bench/load_receiver.py, in its own process
         await register_hooks(self, session)
         await self.clock.read(session)
 
@@ -294,19 +294,23 @@ class Load:
             await asyncio.gather(*tasks)
             elapsed = time.monotonic() - started
             if self.args.mode == "mixed":
-                await self.drain()
-                await self.receiver.stop()
+                try:
+                    await self.drain(session)
+                finally:
+                    await self.receiver.stop()
         return self.summary(elapsed)
 
-    async def drain(self) -> None:
+    async def drain(self, session) -> None:
         """Waits (up to --drain seconds) for the webhooks and callbacks still on their way."""
-        deadline = time.monotonic() + self.args.drain
-        while time.monotonic() < deadline:
-            hooks = all(self.receiver.hooks[env][event] >= n for env, events in self.hooks_expected.items()
+        deadline, receiver = time.monotonic() + self.args.drain, self.receiver
+        while True:
+            await receiver.read(session)
+            hooks = all(receiver.hooks.get(env, {}).get(event, 0) >= n for env, events in self.hooks_expected.items()
                         for event, n in events.items())
-            if hooks and all(self.receiver.callbacks[env] >= n for env, n in self.callbacks_expected.items()):
+            if hooks and all(receiver.callbacks.get(env, 0) >= n for env, n in self.callbacks_expected.items()) \
+                    or time.monotonic() > deadline:
                 return
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.2)
 
     def summary(self, elapsed: float) -> dict:
         def pct(samples: list[float], q: float) -> float:
