@@ -92,8 +92,8 @@ def midnight(day: str) -> float:
 
 
 class Clock:
-    """The virtual clock as the load knows it, and the task that moves it (1 day per step, a week once the
-    working set stops growing, so that every charge still waiting falls due at once)."""
+    """The virtual clock as the load knows it, and the task that moves it (1 day per step, a week once no new
+    agreements are made, so that every charge still waiting falls due at once)."""
 
     def __init__(self, load) -> None:
         self.load = load
@@ -115,15 +115,15 @@ class Clock:
         _, body = await self.load.call(session, "clock", "GET", self.load.urls["test"] + "/_sandbox/clock")
         self.set(body)
 
-    async def run(self, session, grow_until: float, stop: float) -> None:
+    async def run(self, session, jump_at: float, stop: float) -> None:
         every, jumped = self.load.args.advance_every, False
         while True:
             now = time.monotonic()
-            wake = now + every if jumped else min(now + every, grow_until)  # the week's jump as growth ends
+            wake = now + every if jumped else min(now + every, jump_at)  # the week's jump as agreements stop
             if wake >= stop - 1:
                 return
             await asyncio.sleep(max(wake - now, 0))
-            steady = time.monotonic() >= grow_until
+            steady = time.monotonic() >= jump_at
             seconds = 7 * DAY if steady and not jumped else DAY
             jumped = jumped or steady
             async with self.load.ciba_gate.exclusive(), self.load.lock.exclusive():

@@ -10,7 +10,8 @@ soon, capturing a charged charge, CIBA for a user under 15) with the status the 
 Beside them: CIBA logins polled at the pace the API asks, the virtual clock moved a day at a time so that
 charges fall due (then captured and refunded by the merchant), and a webhook receiver registered in both
 environments that checks every delivery's signature. After --grow-fraction of the time nothing new is made
-(the working set stops growing) and the load keeps going on the existing objects.
+(the working set stops growing; new agreements stop a third of that earlier, when the clock jumps a week so
+that every charge falls due and is settled first) and the load keeps going on the existing objects.
 Prints one JSON object: counts per operation and status, unexpected answers, latencies (p50/p99), and what
 every payment, agreement, charge and session should add up to, the webhooks and callbacks expected and
 received, and the CIBA tokens, so the caller can check it all against the server.
@@ -264,10 +265,10 @@ class Load:
                     await self.token(session, name, self.keysets[name])
                 if i % 10 == 9:
                     await self.reports(session)
-                if turn in (6, 7) and self.recurring.to_settle:
-                    await self.recurring.settle(session)
+                if self.recurring.to_settle and (turn in (6, 7) or now >= self.recurring_until):
+                    await self.recurring.settle(session)  # after the week's jump: before anything else
                 elif now < grow_until or not self.payments:
-                    if turn < 6:
+                    if turn < 6 or (turn < 8 and now >= self.recurring_until):
                         await self.life(session, env)
                     elif turn < 8:
                         await self.recurring.life(session, env)
@@ -286,10 +287,13 @@ class Load:
             await self.prepare(session)
             started = time.monotonic()
             grow_until = started + self.args.seconds * self.args.grow_fraction
+            # New agreements stop a third of the growth earlier: the clock then jumps a week, every charge
+            # falls due and is settled, all before the working set is fixed.
+            self.recurring_until = grow_until - self.args.seconds * self.args.grow_fraction / 3
             stop = started + self.args.seconds
             tasks = [self.worker(session, w, grow_until, stop) for w in range(self.args.concurrency)]
             if self.args.mode == "mixed":
-                tasks.append(self.clock.run(session, grow_until, stop))
+                tasks.append(self.clock.run(session, self.recurring_until, stop))
                 tasks += [self.ciba.run(session, lane, stop) for lane in range(self.args.ciba)]
             await asyncio.gather(*tasks)
             elapsed = time.monotonic() - started
