@@ -1,8 +1,9 @@
-"""The soak's load on the APIs beyond ePayment: Recurring, Checkout, Login CIBA, and the webhook receiver.
+"""The soak's load on the APIs beyond ePayment: Recurring, Checkout, Login CIBA, the clock and webhooks.
 
 Used by bench/loadgen.py (mixed mode); each class takes the `Load` for its HTTP calls, tokens and counts.
 What every object should end as is recorded here, in plain JSON, for the soak's books
 (tests/evidence/test_soak.py): agreements and charges, checkout sessions, CIBA tokens, webhooks expected.
+The merchant's endpoint for webhooks and callbacks is bench/load_receiver.py, in a process of its own.
 
 The virtual clock moves while the load runs (`Clock`), so that recurring charges fall due and are charged.
 A clock advance also expires tokens, pending logins and unpaid payments, so the load is coordinated, not

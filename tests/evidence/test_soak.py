@@ -6,10 +6,11 @@ separate process, in both environments: ePayment (create, approve, two captures,
 Recurring (agreements drafted and approved, charges of both transaction types, the virtual clock moved a
 day at a time so that they fall due and are charged or reserved, then captured and refunded), Checkout
 (sessions paid on the hosted page, their payments captured), Login CIBA (polled at the API's interval,
-slow_down, pending, rejected, the tokens on userinfo), a webhook receiver registered in both environments,
-Report API reads, tokens, and requests that must fail. Half-way nothing new is made (the working set
-stops growing; the clock jumps a week so that every charge left falls due) and the load keeps going on the
-existing objects; from then on RSS must stay flat, with the clock still moving. Afterwards
+slow_down, pending, rejected, the tokens on userinfo), a webhook receiver in a process of its own
+(bench/load_receiver.py) registered in both environments, Report API reads, tokens, and requests that must
+fail. New agreements stop a third of the first half early, when the clock jumps a week so that every charge
+left falls due and is settled; half-way nothing new is made (the working set stops growing) and the load
+keeps going on the existing objects; from then on RSS must stay flat, with the clock still moving. Afterwards
 (tests/support/soak_books.py): every payment's aggregate equals the sums of its event log and what the
 client did; every agreement lists exactly its charges, and every charge has the state and amounts the
 client's record says, its history adding up the same; every checkout session is paid with its payment's
