@@ -1,11 +1,22 @@
-"""The bounded soak: a mixed load from another process, then exact books and a flat RSS.
+"""The bounded soak: a mixed load on every money-moving API at once from another process, then exact books
+and a flat RSS.
 
-The server runs as `python -m sandbox serve` (so its RSS is its own) and bench/loadgen.py drives it
-from a separate process: tokens, create, approve, two captures, a refund, GETs, events and Report
-API reads, plus requests that must fail. Half-way the load stops making payments (the working set
-stops growing) and keeps going on the existing ones; from then on RSS must stay flat. Afterwards
-every payment's aggregate must equal both the sums of its event log and what the client did, and
-the production ledger's capture and refund entries must add up to the same.
+The server runs as `python -m sandbox serve` (so its RSS is its own) and bench/loadgen.py drives it from a
+separate process, in both environments: ePayment (create, approve, two captures, a refund, GETs, events),
+Recurring (agreements drafted and approved, charges of both transaction types, the virtual clock moved a
+day at a time so that they fall due and are charged or reserved, then captured and refunded), Checkout
+(sessions paid on the hosted page, their payments captured), Login CIBA (polled at the API's interval,
+slow_down, pending, rejected, the tokens on userinfo), a webhook receiver in a process of its own
+(bench/load_receiver.py) registered in both environments, Report API reads, tokens, and requests that must
+fail. New agreements stop a third of the first half early, when the clock jumps a week so that every charge
+left falls due and is settled; half-way nothing new is made (the working set stops growing) and the load
+keeps going on the existing objects; from then on RSS must stay flat, with the clock still moving. Afterwards
+(tests/support/soak_books.py): every payment's aggregate equals the sums of its event log and what the
+client did; every agreement lists exactly its charges, and every charge has the state and amounts the
+client's record says, its history adding up the same; every checkout session is paid with its payment's
+amounts; each production ledger's captures and refunds equal those of the sales unit's payments and
+charges; every webhook the load caused arrived, signed, once (after a drain for those in flight) and every
+checkout callback with its token; every approved CIBA login gave tokens once.
 
 VIPPS_SANDBOX_SOAK_SECONDS sets the duration (default 120); deselect with -m "not soak".
 """
@@ -22,8 +33,8 @@ import threading
 import time
 from pathlib import Path
 
-import aiohttp
 import pytest
+from soak_books import books
 
 pytestmark = pytest.mark.soak
 
@@ -71,69 +82,14 @@ def serve() -> tuple[subprocess.Popen, dict[str, str]]:
     return proc, urls
 
 
-async def token(session, url: str, keyset: dict) -> dict:
-    async with session.post(url + "/accesstoken/get", headers={
-            "client_id": keyset["client_id"], "client_secret": keyset["client_secret"],
-            "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"]}) as resp:
-        body = await resp.json()
-    return {"Authorization": "Bearer " + body["access_token"],
-            "Ocp-Apim-Subscription-Key": keyset["subscription_key_primary"]}
-
-
-def sums(events: list[dict]) -> dict[str, int]:
-    total = {"AUTHORIZED": 0, "CAPTURED": 0, "REFUNDED": 0, "CANCELLED": 0}
-    for event in events:
-        if event["success"] and event["name"] in total:
-            total[event["name"]] += event["amount"]["value"]
-    return total
-
-
-async def books(urls: dict[str, str], report: dict) -> tuple[list[str], dict[str, int]]:
-    """Every payment's aggregate vs its events vs the client's record; returns mismatches and the totals."""
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
-        async with session.get(urls["test"] + "/_sandbox/keys?type=merchant") as resp:
-            keys = {(k["environment"], k["owner"]): k for k in await resp.json()}
-        headers = {env: await token(session, urls[env], keys[(env, msn)])
-                   for env, msn in zip(("test", "production"), report["msns"], strict=True)}
-        mismatches: list[str] = []
-        totals = {"captured": 0, "refunded": 0}
-
-        async def check(key: str, expected: dict) -> None:
-            env, msn, reference = key.split("/")
-            base = f"{urls[env]}/epayment/v1/payments/{reference}"
-            async with session.get(base, headers=headers[env]) as resp:
-                payment = await resp.json()
-            async with session.get(base + "/events", headers=headers[env]) as resp:
-                events = await resp.json()
-            aggregate = {k: v["value"] for k, v in payment["aggregate"].items()}
-            logged = sums(events)
-            seen = (aggregate["authorizedAmount"], aggregate["capturedAmount"], aggregate["refundedAmount"],
-                    aggregate["cancelledAmount"])
-            from_events = (logged["AUTHORIZED"], logged["CAPTURED"], logged["REFUNDED"], logged["CANCELLED"])
-            client = (expected["authorized"], expected["captured"], expected["refunded"], expected["cancelled"])
-            if not seen == from_events == client:
-                mismatches.append(f"{key}: aggregate {seen}, events {from_events}, client {client}")
-            if env == "production":
-                totals["captured"] += aggregate["capturedAmount"]
-                totals["refunded"] += aggregate["refundedAmount"]
-
-        items = list(report["payments"].items())
-        for i in range(0, len(items), 256):
-            await asyncio.gather(*(check(k, v) for k, v in items[i:i + 256]))
-        ledger = {"capture": 0, "refund": 0}
-        feed = f"{urls['production']}/report/v2/ledgers/{report['ledgerId']}/funds/feed"
-        cursor = None
-        while True:
-            async with session.get(feed, params={"cursor": cursor} if cursor else None,
-                                   headers=headers["production"]) as resp:
-                page = await resp.json()
-            for item in page["items"]:
-                if item["entryType"] in ledger:
-                    ledger[item["entryType"]] += item["amount"]
-            if page.get("tryLater") or not page["items"]:
-                break
-            cursor = page["cursor"]
-        return mismatches, totals | {"ledger_capture": ledger["capture"], "ledger_refund": ledger["refund"]}
+def expected_state(charge: dict) -> str:
+    if charge["cancelled"]:
+        return "cancelled"
+    if not charge["processed"]:
+        return "due"
+    if charge["fails"]:
+        return "failed"
+    return "processed-direct" if charge["type"] == "DIRECT_CAPTURE" else "processed-reserve"
 
 
 def test_soak():
@@ -148,23 +104,46 @@ def test_soak():
         assert load.returncode == 0, load.stderr[-3000:]
         report = json.loads(load.stdout)
         assert proc.poll() is None, "the server died"
-        # zero errors other than the expected ones, and every operation exercised
-        assert report["unexpected_count"] == 0, report["unexpected"][:5]
-        assert set(report["counts"]) >= {"token", "create", "approve", "capture", "refund", "get", "events",
-                                         "ledgers", "feed", "capture-before-approval", "over-refund"}
-        assert len(report["payments"]) >= 100
-        # the books: aggregates == event logs == what the client did; the ledger adds up the same
-        mismatches, totals = asyncio.run(books(urls, report))
-        assert not mismatches, mismatches[:5]
-        assert totals["ledger_capture"] == totals["captured"] > 0
-        assert totals["ledger_refund"] == -totals["refunded"]
         # RSS: flat once the working set stops growing (after a settling fifth of the steady phase)
         steady = [kb for t, kb in sampler.samples if t > SECONDS * (GROW + (1 - GROW) / 5) and t < SECONDS]
         assert len(steady) >= 10
         early, late = steady[: len(steady) // 4], steady[-(len(steady) // 4):]
         drift = sorted(late)[len(late) // 2] - sorted(early)[len(early) // 2]  # medians: a GC spike is no leak
+        hooks = report["webhooks"]
         print(f"\nsoak: {report['requests']} requests in {report['seconds']:.0f} s, {len(report['payments'])} "
-              f"payments, RSS {steady[0] // 1024}..{max(steady) // 1024} MB in the steady phase, drift {drift} kB")
+              f"payments, {len(report['agreements'])} agreements, {len(report['charges'])} charges, "
+              f"{len(report['sessions'])} checkout sessions, {report['ciba']['tokens']} CIBA logins, "
+              f"{sum(sum(e.values()) for e in hooks['received'].values())} webhooks, "
+              f"{report['clockAdvances']} clock advances; RSS {steady[0] // 1024}..{max(steady) // 1024} MB in the "
+              f"steady phase, drift {drift} kB")
+        # zero errors other than the expected ones, and every operation exercised
+        assert report["unexpected_count"] == 0, report["unexpected"][:5]
+        assert set(report["counts"]) >= {"token", "create", "approve", "capture", "refund", "get", "events",
+                                         "ledgers", "feed", "capture-before-approval", "over-refund",
+                                         "rec-draft", "rec-approve", "rec-charge", "rec-cancel", "rec-capture",
+                                         "rec-refund", "rec-capture-charged", "rec-charge-too-soon", "rec-list-charges",
+                                         "chk-create", "chk-pay", "chk-get", "chk-capture", "clock", "webhook-register",
+                                         "ciba-start", "ciba-approve", "ciba-reject", "ciba-slow-down", "ciba-pending",
+                                         "ciba-token", "ciba-denied", "ciba-again", "ciba-minor", "userinfo"}
+        assert len(report["payments"]) >= 100 and len(report["sessions"]) >= 20 and len(report["agreements"]) >= 20
+        assert report["clockAdvances"] >= 3
+        # the clock moved charges on: some charged, some reserved and captured, some failed, some still due
+        states = {expected_state(c) for c in report["charges"].values()}
+        assert {"processed-direct", "processed-reserve", "failed", "cancelled"} <= states, states
+        # the books: payments, agreements and charges, sessions, and each production ledger
+        mismatches, ledgers = asyncio.run(books(urls, report))
+        assert not mismatches, mismatches[:5]
+        assert set(ledgers) == {report["msns"][1], report["recurringMsn"]}, ledgers
+        for msn, total in ledgers.items():
+            assert total["ledger_capture"] == total["captured"] > 0, (msn, total)
+            assert total["ledger_refund"] == -total["refunded"] < 0, (msn, total)
+        # every webhook the load caused arrived once, signed; every checkout callback with its token
+        assert not hooks["badSignatures"], hooks["badSignatures"][:3]
+        assert hooks["received"] == hooks["expected"], hooks
+        assert sum(sum(e.values()) for e in hooks["expected"].values()) > 1000
+        assert report["callbacks"]["received"] == report["callbacks"]["expected"], report["callbacks"]
+        # CIBA: tokens once for every approved login
+        assert report["ciba"]["tokens"] == report["ciba"]["approved"] >= 3, report["ciba"]
         assert drift <= RSS_SLACK_KB, f"RSS grew by {drift} kB while the working set was fixed: {steady}"
     finally:
         sampler.done.set()

@@ -5,12 +5,15 @@ client sends. Over HTTP, with the clock moved by the control plane."""
 
 from __future__ import annotations
 
+import gc
+import sys
 from dataclasses import dataclass
 
 from epayment_support import create_body
 from epayment_support import merchant as epayment_merchant
 from recurring_support import assert_problem, charge_body, draft_body, merchant
 
+from sandbox.apis.recurring.routes import RECURRING
 from sandbox.core.idempotency import IdempotencyRecords
 from sandbox.core.settings import Settings
 
@@ -117,3 +120,20 @@ async def test_a_record_keeps_its_age_through_a_snapshot_and_restore(sandbox):
     await advance(sandbox, 10 * DAY)  # 30 days after it was made, not after the restore
     shop._headers = None
     assert (await shop.draft(draft_body(), key="aged")).json["agreementId"] != first.json["agreementId"]
+
+
+async def test_a_remembered_4xx_keeps_no_traceback_and_so_no_request(sandbox):
+    """Found by the soak: a cached 4xx was the raised exception itself, whose traceback's frames held the aiohttp
+    request (headers, body, match info) for as long as the record lived (30 days, up to 100,000 per unit)."""
+    shop = merchant(sandbox)
+    agreement_id = await shop.active()
+    bad = charge_body(sandbox, days=0)
+    for key in ("tb-1", "tb-1", "tb-2"):  # the first answer, its replay, another key
+        assert_problem(await shop.charge(agreement_id, bad, key=key), 400, "charge-due-too-soon")
+    gc.collect()
+    errors = [r.error for _, r in sandbox.running.app[RECURRING].idempotency.items() if r.error is not None]
+    assert len(errors) == 2
+    for error in errors:
+        assert error.__traceback__ is None and error.__context__ is None and error.__cause__ is None
+        assert error.status == 400 and error.code == "charge-due-too-soon" and error.details
+    assert sys.getrefcount(errors[0]) <= 4  # the records and this list only

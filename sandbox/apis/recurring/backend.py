@@ -402,13 +402,13 @@ class RecurringBackend:
                 raise problem("idempotency-conflict", "The Idempotency-Key was already used with another request.",
                               details=[Detail("Idempotency-Key", "Used with a different request")])
             if record.error is not None:
-                raise record.error
+                raise detached(record.error)
             return record.status, self.reply_body(record.body)
         try:
             status, body = work()
         except Problem as error:
             if 400 <= error.status < 500 and not isinstance(error, OpaqueDenial):
-                self.idempotency.put((env, msn, route, key), Remembered(fingerprint, error=error))
+                self.idempotency.put((env, msn, route, key), Remembered(fingerprint, error=detached(error)))
             raise
         self.idempotency.put((env, msn, route, key), Remembered(fingerprint, status, body))
         return status, self.reply_body(body)
@@ -1213,6 +1213,15 @@ class RecurringBackend:
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
+
+
+def detached(error: Problem) -> Problem:
+    """A copy of the problem without a traceback, context or cause, for keeping (and for raising again): a raised
+    exception holds its traceback, whose frames hold the request being handled, its headers and body, so a
+    remembered 4xx kept as raised pinned a whole request for the record's 30 days."""
+    copy = type(error).__new__(type(error), *error.args)
+    copy.__dict__.update(error.__dict__)
+    return copy
 
 
 def agreement_history_view(history: list[tuple[float, str, str]]) -> list[dict]:
