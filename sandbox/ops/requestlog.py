@@ -26,6 +26,7 @@ from sandbox.core.world import World
 from sandbox.gateway.context import CallContext
 from sandbox.gateway.headers import (
     AUTHORIZATION,
+    CLIENT_ID,
     CLIENT_SECRET,
     HOST,
     MERCHANT_SERIAL_NUMBER,
@@ -87,15 +88,19 @@ class RequestLog:
         msn = request_headers.get(MERCHANT_SERIAL_NUMBER)
         if msn is not None and not (msn.isascii() and msn.isdigit() and len(msn) <= 10):
             msn = printable(msn)  # malformed: maybe a credential sent in the wrong header, maybe a forged line
-        # Whose keys a request presented is looked up now only when no key set was verified (refusals).
-        claimed = None if ctx.keyset is not None else claimed_keyset(request, world)
+        # Whose keys a request presented is looked up now only when no key set was verified (refusals), and only
+        # when it presented some (discovery, JWKS, pages: none).
+        presented = credentials(request_headers, path)
+        claimed = None if ctx.keyset is not None or (presented is None and CLIENT_ID not in request_headers
+                                                   and AUTHORIZATION not in request_headers) \
+            else claimed_keyset(request, world)
         rule = reason = None
         if status is not None and status >= 400:  # only error bodies (sandbox.core.errors) carry these headers
             rule, reason = headers.get(SANDBOX_RULE), headers.get(SANDBOX_REASON)
         # The Host header as sent (made printable when shaped); proxied: the connection's handler says so
         # (sandbox/gateway/proxy.py), an attribute rather than a request key a plain call would miss.
         entry = (next(self._ids), wall, self.clock.at(wall), ctx, method, path, route, claimed, msn,
-                 credentials(request_headers, path), status, rule, reason, latency_ms, interrupted,
+                 presented, status, rule, reason, latency_ms, interrupted,
                  request_headers.get(HOST), request.scheme, getattr(request.protocol, "proxied", False))
         read = status is not None and status < 400 and (method == "GET" or method == "HEAD") \
             and path.startswith("/_sandbox/")

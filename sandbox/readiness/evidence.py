@@ -22,6 +22,7 @@ from sandbox.core.clock import iso_utc
 
 SYSTEM_HEADERS = ("Vipps-System-Name", "Vipps-System-Version", "Vipps-System-Plugin-Name",
                   "Vipps-System-Plugin-Version")
+NAME, VERSION, PLUGIN, PLUGIN_VERSION = SYSTEM_HEADERS
 SYSTEM_HEADER_MAX = 30
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: References, agreements and charges remembered per sales unit for the polling and state rules (oldest go).
@@ -91,6 +92,7 @@ class Unit:
     system_ok: int = 0
     system_bad: Proof | None = None  # the first request without all four headers within their limits
     system_seen: dict[str, str] = field(default_factory=dict)  # the newest values seen, for the checklist form
+    system_last: tuple | None = None  # the same values as a tuple: a request that repeats them is checked at once
     key_types: Counter = field(default_factory=Counter)  # who acted for it: merchant, partner, ...
     partner_no_msn: Proof | None = None
     changes: int = 0  # state-changing API requests
@@ -137,10 +139,11 @@ class EvidenceBook:
         self.__init__()  # type: ignore[misc]
 
     # -- feeding -------------------------------------------------------------------------------------------
-    def observe(self, *, env: str, msn: str | None, route: str | None, api: str, method: str, path: str,
+    def observe(self, env: str, msn: str | None, route: str | None, api: str, method: str, path: str,
                 status: int | None, headers, match: dict, key_type: str | None, client_id: str | None,
                 request_id: int, when: float, wall: float, fault: bool) -> None:
-        """One request the integration made (never the sandbox's own control plane)."""
+        """One request the integration made (never the sandbox's own control plane). Positional: it runs on every
+        request, and keyword arguments cost more than the dictionary updates themselves."""
         self.dirty = True
         if api == "token":
             if client_id is not None and status is not None and status < 400:
@@ -171,7 +174,11 @@ class EvidenceBook:
             unit.key_types[key_type] += 1
         if client_id is not None:
             self.client_calls[(env, client_id)] += 1
-            self.clients.setdefault((env, msn), set()).add(client_id)
+            acting = self.clients.get((env, msn))
+            if acting is None:
+                self.clients[(env, msn)] = {client_id}
+            elif client_id not in acting:
+                acting.add(client_id)
         self._system_headers(unit, headers, proof)
         if key_type == "partner" and not headers.get("Merchant-Serial-Number") and unit.partner_no_msn is None:
             unit.partner_no_msn = proof
@@ -218,17 +225,19 @@ class EvidenceBook:
         self.dirty = True
 
     def _system_headers(self, unit: Unit, headers, proof: Proof) -> None:
-        values = []
-        for name in SYSTEM_HEADERS:
-            value = headers.get(name)
+        get = headers.get
+        values = (get(NAME), get(VERSION), get(PLUGIN), get(PLUGIN_VERSION))
+        if values == unit.system_last:  # the same four values as this unit's last request: good, and seen
+            unit.system_ok += 1
+            return
+        for value in values:
             if not value or len(value) > SYSTEM_HEADER_MAX:
                 if unit.system_bad is None:
                     unit.system_bad = proof
                 return
-            values.append(value)
         unit.system_ok += 1
-        if len(unit.system_seen) != len(values) or list(unit.system_seen.values()) != values:
-            unit.system_seen = dict(zip(SYSTEM_HEADERS, values, strict=True))
+        unit.system_last = values
+        unit.system_seen = dict(zip(SYSTEM_HEADERS, values, strict=True))
 
     def _idempotency(self, unit: Unit, method: str, path: str, key: str | None, status: int, proof: Proof,
                      fault: bool) -> None:

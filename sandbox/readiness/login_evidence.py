@@ -107,6 +107,8 @@ class DiscoveryFetches:
                 self.by_peer.popitem(last=False)
         times, peak = found
         times.append(when)
+        if len(times) <= peak[0]:  # no more fetches are kept than the peak already counts: it cannot grow
+            return
         within = sum(1 for at in times if when - at <= HOUR)
         if within > peak[0]:
             peak[0] = within
@@ -143,15 +145,19 @@ class LoginBook:
         self.discovery = DiscoveryFetches()
         self.anonymous.clear()
 
+    def fetched(self, route: str, env: str, peer: str, status: int, proof: Proof, when: float) -> None:
+        """Discovery or JWKS, fetched by whoever is at `peer` (neither request names a client)."""
+        if status < 400:
+            if route == "login.discovery":
+                self.discovery.fetched(env, peer, when)
+            self.anonymous[(route, env, peer)] = proof
+            if len(self.anonymous) > MAX_PEERS:
+                self.anonymous.pop(next(iter(self.anonymous)))
+
     def observe(self, *, env: str, msn: str | None, route: str, peer: str, query, form: dict | None,
                 registered: list[str] | None, status: int, proof: Proof, when: float) -> None:
         if route in ANONYMOUS:
-            if status < 400:
-                if route == "login.discovery":
-                    self.discovery.fetched(env, peer, when)
-                self.anonymous[(route, env, peer)] = proof
-                if len(self.anonymous) > MAX_PEERS:
-                    self.anonymous.pop(next(iter(self.anonymous)))
+            self.fetched(route, env, peer, status, proof, when)
             return
         if msn is None:
             return

@@ -27,7 +27,7 @@ from sandbox.gateway.policy import ROUTES
 from sandbox.ops.faults import FAULTS
 from sandbox.ops.requestlog import REQUEST_LOG
 from sandbox.readiness.evidence import EvidenceBook, Proof
-from sandbox.readiness.login_evidence import LoginBook
+from sandbox.readiness.login_evidence import ANONYMOUS, LoginBook
 
 if TYPE_CHECKING:  # the checklists, their checks, the report and its pages: on the first report, not at the start
     from sandbox.readiness.checks import Context
@@ -48,19 +48,21 @@ def observe_login(logins: LoginBook, book: EvidenceBook, world, request: web.Req
                   ctx: CallContext) -> None:
     """The three Login routes L-4, L-7, L-9, L-11 and L-16 read: a few query or form fields (never a secret)."""
     request_id, wall, when, route, status = entry[0], entry[1], entry[2], entry[6].name, entry[10] or 0
-    env, msn, registered, query = str(ctx.env), ctx.msn, None, request.query
+    env = str(ctx.env)
     proof = Proof(request_id, None, when, wall)
+    if route in ANONYMOUS:  # discovery and JWKS: no client, no fields; only who fetched them, and when
+        logins.fetched(route, env, request.remote or "", status, proof, when)
+        return
+    msn, registered, query = ctx.msn, None, request.query
     if route == "login.auth":
         client_id = query.get("client_id") or ""
         keyset = world().keys.get(client_id)
         if keyset is not None and keyset.type.value == "merchant":
             msn, registered = keyset.owner, world().redirect_uris(client_id)
             book.route_seen(env, msn, route, status, proof)  # a browser request: no header rules apply
-    from sandbox.apis.login.routes import FORM  # where the token handler leaves the parsed form
-
     peer = request.remote or ""
     logins.observe(env=env, msn=msn, route=route, peer=peer, query=query,
-                   form=request.get(FORM), registered=registered, status=status, proof=proof, when=when)
+                   form=request.get(_login_form()), registered=registered, status=status, proof=proof, when=when)
     if msn is not None and route in ("login.auth", "login.token"):
         unit = book.units.get((env, msn))
         for name, fetched in logins.anonymous_proofs(env, peer):
@@ -69,30 +71,41 @@ def observe_login(logins: LoginBook, book: EvidenceBook, world, request: web.Req
                 book.route_seen(env, msn, name, 200, fetched)  # each fetch counted once per sales unit
 
 
+def _login_form():
+    """Where the token handler leaves the parsed form (imported on first use: the Login API's own key)."""
+    from sandbox.apis.login.routes import FORM
+
+    return FORM
+
+
 def observer(book: EvidenceBook, world, logins: LoginBook | None = None):
     """The request log's observer: what each request the integration made proves. `world()` is the directory
     now (a reset replaces it)."""
 
     def observe(request: web.Request, entry: tuple) -> None:
-        request_id, wall, when, ctx, method, path, route = entry[:7]
-        if route is None or path.startswith("/_sandbox") or not isinstance(ctx, CallContext) or ctx.replayed:
+        ctx, route = entry[3], entry[6]
+        if route is None or entry[5].startswith("/_sandbox") or not isinstance(ctx, CallContext) or ctx.replayed:
             return
-        if logins is not None and route.name in LOGIN_ROUTES:
+        name = route.name
+        if logins is not None and name in LOGIN_ROUTES:
             observe_login(logins, book, world, request, entry, ctx)
+            if name in ANONYMOUS:  # no keys, no sales unit: nothing more for the book (it notes that it changed)
+                book.dirty = True
+                return
         keyset = ctx.keyset
         msn = ctx.msn
-        key_type = keyset.type.value if keyset is not None else None  # .value: str() of an enum costs more
+        key_type = keyset.type._value_ if keyset is not None else None  # _value_: the property costs more
         if msn is None and key_type == "merchant":
             msn = keyset.owner
-        if msn is None and key_type == "partner" and route.api.value != "token" \
+        api = route.api._value_
+        if msn is None and key_type == "partner" and api != "token" \
                 and not request.headers.get("Merchant-Serial-Number"):
             # partner keys without the MSN name no sales unit: it counts against every one they reach
-            book.partner_without_msn(ctx.env.value, world().reach(keyset), request_id, when, wall)
+            book.partner_without_msn(ctx.env._value_, world().reach(keyset), entry[0], entry[2], entry[1])
             return
-        book.observe(env=ctx.env.value, msn=msn, route=route.name, api=route.api.value, method=method, path=path,
-                     status=entry[10], headers=request.headers, match=request.match_info, key_type=key_type,
-                     client_id=keyset.client_id if keyset is not None else None, request_id=request_id, when=when,
-                     wall=wall, fault=ctx.fault is not None)
+        book.observe(ctx.env._value_, msn, name, api, entry[4], entry[5], entry[10], request.headers,
+                     request.match_info, key_type, keyset.client_id if keyset is not None else None, entry[0],
+                     entry[2], entry[1], ctx.fault is not None)
 
     return observe
 
