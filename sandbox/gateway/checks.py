@@ -26,6 +26,8 @@ from sandbox.core.errors import (
 from sandbox.core.model import Env, KeyType
 from sandbox.core.net import sni_name
 from sandbox.core.runtime import Runtime
+from sandbox.gateway.admission import LIMIT as ADMISSION_LIMIT
+from sandbox.gateway.admission import Admission
 from sandbox.gateway.bodies import check_depth, is_json_type
 from sandbox.gateway.context import RUNTIME, CallContext
 from sandbox.gateway.headers import (
@@ -44,6 +46,7 @@ from sandbox.gateway.headers import (
 from sandbox.gateway.policy import ROUTES, Api, Auth, RoutePolicy, decide, deny, environment_decision
 from sandbox.gateway.rate_limits import LIMITS, RateLimiter
 from sandbox.ops import faults
+from sandbox.ops.requestlog import header_fields
 
 log = logging.getLogger("sandbox")
 
@@ -313,49 +316,82 @@ def render_context(request: web.Request, ctx: CallContext) -> RenderContext:
     return RenderContext(api=ctx.route.api if ctx.route is not None else "gateway", path=request.path)
 
 
+def admit(request: web.Request, ctx: CallContext, runtime: Runtime, route: RoutePolicy,
+          admission_key: tuple | None) -> None:
+    """The synchronous checks: body size, system headers, environment, credentials, policy. Raises the refusal;
+    on success `ctx` holds the verdict, kept under `admission_key` (when given) for the request's repeats."""
+    ctx.route = route
+    check_body_size(request)
+    missing = check_system_headers(request, ctx)
+    if ctx.env not in route.envs:
+        env_denial = ctx.decision = environment_decision(route, ctx.env)
+        assert env_denial is not None
+        raise GatewayNotFound(env_denial.reason, rule=env_denial.rule)
+    # The gateway authenticates access tokens and Checkout's raw keys; Login's client credentials (Auth.CLIENT)
+    # and its user tokens (Auth.USER) are checked by the Login backend, against the same policy.
+    if route.auth is Auth.BEARER or route.auth is Auth.CLIENT_HEADERS:
+        msn = parse_msn(request)
+        if route.auth is Auth.BEARER:
+            keyset = ctx.keyset = authenticate(request, runtime, ctx)
+            if keyset.type is KeyType.PARTNER:
+                partner_header_warning(request, ctx, missing)
+        else:  # the official SDK sends the Vipps-System-* headers empty here: never refused for that
+            keyset = ctx.keyset = authenticate_client_headers(request, runtime, ctx)
+        world = runtime.world
+        memo = (route.name, keyset.client_id, keyset.secret_version, ctx.env, msn)
+        decision = world.decisions.get(memo)
+        if decision is None:  # the same caller asks the same thing again and again: decide once
+            decision = decide(route, keyset, ctx.env, msn, world)
+            if len(world.decisions) < ADMISSION_LIMIT:
+                world.decisions[memo] = decision
+        ctx.decision = decision
+        if not decision.allowed:
+            if decision.status == 401:
+                raise GatewayError(decision.reason, rule=decision.rule)
+            raise errors.Denied(decision.reason, decision.rule, status=decision.status, detail=decision.detail)
+        ctx.msn = decision.msn
+    ctx.missing_system_headers = missing
+    if admission_key is not None and ctx.decision is not None and route.auth is Auth.BEARER:
+        keep_admission(request, ctx, runtime, admission_key)
+
+
+def keep_admission(request: web.Request, ctx: CallContext, runtime: Runtime, key: tuple) -> None:
+    """The verdict on a bearer request just let through, for its repeats (sandbox/gateway/admission.py)."""
+    world = runtime.world
+    header = request.headers.get(AUTHORIZATION, "")
+    claims = runtime.tokens.cached_claims(header[7:].strip())
+    if claims is None or ctx.keyset is None or ctx.decision is None or len(world.decisions) >= ADMISSION_LIMIT:
+        return
+    logged_msn, presented = header_fields(request.headers, request.path)
+    world.decisions[key] = Admission(ctx.keyset, ctx.decision, ctx.msn, ctx.missing_system_headers,
+                                     tuple(ctx.warnings), claims, logged_msn, presented, ctx.env)
+
+
 async def through_gateway(request: web.Request, handler: Handler, ctx: CallContext, runtime: Runtime,
                           book: faults.FaultBook | None, read_body: bool = False,
-                          route: RoutePolicy | None = None) -> web.StreamResponse:
+                          route: RoutePolicy | None = None, admission_key: tuple | None = None
+                          ) -> web.StreamResponse:
     """The gateway's checks, then the handler; every error rendered in its API's format (by sandbox.core.errors).
     With read_body (journaled requests), the body is read before the handler runs, so one too large to keep
     is refused before anything changes, whether or not the handler reads it. `route` is the policy entry of the
-    route whose handler this is, bound when the front door wrapped it; without one it is looked up (route_of)."""
+    route whose handler this is, bound when the front door wrapped it; without one it is looked up (route_of).
+
+    A repeat of a request let through before (ctx.admission, sandbox/gateway/admission.py) skips the synchronous
+    checks, whose verdict it carries; with `admission_key`, a request these checks let through is kept as one."""
     try:
-        if route is None:
-            route = route_of(request)
-        if route is None:
-            raise await unmatched(request)
-        ctx.route = route
-        check_body_size(request)
-        missing = check_system_headers(request, ctx)
-        if ctx.env not in route.envs:
-            env_denial = ctx.decision = environment_decision(route, ctx.env)
-            assert env_denial is not None
-            raise GatewayNotFound(env_denial.reason, rule=env_denial.rule)
-        # The gateway authenticates access tokens and Checkout's raw keys; Login's client credentials (Auth.CLIENT)
-        # and its user tokens (Auth.USER) are checked by the Login backend, against the same policy.
-        if route.auth is Auth.BEARER or route.auth is Auth.CLIENT_HEADERS:
-            msn = parse_msn(request)
-            if route.auth is Auth.BEARER:
-                keyset = ctx.keyset = authenticate(request, runtime, ctx)
-                if keyset.type is KeyType.PARTNER:
-                    partner_header_warning(request, ctx, missing)
-            else:  # the official SDK sends the Vipps-System-* headers empty here: never refused for that
-                keyset = ctx.keyset = authenticate_client_headers(request, runtime, ctx)
-            world = runtime.world
-            memo = (route.name, keyset.client_id, keyset.secret_version, ctx.env, msn)
-            decision = world.decisions.get(memo)
-            if decision is None:  # the same caller asks the same thing again and again: decide once
-                decision = decide(route, keyset, ctx.env, msn, world)
-                if len(world.decisions) < 10_000:
-                    world.decisions[memo] = decision
-            ctx.decision = decision
-            if not decision.allowed:
-                if decision.status == 401:
-                    raise GatewayError(decision.reason, rule=decision.rule)
-                raise errors.Denied(decision.reason, decision.rule, status=decision.status, detail=decision.detail)
-            ctx.msn = decision.msn
-        ctx.missing_system_headers = missing
+        admission = ctx.admission
+        if admission is not None:
+            ctx.route = route
+            ctx.keyset, ctx.decision, ctx.msn = admission.keyset, admission.decision, admission.msn
+            ctx.missing_system_headers = admission.missing
+            if admission.warnings:
+                ctx.warnings.extend(admission.warnings)
+        else:
+            if route is None:
+                route = route_of(request)
+            if route is None:
+                raise await unmatched(request)
+            admit(request, ctx, runtime, route, admission_key)
         if request.body_exists and is_json_type(request.content_type):
             check_depth(await request.read())  # every JSON body, before anything parses or keeps it
         if runtime.rate_limiter is not None and route.name in LIMITS:

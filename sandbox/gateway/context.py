@@ -12,6 +12,7 @@ from sandbox.core.runtime import Runtime
 from sandbox.gateway.policy import Decision, RoutePolicy
 
 if TYPE_CHECKING:
+    from sandbox.gateway.admission import Admission
     from sandbox.ops.fault_rule import FaultRule
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -33,6 +34,8 @@ class CallContext:
     #: Only for a --state journal entry replayed at start (sandbox/ops/persistence.py): the key set it was
     #: acknowledged as. The gateway's checks then skip the credential checks, and only those.
     replayed: KeySet | None = None
+    #: A repeat of a request the gateway let through (sandbox/gateway/admission.py): its kept verdict.
+    admission: Admission | None = None
 
 
 CALL = web.RequestKey("call", CallContext)

@@ -29,12 +29,13 @@ from yarl import URL
 from sandbox.core.errors import printable
 from sandbox.core.runtime import Runtime
 from sandbox.gateway.admin import is_control_plane, refusal
+from sandbox.gateway.admission import admission_key
 from sandbox.gateway.checks import UNMATCHED, Handler, resolve_env, through_gateway
 from sandbox.gateway.context import CALL, CallContext
 from sandbox.gateway.delivery_guard import delivery_refusal
 from sandbox.gateway.hosts import HostRule, cross_origin_refusal
 from sandbox.gateway.page_security import add_page_headers, covers
-from sandbox.gateway.policy import ROUTES
+from sandbox.gateway.policy import ROUTES, Auth
 from sandbox.ops.faults import FAULTS, FaultBook
 from sandbox.ops.persistence import MUTATING, PERSISTENCE, Persistence, journaled
 from sandbox.ops.requestlog import QUIET, REQUEST_LOG, RequestLog
@@ -68,8 +69,12 @@ class FrontDoor:
         settings = runtime.settings
         hosts = self.hosts
         route = ROUTES.get(name) if name is not None else None
+        # Repeats of an admitted request skip the synchronous checks (sandbox/gateway/admission.py): API GETs
+        # with an access token. Never the control plane or pages (their admin token and Origin rules).
+        repeatable = route is not None and route.method == "GET" and route.auth is Auth.BEARER \
+            and not covers(route.path) and not is_control_plane(route.path)
 
-        def serve(request: web.Request, ctx: CallContext) -> Awaitable[web.StreamResponse]:
+        def serve(request: web.Request, ctx: CallContext, admission_key: tuple | None) -> Awaitable[web.StreamResponse]:
             """Steps 2 to 4, as one awaitable (a plain function: one coroutine less per call)."""
             refused = hosts.refusal(request)
             if refused is not None:
@@ -87,15 +92,26 @@ class FrontDoor:
             if persistence is not None and request.method in MUTATING:
                 return journaled(persistence, request, ctx, runtime.clock.time(),
                                  through_gateway(request, handler, ctx, runtime, door.book, True, route))
-            return through_gateway(request, handler, ctx, runtime, door.book, False, route)
+            return through_gateway(request, handler, ctx, runtime, door.book, False, route, admission_key)
 
         async def front_door(request: web.Request) -> web.StreamResponse:
             ctx = request[CALL] = CallContext(env=resolve_env(request, runtime))
             ring = door.ring
             path = request.path
-            served = serve(request, ctx)
-            if covers(path):  # a page or the control plane: the browser-facing headers (page_security.py)
-                served = _with_page_headers(served)
+            admission = None
+            if repeatable:
+                key = admission_key(name, request.method, ctx.env, request.raw_headers)  # type: ignore[arg-type]
+                admission = runtime.world.decisions.get(key)
+                if admission is not None and admission.holds(runtime.clock.time()):
+                    ctx.admission = admission
+                    served = through_gateway(request, handler, ctx, runtime, door.book, False, route)
+                else:
+                    admission = None
+                    served = serve(request, ctx, key)
+            else:
+                served = serve(request, ctx, None)
+                if covers(path):  # a page or the control plane: the browser-facing headers (page_security.py)
+                    served = _with_page_headers(served)
             if ring is None or path in QUIET_PATHS and (request.method, path) in QUIET:
                 return await served
             started = time.perf_counter()
@@ -114,7 +130,7 @@ class FrontDoor:
                 raise
             finally:
                 try:
-                    ring.record(request, ctx, runtime.world, status, headers, started, interrupted)
+                    ring.record(request, ctx, runtime.world, status, headers, started, interrupted, admission)
                 except Exception:  # the log must never break a request
                     log.exception("could not record %s %s in the request log", request.method,
                                   printable(request.path, 200))

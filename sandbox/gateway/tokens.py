@@ -93,6 +93,7 @@ class TokenService:
         der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         self.kid = hashlib.sha256(der).hexdigest()[:16]
         self._cache.clear()
+        self.world.decisions.clear()  # admissions of tokens the old key signed (sandbox/gateway/admission.py)
 
     @cached_property
     def public_key(self) -> rsa.RSAPublicKey:
@@ -141,6 +142,10 @@ class TokenService:
             raise GatewayError("The keys that issued this access token were regenerated since; get a new token "
                                "with the new client_secret.", rule="keys-regenerated")
         return claims, keyset
+
+    def cached_claims(self, token: str) -> Claims | None:
+        """The claims of a token `verify` has decoded (and not yet forgotten), else None."""
+        return self._cache.get(token)
 
     def _decode(self, token: str) -> Claims:
         import jwt

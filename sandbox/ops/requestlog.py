@@ -23,6 +23,7 @@ from sandbox.core.clock import VirtualClock, iso_utc
 from sandbox.core.errors import printable
 from sandbox.core.model import Env, KeySet, KeyType
 from sandbox.core.world import World
+from sandbox.gateway.admission import Admission
 from sandbox.gateway.context import CallContext
 from sandbox.gateway.headers import (
     AUTHORIZATION,
@@ -74,26 +75,29 @@ class RequestLog:
         return len(self.entries) + len(self.reads)
 
     def record(self, request: web.Request, ctx: CallContext, world: World, status: int | None,
-               headers: Mapping[str, str], started: float, interrupted: bool) -> None:
-        """One request, captured after its response (or failure); `started` is its time.perf_counter() start."""
+               headers: Mapping[str, str], started: float, interrupted: bool, admission: Admission | None = None
+               ) -> None:
+        """One request, captured after its response (or failure); `started` is its time.perf_counter() start.
+        For a repeat the gateway admitted from its admission (sandbox/gateway/admission.py), the fields that
+        come from the request's headers are the admission's, worked out once by `header_fields`."""
         latency_ms = (time.perf_counter() - started) * 1000
         wall = time.time()
         method, path = request.method, request.path or request.raw_path  # CONNECT host:port has no path
         if len(path) > MAX_FIELD:
             path = path[:MAX_FIELD] + "…"
         route = ctx.route
-        if route is None and request.match_info.http_exception is None:  # refused before the gateway ran
-            route = ROUTES.get(request.match_info.route.name or "")
         request_headers = request.headers
-        msn = request_headers.get(MERCHANT_SERIAL_NUMBER)
-        if msn is not None and not (msn.isascii() and msn.isdigit() and len(msn) <= 10):
-            msn = printable(msn)  # malformed: maybe a credential sent in the wrong header, maybe a forged line
-        # Whose keys a request presented is looked up now only when no key set was verified (refusals), and only
-        # when it presented some (discovery, JWKS, pages: none).
-        presented = credentials(request_headers, path)
-        claimed = None if ctx.keyset is not None or (presented is None and CLIENT_ID not in request_headers
-                                                   and AUTHORIZATION not in request_headers) \
-            else claimed_keyset(request, world)
+        if admission is not None:
+            msn, presented, claimed = admission.logged_msn, admission.presented, None
+        else:
+            if route is None and request.match_info.http_exception is None:  # refused before the gateway ran
+                route = ROUTES.get(request.match_info.route.name or "")
+            msn, presented = header_fields(request_headers, path)
+            # Whose keys a request presented is looked up now only when no key set was verified (refusals), and
+            # only when it presented some (discovery, JWKS, pages: none).
+            claimed = None if ctx.keyset is not None or (presented is None and CLIENT_ID not in request_headers
+                                                       and AUTHORIZATION not in request_headers) \
+                else claimed_keyset(request, world)
         rule = reason = None
         if status is not None and status >= 400:  # only error bodies (sandbox.core.errors) carry these headers
             rule, reason = headers.get(SANDBOX_RULE), headers.get(SANDBOX_REASON)
@@ -183,6 +187,15 @@ def _basic(headers: Mapping[str, str]) -> tuple[str, str] | None:
 def _bearer(headers: Mapping[str, str]) -> str | None:
     auth = headers.get("Authorization", "")
     return auth[7:].strip() or None if auth.startswith("Bearer ") else None
+
+
+def header_fields(headers: Mapping[str, str], path: str) -> tuple[str | None, tuple[str | None, ...] | None]:
+    """The entry's fields that come from the request's headers alone: its Merchant-Serial-Number as logged and
+    the credentials it presented, redacted."""
+    msn = headers.get(MERCHANT_SERIAL_NUMBER)
+    if msn is not None and not (msn.isascii() and msn.isdigit() and len(msn) <= 10):
+        msn = printable(msn)  # malformed: maybe a credential sent in the wrong header, maybe a forged line
+    return msn, credentials(headers, path)
 
 
 def credentials(headers: Mapping[str, str], path: str) -> tuple[str | None, ...] | None:

@@ -199,6 +199,68 @@ class EvidenceBook:
             if len(polls) > MAX_POLLS:
                 del polls[0]
 
+    def observe_repeat(self, admission, route: str, status: int | None, headers, match: dict, request_id: int,
+                       when: float, wall: float) -> None:
+        """`observe` for a repeat of a GET the gateway admitted (sandbox/gateway/admission.py), with the same
+        effects: what comes from its headers, route and caller (the sales unit, the route's counters, the system
+        headers' values, the path parameter that names the object) is worked out on its first repeat and kept on
+        the admission, as long as this book keeps the same units (clear and load make new ones)."""
+        cached = admission.evidence
+        if cached is None or cached[0] is not self.units:
+            cached = admission.evidence = self._repeat_facts(admission, route, headers, match)
+        _, unit, stat, key_type, calls, values, no_msn, param = cached
+        self.dirty = True
+        if status is None or unit is None:  # as `observe`: no sales unit named, nothing to count
+            return
+        ident = match[param] if param is not None else None
+        proof = Proof(request_id, ident, when, wall)
+        stat.total += 1
+        stat.statuses[status] += 1
+        ok = 200 <= status < 300
+        if ok:
+            stat.ok += 1
+            stat.last_ok = proof
+        else:
+            stat.last_fail = proof
+        unit.api_calls += 1
+        if key_type:
+            unit.key_types[key_type] += 1
+        self.client_calls[calls] += 1
+        if values == unit.system_last:
+            unit.system_ok += 1
+        else:
+            self._system_values(unit, values, proof)
+        if no_msn and unit.partner_no_msn is None:
+            unit.partner_no_msn = proof
+        if status == 409:
+            unit.conflicts[route] += 1
+        if ident is not None and ok:
+            polls = unit.track(ident).polls
+            polls.append(when)
+            if len(polls) > MAX_POLLS:
+                del polls[0]
+
+    def _repeat_facts(self, admission, route: str, headers, match: dict) -> tuple:
+        keyset = admission.keyset
+        env, key_type = admission.env._value_, keyset.type._value_
+        msn = admission.msn if admission.msn is not None else keyset.owner if key_type == "merchant" else None
+        if msn is None:
+            return (self.units, None, None, None, None, None, None, None)
+        unit = self.unit(env, msn)
+        stat = unit.routes.get(route)
+        if stat is None:
+            stat = unit.routes[route] = RouteStat()
+        acting = self.clients.get((env, msn))
+        if acting is None:
+            self.clients[(env, msn)] = {keyset.client_id}
+        else:
+            acting.add(keyset.client_id)
+        get = headers.get
+        values = (get(NAME), get(VERSION), get(PLUGIN), get(PLUGIN_VERSION))
+        no_msn = key_type == "partner" and not get("Merchant-Serial-Number")
+        param = next((name for name in IDENT_PARAMS if name in match), None) if match else None
+        return (self.units, unit, stat, key_type, (env, keyset.client_id), values, no_msn, param)
+
     def route_seen(self, env: str, msn: str, route: str, status: int, proof: Proof) -> None:
         """A request that proves an endpoint item only (Login's /auth, made by the user's browser: no headers,
         keys or idempotency rules apply); a redirect (3xx) is its success."""
@@ -230,6 +292,10 @@ class EvidenceBook:
         if values == unit.system_last:  # the same four values as this unit's last request: good, and seen
             unit.system_ok += 1
             return
+        self._system_values(unit, values, proof)
+
+    @staticmethod
+    def _system_values(unit: Unit, values: tuple, proof: Proof) -> None:
         for value in values:
             if not value or len(value) > SYSTEM_HEADER_MAX:
                 if unit.system_bad is None:

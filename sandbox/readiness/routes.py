@@ -84,6 +84,12 @@ def observer(book: EvidenceBook, world, logins: LoginBook | None = None):
 
     def observe(request: web.Request, entry: tuple) -> None:
         ctx, route = entry[3], entry[6]
+        admission = ctx.admission
+        if admission is not None and route is not None and route.name not in LOGIN_ROUTES:
+            # a repeat of an admitted GET (sandbox/gateway/admission.py): what its headers say is kept
+            book.observe_repeat(admission, route.name, entry[10], request.headers, request.match_info, entry[0],
+                                entry[2], entry[1])
+            return
         if route is None or entry[5].startswith("/_sandbox") or not isinstance(ctx, CallContext) or ctx.replayed:
             return
         name = route.name
