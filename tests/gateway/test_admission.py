@@ -423,6 +423,64 @@ async def test_strict_mode_a_partner_repeat_without_a_system_header_is_refused()
         assert (await get(sandbox, path, "production", headers)).status == 200
 
 
+async def test_a_reset_leaves_no_admission_behind(sandbox):
+    """The directory back to the fixture: the repeat is answered as a request checked afresh (no payment)."""
+    _, headers, _, path = await paying_merchant(sandbox)
+    await _admitted(sandbox, path, "test", headers)
+    assert (await sandbox.request("POST", "/_sandbox/reset", "test")).status == 200
+    assert admissions(sandbox) == []
+    repeat = await get(sandbox, path, "test", headers)
+    assert repeat.status in (401, 404), repeat.text
+    assert answer(repeat) == await fresh_answer(sandbox, path, "test", headers, 1)
+
+
+async def test_a_restored_snapshot_refuses_a_token_of_a_secret_it_does_not_know(tmp_path):
+    """A snapshot from before a secret was regenerated, restored: the new secret's token is refused, repeat or not."""
+    async with started(Settings(port=0, prod_port=0, snapshot_dir=tmp_path)) as sandbox:
+        keys, _, msn, path = await paying_merchant(sandbox)
+        saved = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"name": "before"})
+        assert saved.status == 200, saved.text
+        regenerated = await sandbox.request("POST", f"/_sandbox/keys/{keys['client_id']}/regenerate", "test")
+        headers = {**await sandbox.auth_headers({**keys, "client_secret": regenerated.json["client_secret"]}, msn,
+                                                "test"), **SYSTEM}
+        await _admitted(sandbox, path, "test", headers)
+        assert (await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"name": "before"})).status == 200
+        repeat = await get(sandbox, path, "test", headers)
+        assert repeat.status == 401 and repeat.headers["Vipps-Sandbox-Rule"] == "keys-regenerated", repeat.text
+        assert answer(repeat) == await fresh_answer(sandbox, path, "test", headers, 1)
+
+
+async def test_an_injected_fault_still_fires_on_a_repeat(sandbox):
+    _, headers, msn, path = await paying_merchant(sandbox)
+    await _admitted(sandbox, path, "test", headers)
+    rule = await sandbox.request("POST", "/_sandbox/faults", "test",
+                                 json_body={"method": "GET", "path": f"{PAYMENTS}/*", "status": 503, "count": 2})
+    assert rule.status == 201, rule.text
+    for _ in range(2):
+        failed = await get(sandbox, path, "test", headers)
+        assert failed.status == 503 and failed.headers["Vipps-Sandbox-Rule"] == "fault-injected", failed.text
+    assert (await get(sandbox, path, "test", headers)).status == 200
+    entries = await log_entries(sandbox, path)
+    assert [entry["fault"] for entry in entries[-3:]] == [rule.json["id"], rule.json["id"], None]
+    assert [entry["decision"]["allowed"] for entry in entries[-3:]] == [True] * 3
+    report = await readiness(sandbox, msn, "test")
+    items = {item["id"]: item for checklist in report["checklists"] for item in checklist["items"]}
+    assert "3 of 5 successful" in items["EP-E2"]["evidence"], items["EP-E2"]
+
+
+async def test_the_rate_limit_counts_every_repeat():
+    """GET payment: 120 a minute per subscription key and reference; the 121st identical GET is the 429."""
+    async with started(Settings(port=0, prod_port=0, rate_limits=True)) as sandbox:
+        assert (await sandbox.request("POST", "/_sandbox/clock", "test", json_body={"freeze": True})).status == 200
+        _, headers, _, path = await paying_merchant(sandbox)
+        statuses = [(await get(sandbox, path, "test", headers)).status for _ in range(121)]
+        assert statuses == [200] * 120 + [429]
+        assert admissions(sandbox)
+        limited = await get(sandbox, path, "test", headers)
+        assert limited.status == 429 and limited.headers["Vipps-Sandbox-Rule"] == "rate-limited", limited.text
+        assert answer(limited) == await fresh_answer(sandbox, path, "test", headers, 1)
+
+
 # -- 4. a refusal is never kept -------------------------------------------------------------------------------
 
 async def test_a_refusal_is_checked_again_every_time(sandbox):
