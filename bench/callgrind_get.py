@@ -1,6 +1,6 @@
 """Instructions per authorized GET payment and GET agreement, counted by callgrind: the stable figure on a noisy VM.
 
-    python bench/callgrind_get.py [--requests 2000] [--repo DIR] [--only payment|agreement] [--keep DIR]
+    python bench/callgrind_get.py [--requests 2000] [--repo DIR] [--only payment|agreement|discovery|jwks] [--keep DIR]
 
 The server runs under `valgrind --tool=callgrind` as `python -m sandbox serve` (from --repo, default this
 checkout, so an older checkout can be measured with the same script); a client in this process sets up one
@@ -52,7 +52,8 @@ app = web.Application()
 app.router.add_get("/_sandbox/health", lambda r: web.json_response({"status": "ok"}))
 app.router.add_get("/payment", lambda r: web.Response(text=BODY, content_type="application/json"))
 AGREEMENT = sys.argv[2] if len(sys.argv) > 2 else BODY
-app.router.add_get("/agreement", lambda r: web.Response(text=AGREEMENT, content_type="application/json"))
+for name in ("agreement", "discovery", "jwks"):
+    app.router.add_get("/" + name, lambda r: web.Response(text=AGREEMENT, content_type="application/json"))
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
 
@@ -123,6 +124,8 @@ def sandbox_get(port: int, what: str = "payment") -> tuple[str, dict[str, str]]:
     Takes the first merchant test keys whose sales unit can take a payment (or draft an agreement)."""
     if what == "agreement":
         return sandbox_get_agreement(port)
+    if what in LOGIN_DOCUMENTS:  # Login's discovery and JWKS: no credentials
+        return LOGIN_DOCUMENTS[what], {}
     conn = Connection(port)
     status, body = conn.request("GET", "/_sandbox/keys?type=merchant&env=test", {})
     assert status == 200, body
@@ -151,6 +154,8 @@ def sandbox_get(port: int, what: str = "payment") -> tuple[str, dict[str, str]]:
     raise RuntimeError("no merchant test keys could create a payment")
 
 
+LOGIN_DOCUMENTS = {"discovery": "/access-management-1.0/access/.well-known/openid-configuration",
+                   "jwks": "/access-management-1.0/access/.well-known/jwks.json"}
 DRAFT = json.dumps({"pricing": {"type": "LEGACY", "amount": 9900, "currency": "NOK"},
                     "interval": {"unit": "MONTH", "count": 1}, "merchantRedirectUrl": "https://shop.example.com/r",
                     "merchantAgreementUrl": "https://shop.example.com/a",
@@ -178,6 +183,9 @@ def sandbox_get_agreement(port: int) -> tuple[str, dict[str, str]]:
         conn.close()
         return f"/recurring/v3/agreements/{agreement_id}", headers
     raise RuntimeError("no merchant test keys could draft an agreement")
+
+
+WHAT = ("payment", "agreement", *LOGIN_DOCUMENTS)
 
 
 def cpu_ticks(pid: int) -> int:
@@ -256,7 +264,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="N: the GETs counted")
     parser.add_argument("--repo", type=Path, default=ROOT, help="the checkout whose sandbox is measured")
-    parser.add_argument("--only", choices=("payment", "agreement"), help="measure one GET only")
+    parser.add_argument("--only", choices=WHAT, help="measure one GET only")
     parser.add_argument("--keep", type=Path, help="keep each loop's callgrind dump in this directory")
     args = parser.parse_args()
     if not shutil.which("valgrind"):
@@ -267,8 +275,8 @@ def main() -> None:
         return [sys.executable, "-m", "sandbox", "serve", "--port", str(port), "--prod-port", str(free_port())]
 
     print(f"checkout: {repo.name}; {args.requests} GETs counted (after 100 not counted)")
-    for what in ("payment", "agreement"):
-        if args.only not in (None, what):
+    for what in WHAT:
+        if args.only is None and what in LOGIN_DOCUMENTS or args.only not in (None, what):
             continue
         ours, body, headers = per_request(sandbox_cmd, args.requests, True, repo, what, args.keep)
 

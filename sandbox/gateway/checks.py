@@ -351,20 +351,28 @@ def admit(request: web.Request, ctx: CallContext, runtime: Runtime, route: Route
             raise errors.Denied(decision.reason, decision.rule, status=decision.status, detail=decision.detail)
         ctx.msn = decision.msn
     ctx.missing_system_headers = missing
-    if admission_key is not None and ctx.decision is not None and route.auth is Auth.BEARER:
-        keep_admission(request, ctx, runtime, admission_key)
+    if admission_key is not None:
+        keep_admission(request, ctx, runtime, route, admission_key)
 
 
-def keep_admission(request: web.Request, ctx: CallContext, runtime: Runtime, key: tuple) -> None:
-    """The verdict on a bearer request just let through, for its repeats (sandbox/gateway/admission.py)."""
+def keep_admission(request: web.Request, ctx: CallContext, runtime: Runtime, route: RoutePolicy, key: tuple) -> None:
+    """The verdict on a request just let through, for its repeats (sandbox/gateway/admission.py): a bearer
+    request's, while its token is valid; a request without credentials to a route that takes none, for good."""
     world = runtime.world
-    header = request.headers.get(AUTHORIZATION, "")
-    claims = runtime.tokens.cached_claims(header[7:].strip())
-    if claims is None or ctx.keyset is None or ctx.decision is None or len(world.decisions) >= ADMISSION_LIMIT:
+    if len(world.decisions) >= ADMISSION_LIMIT:  # requests that never repeat (a request id header): start afresh
+        world.decisions.clear()
+    headers = request.headers
+    logged_msn, presented = header_fields(headers, request.path)
+    if route.auth is Auth.BEARER:
+        claims = runtime.tokens.cached_claims(headers.get(AUTHORIZATION, "")[7:].strip())
+        if claims is None or ctx.keyset is None or ctx.decision is None:
+            return
+    elif route.auth is Auth.NONE and presented is None and CLIENT_ID not in headers and AUTHORIZATION not in headers:
+        claims = None
+    else:
         return
-    logged_msn, presented = header_fields(request.headers, request.path)
     world.decisions[key] = Admission(ctx.keyset, ctx.decision, ctx.msn, ctx.missing_system_headers,
-                                     tuple(ctx.warnings), claims, logged_msn, presented, ctx.env)
+                                     tuple(ctx.warnings), claims, logged_msn, presented, headers.get(HOST), ctx.env)
 
 
 async def through_gateway(request: web.Request, handler: Handler, ctx: CallContext, runtime: Runtime,

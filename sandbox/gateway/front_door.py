@@ -29,7 +29,7 @@ from yarl import URL
 from sandbox.core.errors import printable
 from sandbox.core.runtime import Runtime
 from sandbox.gateway.admin import is_control_plane, refusal
-from sandbox.gateway.admission import admission_key
+from sandbox.gateway.admission import ADMISSION
 from sandbox.gateway.checks import UNMATCHED, Handler, resolve_env, through_gateway
 from sandbox.gateway.context import CALL, CallContext
 from sandbox.gateway.delivery_guard import delivery_refusal
@@ -69,9 +69,11 @@ class FrontDoor:
         settings = runtime.settings
         hosts = self.hosts
         route = ROUTES.get(name) if name is not None else None
+        clock = runtime.clock
         # Repeats of an admitted request skip the synchronous checks (sandbox/gateway/admission.py): API GETs
-        # with an access token. Never the control plane or pages (their admin token and Origin rules).
-        repeatable = route is not None and route.method == "GET" and route.auth is Auth.BEARER \
+        # with an access token or without credentials. Never the control plane or pages (their admin token and
+        # Origin rules).
+        repeatable = route is not None and route.method == "GET" and route.auth in REPEATABLE \
             and not covers(route.path) and not is_control_plane(route.path)
 
         def serve(request: web.Request, ctx: CallContext, admission_key: tuple | None) -> Awaitable[web.StreamResponse]:
@@ -100,9 +102,9 @@ class FrontDoor:
             path = request.path
             admission = None
             if repeatable:
-                key = admission_key(name, request.method, ctx.env, request.raw_headers)  # type: ignore[arg-type]
+                key = (ADMISSION, name, request.method, ctx.env, request.raw_headers)  # admission.py
                 admission = runtime.world.decisions.get(key)
-                if admission is not None and admission.holds(runtime.clock.time()):
+                if admission is not None and admission.nbf <= clock.time() < admission.exp:  # Admission.holds
                     ctx.admission = admission
                     served = through_gateway(request, handler, ctx, runtime, door.book, False, route)
                 else:
@@ -130,7 +132,10 @@ class FrontDoor:
                 raise
             finally:
                 try:
-                    ring.record(request, ctx, runtime.world, status, headers, started, interrupted, admission)
+                    if admission is not None:
+                        ring.record_repeat(request, ctx, admission, status, headers, started, interrupted)
+                    else:
+                        ring.record(request, ctx, runtime.world, status, headers, started, interrupted)
                 except Exception:  # the log must never break a request
                     log.exception("could not record %s %s in the request log", request.method,
                                   printable(request.path, 200))
@@ -143,6 +148,7 @@ class FrontDoor:
 FRONT_DOOR = web.AppKey("front_door", FrontDoor)
 CONNECT_HANDLER = web.AppKey("connect_handler", Handler)  # type: ignore[arg-type]
 QUIET_PATHS = frozenset(path for _, path in QUIET)
+REPEATABLE = frozenset({Auth.BEARER, Auth.NONE})  # the credentials of routes whose GETs may be admitted
 
 
 async def _ready(response: web.StreamResponse) -> web.StreamResponse:

@@ -75,11 +75,8 @@ class RequestLog:
         return len(self.entries) + len(self.reads)
 
     def record(self, request: web.Request, ctx: CallContext, world: World, status: int | None,
-               headers: Mapping[str, str], started: float, interrupted: bool, admission: Admission | None = None
-               ) -> None:
-        """One request, captured after its response (or failure); `started` is its time.perf_counter() start.
-        For a repeat the gateway admitted from its admission (sandbox/gateway/admission.py), the fields that
-        come from the request's headers are the admission's, worked out once by `header_fields`."""
+               headers: Mapping[str, str], started: float, interrupted: bool) -> None:
+        """One request, captured after its response (or failure); `started` is its time.perf_counter() start."""
         latency_ms = (time.perf_counter() - started) * 1000
         wall = time.time()
         method, path = request.method, request.path or request.raw_path  # CONNECT host:port has no path
@@ -87,17 +84,14 @@ class RequestLog:
             path = path[:MAX_FIELD] + "…"
         route = ctx.route
         request_headers = request.headers
-        if admission is not None:
-            msn, presented, claimed = admission.logged_msn, admission.presented, None
-        else:
-            if route is None and request.match_info.http_exception is None:  # refused before the gateway ran
-                route = ROUTES.get(request.match_info.route.name or "")
-            msn, presented = header_fields(request_headers, path)
-            # Whose keys a request presented is looked up now only when no key set was verified (refusals), and
-            # only when it presented some (discovery, JWKS, pages: none).
-            claimed = None if ctx.keyset is not None or (presented is None and CLIENT_ID not in request_headers
-                                                       and AUTHORIZATION not in request_headers) \
-                else claimed_keyset(request, world)
+        if route is None and request.match_info.http_exception is None:  # refused before the gateway ran
+            route = ROUTES.get(request.match_info.route.name or "")
+        msn, presented = header_fields(request_headers, path)
+        # Whose keys a request presented is looked up now only when no key set was verified (refusals), and only
+        # when it presented some (discovery, JWKS, pages: none).
+        claimed = None if ctx.keyset is not None or (presented is None and CLIENT_ID not in request_headers
+                                                   and AUTHORIZATION not in request_headers) \
+            else claimed_keyset(request, world)
         rule = reason = None
         if status is not None and status >= 400:  # only error bodies (sandbox.core.errors) carry these headers
             rule, reason = headers.get(SANDBOX_RULE), headers.get(SANDBOX_REASON)
@@ -113,6 +107,29 @@ class RequestLog:
             observer(request, entry)
         for listener in self.listeners:
             listener(self.shape(entry))
+
+    def record_repeat(self, request: web.Request, ctx: CallContext, admission: Admission, status: int | None,
+                      headers: Mapping[str, str], started: float, interrupted: bool) -> None:
+        """`record`, for a repeat the gateway admitted (sandbox/gateway/admission.py): an API request (never a read
+        under /_sandbox/) whose route and caller are known, and whose header fields the admission holds."""
+        latency_ms = (time.perf_counter() - started) * 1000
+        wall = time.time()
+        path = request.path
+        if len(path) > MAX_FIELD:
+            path = path[:MAX_FIELD] + "…"
+        rule = reason = None
+        if status is not None and status >= 400:
+            rule, reason = headers.get(SANDBOX_RULE), headers.get(SANDBOX_REASON)
+        entry = (next(self._ids), wall, self.clock.at(wall), ctx, request.method, path, ctx.route, None,
+                 admission.logged_msn, admission.presented, status, rule, reason, latency_ms, interrupted,
+                 admission.host, request.scheme, getattr(request.protocol, "proxied", False))
+        self.entries.append(entry)
+        for observer in self.observers:
+            observer(request, entry)
+        if self.listeners:
+            shaped = self.shape(entry)
+            for listener in self.listeners:
+                listener(shaped)
 
     def record_refused(self, env: Env, status: int, reason: str, *, method: str = "?",
                        path: str = "(unparsable request)", rule: str = "unparsable-request", host: str | None = None,

@@ -138,6 +138,10 @@ class EvidenceBook:
     def clear(self) -> None:
         self.__init__()  # type: ignore[misc]
 
+    @staticmethod
+    def settle() -> None:
+        """Folds in what is still queued (sandbox/readiness/repeats.py sets it): every reader calls it first."""
+
     # -- feeding -------------------------------------------------------------------------------------------
     def observe(self, env: str, msn: str | None, route: str | None, api: str, method: str, path: str,
                 status: int | None, headers, match: dict, key_type: str | None, client_id: str | None,
@@ -199,12 +203,14 @@ class EvidenceBook:
             if len(polls) > MAX_POLLS:
                 del polls[0]
 
-    def observe_repeat(self, admission, route: str, status: int | None, headers, match: dict, request_id: int,
-                       when: float, wall: float) -> None:
-        """`observe` for a repeat of a GET the gateway admitted (sandbox/gateway/admission.py), with the same
-        effects: what comes from its headers, route and caller (the sales unit, the route's counters, the system
-        headers' values, the path parameter that names the object) is worked out on its first repeat and kept on
-        the admission, as long as this book keeps the same units (clear and load make new ones)."""
+    def observe_run(self, admission, route: str, status: int | None, headers, match: dict, n: int, first: tuple,
+                    last: tuple, whens: list[float]) -> None:
+        """`observe`, for a run of n repeats of a GET the gateway admitted (sandbox/gateway/admission.py): the same
+        path, status and connection, one after the other (sandbox/readiness/repeats.py); `first` and `last` are
+        their request-log entries, `whens` their virtual times. The effects are those of n calls of `observe`.
+        What comes from the requests' headers, route and caller (the sales unit, the route's counters, the system
+        headers' values, the path parameter that names the object) is worked out once and kept on the admission,
+        as long as this book keeps the same units (clear and load make new ones)."""
         cached = admission.evidence
         if cached is None or cached[0] is not self.units:
             cached = admission.evidence = self._repeat_facts(admission, route, headers, match)
@@ -213,32 +219,34 @@ class EvidenceBook:
         if status is None or unit is None:  # as `observe`: no sales unit named, nothing to count
             return
         ident = match[param] if param is not None else None
-        proof = Proof(request_id, ident, when, wall)
-        stat.total += 1
-        stat.statuses[status] += 1
+        proof = Proof(last[0], ident, last[2], last[1])  # an entry: (id, wall time, virtual time, ...)
+        stat.total += n
+        stat.statuses[status] += n
         ok = 200 <= status < 300
         if ok:
-            stat.ok += 1
+            stat.ok += n
             stat.last_ok = proof
         else:
             stat.last_fail = proof
-        unit.api_calls += 1
+        unit.api_calls += n
         if key_type:
-            unit.key_types[key_type] += 1
-        self.client_calls[calls] += 1
+            unit.key_types[key_type] += n
+        self.client_calls[calls] += n
         if values == unit.system_last:
-            unit.system_ok += 1
+            unit.system_ok += n
         else:
-            self._system_values(unit, values, proof)
+            self._system_values(unit, values, Proof(first[0], ident, first[2], first[1]))
+            if values == unit.system_last:  # good: the run's other requests repeat them
+                unit.system_ok += n - 1
         if no_msn and unit.partner_no_msn is None:
-            unit.partner_no_msn = proof
+            unit.partner_no_msn = Proof(first[0], ident, first[2], first[1])
         if status == 409:
-            unit.conflicts[route] += 1
+            unit.conflicts[route] += n
         if ident is not None and ok:
             polls = unit.track(ident).polls
-            polls.append(when)
+            polls.extend(whens)
             if len(polls) > MAX_POLLS:
-                del polls[0]
+                del polls[:-MAX_POLLS]
 
     def _repeat_facts(self, admission, route: str, headers, match: dict) -> tuple:
         keyset = admission.keyset
@@ -387,6 +395,8 @@ class EvidenceBook:
 
     # -- snapshots -----------------------------------------------------------------------------------------
     def dump(self) -> dict:
+        self.settle()
+
         def proof(value: Proof | None) -> dict | None:
             return value.as_json() if value else None
 

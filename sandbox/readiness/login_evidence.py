@@ -147,9 +147,15 @@ class LoginBook:
 
     def fetched(self, route: str, env: str, peer: str, status: int, proof: Proof, when: float) -> None:
         """Discovery or JWKS, fetched by whoever is at `peer` (neither request names a client)."""
+        self.fetched_run(route, env, peer, status, proof, (when,))
+
+    def fetched_run(self, route: str, env: str, peer: str, status: int, proof: Proof, whens) -> None:
+        """`fetched` for several fetches one after the other, at `whens`; `proof` is the last one's."""
         if status < 400:
             if route == "login.discovery":
-                self.discovery.fetched(env, peer, when)
+                fetches = self.discovery
+                for when in whens:
+                    fetches.fetched(env, peer, when)
             self.anonymous[(route, env, peer)] = proof
             if len(self.anonymous) > MAX_PEERS:
                 self.anonymous.pop(next(iter(self.anonymous)))

@@ -28,6 +28,7 @@ from sandbox.ops.faults import FAULTS
 from sandbox.ops.requestlog import REQUEST_LOG
 from sandbox.readiness.evidence import EvidenceBook, Proof
 from sandbox.readiness.login_evidence import ANONYMOUS, LoginBook
+from sandbox.readiness.repeats import Repeats
 
 if TYPE_CHECKING:  # the checklists, their checks, the report and its pages: on the first report, not at the start
     from sandbox.readiness.checks import Context
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 EVIDENCE = web.AppKey("readiness_evidence", EvidenceBook)
 LOGIN_EVIDENCE = web.AppKey("readiness_login_evidence", LoginBook)
 LOGIN_ROUTES = frozenset({"login.discovery", "login.jwks", "login.auth", "login.token"})
+#: Login routes whose admitted repeats are still observed one by one (their query or form is read).
+FOLDED_ROUTES = LOGIN_ROUTES - frozenset(ANONYMOUS)
 STATE_FILE = "readiness.json"
 _BY_METHOD_PATH = {(entry.method, entry.path): name for name, entry in ROUTES.items()}
 
@@ -78,18 +81,24 @@ def _login_form():
     return FORM
 
 
-def observer(book: EvidenceBook, world, logins: LoginBook | None = None):
+def observer(book: EvidenceBook, world, logins: LoginBook | None = None, repeats: Repeats | None = None):
     """The request log's observer: what each request the integration made proves. `world()` is the directory
-    now (a reset replaces it)."""
+    now (a reset replaces it). Repeats of admitted requests are queued in `repeats` and folded in a run at a time
+    (sandbox/readiness/repeats.py); anything else folds the queue in first, so the order is kept."""
+    repeats = repeats or Repeats(book, logins)
+    queued = FOLDED_ROUTES
 
     def observe(request: web.Request, entry: tuple) -> None:
         ctx, route = entry[3], entry[6]
         admission = ctx.admission
-        if admission is not None and route is not None and route.name not in LOGIN_ROUTES:
-            # a repeat of an admitted GET (sandbox/gateway/admission.py): what its headers say is kept
-            book.observe_repeat(admission, route.name, entry[10], request.headers, request.match_info, entry[0],
-                                entry[2], entry[1])
+        # Queued: repeats of admitted GETs (a HEAD is no poll) that name their sales unit, or that need none (Login's
+        # discovery and JWKS); partner keys without a Merchant-Serial-Number count against every unit they reach.
+        if admission is not None and route is not None and route.name not in queued and request.method == "GET" \
+                and (admission.msn is not None or admission.keyset is None):
+            repeats.add(request, entry, admission)
             return
+        if repeats.runs:
+            repeats.settle()
         if route is None or entry[5].startswith("/_sandbox") or not isinstance(ctx, CallContext) or ctx.replayed:
             return
         name = route.name
@@ -171,6 +180,7 @@ def context(request: web.Request, msn: str, envs: list[str]) -> Context:
     from sandbox.readiness.checks import Context
 
     book, logins = request.app[EVIDENCE], request.app[LOGIN_EVIDENCE]
+    book.settle()
     units = [(env, book.units[(env, msn)]) for env in envs if (env, msn) in book.units]
     clients = {client for env in envs for client in book.clients.get((env, msn), ())}
     registrations, attempts = _live(request, msn, envs)
@@ -260,6 +270,7 @@ def _persist(app: web.Application, book: EvidenceBook, logins: LoginBook, direct
         if path.exists():
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
+                book.settle()
                 book.load(data)
                 logins.load(data.get("login", []))
             except (ValueError, KeyError, TypeError) as exc:
@@ -280,8 +291,17 @@ def setup(app: web.Application) -> None:
     runtime = app[RUNTIME]
     book = app[EVIDENCE] = EvidenceBook()
     logins = app[LOGIN_EVIDENCE] = LoginBook(runtime.settings.login_ciba_interval)
-    app[REQUEST_LOG].observers.append(observer(book, lambda: runtime.world, logins))
-    runtime.listeners.append(lambda kind, payload: book.on_event(kind, payload, runtime.clock.time()))
+    repeats = Repeats(book, logins)
+    book.settle = repeats.settle  # type: ignore[method-assign]
+    app[REQUEST_LOG].observers.append(observer(book, lambda: runtime.world, logins, repeats))
+
+    def on_event(kind: str, payload: dict) -> None:
+        if repeats.runs:
+            repeats.settle()
+        book.on_event(kind, payload, runtime.clock.time())
+
+    runtime.listeners.append(on_event)
+    runtime.reset_hooks.append(repeats.drop)
     runtime.reset_hooks.append(book.clear)
     runtime.reset_hooks.append(logins.clear)
     if runtime.settings.state is not None:
@@ -293,6 +313,7 @@ def setup(app: web.Application) -> None:
             return {**book.dump(), "login": logins.dump()}
 
         def load(data: dict) -> None:
+            book.settle()  # folded into the book the snapshot replaces
             book.load(data)
             logins.load(data.get("login", []))
 
