@@ -389,39 +389,67 @@ async def through_gateway(request: web.Request, handler: Handler, ctx: CallConte
     try:
         admission = ctx.admission
         if admission is not None:
-            ctx.route = route
-            ctx.keyset, ctx.decision, ctx.msn = admission.keyset, admission.decision, admission.msn
-            ctx.missing_system_headers = admission.missing
-            if admission.warnings:
-                ctx.warnings.extend(admission.warnings)
+            admitted(ctx, route, admission)  # type: ignore[arg-type]
         else:
             if route is None:
                 route = route_of(request)
             if route is None:
                 raise await unmatched(request)
             admit(request, ctx, runtime, route, admission_key)
-        if request.body_exists and is_json_type(request.content_type):
-            check_depth(await request.read())  # every JSON body, before anything parses or keeps it
-        if runtime.rate_limiter is not None and route.name in LIMITS:
-            await check_rate_limit(request, ctx, route, runtime, runtime.rate_limiter)
-        if read_body:
-            await request.read()  # kept by aiohttp: the handler's read() gets the same bytes
-        if book is not None and book.rules:
-            await faults.before_handler(request, ctx, book)  # injected faults (sandbox/ops/faults.py)
+        if read_body or waits(request, runtime, route, book):
+            await asynchronous_checks(request, ctx, runtime, route, book, read_body)
         response = await handler(request)
-    except SandboxError as exc:
+    except Exception as exc:
+        response = failure(exc, request, ctx)
+    return labelled(response, ctx)
+
+
+def admitted(ctx: CallContext, route: RoutePolicy, admission: Admission) -> None:
+    """A repeat's context, from its admission: what `admit` found the first time."""
+    ctx.route = route
+    ctx.keyset, ctx.decision, ctx.msn = admission.keyset, admission.decision, admission.msn
+    ctx.missing_system_headers = admission.missing
+    if admission.warnings:
+        ctx.warnings.extend(admission.warnings)
+
+
+def waits(request: web.Request, runtime: Runtime, route: RoutePolicy, book: faults.FaultBook | None) -> bool:
+    """Whether any of the asynchronous checks applies: a JSON body, a rate limit, injected faults."""
+    return (request.body_exists and is_json_type(request.content_type)) \
+        or (runtime.rate_limiter is not None and route.name in LIMITS) or (book is not None and bool(book.rules))
+
+
+async def asynchronous_checks(request: web.Request, ctx: CallContext, runtime: Runtime, route: RoutePolicy,
+                              book: faults.FaultBook | None, read_body: bool) -> None:
+    if request.body_exists and is_json_type(request.content_type):
+        check_depth(await request.read())  # every JSON body, before anything parses or keeps it
+    if runtime.rate_limiter is not None and route.name in LIMITS:
+        await check_rate_limit(request, ctx, route, runtime, runtime.rate_limiter)
+    if read_body:
+        await request.read()  # kept by aiohttp: the handler's read() gets the same bytes
+    if book is not None and book.rules:
+        await faults.before_handler(request, ctx, book)  # injected faults (sandbox/ops/faults.py)
+
+
+def failure(exc: Exception, request: web.Request, ctx: CallContext) -> web.StreamResponse:
+    """The answer to what the checks or the handler raised, in the route's format (never a traceback); a redirect
+    (an HTTPException below 400) is raised again. Called from an `except` block."""
+    if isinstance(exc, SandboxError):
         if isinstance(exc, errors.OpaqueDenial):  # let through, then hidden by the backend: a denial, explained
             ctx.decision = deny(str(exc.rule), exc.reason, exc.status)
-        response = errors.render(exc, render_context(request, ctx))
-    except web.HTTPException as exc:
+        return errors.render(exc, render_context(request, ctx))
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         title = errors.HTTP_TITLES.get(exc.status, "Error")
-        response = errors.render(Problem(exc.status, title, exc.reason or title), render_context(request, ctx))
-    except Exception:  # never a traceback to the client
-        log.exception("unhandled error on %s %s", request.method, printable(request.path, 200))
-        response = errors.render(Problem(500, "Internal Server Error", "The sandbox failed unexpectedly."),
-                                 render_context(request, ctx))
+        return errors.render(Problem(exc.status, title, exc.reason or title), render_context(request, ctx))
+    log.exception("unhandled error on %s %s", request.method, printable(request.path, 200))
+    return errors.render(Problem(500, "Internal Server Error", "The sandbox failed unexpectedly."),
+                         render_context(request, ctx))
+
+
+def labelled(response: web.StreamResponse, ctx: CallContext) -> web.StreamResponse:
+    """The Vipps-Sandbox-Decision (and -Warning) headers of an answer."""
     if ctx.decision is not None:
         response.headers[SANDBOX_DECISION] = "allow" if ctx.decision.allowed else "deny"
     elif SANDBOX_RULE in response.headers and response.status >= 400:

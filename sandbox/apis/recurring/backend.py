@@ -429,9 +429,9 @@ class RecurringBackend:
     # -- lookups ----------------------------------------------------------------------------------------
     def agreement(self, env: Env, msn: str, agreement_id: str) -> Agreement:
         self.sweep()
-        rules.check_agreement_id(agreement_id)
         found = self.agreements.get((env, msn, agreement_id))
-        if found is None:
+        if found is None:  # a kept agreement's id was checked when it was made: only others need the format check
+            rules.check_agreement_id(agreement_id)
             raise self._not_found("agreement", agreement_id, env, msn,
                                   lambda e, m: (e, m, agreement_id) in self.agreements)
         return found
