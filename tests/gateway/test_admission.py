@@ -880,3 +880,16 @@ async def test_the_queue_stays_bounded_while_an_integration_polls():
         items = {item["id"]: item for checklist in report["checklists"] for item in checklist["items"]}
         assert "300 of 300 successful" in items["EP-E2"]["evidence"], items["EP-E2"]
         assert queue.runs == []
+
+
+async def test_repeats_queued_when_the_sandbox_stops_are_in_its_state_directory(tmp_path):
+    """With --state the book is written when the app stops: the runs still queued then are folded in first."""
+    async with started(Settings(port=0, prod_port=0, state=tmp_path / "state")) as sandbox:
+        headers, msn, path = await _payment(sandbox, "premium-shop-1", "order-0000001")
+        for _ in range(20):
+            assert (await get(sandbox, path, "test", headers)).status == 200
+        assert admissions(sandbox)
+    async with started(Settings(port=0, prod_port=0, state=tmp_path / "state")) as sandbox:
+        report = await readiness(sandbox, msn, "test")
+        items = {item["id"]: item for checklist in report["checklists"] for item in checklist["items"]}
+        assert "20 of 20 successful" in items["EP-E2"]["evidence"], items["EP-E2"]
