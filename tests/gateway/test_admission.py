@@ -10,10 +10,13 @@ a test of repeats whose requests were never repeats would prove nothing.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
+from urllib.parse import urlencode, urlsplit
 
+import aiohttp
 import pytest
 from epayment_support import create_body
 
@@ -21,7 +24,8 @@ from sandbox.apis.report.ledger import ledger_id_for
 from sandbox.core.model import Env
 from sandbox.core.settings import Settings
 from sandbox.gateway.admission import Admission
-from sandbox.readiness.routes import EVIDENCE
+from sandbox.ops.snapshots import read_snapshot
+from sandbox.readiness.routes import EVIDENCE, LOGIN_EVIDENCE
 from sandbox.testing import Reply, SandboxClient, started
 
 SYSTEM = {"Vipps-System-Name": "acme-shop", "Vipps-System-Version": "4.2.0",
@@ -573,3 +577,319 @@ async def test_head_and_get_do_not_share_an_admission(sandbox):
     entries = await log_entries(sandbox, path)
     assert [entry["method"] for entry in entries] == ["HEAD", "HEAD", "GET", "GET"]
     assert without_per_request(entries[0]) | {"method": "GET"} == without_per_request(entries[2])
+
+
+# -- 7. runs of repeats (sandbox/readiness/repeats.py): folded later, the books as if observed one by one -------
+
+async def _books_of(scenario, vary: bool, settings: Settings | None = None) -> tuple:
+    """`_evidence_of`, with the Login book too: (report, evidence book, Login book) after the scenario; the
+    scenario may return (msn, env, what it read in the middle)."""
+    async with started(settings or Settings(port=0, prod_port=0)) as sandbox:
+        assert (await sandbox.request("POST", "/_sandbox/clock", "test", json_body={"freeze": True})).status == 200
+        done = await scenario(sandbox, (lambda n: {"X-Poll": str(n)}) if vary else (lambda n: {}))
+        msn, env, middle = (*done, None)[:3]
+        if not vary:
+            assert sandbox.runtime.world.decisions, "the identical requests were not served from an admission"
+        logins = normalized(sandbox.running.app[LOGIN_EVIDENCE].dump())
+        return await readiness(sandbox, msn, env), evidence(sandbox), logins, middle
+
+
+async def _same_books(scenario, settings: Settings | None = None) -> tuple:
+    repeated = await _books_of(scenario, False, settings)
+    afresh = await _books_of(scenario, True, settings)
+    for name, one, other in zip(("report", "evidence", "login", "middle"), repeated, afresh, strict=True):
+        found = differences(one, other, name)
+        assert not found, found
+    return repeated
+
+
+async def _payment(sandbox: SandboxClient, role: str, reference: str, env: str = "test",
+                   headers: dict | None = None) -> tuple[dict, str, str]:
+    """A merchant of `role` with a payment made: (headers with the system headers, msn, the payment's path)."""
+    msn = sandbox.msn_role(role)
+    headers = headers or {**await sandbox.auth_headers(sandbox.key("merchant", env, msn), msn, env), **SYSTEM}
+    body = create_body(reference, currency=sandbox.runtime.world.sales_units[msn].currency)
+    created = await sandbox.request("POST", PAYMENTS, env, json_body=body,
+                                    headers={**headers, "Idempotency-Key": f"create-{reference}"})
+    assert created.status == 201, created.text
+    return headers, msn, f"{PAYMENTS}/{reference}"
+
+
+async def _two_merchants_alternate(sandbox: SandboxClient, extra) -> tuple[str, str]:
+    """premium-shop-1 polls two of its payments and independent-1 one of its own, in turn: runs of one request,
+    one admission shared by two paths, and two admissions interleaved."""
+    headers, msn, first = await _payment(sandbox, "premium-shop-1", "order-0000001")
+    _, _, second = await _payment(sandbox, "premium-shop-1", "order-0000002", headers=headers)
+    other_headers, _, other = await _payment(sandbox, "independent-1", "order-0000003")
+    for n in range(20):
+        for path, sent in ((first, headers), (other, other_headers), (second, headers)):
+            reply = await get(sandbox, path, "test", {**sent, **extra(n)})
+            assert reply.status == 200, reply.text
+    return msn, "test"
+
+
+async def _merchant_and_partner_alternate(sandbox: SandboxClient, extra) -> tuple[str, str]:
+    """The merchant and a partner acting for it poll two payments of the sales unit in turn (production)."""
+    merchant, msn, first = await _payment(sandbox, "premium-shop-1", "order-0000011", "production")
+    _, _, second = await _payment(sandbox, "premium-shop-1", "order-0000012", "production", merchant)
+    partner = sandbox.key("partner", "production", owner=sandbox.partner_role("premium"))
+    acting = {**await sandbox.auth_headers(partner, msn, "production"), **SYSTEM}
+    for n in range(20):
+        for path, sent in ((first, merchant), (second, acting)):
+            assert (await get(sandbox, path, "production", {**sent, **extra(n)})).status == 200
+    return msn, "production"
+
+
+@pytest.mark.parametrize("scenario", [_two_merchants_alternate, _merchant_and_partner_alternate],
+                         ids=lambda f: f.__name__.strip("_"))
+async def test_interleaved_repeats_leave_the_books_of_requests_checked_afresh(scenario):
+    await _same_books(scenario)
+
+
+async def _long_run(sandbox: SandboxClient, extra) -> tuple[str, str]:
+    """150 polls of one payment: runs of 64, 64 and 21 (the first request is no repeat)."""
+    headers, msn, path = await _payment(sandbox, "premium-shop-1", "order-0000001")
+    for n in range(150):
+        assert (await get(sandbox, path, "test", {**headers, **extra(n)})).status == 200
+    return msn, "test"
+
+
+async def _many_runs(sandbox: SandboxClient, extra) -> tuple[str, str]:
+    """70 payments, each polled twice in a row with the same headers (one admission for all 70 paths): about 70
+    runs, more than the queue holds."""
+    headers, msn, path = await _payment(sandbox, "premium-shop-1", "order-0000001")
+    paths = [path] + [(await _payment(sandbox, "premium-shop-1", f"order-{n:07d}", headers=headers))[2]
+                      for n in range(2, 71)]
+    for n, path in enumerate(paths):
+        for again in range(2):
+            assert (await get(sandbox, path, "test", {**headers, **extra(2 * n + again)})).status == 200
+    return msn, "test"
+
+
+@pytest.mark.parametrize("scenario", [_long_run, _many_runs], ids=lambda f: f.__name__.strip("_"))
+async def test_runs_longer_than_a_run_and_more_than_the_queue_holds(scenario):
+    _, book, _, _ = await _same_books(scenario)
+    unit = next(unit for unit in book["units"] if unit["env"] == "test")
+    polled = [polls for _, _, _, _, polls, _, _ in unit["objects"] if polls]
+    if scenario is _long_run:
+        assert unit["routes"]["epayment.get"]["total"] == 150
+        assert [len(polls) for polls in polled] == [64]  # the newest 64 poll times
+    else:
+        assert unit["routes"]["epayment.get"]["total"] == 140
+        assert [len(polls) for polls in polled] == [2] * 70
+
+
+async def test_concurrent_connections_polling_one_payment_count_every_request():
+    """Four keep-alive connections poll one payment 50 times each, at once: what the runs make of the interleaving
+    differs from run to run, so the counts are compared (and the 64 poll times kept)."""
+
+    async def polled(vary: bool) -> dict:
+        async with started(Settings(port=0, prod_port=0)) as sandbox:
+            assert (await sandbox.request("POST", "/_sandbox/clock", "test", json_body={"freeze": True})).status \
+                == 200
+            headers, msn, path = await _payment(sandbox, "premium-shop-1", "order-0000001")
+            keys = sandbox.key("merchant", "test", msn)
+            url = sandbox.url("test") + path
+
+            async def connection(worker: int) -> list[int]:
+                statuses = []
+                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
+                    for n in range(50):
+                        sent = {**headers, "X-Poll": f"{worker}-{n}"} if vary else headers
+                        async with session.get(url, headers=sent) as resp:
+                            statuses.append(resp.status)
+                            await resp.read()
+                return statuses
+
+            statuses = await asyncio.gather(*(connection(worker) for worker in range(4)))
+            assert statuses == [[200] * 50] * 4
+            if not vary:
+                assert admissions(sandbox)
+            book = sandbox.running.app[EVIDENCE]
+            book.settle()
+            unit = book.units[("test", msn)]
+            stat = unit.routes["epayment.get"]
+            report = await readiness(sandbox, msn, "test")
+            items = {item["id"]: item["evidence"] for checklist in report["checklists"]
+                     for item in checklist["items"]}
+            return {"total": stat.total, "ok": stat.ok, "statuses": dict(stat.statuses), "api": unit.api_calls,
+                    "systemOk": unit.system_ok, "systemBad": unit.system_bad, "keyTypes": dict(unit.key_types),
+                    "clientCalls": book.client_calls[("test", keys["client_id"])],
+                    "polls": len(unit.objects["order-0000001"].polls),
+                    "clients": sorted(book.clients[("test", msn)]),
+                    "items": {name: items[name] for name in ("EP-E2", "G-H1", "G-H5")}}
+
+    repeated, afresh = await polled(False), await polled(True)
+    assert repeated == afresh
+    assert repeated["total"] == repeated["ok"] == 200 and repeated["statuses"] == {200: 200}
+    assert repeated["api"] == repeated["clientCalls"] == 201 and repeated["polls"] == 64
+    assert "200 of 200 successful" in repeated["items"]["EP-E2"], repeated["items"]
+
+
+async def _events_amid_the_polls(sandbox: SandboxClient, extra) -> tuple[str, str, dict]:
+    """Polls queued when the user approves (an event from the control plane) and when the merchant captures (an
+    event during the capture's own request), then polls after each; the evidence read in the middle too."""
+    headers, msn, path = await _payment(sandbox, "premium-shop-1", "order-0000001")
+    for n in range(10):
+        assert (await get(sandbox, path, "test", {**headers, **extra(n)})).status == 200
+    approved = await sandbox.request("POST", f"/_sandbox/payments/{msn}/order-0000001/approve", "test")
+    assert approved.status in (200, 204), approved.text
+    assert (await sandbox.request("POST", "/_sandbox/clock", "test", json_body={"advanceSeconds": 3})).status == 200
+    for n in range(10, 20):
+        assert (await get(sandbox, path, "test", {**headers, **extra(n)})).status == 200
+    middle = await readiness(sandbox, msn, "test")
+    for n in range(20, 30):
+        assert (await get(sandbox, path, "test", {**headers, **extra(n)})).status == 200
+    currency = sandbox.runtime.world.sales_units[msn].currency
+    captured = await sandbox.request("POST", f"{path}/capture", "test",
+                                     json_body={"modificationAmount": {"value": 10000, "currency": currency}},
+                                     headers={**headers, "Idempotency-Key": "capture-1"})
+    assert captured.status == 200, captured.text
+    for n in range(30, 40):
+        assert (await get(sandbox, path, "test", {**headers, **extra(n)})).status == 200
+    return msn, "test", middle
+
+
+async def test_a_domain_event_amid_a_run_leaves_the_books_of_requests_checked_afresh():
+    report, book, _, middle = await _same_books(_events_amid_the_polls)
+    unit = next(unit for unit in book["units"] if unit["msn"] == report["msn"] and unit["env"] == "test")
+    assert unit["routes"]["epayment.get"]["total"] == 40
+    [tracked] = [row for row in unit["objects"] if row[0] == "order-0000001"]
+    assert {"created", "authorized", "captured"} <= set(tracked[3]) and len(tracked[4]) == 40
+    items = {item["id"]: item for checklist in middle["checklists"] for item in checklist["items"]}
+    assert "20 of 20 successful" in items["EP-E2"]["evidence"], items["EP-E2"]
+
+
+DISCOVERY = "/access-management-1.0/access/.well-known/openid-configuration"
+
+
+async def _logs_in(sandbox: SandboxClient, doc: dict) -> None:
+    """The browser's /oauth2/auth for premium-shop-1's client from this address (its discovery peak is read then)."""
+    keys = sandbox.key("merchant", "test", owner=sandbox.msn_role("premium-shop-1"))
+    query = {"response_type": "code", "client_id": keys["client_id"], "scope": "openid name",
+             "state": "st-0123456789", "redirect_uri": "http://127.0.0.1:53682/callback"}
+    async with sandbox.session.get(doc["authorization_endpoint"] + "?" + urlencode(query),
+                                   allow_redirects=False) as resp:
+        assert resp.status == 302, await resp.text()
+
+
+async def _fetches_discovery_and_jwks(sandbox: SandboxClient, extra) -> tuple[str, str, dict]:
+    """Discovery and JWKS, 100 times each in two runs of 30 and 70 fetches, a login after each part; the report
+    read after the first 30 (and its login) already counts them."""
+    doc = (await sandbox.request("GET", DISCOVERY, "test")).json
+    jwks = urlsplit(doc["jwks_uri"]).path
+    for n in range(1, 31):
+        assert (await get(sandbox, DISCOVERY, "test", extra(n))).status == 200
+    for n in range(30):
+        assert (await get(sandbox, jwks, "test", extra(n))).status == 200
+    await _logs_in(sandbox, doc)
+    msn = sandbox.msn_role("premium-shop-1")
+    middle = await readiness(sandbox, msn, "test")
+    for n in range(31, 101):
+        assert (await get(sandbox, DISCOVERY, "test", extra(n))).status == 200
+    for n in range(30, 100):
+        assert (await get(sandbox, jwks, "test", extra(n))).status == 200
+    await _logs_in(sandbox, doc)
+    return msn, "test", middle
+
+
+async def test_login_discovery_and_jwks_repeats_leave_the_login_book_of_fetches_checked_afresh():
+    report, _, logins, middle = await _same_books(_fetches_discovery_and_jwks)
+    [(_, _, login)] = [row for row in logins if row[0] == "test"]
+    assert login["discoveryPeak"] == 32  # the most fetches kept per address (login_evidence.MAX_FETCHES)
+
+    def login_items(body: dict) -> dict:
+        return {item["id"]: item for checklist in body["checklists"] for item in checklist["items"]
+                if item["id"].startswith("L-")}
+
+    early = login_items(middle)
+    assert "31 times" in early["L-11"]["evidence"], early["L-11"]  # the first fetch and the 30 after it
+    assert early["L-E1"]["status"] == early["L-E2"]["status"] == "met", (early["L-E1"], early["L-E2"])
+    assert "32 times" in login_items(report)["L-11"]["evidence"]
+
+
+async def test_a_snapshot_taken_right_after_repeats_holds_them(tmp_path):
+    async with started(Settings(port=0, prod_port=0, snapshot_dir=tmp_path)) as sandbox:
+        headers, msn, path = await _payment(sandbox, "premium-shop-1", "order-0000001")
+        for _ in range(20):
+            assert (await get(sandbox, path, "test", headers)).status == 200
+        assert admissions(sandbox)
+        saved = await sandbox.request("POST", "/_sandbox/snapshot", "test", json_body={"name": "polled"})
+        assert saved.status == 200, saved.text
+        kept = read_snapshot(tmp_path / "polled.json")["readiness"]
+        [unit] = [unit for unit in kept["units"] if unit["msn"] == msn and unit["env"] == "test"]
+        assert unit["routes"]["epayment.get"]["total"] == 20 and unit["apiCalls"] == 21
+        [tracked] = [row for row in unit["objects"] if row[0] == "order-0000001"]
+        assert len(tracked[4]) == 20
+        before = evidence(sandbox)
+        # Queued repeats when the reset comes: they belong to the book it empties, and the restore brings them back.
+        for _ in range(5):
+            assert (await get(sandbox, path, "test", headers)).status == 200
+        assert (await sandbox.request("POST", "/_sandbox/reset", "test")).status == 200
+        assert not [unit for unit in evidence(sandbox)["units"] if unit["msn"] == msn], evidence(sandbox)
+        restored = await sandbox.request("POST", "/_sandbox/restore", "test", json_body={"name": "polled"})
+        assert restored.status == 200, restored.text
+        assert not differences(evidence(sandbox), before), differences(evidence(sandbox), before)
+
+
+async def test_discovery_repeats_from_two_addresses_are_counted_per_address():
+    """The same discovery request (the same admission) from 127.0.0.1 and 127.0.0.2 in turn, twice each: a run is
+    one address's, so each address's fetches and newest proof are its own, as for requests checked afresh."""
+
+    async def fetched(vary: bool) -> dict:
+        async with started(Settings(port=0, prod_port=0)) as sandbox:
+            assert (await sandbox.request("POST", "/_sandbox/clock", "test", json_body={"freeze": True})).status \
+                == 200
+            url = sandbox.url("test") + DISCOVERY
+            other = aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=("127.0.0.2", 0)))
+            async with other:
+                n = 0
+                for rounds in range(10):
+                    for session in (sandbox.session, other):
+                        for _ in range(1 + rounds % 3):
+                            n += 1
+                            async with session.get(url, headers={"X-Poll": str(n)} if vary else {}) as resp:
+                                assert resp.status == 200
+                                await resp.read()
+            logins = sandbox.running.app[LOGIN_EVIDENCE]
+            sandbox.running.app[EVIDENCE].settle()
+            return {peer: (logins.discovery.peak("test", peer),
+                           [(route, proof.request_id) for route, proof in logins.anonymous_proofs("test", peer)])
+                    for peer in ("127.0.0.1", "127.0.0.2")}
+
+    repeated, afresh = await fetched(False), await fetched(True)
+    assert repeated == afresh
+    assert repeated["127.0.0.1"][0] == repeated["127.0.0.2"][0] == 19, repeated  # 1+2+3+1+2+3+1+2+3+1
+
+
+async def test_the_queue_stays_bounded_while_an_integration_polls():
+    """However long the polling, no more than 64 runs of 64 requests wait to be folded in (sandbox/readiness/
+    repeats.py): the queue is the book's settle's owner (read here, as world.decisions is above)."""
+    async with started(Settings(port=0, prod_port=0)) as sandbox:
+        headers, msn, path = await _payment(sandbox, "premium-shop-1", "order-0000001")
+        paths = [path] + [(await _payment(sandbox, "premium-shop-1", f"order-{n:07d}", headers=headers))[2]
+                          for n in range(2, 4)]
+        queue = sandbox.running.app[EVIDENCE].settle.__self__
+        longest = most = 0
+        for n in range(300):
+            assert (await get(sandbox, paths[0] if n < 150 else paths[1 + n % 2], "test", headers)).status == 200
+            most = max(most, len(queue.runs))
+            longest = max([longest] + [run[4] for run in queue.runs])
+        assert 0 < longest <= 64 and 0 < most <= 64, (longest, most)
+        report = await readiness(sandbox, msn, "test")
+        items = {item["id"]: item for checklist in report["checklists"] for item in checklist["items"]}
+        assert "300 of 300 successful" in items["EP-E2"]["evidence"], items["EP-E2"]
+        assert queue.runs == []
+
+
+async def test_repeats_queued_when_the_sandbox_stops_are_in_its_state_directory(tmp_path):
+    """With --state the book is written when the app stops: the runs still queued then are folded in first."""
+    async with started(Settings(port=0, prod_port=0, state=tmp_path / "state")) as sandbox:
+        headers, msn, path = await _payment(sandbox, "premium-shop-1", "order-0000001")
+        for _ in range(20):
+            assert (await get(sandbox, path, "test", headers)).status == 200
+        assert admissions(sandbox)
+    async with started(Settings(port=0, prod_port=0, state=tmp_path / "state")) as sandbox:
+        report = await readiness(sandbox, msn, "test")
+        items = {item["id"]: item for checklist in report["checklists"] for item in checklist["items"]}
+        assert "20 of 20 successful" in items["EP-E2"]["evidence"], items["EP-E2"]
