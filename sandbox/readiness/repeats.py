@@ -3,11 +3,10 @@
 A polling integration sends the same GET again and again; the gateway admits its repeats
 (sandbox/gateway/admission.py). Observing each one on its own costs more than the gateway now spends on it, so
 consecutive repeats of the same path, with the same status (and, for Login's discovery and JWKS, from the same
-peer), are queued as one run (a
-count, the first and last request-log entries, their virtual times) and folded into the books in one step
-(EvidenceBook.observe_run, LoginBook.fetched_run), with the same effects as observing each. Order is kept: a run
-is folded before any other observation, any domain event, and any reader (EvidenceBook.settle); a run holds at
-most RUN requests and the queue at most RUN runs.
+peer), are queued as one run (a count, the first and last request-log entries, their virtual times) and folded
+into the books in one step (EvidenceBook.observe_run, LoginBook.fetched_run), with the same effects as observing
+each. Order is kept: a run is folded before any other observation, any domain event, and any reader
+(EvidenceBook.settle); a run holds at most RUN requests and the queue at most RUN runs.
 """
 
 from __future__ import annotations
@@ -53,8 +52,8 @@ class Repeats:
             route = first[6].name
             if route in ANONYMOUS:  # Login's discovery and JWKS: who fetched them, and when
                 book.dirty = True
-                if logins is not None and status is not None:
-                    logins.fetched_run(route, admission.env._value_, peer, status,
+                if logins is not None:  # no status (interrupted): as observe_login, a 0
+                    logins.fetched_run(route, admission.env._value_, peer, status or 0,
                                        Proof(last[0], None, last[2], last[1]), whens)
             else:
                 book.observe_run(admission, route, status, request.headers, request.match_info, count, first, last,
