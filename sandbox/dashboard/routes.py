@@ -105,9 +105,16 @@ async def payment_action_route(request: web.Request) -> web.Response:
     return web.json_response(payment_action(request.app, info["env"], info["msn"], info["reference"], info["action"]))
 
 
+async def bare(request: web.Request) -> web.Response:
+    """`/_sandbox`, typed without its slash: the dashboard's address (the query kept)."""
+    query = request.query_string
+    raise web.HTTPPermanentRedirect("/_sandbox/" + ("?" + query if query else ""))
+
+
 def setup(app: web.Application) -> None:
     router = routes(app)
     router.add_get("/_sandbox/", page, name="sandbox.dashboard")
+    router.add_get("/_sandbox", bare, name="sandbox.dashboard.bare")
     router.add_get("/_sandbox/dashboard/{name}", asset, name="sandbox.dashboard.asset")
     router.add_get("/_sandbox/building", building_feed, name="sandbox.building")
     router.add_get("/_sandbox/matrix", matrix_feed, name="sandbox.matrix")

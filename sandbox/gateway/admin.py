@@ -25,7 +25,7 @@ PUBLIC_ROUTES = frozenset({
     "sandbox.recurring.confirm", "sandbox.recurring.confirm.approve", "sandbox.recurring.confirm.reject",
     "sandbox.product_orders.page", "sandbox.product_orders.view", "sandbox.product_orders.submit",
     # The dashboard's page and files hold no state; its JSON feeds still need the token, which the page asks for.
-    "sandbox.dashboard", "sandbox.dashboard.asset",
+    "sandbox.dashboard", "sandbox.dashboard.bare", "sandbox.dashboard.asset",
     # The webhook inbox receives the sandbox's own signed deliveries (no bearer token); reading it stays closed.
     "sandbox.inbox.post",
 })

@@ -353,6 +353,7 @@ SANDBOX_REPORT_ROUTES = served_by(
 SANDBOX_DASHBOARD_ROUTES = served_by(
     "dashboard",
     R("sandbox.dashboard", "GET", "/_sandbox/", Api.SANDBOX, summary="the dashboard"),
+    R("sandbox.dashboard.bare", "GET", "/_sandbox", Api.SANDBOX, summary="the dashboard without its slash: a redirect"),
     R("sandbox.dashboard.asset", "GET", "/_sandbox/dashboard/{name}", Api.SANDBOX, summary="the dashboard's files"),
     R("sandbox.building", "GET", "/_sandbox/building", Api.SANDBOX,
       summary="partners, merchants and sales units with their keys (secrets masked)"),

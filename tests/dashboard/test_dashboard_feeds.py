@@ -183,3 +183,19 @@ async def test_the_payment_feed_refuses_bad_paging_with_400(sandbox):
         reply = await sandbox.request("GET", f"/_sandbox/payments?{query}", "test")
         assert reply.status == 400, (query, reply.text)
         assert reply.json["extraDetails"][0]["name"] in ("limit", "before")
+
+
+async def test_the_dashboard_without_its_slash_redirects_to_it(sandbox):
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(sandbox.url("test") + "/_sandbox?tab=log", allow_redirects=False) as reply:
+            assert reply.status == 308
+            assert reply.headers["Location"] == "/_sandbox/?tab=log"
+            assert reply.headers["X-Frame-Options"]  # a page's security headers, like every /_sandbox answer
+        async with session.get(sandbox.url("production") + "/_sandbox") as reply:
+            assert reply.status == 200 and str(reply.url).endswith("/_sandbox/")
+            assert "text/html" in reply.headers["Content-Type"]
+    entries = await sandbox.request("GET", "/_sandbox/requests?limit=5", "test")
+    listed = entries.json["entries"]
+    assert any(entry["route"] == "sandbox.dashboard.bare" and entry["status"] == 308 for entry in listed), entries.text
