@@ -11,7 +11,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from sandbox.core.errors import Detail, GatewayNotFound, Problem
+from sandbox.core.errors import Detail, GatewayNotFound, Problem, SandboxError
 from sandbox.dashboard.feeds import (
     PAGE_DEFAULT,
     PAGE_MAX,
@@ -105,9 +105,19 @@ async def payment_action_route(request: web.Request) -> web.Response:
     return web.json_response(payment_action(request.app, info["env"], info["msn"], info["reference"], info["action"]))
 
 
+#: The longest Location a redirect may carry: most HTTP clients (aiohttp's, Node's) refuse a header line past 8 kB.
+MAX_LOCATION = 8000
+
+
 async def bare(request: web.Request) -> web.Response:
-    """`/_sandbox`, typed without its slash: the dashboard's address (the query kept)."""
-    query = request.query_string
+    """`/_sandbox`, typed without its slash: the dashboard's address (the query kept).
+
+    A query too long to travel in a Location header that clients can read is refused (414) rather than dropped."""
+    query = request.raw_path.partition("?")[2]
+    if len(query) > MAX_LOCATION:
+        raise SandboxError(f"The query is {len(query)} characters long: too long to carry to /_sandbox/ in a "
+                           f"redirect (at most {MAX_LOCATION}). Open /_sandbox/ with a shorter query.",
+                           status=414, rule="query-too-long")
     raise web.HTTPPermanentRedirect("/_sandbox/" + ("?" + query if query else ""))
 
 

@@ -199,3 +199,18 @@ async def test_the_dashboard_without_its_slash_redirects_to_it(sandbox):
     entries = await sandbox.request("GET", "/_sandbox/requests?limit=5", "test")
     listed = entries.json["entries"]
     assert any(entry["route"] == "sandbox.dashboard.bare" and entry["status"] == 308 for entry in listed), entries.text
+
+
+async def test_a_query_too_long_for_a_location_is_refused_not_dropped(sandbox):
+    """The redirect keeps the query percent-encoded; one no client could read back in a Location is a 414."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(sandbox.url("test") + "/_sandbox?q=a%20b%26c", allow_redirects=False) as reply:
+            assert reply.status == 308 and reply.headers["Location"] == "/_sandbox/?q=a%20b%26c"
+        async with session.get(sandbox.url("test") + "/_sandbox?q=" + "A" * 8000, allow_redirects=False) as reply:
+            assert reply.status == 414
+            body = await reply.json()
+            assert "too long" in json.dumps(body) and "Location" not in reply.headers
+        async with session.get(sandbox.url("test") + "/_sandbox?q=" + "A" * 7990, allow_redirects=False) as reply:
+            assert reply.status == 308
