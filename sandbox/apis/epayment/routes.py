@@ -18,6 +18,7 @@ from sandbox.core.errors import Detail, Problem
 from sandbox.gateway import rate_limits
 from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME, call
+from sandbox.gateway.fast_reply import json_bytes
 from sandbox.gateway.front_door import routes
 
 PAYMENTS = web.AppKey("payments", PaymentsBackend)
@@ -70,8 +71,7 @@ async def create(request: web.Request) -> web.Response:
 async def get_payment(request: web.Request) -> web.Response:
     ctx = call(request)
     assert ctx.msn is not None
-    body = backend(request).view_bytes(ctx.env, ctx.msn, request.match_info["reference"], origin(request))
-    return web.Response(body=body, content_type="application/json", charset="utf-8")
+    return json_bytes(backend(request).view_bytes(ctx.env, ctx.msn, request.match_info["reference"], origin(request)))
 
 
 async def events(request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ from sandbox.apis.login.discovery import CIBA_GRANT, CIBA_REDIRECT_GRANT, PREFIX
 from sandbox.core.errors import OAuthError
 from sandbox.gateway.checks import parse_msn
 from sandbox.gateway.context import RUNTIME, call
+from sandbox.gateway.fast_reply import json_bytes
 from sandbox.gateway.front_door import routes
 from sandbox.gateway.page_security import add_page_headers
 from sandbox.gateway.policy import ROUTES
@@ -71,11 +72,11 @@ def json_reply(body: dict, status: int = 200, headers: dict | None = None) -> we
 
 async def discovery(request: web.Request) -> web.Response:
     body = request.app[LOGIN].documents.for_origin(origin(request))
-    return web.Response(body=body, content_type=JSON, headers=CACHED)
+    return json_bytes(body, headers=CACHED, content_type=JSON)
 
 
 async def jwks(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[LOGIN].signer.jwks_bytes, content_type=JSON, headers=CACHED)
+    return json_bytes(request.app[LOGIN].signer.jwks_bytes, headers=CACHED, content_type=JSON)
 
 
 def redirect(url: str) -> web.Response:

@@ -23,6 +23,7 @@ from sandbox.core.errors import Problem
 from sandbox.gateway import rate_limits
 from sandbox.gateway.bodies import read_json
 from sandbox.gateway.context import RUNTIME, call
+from sandbox.gateway.fast_reply import json_bytes
 from sandbox.gateway.front_door import routes
 
 RECURRING = web.AppKey("recurring", RecurringBackend)
@@ -114,7 +115,7 @@ async def get_agreement(request: web.Request) -> web.Response:
     recurring.unit_allowed(msn)
     agreement = recurring.agreement(env, msn, request.match_info["agreementId"])
     body = recurring.agreement_bytes(agreement, origin(request))
-    return web.Response(body=body, content_type="application/json", charset="utf-8")
+    return json_bytes(body)
 
 
 async def update(request: web.Request) -> web.Response:
