@@ -81,14 +81,24 @@ def resolve_env(request: web.Request, runtime: Runtime) -> Env:
             _HOST_SEEN[header] = env
     if env is not None:
         return env
-    transport = request.transport
+    protocol = request._protocol  # the connection's: its port and TLS name hold for all its requests
+    env = getattr(protocol, "connection_env", None)
+    if env is None:
+        env = connection_env(request.transport, runtime)
+        if hasattr(protocol, "connection_env"):  # sandbox/gateway/lowlevel.py's handler keeps it
+            protocol.connection_env = env
+    return env
+
+
+def connection_env(transport, runtime: Runtime) -> Env:
+    """The environment of a connection whose Host names no Vipps host: its local port's, else (the TLS port and
+    the proxy's tunnels serve both environments) the name the client asked for (SNI), else the test environment
+    (sandbox/core/ca.py, sandbox/gateway/proxy.py)."""
     sockname = transport.get_extra_info("sockname") if transport is not None else None
     if sockname and len(sockname) >= 2:
         env = runtime.port_env.get(sockname[1])
         if env is not None:
             return env
-        # The TLS port and the proxy's tunnels serve both environments: the name the client asked for (SNI)
-        # decides, else the test environment (sandbox/core/ca.py, sandbox/gateway/proxy.py).
         return HOST_ENVS.get(sni_name(transport.get_extra_info("ssl_object")) or "", Env.TEST)
     return Env.TEST
 

@@ -86,8 +86,10 @@ class FastResponse(web.Response):
         if status < 200 or status in NO_BODY or hdrs.CONTENT_LENGTH in self._headers:
             return None
         match_info = getattr(request, "_match_info", None)
-        if match_info is not None and any(app.on_response_prepare for app in match_info._apps):
-            return None
+        if match_info is not None:
+            for app in match_info._apps:
+                if app.on_response_prepare:
+                    return None
         writer = request._payload_writer
         if (type(writer) is not StreamWriter or writer.chunked or writer._compress is not None
                 or writer._headers_buf is not None or writer._on_chunk_sent is not None

@@ -127,6 +127,7 @@ class GatewayRequestHandler(RequestHandler):
     A request without a body (a GET) gets no body timer, and no extra coroutine either."""
 
     proxied = False  # a proxy connection's handler says True (sandbox/gateway/proxy.py): the request log shows it
+    connection_env: Env | None = None  # set by the first request that asks (sandbox/gateway/checks.py resolve_env)
     _head_timer: asyncio.TimerHandle | None = None
     _head_since: float | None = None  # when the head being received began; None between requests
     _body_timer: asyncio.TimerHandle | None = None
