@@ -105,6 +105,16 @@ function renderBuilding(data) {
   $("#building-tree").replaceChildren(...floors);
 }
 
+// The people: each test user with a link to their virtual phone (/_sandbox/phone/{phoneNumber}).
+function renderPeople(users) {
+  const rows = users.map((u) => el("tr", { "data-phone": u.phone_number },
+    el("td", {}, u.name),
+    el("td", {}, el("a", { href: `/_sandbox/phone/${encodeURIComponent(u.phone_number)}`, target: "_blank",
+      rel: "noopener", title: `${u.name}'s virtual phone` }, `📱 ${u.phone_number}`)),
+    el("td", {}, u.market), el("td", {}, u.age === undefined ? "" : String(u.age)), el("td", {}, u.role || "")));
+  $("#people-rows").replaceChildren(...(rows.length ? rows : [emptyRow(5, "No test users in the fixture.")]));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. The matrix
 // ---------------------------------------------------------------------------------------------
@@ -501,6 +511,8 @@ async function start() {
   getJSON("/_sandbox/health").then((h) => { $("#env-name").textContent = h.environment; }).catch(() => {});
   getJSON("/_sandbox/building").then(renderBuilding)
     .catch((e) => { $("#building-tree").textContent = `unavailable (${e.message})`; });
+  getJSON("/_sandbox/users").then(renderPeople)
+    .catch((e) => { $("#people-rows").replaceChildren(emptyRow(5, `unavailable (${e.message})`)); });
   getJSON("/_sandbox/matrix").then(renderMatrix)
     .catch((e) => { $("#matrix-table").textContent = `unavailable (${e.message})`; });
   $("#clock-advance").addEventListener("click", advanceClock);

@@ -201,3 +201,24 @@ async def test_the_payments_table_shows_the_newest_page_and_older_ones_on_reques
     assert await page.locator("#payments-count").inner_text() == "(150)"
     assert await more.is_hidden()
     assert errors == []
+
+
+async def test_people_lists_every_test_user_with_a_link_to_their_phone(browser, sandbox):
+    page, errors = await open_dashboard(browser, sandbox)
+    rows = page.locator("#people-rows tr[data-phone]")
+    await rows.first.wait_for()
+    users = (await sandbox.request("GET", "/_sandbox/users", "test")).json
+    assert await rows.count() == len(users) > 3
+    first = users[0]
+    row = page.locator(f'#people-rows tr[data-phone="{first["phone_number"]}"]')
+    assert first["name"] in await row.inner_text() and first["market"] in await row.inner_text()
+    assert first["nin"] not in await page.locator("#people-table").inner_text()  # the phone, not the identity
+    link = row.locator("a")
+    assert await link.get_attribute("href") == f"/_sandbox/phone/{first['phone_number']}"
+    async with page.expect_popup() as opened:
+        await link.click()
+    phone = await opened.value
+    await phone.wait_for_load_state()
+    assert phone.url == sandbox.url("test") + f"/_sandbox/phone/{first['phone_number']}"
+    assert first["given_name"] in await phone.content()
+    assert errors == []
