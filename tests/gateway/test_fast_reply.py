@@ -164,3 +164,19 @@ async def test_the_sandboxs_hot_gets_take_the_shortcut(servers, sandbox):
         assert reply.headers["Vipps-Sandbox-Decision"] == "allow"
         assert reply.headers["Cache-Control"] == "max-age=3600"
         assert taken == [True]
+
+
+def test_the_installed_aiohttp_takes_both_shortcuts():
+    """Checked at import against aiohttp itself; an upgrade that changes its internals shows here, not as a bug."""
+    assert fast_reply.ENABLED and fast_reply.LEAN
+    lean, real = json_bytes(BODY, status=201, headers=HEADERS), web.Response(
+        body=BODY, status=201, headers=HEADERS, content_type="application/json", charset="utf-8")
+    assert fast_reply._same_state(lean, real)
+    assert not fast_reply._same_state(json_bytes(BODY, status=202), real)
+
+
+async def test_the_real_constructor_gives_the_same_bytes(servers, monkeypatch):
+    monkeypatch.setattr(fast_reply, "LEAN", False)
+    raw = CASES["keep-alive then close"]
+    assert await exchange(await servers(app_with(fast)), raw) == await exchange(await servers(app_with(standard)), raw)
+    assert taken == [True, True]
