@@ -19,8 +19,12 @@ COPY sandbox ./sandbox
 COPY fixtures ./fixtures
 COPY scenarios ./scenarios
 # pip and setuptools are needed only here: dropped from the venv, they leave the image 25 MB smaller.
+# Then the server's import once, as root and isolated (-I: not the sandbox/ of /src), so that the
+# package's __pycache__ holds its dataclasses' compiled methods (sandbox/core/dataclass_code.py): the non-root user
+# cannot write there, and every start would compile them.
 RUN /opt/venv/bin/pip install --no-cache-dir . \
-    && /opt/venv/bin/pip uninstall --yes pip setuptools
+    && /opt/venv/bin/pip uninstall --yes pip setuptools \
+    && /opt/venv/bin/python -I -c "from sandbox import cli; cli.load_server()"
 
 # -- runtime: the venv only, as a non-root user ------------------------------------------------------
 FROM ${PYTHON_IMAGE}

@@ -268,9 +268,9 @@ def load_server() -> ModuleType:
     """sandbox.server, for `serve`: imported with aiohttp's client TLS contexts waiting for the system CAs until the
     server listens (sandbox/core/system_cas.py: ~35 ms of the start). `import sandbox.cli` loads no aiohttp, so
     the other commands import it, when they need it, as usual."""
-    from sandbox.core import system_cas
+    from sandbox.core import dataclass_code, system_cas
 
-    with system_cas.deferred():
+    with system_cas.deferred(), dataclass_code.kept():  # and dataclasses' methods compiled once, not every start
         from sandbox import server
     return server
 

@@ -135,3 +135,17 @@ def published(podman: Podman, name: str) -> tuple[str, str]:
     """The loopback URLs of a container's ports 8080 and 8081 (podman keeps them across a restart)."""
     ports = json.loads(podman.text("inspect", "--format", "{{json .NetworkSettings.Ports}}", name))
     return tuple(f"http://127.0.0.1:{ports[port][0]['HostPort']}" for port in ("8080/tcp", "8081/tcp"))
+
+
+def test_the_image_keeps_its_dataclass_methods_compiled(built):
+    """Built as root (the Dockerfile's build stage), read by the non-root user at every start: nothing to compile,
+    and nothing the user could change (sandbox/core/dataclass_code.py)."""
+    podman, tag, _ = built
+    code = ("from sandbox.core import dataclass_code as d, system_cas\n"
+            "from sandbox import cli\n"
+            "with system_cas.deferred(), d.kept() as k:\n"
+            "    from sandbox import server\n"
+            "import os\n"
+            "print(k.hits, k.compiled, os.access(d.DEFAULT_PATH, os.W_OK))")
+    hits, compiled, writable = podman.text("run", "--rm", "--entrypoint", "python", tag, "-c", code).split()
+    assert int(hits) > 150 and compiled == "0" and writable == "False"
