@@ -9,7 +9,8 @@ compiles only text it has not seen, with the flags the builtin `exec` would use 
 no `__future__` imports, so `dont_inherit=True`). The methods are the same functions, from the same code; only
 the compiling is skipped. The file is marshal data, like a .pyc, in the package's `__pycache__`, named for the
 interpreter's cache tag and checked against its magic number; it is written only when something new was
-compiled, atomically, and an unreadable or unwritable one is ignored (everything then compiles, as before).
+compiled, atomically, with only what this run used (so it never grows with old code), and an unreadable or
+unwritable one is ignored (everything then compiles, as before).
 Outside `kept()` (tests, the pytest plugin, other commands) nothing changes.
 """
 
@@ -38,11 +39,13 @@ class Kept:
         self.path = path
         self.code: dict[str, CodeType] = read(path) if path is not None else {}
         self.hits = self.compiled = 0
+        self.used: set[str] = set()
 
     def exec(self, source, globals=None, locals=None, /):  # noqa: A002 - the builtin's own signature
         """The builtin `exec`, taking the code of a source text seen before from the file."""
         if type(source) is not str:
             return exec(source, globals, locals)
+        self.used.add(source)
         code = self.code.get(source)
         if code is None:
             code = self.code[source] = compile(source, "<string>", "exec", dont_inherit=True)
@@ -60,7 +63,7 @@ class Kept:
             handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".dataclass-methods.")
             with os.fdopen(handle, "wb") as out:
                 out.write(MAGIC)
-                marshal.dump(self.code, out)
+                marshal.dump({source: self.code[source] for source in self.used}, out)  # what this code needs
             os.chmod(temporary, 0o644)  # as a .pyc: readable by the user a container runs as (mkstemp made it 0600)
             os.replace(temporary, self.path)
         except (OSError, ValueError):  # a read-only install: every start compiles, as without this module

@@ -123,3 +123,18 @@ def test_what_is_not_text_goes_to_the_builtin(tmp_path, source):
     space: dict = {}
     kept.exec(source, space)
     assert space["x"] in (1, 2) and kept.hits == kept.compiled == 0
+
+
+def test_the_file_keeps_only_what_the_code_uses(tmp_path):
+    path = tmp_path / "kept.marshal"
+    with dataclass_code.kept(path):
+        @dataclasses.dataclass
+        class Old:
+            gone: int
+    old = set(dataclass_code.read(path))
+    with dataclass_code.kept(path) as kept:
+        @dataclasses.dataclass
+        class New:
+            here: str
+    kept_now = set(dataclass_code.read(path))
+    assert kept.compiled > 0 and old and kept_now and not old & kept_now
